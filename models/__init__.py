@@ -1,0 +1,50 @@
+"""The MetaTrading game: scenarios, immersion (IoM), utilities and mechanisms.
+
+The bottom layer of the toolkit: it imports no other package of the project.
+"""
+from .errors import InputError
+from .io import atomic_save, atomic_write_bytes, atomic_write_json, atomic_write_text, to_jsonable
+from .iom import (
+    GHZ,
+    aoi,
+    compute_cycles,
+    compute_time,
+    freshness,
+    freshness_coefficients,
+    iom,
+    iom_matrix,
+    quality,
+    round_time,
+    upload_rate,
+    upload_time,
+)
+from .scenario import (
+    PRESETS,
+    Mechanism,
+    Scenario,
+    generate,
+    label_entropy,
+    load_scenario,
+    preset,
+    scenario_from_dict,
+)
+from .utility import (
+    energy_cost,
+    energy_cost_coefficient,
+    msp_payment,
+    msp_utilities,
+    msp_value,
+    mu_utilities,
+    payment,
+)
+
+__all__ = [
+    "InputError",
+    "atomic_save", "atomic_write_bytes", "atomic_write_json", "atomic_write_text", "to_jsonable",
+    "GHZ", "aoi", "compute_cycles", "compute_time", "freshness", "freshness_coefficients", "iom",
+    "iom_matrix", "quality", "round_time", "upload_rate", "upload_time",
+    "PRESETS", "Mechanism", "Scenario", "generate", "label_entropy", "load_scenario", "preset",
+    "scenario_from_dict",
+    "energy_cost", "energy_cost_coefficient", "msp_payment", "msp_utilities", "msp_value",
+    "mu_utilities", "payment",
+]

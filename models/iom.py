@@ -1,0 +1,108 @@
+"""Immersion of a model (IoM) and its latency terms (MODEL.md section 3).
+
+Each term is a small named function. Those that depend on the CPU frequency
+``f`` use only ``+ - * /``, so the same function builds a Pyomo expression, a
+numpy array or a torch tensor; the others depend on parameters only and are
+evaluated with numpy. Frequencies are in GHz (the decision variables are
+scaled so); cycle counts are converted with ``GHZ = 1e9``.
+
+Replace any of them by passing your own function where it is used (see
+:mod:`models.game`) -- everything downstream (KKT, certificate, FL clock) is
+derived from these.
+"""
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+from .scenario import Scenario
+
+__all__ = [
+    "GHZ",
+    "upload_rate",
+    "upload_time",
+    "compute_cycles",
+    "compute_time",
+    "aoi",
+    "freshness_coefficients",
+    "freshness",
+    "quality",
+    "iom",
+    "iom_matrix",
+    "round_time",
+]
+
+GHZ = 1e9  #: Hz per GHz
+
+
+def upload_rate(sc: Scenario) -> np.ndarray:
+    """``r_nm = B_nm log2(1 + p_n h_nm / (N0 B_nm))`` in bit/s, shape (N, M) (Shannon)."""
+    snr = sc.p[:, None] * sc.h / (sc.N0 * sc.B)
+    return sc.B * np.log2(1.0 + snr)
+
+
+def upload_time(sc: Scenario) -> np.ndarray:
+    """``Tup_nm = S_m / r_nm`` in s, shape (N, M)."""
+    return sc.S[None, :] / upload_rate(sc)
+
+
+def compute_cycles(sc: Scenario) -> np.ndarray:
+    """CPU cycles of the local training ``L c_n D_nm``, shape (N, M)."""
+    return sc.L * sc.c[:, None] * sc.D
+
+
+def compute_time(sc: Scenario, f: Any) -> Any:
+    """``Tcmp_nm = L c_n D_nm / f_nm`` in s (f in GHz; f = 0 gives inf)."""
+    with np.errstate(divide="ignore"):
+        return compute_cycles(sc) / (np.asarray(f, dtype=float) * GHZ)
+
+
+def aoi(sc: Scenario, f: Any) -> Any:
+    """Age of the delivered model ``tau_nm + Tcmp_nm + Tup_nm`` in s."""
+    return sc.tau + compute_time(sc, f) + upload_time(sc)
+
+
+def freshness_coefficients(sc: Scenario) -> tuple[np.ndarray, np.ndarray]:
+    """``(alpha, beta)`` with ``phi(f) = f / (alpha f + beta)``, shapes (N, M).
+
+    ``alpha = 1 + (tau + Tup) / A0`` and ``beta = L c D / (A0 GHZ)`` (f in GHz).
+    """
+    alpha = 1.0 + (sc.tau + upload_time(sc)) / sc.A0
+    beta = compute_cycles(sc) / (sc.A0 * GHZ)
+    return alpha, beta
+
+
+def freshness(f: Any, alpha: Any, beta: Any) -> Any:
+    """``phi = 1 / (1 + AoI / A0) = f / (alpha f + beta)``: concave, increasing, phi(0) = 0."""
+    return f / (alpha * f + beta)
+
+
+def quality(sc: Scenario) -> np.ndarray:
+    """``Q_nm = w_acc zeta + w_amt ln(1 + D)/ln(1 + Dref) + w_val v``, shape (N, M)."""
+    amount = np.log1p(sc.D) / math.log1p(sc.Dref)
+    return sc.w_acc * sc.zeta + sc.w_amt * amount + sc.w_val * sc.v
+
+
+def iom(f: Any, Q: Any, alpha: Any, beta: Any) -> Any:
+    """``IoM_nm(f) = Q_nm phi_nm(f)``; works on scalars, arrays, tensors and Pyomo expressions."""
+    return Q * freshness(f, alpha, beta)
+
+
+def iom_matrix(sc: Scenario, f: Any) -> np.ndarray:
+    """IoM of every pair for allocation ``f`` (N, M) in GHz (numpy)."""
+    f = np.asarray(f, dtype=float)
+    alpha, beta = freshness_coefficients(sc)
+    return iom(f, quality(sc), alpha, beta)
+
+
+def round_time(sc: Scenario, f: Any, msp: int) -> float:
+    """Simulated wall-clock time of one FL round of MSP ``msp``: the slowest participant's
+    ``Tcmp + Tup`` (MODEL.md section 7). 0 if nobody participates."""
+    f = np.asarray(f, dtype=float)[:, msp]
+    part = f > 0
+    if not np.any(part):
+        return 0.0
+    t = compute_cycles(sc)[part, msp] / (f[part] * GHZ) + upload_time(sc)[part, msp]
+    return float(t.max())
