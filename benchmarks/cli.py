@@ -24,6 +24,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
 BENCHES: dict[str, tuple[str, str]] = {
     "epec": ("benchmarks.bench_epec", "EPEC solve time against the rebuild-every-step approach"),
     "fl": ("benchmarks.bench_fl", "FL trainer throughput (vectorised, sequential, Flower)"),
+    "derivatives": ("benchmarks.bench_derivatives", "exact-derivative back ends: CasADi vs Pyomo symbolic"),
 }
 
 

