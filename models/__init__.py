@@ -2,7 +2,19 @@
 
 The bottom layer of the toolkit: it imports no other package of the project.
 """
+from .equilibrium import (
+    EquilibriumOptions,
+    FollowerEquilibrium,
+    FollowerKKTResidual,
+    best_response,
+    follower_equilibrium,
+    follower_gradient,
+    follower_kkt_residual,
+    follower_uniqueness,
+    leader_deviation_gain,
+)
 from .errors import InputError
+from .game import allocations, build_game, rewards, set_allocations, set_rewards
 from .io import atomic_save, atomic_write_bytes, atomic_write_json, atomic_write_text, to_jsonable
 from .iom import (
     GHZ,
@@ -40,6 +52,9 @@ from .utility import (
 
 __all__ = [
     "InputError",
+    "EquilibriumOptions", "FollowerEquilibrium", "FollowerKKTResidual", "best_response", "follower_equilibrium",
+    "follower_gradient", "follower_kkt_residual", "follower_uniqueness", "leader_deviation_gain",
+    "allocations", "build_game", "rewards", "set_allocations", "set_rewards",
     "atomic_save", "atomic_write_bytes", "atomic_write_json", "atomic_write_text", "to_jsonable",
     "GHZ", "aoi", "compute_cycles", "compute_time", "freshness", "freshness_coefficients", "iom",
     "iom_matrix", "quality", "round_time", "upload_rate", "upload_time",

@@ -91,10 +91,14 @@ def iom(f: Any, Q: Any, alpha: Any, beta: Any) -> Any:
 
 
 def iom_matrix(sc: Scenario, f: Any) -> np.ndarray:
-    """IoM of every pair for allocation ``f`` (N, M) in GHz (numpy)."""
+    """IoM of every pair for allocation ``f`` (..., N, M) in GHz (numpy).
+
+    A pair without data (``D_nm = 0``) delivers no model: its IoM is 0 whatever ``f``.
+    """
     f = np.asarray(f, dtype=float)
     alpha, beta = freshness_coefficients(sc)
-    return iom(f, quality(sc), alpha, beta)
+    has_data = sc.D > 0
+    return np.where(has_data, iom(f, quality(sc), alpha, np.where(has_data, beta, 1.0)), 0.0)
 
 
 def round_time(sc: Scenario, f: Any, msp: int) -> float:

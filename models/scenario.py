@@ -248,12 +248,16 @@ def label_entropy(counts: np.ndarray) -> np.ndarray:
 def generate(n_mu: int, n_msp: int, seed: int = 0, name: str | None = None) -> Scenario:
     """A random scenario with the default parameter ranges (reproducible from ``seed``).
 
-    Ranges (uniform unless stated): F in [1, 3] GHz; c in [1e7, 3e7] cycles/sample;
-    kappa = 1e-28; rho in [0.3, 1.0] per J; p in [0.1, 0.3] W; D integer in [50, 250];
+    Ranges (uniform unless stated): F in [0.3, 1.5] GHz; c in [1e7, 5e7] cycles/sample;
+    kappa = 1e-28; rho in [0.3, 1.0] per J; p in [0.1, 0.3] W; D integer in [20, 400];
     tau in [0, 15] s; zeta in [0.6, 0.95]; v the normalised entropy of a Dirichlet(0.5)
     split of D samples over 10 labels; distance d in [50, 300] m and
-    h = 1e-3 d^-3; B in [0.5, 2] MHz; S in [5e6, 2e7] bits; lam in [40, 80];
-    Rmax = 50. Scalars take the dataclass defaults.
+    h = 1e-3 d^-3; B in [0.5, 2] MHz; S in [5e6, 2e7] bits; lam in [15, 90];
+    Rmax = 30. Scalars take the dataclass defaults.
+
+    The ranges make the default equilibrium exercise every regime: rewards strictly inside
+    ``(0, Rmax)``, some CPU budgets binding and some slack, and a few ``f_nm = 0`` (an MU
+    skipping a poorly paying MSP), with decisions and utilities of order 1-100.
     """
     for key, val in (("n_mu", n_mu), ("n_msp", n_msp)):
         if isinstance(val, bool) or not isinstance(val, (int, np.integer)) or val < 1:
@@ -262,7 +266,7 @@ def generate(n_mu: int, n_msp: int, seed: int = 0, name: str | None = None) -> S
         raise InputError("seed", f"must be an integer, got {seed!r}")
     rng = np.random.default_rng(int(seed))
     n, m = int(n_mu), int(n_msp)
-    D = rng.integers(50, 251, size=(n, m)).astype(float)
+    D = rng.integers(20, 401, size=(n, m)).astype(float)
     v = np.empty((n, m))
     for i in range(n):
         for j in range(m):
@@ -271,8 +275,8 @@ def generate(n_mu: int, n_msp: int, seed: int = 0, name: str | None = None) -> S
     v = np.clip(v, 0.0, 1.0)
     dist = rng.uniform(50.0, 300.0, size=(n, m))
     return Scenario(
-        F=rng.uniform(1.0, 3.0, n),
-        c=rng.uniform(1e7, 3e7, n),
+        F=rng.uniform(0.3, 1.5, n),
+        c=rng.uniform(1e7, 5e7, n),
         kappa=np.full(n, 1e-28),
         rho=rng.uniform(0.3, 1.0, n),
         p=rng.uniform(0.1, 0.3, n),
@@ -283,8 +287,8 @@ def generate(n_mu: int, n_msp: int, seed: int = 0, name: str | None = None) -> S
         h=1e-3 * dist**-3.0,
         B=rng.uniform(0.5e6, 2e6, (n, m)),
         S=rng.uniform(5e6, 2e7, m),
-        lam=rng.uniform(40.0, 80.0, m),
-        Rmax=np.full(m, 50.0),
+        lam=rng.uniform(15.0, 90.0, m),
+        Rmax=np.full(m, 30.0),
         name=name or f"random-{n}x{m}",
         seed=int(seed),
     )

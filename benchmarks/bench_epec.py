@@ -1,0 +1,177 @@
+"""``metatrading bench epec``: EPEC solve time against the rebuild-every-step approach.
+
+For each size ``NxM`` (a generated scenario, seed ``--seed``) it times
+
+* ``epec``: :func:`epec.solve_epec` (the transformed model is built and compiled once; each
+  leader's MPEC re-solves it with Vars fixed / unfixed), certificate timed apart;
+* ``naive``: what a researcher writes first: at every diagonalisation step rebuild the game,
+  re-derive the followers' KKT, re-apply the reformulation, recompile and solve the leader's
+  MPEC (:func:`epec.solve_bilevel`), with the same Ipopt options, mode and tolerance.
+
+Writes ``DIR/epec_scaling.json`` (``{"rows": [...]}``) and ``DIR/epec_scaling.png`` (time vs N),
+and prints a table. The naive run is skipped (``null``) above ``--naive-max-n`` MUs.
+"""
+from __future__ import annotations
+
+import argparse
+import math
+import re
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from models.errors import InputError
+
+__all__ = ["add_arguments", "run", "parse_sizes", "naive_epec", "bench_size"]
+
+_SIZE = re.compile(r"^\s*(\d+)\s*[xX]\s*(\d+)\s*$")
+
+
+def parse_sizes(text: str) -> list[tuple[int, int]]:
+    """``"20x3,100x5"`` -> ``[(20, 3), (100, 5)]``; InputError("--sizes") otherwise."""
+    sizes = []
+    for part in text.split(","):
+        mt = _SIZE.match(part)
+        if not mt or int(mt.group(1)) < 1 or int(mt.group(2)) < 1:
+            raise InputError("--sizes", f"expected comma-separated NxM with N, M >= 1, got {part.strip()!r}")
+        sizes.append((int(mt.group(1)), int(mt.group(2))))
+    return sizes
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--sizes", default="20x3,100x5,500x10", help="comma-separated NxM (default 20x3,100x5,500x10)")
+    parser.add_argument("--out", required=True, help="output folder")
+    parser.add_argument("--seed", type=int, default=0, help="scenario seed (default 0)")
+    parser.add_argument("--method", choices=("gauss-seidel", "jacobi"), default="gauss-seidel")
+    parser.add_argument("--mode", choices=("scholtes", "smoothing", "penalty"), default="scholtes")
+    parser.add_argument("--tol", type=float, default=1e-6, help="tolerance on the leaders' step per sweep")
+    parser.add_argument("--max-iter", type=int, default=50, help="most diagonalisation sweeps")
+    parser.add_argument("--grid", type=int, default=41, help="certificate deviation-grid points per leader")
+    parser.add_argument("--naive-max-n", type=int, default=100, help="skip the naive run above this many MUs (default 100)")
+
+
+def naive_epec(sc: Any, *, method: str, mode: str, tol: float, max_iter: int, options: Any) -> dict[str, Any]:
+    """Diagonalisation that rebuilds and re-transforms the Pyomo model at every leader step.
+
+    Same update rule as :func:`epec.solve_epec` (Gauss-Seidel or Jacobi, no damping), each
+    step a fresh :func:`models.game.build_game` + :func:`epec.solve_bilevel` (clone, KKT,
+    reformulation, compilation, solve).
+    """
+    import numpy as np
+
+    import epec
+    from models.game import allocations, build_game
+
+    t0 = time.perf_counter()
+    R = sc.Rmax / 2.0
+    f = None
+    sweeps, status = 0, "max_iter"
+    for k in range(1, max_iter + 1):
+        prev = R.copy()
+        new = R.copy()
+        for i in range(sc.n_msp):
+            base = R if method == "gauss-seidel" else prev
+            model = build_game(sc, R0=base, f0=f)
+            for j in range(sc.n_msp):
+                if j != i:
+                    model.msp[j].R.fix()
+                    model.msp[j].utility.deactivate()
+            res = epec.solve_bilevel(model, followers=[model.mu], mode=mode, certify=False, options=options)
+            if not res.ok:
+                return {"ok": False, "status": res.status.value, "seconds": time.perf_counter() - t0, "sweeps": k}
+            new[i] = float(model.msp[i].R.value)
+            f = allocations(model)
+            if method == "gauss-seidel":
+                R[i] = new[i]
+        R = new
+        sweeps = k
+        if float(np.max(np.abs(R - prev))) <= tol:
+            status = "converged"
+            break
+    return {"ok": status == "converged", "status": status, "seconds": time.perf_counter() - t0,
+            "sweeps": sweeps, "rewards": R}
+
+
+def bench_size(n: int, m: int, args: argparse.Namespace, options: Any) -> dict[str, Any]:
+    """One row of the table: the epec solve (and certificate) and, if asked, the naive run."""
+    import numpy as np
+
+    import epec
+    from models.equilibrium import follower_kkt_residual
+    from models.game import allocations, build_game, rewards
+    from models.scenario import generate
+
+    sc = generate(n, m, seed=args.seed, name=f"bench-{n}x{m}")
+    t0 = time.perf_counter()
+    model = build_game(sc)
+    t_build = time.perf_counter() - t0
+    res = epec.solve_epec(model, leaders=[model.msp], followers=[model.mu], method=args.method, mode=args.mode,
+                          tol=args.tol, max_iter=args.max_iter, certify=True,
+                          certificate=epec.CertificateOptions(grid=args.grid), options=options)
+    cert = res.certificate
+    row: dict[str, Any] = {
+        "n": n, "m": m, "status": res.status.value,
+        "seconds": t_build + res.timings.get("build", 0.0) + res.timings.get("solve", 0.0),
+        "certificate_seconds": res.timings.get("certificate", 0.0),
+        "total_seconds": t_build + res.seconds,
+        "game_build_seconds": t_build,
+        "transform_seconds": res.timings.get("build", 0.0),
+        "solve_seconds": res.timings.get("solve", 0.0),
+        "iterations": res.iterations, "sweeps": res.sweeps,
+        "max_deviation_gain": cert.max_deviation_gain if cert is not None else None,
+        "kkt_residual": cert.kkt_residual if cert is not None else None,
+        "follower_unique": cert.follower_unique if cert is not None else None,
+        "numpy_kkt_residual": follower_kkt_residual(sc, rewards(model), allocations(model)).max if res.ok else None,
+        "naive_seconds": None, "naive_status": None, "naive_sweeps": None, "speedup": None,
+        "naive_reward_diff": None,
+    }
+    if n <= args.naive_max_n:
+        nv = naive_epec(sc, method=args.method, mode=args.mode, tol=args.tol, max_iter=args.max_iter, options=options)
+        row.update(naive_seconds=nv["seconds"], naive_status=nv["status"], naive_sweeps=nv["sweeps"])
+        if res.ok and nv["ok"]:
+            row["speedup"] = nv["seconds"] / row["seconds"]
+            row["naive_reward_diff"] = float(np.max(np.abs(nv["rewards"] - rewards(model))))
+    return row
+
+
+def _fmt(x: Any, spec: str) -> str:
+    return "-" if x is None else format(x, spec)
+
+
+def run(args: argparse.Namespace) -> int:
+    sizes = parse_sizes(args.sizes)
+    if not (math.isfinite(args.tol) and args.tol > 0):
+        raise InputError("--tol", f"must be a positive number, got {args.tol}")
+    if args.max_iter < 1:
+        raise InputError("--max-iter", f"must be >= 1, got {args.max_iter}")
+    if args.grid < 2:
+        raise InputError("--grid", f"must be >= 2, got {args.grid}")
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise InputError("--out", f"not a folder: {out}")
+    from tqdm import tqdm
+
+    from benchmarks.plots import scaling_plot
+    from models.io import atomic_write_json
+    from solvers import IpoptOptions
+
+    options = IpoptOptions(tol=1e-8, max_iter=3000)
+    rows = []
+    for n, m in tqdm(sizes, desc="bench epec", file=sys.stderr, leave=False):
+        rows.append(bench_size(n, m, args, options))
+    meta = {"method": args.method, "mode": args.mode, "tol": args.tol, "max_iter": args.max_iter,
+            "grid": args.grid, "seed": args.seed, "ipopt_tol": options.tol}
+    atomic_write_json(out / "epec_scaling.json", {"rows": rows, "options": meta})
+    scaling_plot(out / "epec_scaling.png", [r["n"] for r in rows],
+                 {"epec (solve)": [r["seconds"] for r in rows],
+                  "epec (solve + certificate)": [r["total_seconds"] for r in rows],
+                  "naive rebuild": [r["naive_seconds"] for r in rows]})
+    print(f"{'size':>8} {'status':>10} {'solve s':>8} {'cert s':>8} {'naive s':>8} {'speedup':>8} "
+          f"{'sweeps':>6} {'iters':>6} {'max gain':>9} {'kkt res':>9}")
+    for r in rows:
+        print(f"{r['n']:>4}x{r['m']:<3} {r['status']:>10} {r['seconds']:>8.2f} {r['certificate_seconds']:>8.2f} "
+              f"{_fmt(r['naive_seconds'], '8.2f'):>8} {_fmt(r['speedup'], '8.1f'):>8} {r['sweeps']:>6} "
+              f"{r['iterations']:>6} {_fmt(r['max_deviation_gain'], '9.2e'):>9} {_fmt(r['kkt_residual'], '9.2e'):>9}")
+    print(f"wrote {out / 'epec_scaling.json'} and {out / 'epec_scaling.png'}")
+    return 0 if all(r["status"] == "converged" for r in rows) else 1

@@ -1,0 +1,164 @@
+"""``metatrading solve``: compute and certify the EPEC equilibrium of a scenario.
+
+Writes ``DIR/equilibrium.json`` (rewards, allocations, IoM, utilities, certificate, the
+resolved scenario) and ``DIR/convergence.png`` (the diagonalisation history), both atomically.
+
+A run whose solve did not converge writes neither: it prints the status, writes only
+``DIR/failure.json`` (status, message, options, scenario: enough to reproduce it) and exits 1.
+Bad input (scenario file, options) prints one line naming the field, writes nothing, exits 2.
+"""
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from models.errors import InputError
+
+__all__ = ["add_arguments", "run", "solve_scenario", "METHODS", "MODES"]
+
+METHODS = ("gauss-seidel", "jacobi")
+MODES = ("scholtes", "smoothing", "penalty")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--scenario", default="default",
+                        help="preset (tiny, default, large, xl) or a .toml/.yaml/.json file (default: default)")
+    parser.add_argument("--out", required=True, help="output folder")
+    parser.add_argument("--seed", type=int, default=None, help="seed of the preset / file base (default 0)")
+    parser.add_argument("--method", choices=METHODS, default="gauss-seidel", help="diagonalisation order")
+    parser.add_argument("--mode", choices=MODES, default="scholtes", help="MPEC reformulation")
+    parser.add_argument("--tol", type=float, default=1e-6, help="tolerance on the leaders' step per sweep (default 1e-6)")
+    parser.add_argument("--max-iter", type=int, default=50, help="most diagonalisation sweeps (default 50)")
+    parser.add_argument("--damping", type=float, default=1.0, help="diagonalisation step weight in (0, 1] (default 1)")
+    parser.add_argument("--grid", type=int, default=41, help="deviation-grid points per leader in the certificate (default 41)")
+
+
+def _check_args(args: argparse.Namespace) -> None:
+    if not (math.isfinite(args.tol) and args.tol > 0):
+        raise InputError("--tol", f"must be a positive number, got {args.tol}")
+    if args.max_iter < 1:
+        raise InputError("--max-iter", f"must be >= 1, got {args.max_iter}")
+    if not (math.isfinite(args.damping) and 0 < args.damping <= 1):
+        raise InputError("--damping", f"must be in (0, 1], got {args.damping}")
+    if args.grid < 2:
+        raise InputError("--grid", f"must be >= 2, got {args.grid}")
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise InputError("--out", f"not a folder: {out}")
+
+
+def solve_scenario(sc: Any, *, method: str = "gauss-seidel", mode: str = "scholtes", tol: float = 1e-6,
+                   max_iter: int = 50, damping: float = 1.0, grid: int = 41, certify: bool = True,
+                   progress: Any = None) -> dict[str, Any]:
+    """Build the game of ``sc``, solve the EPEC with :func:`epec.solve_epec` and collect the results.
+
+    Returns a dict with ``result`` (the epec GameResult), ``model`` and, when ok, ``R`` (M,),
+    ``f`` (N, M) and the independent numpy checks ``numpy_kkt`` (follower KKT residual of
+    :func:`models.equilibrium.follower_kkt_residual`).
+    """
+    import epec
+    from models.equilibrium import follower_kkt_residual
+    from models.game import allocations, build_game, rewards
+
+    def stage(name: str) -> None:
+        if progress is not None:
+            progress.set_description(name)
+            progress.update(1)
+
+    model = build_game(sc)
+    stage("solving EPEC")
+    res = epec.solve_epec(
+        model, leaders=[model.msp], followers=[model.mu], method=method, mode=mode, damping=damping,
+        tol=tol, max_iter=max_iter, certify=certify, certificate=epec.CertificateOptions(grid=grid),
+    )
+    out: dict[str, Any] = {"result": res, "model": model}
+    if res.ok:
+        stage("checking")
+        R, f = rewards(model), allocations(model)
+        out.update(R=R, f=f, numpy_kkt=follower_kkt_residual(sc, R, f))
+    return out
+
+
+def _summary(sc: Any, R: Any, I: Any, V: Any, U: Any, res: Any, numpy_kkt: Any) -> str:
+    lines = [f"EPEC equilibrium of {sc.name} (N={sc.n_mu} MUs, M={sc.n_msp} MSPs, {sc.mechanism.value})",
+             f"{'MSP':>4} {'reward':>10} {'Rmax':>8} {'total IoM':>10} {'utility V':>11} {'MUs>0':>6}"]
+    for m in range(sc.n_msp):
+        lines.append(f"{m:>4} {R[m]:>10.4f} {sc.Rmax[m]:>8.2f} {I[:, m].sum():>10.4f} {V[m]:>11.4f} "
+                     f"{int((I[:, m] > 0).sum()):>6}")
+    lines.append(f"MU utility U: min {U.min():.4f}  mean {U.mean():.4f}  max {U.max():.4f}")
+    cert = res.certificate
+    lines.append(f"status {res.status.value}: {res.sweeps} sweeps, {res.iterations} Ipopt iterations, "
+                 f"{res.seconds:.2f} s (build {res.timings.get('build', 0):.2f}, solve {res.timings.get('solve', 0):.2f}, "
+                 f"certificate {res.timings.get('certificate', 0):.2f})")
+    if cert is not None:
+        lines.append(f"certificate: max deviation gain {cert.max_deviation_gain:.3e}, KKT residual "
+                     f"{cert.kkt_residual:.3e}, followers unique {cert.follower_unique} (spread {cert.follower_spread:.1e})")
+    lines.append(f"independent numpy follower KKT residual {numpy_kkt.max:.3e}")
+    return "\n".join(lines)
+
+
+def run(args: argparse.Namespace) -> int:
+    _check_args(args)
+    from tqdm import tqdm
+
+    from benchmarks.plots import convergence_plot
+    from models.io import atomic_write_json
+    from models.iom import iom_matrix
+    from models.scenario import load_scenario
+    from models.utility import msp_utilities, mu_utilities
+
+    sc = load_scenario(args.scenario, seed=args.seed)
+    out = Path(args.out)
+    options = {"method": args.method, "mode": args.mode, "tol": args.tol, "max_iter": args.max_iter,
+               "damping": args.damping, "grid": args.grid}
+    t0 = time.perf_counter()
+    with tqdm(total=3, desc="building game", file=sys.stderr, leave=False) as bar:
+        sol = solve_scenario(sc, progress=bar, **options)
+    res = sol["result"]
+    if not res.ok:
+        print(f"metatrading solve: {res.status.value}: {res.message}")
+        atomic_write_json(out / "failure.json", {
+            "status": res.status.value, "message": res.message, "iterations": res.iterations,
+            "sweeps": res.sweeps, "seconds": res.seconds, "options": options, "scenario": sc.to_dict(),
+        })
+        return 1
+    R, f = sol["R"], sol["f"]
+    I = iom_matrix(sc, f)
+    V, U = msp_utilities(sc, R, f), mu_utilities(sc, R, f)
+    cert = res.certificate
+    nk = sol["numpy_kkt"]
+    result = {
+        "status": res.status.value,
+        "rewards": R,
+        "allocations": f,
+        "iom": I,
+        "msp_utility": V,
+        "mu_utility": U,
+        "certificate": {
+            "max_deviation_gain": cert.max_deviation_gain,
+            "deviation_gains": cert.deviation_gains,
+            "kkt_residual": cert.kkt_residual,
+            "follower_unique": cert.follower_unique,
+            "follower_spread": cert.follower_spread,
+            "numpy_kkt_residual": nk.max,
+        },
+        "iterations": res.iterations,
+        "sweeps": res.sweeps,
+        "seconds": res.seconds,
+        "timings": res.timings,
+        "history": [{"sweep": s.index, "rewards": [d[0] for d in s.decisions], "utilities": s.utilities,
+                     "step": s.step, "iterations": s.iterations} for s in res.history],
+        "options": options,
+        "scenario": sc.to_dict(),
+    }
+    convergence_plot(out / "convergence.png", [[d[0] for d in s.decisions] for s in res.history],
+                     [s.step for s in res.history], [f"MSP {m}" for m in range(sc.n_msp)],
+                     title=f"EPEC diagonalisation ({args.method}, {args.mode}) - {sc.name}")
+    atomic_write_json(out / "equilibrium.json", result)
+    print(_summary(sc, R, I, V, U, res, nk))
+    print(f"wrote {out / 'equilibrium.json'} and {out / 'convergence.png'} ({time.perf_counter() - t0:.2f} s in all)")
+    return 0

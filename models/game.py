@@ -1,0 +1,148 @@
+"""The MetaTrading game as Pyomo blocks (MODEL.md sections 3-5).
+
+``model.msp[m]`` are the leaders (MSPs): Var ``R`` in ``[0, Rmax_m]``, objective
+``max V_m = lambda_m ln(1 + total_m) - payment_m``. ``model.mu[n]`` are the
+followers (MUs): Vars ``f[m] >= 0`` in GHz, constraint ``budget``
+(``sum_m f_nm <= F_n``), local Expressions ``iom[m]``, objective
+``max U_n = sum_m pay_nm - sum_m e_nm f_nm^2``. ``model.total[m] = sum_n IoM_nm``
+is a model-level named Expression: the shared aggregate that :func:`epec.kkt`
+lifts so each follower's stationarity rows stay sparse.
+
+Every formula comes from :mod:`models.iom` / :mod:`models.utility` (or a
+replacement passed in), so the Pyomo model, the numpy utilities and the FL
+clock share one definition. With f in GHz, decisions are O(1) and utilities
+O(1-100), which keeps Ipopt well scaled.
+"""
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import numpy as np
+
+from .iom import freshness_coefficients, iom, quality
+from .scenario import Scenario
+from .utility import energy_cost, energy_cost_coefficient, msp_payment, msp_value, payment
+
+__all__ = ["build_game", "rewards", "allocations", "set_rewards", "set_allocations"]
+
+
+def build_game(
+    scenario: Scenario,
+    *,
+    iom_fn: Callable[..., Any] = iom,
+    payment_fn: Callable[..., Any] = payment,
+    msp_payment_fn: Callable[..., Any] = msp_payment,
+    cost_fn: Callable[..., Any] = energy_cost,
+    value_fn: Callable[..., Any] = msp_value,
+    R0: Any = None,
+    f0: Any = None,
+) -> Any:
+    """Build the MetaTrading game of ``scenario`` as a ``pyo.ConcreteModel``.
+
+    ``V_m = value_fn(lambda_m, total_m) - msp_payment_fn(R_m, total_m)``,
+    ``U_n = sum_m payment_fn(R_m, IoM_nm, total_m) - sum_m cost_fn(e_nm, f_nm)``,
+    ``IoM_nm = iom_fn(f_nm, Q_nm, alpha_nm, beta_nm)``, ``total_m = sum_n IoM_nm``
+    (MODEL.md sections 3-4; arXiv 2410.19665).
+
+    Parameters
+    ----------
+    scenario : Scenario
+    iom_fn, payment_fn, msp_payment_fn, cost_fn, value_fn : callables
+        The formulas, with the signatures of :func:`models.iom.iom`, :func:`models.utility.payment`,
+        :func:`models.utility.msp_payment`, :func:`models.utility.energy_cost`,
+        :func:`models.utility.msp_value` (``log=pyo.log`` is passed to ``value_fn``).
+        Defaults: the MODEL.md formulas.
+    R0 : array (M,), optional
+        Initial rewards. Default ``Rmax / 2``.
+    f0 : array (N, M), optional
+        Initial allocation in GHz. Default each budget split evenly.
+
+    Returns
+    -------
+    pyo.ConcreteModel
+        Sets ``MSP`` = 0..M-1 and ``MU`` = 0..N-1; blocks ``msp[m]`` and ``mu[n]``; Expression
+        ``total[m]``. A pair without data (``D_nm = 0``) has ``f[m]`` fixed at 0 and IoM 0.
+    """
+    import pyomo.environ as pyo
+
+    sc = scenario
+    n_mu, n_msp = sc.n_mu, sc.n_msp
+    alpha, beta = freshness_coefficients(sc)
+    Q = quality(sc)
+    e = energy_cost_coefficient(sc)
+    has_data = sc.D > 0
+    R0 = sc.Rmax / 2.0 if R0 is None else np.asarray(R0, dtype=float)
+    f0 = np.repeat(sc.F[:, None] / n_msp, n_msp, axis=1) if f0 is None else np.asarray(f0, dtype=float)
+    if R0.shape != (n_msp,):
+        raise ValueError(f"R0: expected shape ({n_msp},), got {R0.shape}")
+    if f0.shape != (n_mu, n_msp):
+        raise ValueError(f"f0: expected shape ({n_mu}, {n_msp}), got {f0.shape}")
+    f0 = np.where(has_data, f0, 0.0)
+
+    model = pyo.ConcreteModel(name=f"metatrading[{sc.name}]")
+    model.MSP = pyo.Set(initialize=range(n_msp), ordered=True)
+    model.MU = pyo.Set(initialize=range(n_mu), ordered=True)
+
+    # Followers first: their IoM expressions feed the shared totals.
+    model.mu = pyo.Block(model.MU)
+    for n in model.MU:
+        b = model.mu[n]
+        b.f = pyo.Var(model.MSP, domain=pyo.NonNegativeReals, initialize=lambda _b, m, n=n: float(f0[n, m]))
+        for m in model.MSP:
+            if not has_data[n, m]:
+                b.f[m].fix(0.0)
+        b.iom = pyo.Expression(
+            model.MSP,
+            rule=lambda _b, m, n=n: iom_fn(_b.f[m], float(Q[n, m]), float(alpha[n, m]), float(beta[n, m]))
+            if has_data[n, m] else 0.0,
+        )
+        b.budget = pyo.Constraint(expr=sum(b.f[m] for m in model.MSP) <= float(sc.F[n]))
+
+    model.total = pyo.Expression(model.MSP, rule=lambda _m, m: sum(model.mu[n].iom[m] for n in model.MU))
+
+    model.msp = pyo.Block(model.MSP)
+    for m in model.MSP:
+        b = model.msp[m]
+        b.R = pyo.Var(bounds=(0.0, float(sc.Rmax[m])), initialize=float(np.clip(R0[m], 0.0, sc.Rmax[m])))
+        b.utility = pyo.Objective(
+            expr=value_fn(float(sc.lam[m]), model.total[m], log=pyo.log)
+            - msp_payment_fn(sc.mechanism, b.R, model.total[m], sc.eps0),
+            sense=pyo.maximize,
+        )
+
+    for n in model.MU:
+        b = model.mu[n]
+        b.utility = pyo.Objective(
+            expr=sum(
+                payment_fn(sc.mechanism, model.msp[m].R, b.iom[m], model.total[m], sc.eps0)
+                - cost_fn(float(e[n, m]), b.f[m])
+                for m in model.MSP
+                if has_data[n, m]
+            ),
+            sense=pyo.maximize,
+        )
+    return model
+
+
+def rewards(model: Any) -> np.ndarray:
+    """The leaders' rewards ``R`` (M,) currently held by ``model``."""
+    return np.array([float(model.msp[m].R.value) for m in model.MSP])
+
+
+def allocations(model: Any) -> np.ndarray:
+    """The followers' allocation ``f`` (N, M) in GHz currently held by ``model``."""
+    return np.array([[float(model.mu[n].f[m].value) for m in model.MSP] for n in model.MU])
+
+
+def set_rewards(model: Any, R: Any) -> None:
+    """Set (not fix) every ``msp[m].R`` to ``R[m]``."""
+    for m in model.MSP:
+        model.msp[m].R.set_value(float(R[m]))
+
+
+def set_allocations(model: Any, f: Any) -> None:
+    """Set every free ``mu[n].f[m]`` to ``f[n, m]``."""
+    for n in model.MU:
+        for m in model.MSP:
+            if not model.mu[n].f[m].fixed:
+                model.mu[n].f[m].set_value(float(f[n][m]))

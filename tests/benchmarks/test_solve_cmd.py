@@ -1,0 +1,83 @@
+"""``metatrading solve``: smoke test, outputs, failure and bad-input paths."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import yaml
+
+from benchmarks.cli import main
+from models import preset
+from models.equilibrium import follower_kkt_residual
+from models.scenario import scenario_from_dict
+
+
+def test_solve_tiny_writes_results(tmp_path, capsys):
+    out = tmp_path / "run"
+    rc = main(["solve", "--scenario", "tiny", "--out", str(out), "--grid", "5"])
+    assert rc == 0
+    data = json.loads((out / "equilibrium.json").read_text())
+    assert (out / "convergence.png").stat().st_size > 1000
+    assert data["status"] == "converged"
+    sc = scenario_from_dict(data["scenario"])
+    assert sc.n_mu == 4 and sc.n_msp == 2
+    np.testing.assert_array_equal(sc.D, preset("tiny").D)
+    R, f = np.array(data["rewards"]), np.array(data["allocations"])
+    assert R.shape == (2,) and f.shape == (4, 2) and np.array(data["iom"]).shape == (4, 2)
+    assert len(data["msp_utility"]) == 2 and len(data["mu_utility"]) == 4
+    assert set(data["certificate"]) >= {"max_deviation_gain", "kkt_residual", "follower_unique"}
+    assert follower_kkt_residual(sc, R, f).max < 1e-3
+    assert "MSP" in capsys.readouterr().out
+
+
+def test_failed_solve_exits_1_and_writes_no_results(tmp_path):
+    out = tmp_path / "run"
+    rc = main(["solve", "--scenario", "tiny", "--out", str(out), "--max-iter", "1", "--tol", "1e-12"])
+    assert rc == 1
+    assert not (out / "equilibrium.json").exists() and not (out / "convergence.png").exists()
+    assert json.loads((out / "failure.json").read_text())["status"] == "max_iter"
+
+
+def _write(path, data):
+    if path.suffix == ".toml":
+        lines = []
+        for k, v in data.items():
+            lines.append(f"{k} = {json.dumps(v) if not isinstance(v, float) or np.isfinite(v) else 'nan'}")
+        path.write_text("\n".join(lines) + "\n")
+    elif path.suffix == ".yaml":
+        path.write_text(yaml.safe_dump(data))
+    else:
+        path.write_text(json.dumps(data))
+
+
+BAD = [
+    ({"preset": "tiny", "Rmax": -1.0}, "Rmax"),
+    ({"preset": "tiny", "F": float("nan")}, "F"),
+    ({"preset": "tiny", "D": [[1, 2, 3]]}, "D"),
+    ({"preset": "tiny", "colour": 3}, "colour"),
+    ({"preset": "tiny", "rho": -0.5}, "rho"),
+]
+
+
+@pytest.mark.parametrize("suffix", [".toml", ".yaml", ".json"])
+@pytest.mark.parametrize("data,field", BAD)
+def test_bad_scenario_file_exits_2_naming_field(tmp_path, capsys, suffix, data, field):
+    path = tmp_path / f"bad{suffix}"
+    _write(path, data)
+    out = tmp_path / "run"
+    rc = main(["solve", "--scenario", str(path), "--out", str(out)])
+    assert rc == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and field in err[0]
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("args,field", [(["--tol", "-1"], "--tol"), (["--tol", "nan"], "--tol"),
+                                        (["--scenario", "nosuch"], "scenario"), (["--damping", "2"], "--damping")])
+def test_bad_options_exit_2(tmp_path, capsys, args, field):
+    out = tmp_path / "run"
+    rc = main(["solve", "--out", str(out), *args])
+    assert rc == 2
+    assert field in capsys.readouterr().err
+    assert not out.exists()
