@@ -1,1 +1,44 @@
-"""fl"""
+"""Federated learning driven by the equilibrium (MODEL.md section 7).
+
+Data sets and non-IID partitions (``fl.data``, ``fl.partition``), the shared CNN
+(``fl.nets``), sequential and vectorised local training (``fl.train``), aggregation
+strategies (``fl.aggregate``), the FL loop with its simulated clock and checkpoints
+(``fl.trainer``) and a Flower adapter (``fl.flower``; ``run_flower_simulation`` imports
+flwr only when called).
+"""
+from .aggregate import Aggregation, FedAvg, IoMFedAvg, Strategy, make_strategy, normalise_weights, weighted_average
+from .data import DatasetSplits, load_dataset
+from .nets import grouped_forward, make_net, stack_params, supports_grouped, unstack_params
+from .partition import data_value, dirichlet_partition
+from .trainer import FLConfig, FLResult, FLTask, build_task, check_allocation, resolve_path, run_fl
+from .train import (
+    CPU_CHUNK,
+    LocalTrainConfig,
+    TrainPath,
+    batch_schedule,
+    client_seed,
+    evaluate,
+    get_params,
+    local_update_sequential,
+    local_update_stacked,
+    local_update_vectorised,
+)
+
+__all__ = [
+    "Aggregation", "FedAvg", "IoMFedAvg", "Strategy", "make_strategy", "normalise_weights", "weighted_average",
+    "DatasetSplits", "load_dataset", "data_value", "dirichlet_partition",
+    "grouped_forward", "make_net", "stack_params", "supports_grouped", "unstack_params",
+    "LocalTrainConfig", "TrainPath", "batch_schedule", "client_seed", "evaluate", "get_params",
+    "local_update_sequential", "local_update_stacked", "local_update_vectorised",
+    "CPU_CHUNK", "FLConfig", "FLResult", "FLTask", "build_task", "check_allocation", "resolve_path", "run_fl",
+    "run_flower_simulation",
+]
+
+
+def __getattr__(name: str):
+    # fl.flower imports flwr lazily itself, but keep the import of fl light either way
+    if name == "run_flower_simulation":
+        from .flower import run_flower_simulation
+
+        return run_flower_simulation
+    raise AttributeError(f"module 'fl' has no attribute {name!r}")

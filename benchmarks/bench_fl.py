@@ -1,0 +1,302 @@
+"""``metatrading bench fl``: throughput of the FL trainer's local training.
+
+Measured side by side in one run, on real mnist5k images, for each K in ``--clients``:
+
+- ``limit``: ONE model (the same CNN) trained on the same number of samples in large
+  batches (``--limit-batch``, default 320) with ``torch.optim.SGD`` -- the machine's own
+  limit for this network;
+- ``vectorised``: a full FL round (K clients x local epochs, unequal client sizes) with
+  ``fl.train.local_update_stacked`` plus aggregation;
+- ``sequential``: the same round, one client after the other (``local_update_sequential``).
+
+Each is timed ``--reps`` times in interleaved order and the best run is kept (robust to
+other processes on a shared machine). Ratios are samples/s over the limit's samples/s.
+Then: the same workload in Flower's simulation engine (``fl.flower.run_flower_simulation``)
+against the built-in trainer (seconds per round); on CUDA, vectorised vs sequential for the
+largest K; and the accuracy run (mnist5k, 10 clients, time to 90% test accuracy).
+Writes ``DIR/fl_throughput.json`` and prints a table.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import time
+from pathlib import Path
+
+from models.errors import InputError
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--out", required=True, help="output folder (writes fl_throughput.json)")
+    p.add_argument("--clients", type=int, nargs="+", default=[10, 50], help="K values (default 10 50)")
+    p.add_argument("--samples", type=int, default=3000,
+                   help="training samples of a round, split unequally over the K clients (default 3000)")
+    p.add_argument("--epochs", type=int, default=2, help="local epochs (default 2)")
+    p.add_argument("--batch-size", type=int, default=32, help="local batch size (default 32)")
+    p.add_argument("--limit-batch", type=int, default=320, help="batch of the single-model limit (default 320)")
+    p.add_argument("--reps", type=int, default=3, help="timed repetitions, best kept (default 3)")
+    p.add_argument("--flower-rounds", type=int, default=2, help="rounds for the Flower comparison (0 skips)")
+    p.add_argument("--flower-clients", type=int, default=10, help="clients for the Flower comparison (default 10)")
+    p.add_argument("--accuracy-rounds", type=int, default=30, help="rounds of the accuracy run (0 skips)")
+    p.add_argument("--accuracy-clients", type=int, default=10, help="clients of the accuracy run (default 10)")
+    p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: all cores)")
+    p.add_argument("--seed", type=int, default=0, help="seed (default 0)")
+
+
+def _check(args: argparse.Namespace) -> None:
+    for name in ("samples", "epochs", "batch_size", "limit_batch", "reps", "flower_clients", "accuracy_clients"):
+        if getattr(args, name) < 1:
+            raise InputError(f"--{name.replace('_', '-')}", f"must be >= 1, got {getattr(args, name)}")
+    for name in ("flower_rounds", "accuracy_rounds"):
+        if getattr(args, name) < 0:
+            raise InputError(f"--{name.replace('_', '-')}", f"must be >= 0, got {getattr(args, name)}")
+    if any(k < 1 for k in args.clients):
+        raise InputError("--clients", f"each K must be >= 1, got {args.clients}")
+    if args.threads is not None and args.threads < 1:
+        raise InputError("--threads", f"must be >= 1, got {args.threads}")
+
+
+def client_sizes(total: int, k: int, seed: int) -> list[int]:
+    """``total`` samples split over k clients unequally (sizes in ratio 1 : 3 at the extremes)."""
+    import numpy as np
+
+    if total < k:
+        raise InputError("--samples", f"need at least one sample per client ({k}), got {total}")
+    w = np.linspace(1.0, 3.0, k)
+    np.random.default_rng(seed).shuffle(w)
+    sizes = np.maximum(1, np.floor(total * w / w.sum())).astype(int)
+    sizes[np.argmax(sizes)] += total - sizes.sum()
+    return sizes.tolist()
+
+
+def _time(fn) -> float:
+    t0 = time.perf_counter()
+    fn()
+    return time.perf_counter() - t0
+
+
+def _throughput(ds, k: int, args, device: str, kinds: tuple[str, ...]) -> dict:
+    """Best samples/s of each kind for one round of k clients (interleaved repetitions)."""
+    import numpy as np
+    import torch
+
+    from fl.aggregate import IoMFedAvg
+    from fl.nets import make_net
+    from fl.partition import dirichlet_partition
+    from fl.train import LocalTrainConfig, client_seed, get_params, local_update_sequential, local_update_stacked
+
+    sizes = client_sizes(args.samples, k, args.seed)
+    idx = dirichlet_partition(ds.train_y.numpy(), sizes, 0.5, args.seed)
+    xs = [ds.train_x[torch.as_tensor(i)].to(device) for i in idx]
+    ys = [ds.train_y[torch.as_tensor(i)].to(device) for i in idx]
+    cfg = LocalTrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=0.05)
+    torch.manual_seed(args.seed)
+    net = make_net(ds.shape, ds.num_classes).to(device)
+    params = get_params(net)
+    seeds = [client_seed(args.seed, 0, i) for i in range(k)]
+    iom = np.ones(k)
+    strategy = IoMFedAvg()
+    n_samples = sum(sizes) * args.epochs
+    allx, ally = torch.cat(xs), torch.cat(ys)
+
+    def sync():
+        if device == "cuda":
+            torch.cuda.synchronize()
+
+    def limit():
+        model = make_net(ds.shape, ds.num_classes).to(device)
+        opt = torch.optim.SGD(model.parameters(), lr=0.05)
+        gen = torch.Generator().manual_seed(args.seed)
+        for _ in range(args.epochs):
+            for b in torch.randperm(allx.shape[0], generator=gen).split(args.limit_batch):
+                b = b.to(device)
+                opt.zero_grad(set_to_none=True)
+                torch.nn.functional.cross_entropy(model(allx[b]), ally[b]).backward()
+                opt.step()
+        sync()
+
+    def vectorised():
+        strategy.aggregate(local_update_stacked(net, params, xs, ys, cfg, seeds), iom, sizes)
+        sync()
+
+    def sequential():
+        ups = [local_update_sequential(net, params, x, y, cfg, s) for x, y, s in zip(xs, ys, seeds)]
+        strategy.aggregate(ups, iom, sizes)
+        sync()
+
+    fns = {"limit": limit, "vectorised": vectorised, "sequential": sequential}
+    best = {name: float("inf") for name in kinds}
+    for name in kinds:  # warm-up (allocator, kernels)
+        fns[name]()
+    for _ in range(args.reps):
+        for name in kinds:
+            best[name] = min(best[name], _time(fns[name]))
+    out = {"clients": k, "sizes_min": min(sizes), "sizes_max": max(sizes), "samples": n_samples}
+    for name in kinds:
+        out[f"{name}_s"] = best[name]
+        out[f"{name}_samples_per_s"] = n_samples / best[name]
+    for name in kinds:
+        if name != "limit" and "limit" in kinds:
+            out[f"{name}_ratio"] = best["limit"] / best[name]
+    if "vectorised" in kinds and "sequential" in kinds:
+        out["vectorised_over_sequential"] = best["sequential"] / best["vectorised"]
+    return out
+
+
+def _flower(ds, args) -> dict:
+    """Seconds per round: Flower's simulation engine vs the built-in trainer, same workload."""
+    import numpy as np
+    import torch
+
+    try:
+        from fl.flower import FlowerOptions, run_flower_simulation
+    except ImportError as exc:
+        return {"skipped": f"Flower adapter unavailable: {exc}"}
+    try:
+        import flwr  # noqa: F401
+    except ImportError as exc:
+        return {"skipped": f"flwr not installed ({exc}); pip install -e '.[flower]'"}
+    from fl.aggregate import IoMFedAvg
+    from fl.nets import make_net
+    from fl.partition import dirichlet_partition
+    from fl.train import (
+        LocalTrainConfig,
+        TrainPath,
+        client_seed,
+        evaluate,
+        get_params,
+        local_update_sequential,
+        local_update_stacked,
+    )
+    from fl.trainer import resolve_path
+
+    k, rounds = args.flower_clients, args.flower_rounds
+    sizes = client_sizes(min(args.samples, int(ds.train_y.shape[0])), k, args.seed)
+    idx = dirichlet_partition(ds.train_y.numpy(), sizes, 0.5, args.seed)
+    iom = np.linspace(0.5, 1.0, k)
+    cfg = LocalTrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=0.05)
+    torch.manual_seed(args.seed)
+    net = make_net(ds.shape, ds.num_classes)
+    init = get_params(net)
+    xs = [ds.train_x[torch.as_tensor(i)] for i in idx]
+    ys = [ds.train_y[torch.as_tensor(i)] for i in idx]
+    path = resolve_path(TrainPath.AUTO, "cpu")  # what the built-in trainer runs here
+    params, t0 = init, time.perf_counter()
+    for r in range(rounds):
+        seeds = [client_seed(args.seed, r, i) for i in range(k)]
+        if path is TrainPath.VECTORISED:
+            ups: object = local_update_stacked(net, params, xs, ys, cfg, seeds)
+        else:
+            ups = [local_update_sequential(net, params, x, y, cfg, s) for x, y, s in zip(xs, ys, seeds)]
+        params = IoMFedAvg().aggregate(ups, iom, sizes)
+        acc_builtin = evaluate(net, params, ds.test_x, ds.test_y)
+    builtin_s = (time.perf_counter() - t0) / rounds
+    try:
+        res = run_flower_simulation(ds, idx, iom, rounds, cfg, args.seed, initial_params=init,
+                                    options=FlowerOptions())
+    except Exception as exc:  # the comparison is optional; say why it is missing
+        return {"skipped": f"Flower simulation failed: {type(exc).__name__}: {exc}"}
+    round_s = [float(r["wall_s"]) for r in res.rounds if "wall_s" in r]
+    flower_round_s = float(np.mean(round_s)) if round_s else res.wall_s / rounds
+    diff = max(float((res.params[n] - params[n]).abs().max()) for n in params)
+    return {
+        "clients": k, "rounds": rounds, "samples_per_round": sum(sizes) * args.epochs, "builtin_path": path.value,
+        "builtin_round_s": builtin_s, "flower_round_s": flower_round_s, "flower_total_s": res.wall_s,
+        "flower_over_builtin": flower_round_s / builtin_s,
+        "builtin_accuracy": acc_builtin,
+        "max_weight_difference": diff,
+    }
+
+
+def _accuracy(args) -> dict:
+    """mnist5k, ``--accuracy-clients`` MUs (a generated 1-MSP scenario, equal split of F)."""
+    import numpy as np
+
+    from fl.data import load_dataset
+    from fl.trainer import FLConfig, build_task, run_fl
+    from models.scenario import generate
+
+    sc = generate(args.accuracy_clients, 1, seed=args.seed)
+    f = sc.F[:, None].copy()
+    cfg = FLConfig(rounds=args.accuracy_rounds, seed=args.seed, target=0.9)
+    task = build_task(load_dataset("mnist5k"), sc, f, cfg)
+    t0 = time.perf_counter()
+    res = run_fl(task, cfg)
+    return {
+        "dataset": "mnist5k", "clients": int(len(task.participants)), "samples": int(np.sum(task.sizes)),
+        "local": {"epochs": task.local.epochs, "batch_size": task.local.batch_size, "lr": task.local.lr,
+                  "momentum": task.local.momentum}, "alpha": cfg.alpha,
+        "rounds": res.rounds, "target": 0.9, "rounds_to_target": res.rounds_to_target,
+        "time_to_target": res.time_to_target, "final_accuracy": res.accuracy[-1],
+        "accuracy": res.accuracy, "sim_time": res.sim_time, "wall_s": time.perf_counter() - t0,
+    }
+
+
+def run(args: argparse.Namespace) -> int:
+    _check(args)
+    import torch
+
+    from fl.data import load_dataset
+    from models.io import atomic_write_json
+
+    threads = args.threads or os.cpu_count() or 1
+    torch.set_num_threads(threads)
+    ds = load_dataset("mnist5k")
+    if args.samples > int(ds.train_y.shape[0]):
+        raise InputError("--samples", f"mnist5k has {int(ds.train_y.shape[0])} training samples, got {args.samples}")
+    report: dict = {
+        "machine": {"cpu_threads": threads, "cpus": os.cpu_count(), "torch": torch.__version__,
+                    "python": platform.python_version(), "cuda": torch.cuda.is_available()},
+        "workload": {"dataset": ds.name, "samples": args.samples, "epochs": args.epochs,
+                     "batch_size": args.batch_size, "limit_batch": args.limit_batch, "reps": args.reps},
+        "cpu": [], "notes": [],
+    }
+    from fl.train import TrainPath
+    from fl.trainer import resolve_path
+
+    for k in args.clients:
+        report["cpu"].append(_throughput(ds, k, args, "cpu", ("limit", "vectorised", "sequential")))
+    report["auto_path"] = {"cpu": resolve_path(TrainPath.AUTO, "cpu").value,
+                           "cuda": resolve_path(TrainPath.AUTO, "cuda").value}
+    if torch.cuda.is_available():
+        report["gpu"] = _throughput(ds, max(args.clients), args, "cuda", ("limit", "vectorised", "sequential"))
+    else:
+        report["gpu"] = {"skipped": "no CUDA device on this machine"}
+    if args.flower_rounds > 0:
+        report["flower"] = _flower(ds, args)
+    else:
+        report["flower"] = {"skipped": "--flower-rounds 0"}
+    if args.accuracy_rounds > 0:
+        report["accuracy"] = _accuracy(args)
+    else:
+        report["accuracy"] = {"skipped": "--accuracy-rounds 0"}
+    out = Path(args.out)
+    atomic_write_json(out / "fl_throughput.json", report)
+    _print(report)
+    print(f"wrote {out / 'fl_throughput.json'}")
+    return 0
+
+
+def _print(rep: dict) -> None:
+    print(f"{'K':>4} {'samples':>8} {'limit/s':>9} {'vect/s':>9} {'seq/s':>9} {'vect/limit':>10} "
+          f"{'seq/limit':>9} {'vect/seq':>8}")
+    for r in rep["cpu"]:
+        print(f"{r['clients']:>4} {r['samples']:>8} {r['limit_samples_per_s']:>9.0f} "
+              f"{r['vectorised_samples_per_s']:>9.0f} {r['sequential_samples_per_s']:>9.0f} "
+              f"{r['vectorised_ratio']:>10.2f} {r['sequential_ratio']:>9.2f} {r['vectorised_over_sequential']:>8.2f}")
+    g = rep["gpu"]
+    print("GPU: " + (g["skipped"] if "skipped" in g else
+                     f"K={g['clients']} vectorised/sequential = {g['vectorised_over_sequential']:.2f}"))
+    fl = rep["flower"]
+    print("Flower: " + (fl["skipped"] if "skipped" in fl else
+                        f"K={fl['clients']}: {fl['flower_round_s']:.2f} s/round vs built-in "
+                        f"{fl['builtin_round_s']:.2f} s/round (Flower/built-in = {fl['flower_over_builtin']:.1f})"))
+    a = rep["accuracy"]
+    if "skipped" in a:
+        print("Accuracy: " + a["skipped"])
+    else:
+        hit = (f"reached in {a['rounds_to_target']} rounds, {a['time_to_target']:.1f} s simulated"
+               if a["rounds_to_target"] else "not reached")
+        print(f"Accuracy: mnist5k, {a['clients']} clients: target 0.9 {hit}; "
+              f"final {a['final_accuracy']:.3f} after {a['rounds']} rounds")

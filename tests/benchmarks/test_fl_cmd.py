@@ -1,0 +1,79 @@
+"""`metatrading fl`: smoke run on a tiny budget, resume, and bad input (exit 2, no fl.json)."""
+import json
+
+import numpy as np
+import pytest
+
+from benchmarks.cli import main
+from models.scenario import generate
+
+
+def _equilibrium(tmp_path, f=None, d=20):
+    sc = generate(4, 2, seed=2).replace(D=np.full((4, 2), float(d)), L=1)
+    f = np.tile(sc.F[:, None] / 2, (1, 2)) if f is None else f
+    path = tmp_path / "equilibrium.json"
+    path.write_text(json.dumps({"allocations": np.asarray(f).tolist(), "iom": np.zeros((4, 2)).tolist(),
+                                "rewards": [1.0, 1.0], "scenario": sc.to_dict()}))
+    return path
+
+
+BASE = ["--rounds", "2", "--batch-size", "8", "--threads", "1", "--no-progress"]
+
+
+def test_fl_smoke_and_resume(tmp_path):
+    # Prepare
+    alloc = _equilibrium(tmp_path)
+    out = tmp_path / "run"
+    # Execute
+    rc = main(["fl", "--allocation", str(alloc), "--out", str(out), *BASE])
+    report = json.loads((out / "fl.json").read_text())
+    rc2 = main(["fl", "--allocation", str(alloc), "--out", str(out), *BASE, "--rounds", "3", "--resume"])
+    report2 = json.loads((out / "fl.json").read_text())
+    # Assert
+    assert rc == 0 and rc2 == 0
+    assert len(report["accuracy"]) == len(report["sim_time"]) == len(report["participants"]) == 2
+    assert report["participants"] == [4, 4]
+    assert report["sim_time"][1] == pytest.approx(2 * report["sim_time"][0])
+    assert report2["accuracy"][:2] == report["accuracy"] and len(report2["accuracy"]) == 3
+    assert (out / "fl.png").stat().st_size > 0
+    assert (out / "fl_checkpoint.pt").exists()
+
+
+def test_fl_default_allocation(tmp_path):
+    rc = main(["fl", "--scenario", "tiny", "--epochs", "1", "--out", str(tmp_path), *BASE, "--rounds", "1",
+               "--aggregation", "fedavg"])
+    report = json.loads((tmp_path / "fl.json").read_text())
+    assert rc == 0
+    assert report["participants"] == [4] and report["aggregation"] == "fedavg"
+
+
+def _zero_column(f):
+    f[:, 0] = 0.0
+    return f
+
+
+@pytest.mark.parametrize("case", ["dataset", "root", "zero", "negative", "nan"])
+def test_fl_bad_input(tmp_path, capsys, case):
+    # Prepare
+    f = np.ones((4, 2))
+    args = ["fl", "--out", str(tmp_path / "out"), *BASE]
+    if case == "dataset":
+        args += ["--dataset", "cifar-1000", "--allocation", str(_equilibrium(tmp_path))]
+    elif case == "root":
+        args += ["--dataset", "fashion-mnist", "--data-root", str(tmp_path / "missing"),
+                 "--allocation", str(_equilibrium(tmp_path))]
+    else:
+        if case == "zero":
+            f = _zero_column(f)
+        else:
+            f[1, 0] = -0.5 if case == "negative" else float("nan")
+        args += ["--allocation", str(_equilibrium(tmp_path, f))]
+    # Execute
+    rc = main(args)
+    # Assert
+    err = capsys.readouterr().err
+    assert rc == 2
+    assert not (tmp_path / "out" / "fl.json").exists()
+    expected = {"zero": "allocations[:, 0]", "negative": "allocations[1][0]", "nan": "allocations[1][0]"}
+    if case in expected:
+        assert expected[case] in err

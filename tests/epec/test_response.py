@@ -1,0 +1,51 @@
+"""Tests of epec/response.py: the Newton follower response against Ipopt's, and its sensitivities."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from epec.games import Game, _make_solver
+from epec.kkt import player_objective, player_variables
+from epec.reformulation import make_mode
+from epec.response import FollowerResponse
+from tests.epec import problems as P
+
+
+def _game(n_mu, n_msp, mode="smoothing"):
+    m = P.proportional_share(n_mu, n_msp)
+    specs = [(b.name, player_variables(b), player_objective(b)) for b in m.msp.values()]
+    return Game(m, list(m.mu.values()), specs, make_mode(mode), _make_solver(None, None), True)
+
+
+@pytest.mark.parametrize("mode", ["smoothing", "scholtes"])
+def test_newton_response_agrees_with_ipopt(mode):
+    # Prepare
+    game = _game(20, 3, mode)
+    resp = FollowerResponse(game.kkts, [ld.vars for ld in game.leaders], [ld.objective for ld in game.leaders])
+    z0, y0 = resp.read()
+    # Execute
+    r = resp.solve(z0, y0, cold=True)
+    assert game.respond(None, warm=False).ok
+    z_ipopt = resp.read()[0]
+    # Assert
+    assert r.ok and r.residual < 1e-6
+    k = resp.n_primal
+    np.testing.assert_allclose(r.z[:k], z_ipopt[:k], atol=1e-6)
+
+
+def test_utility_gradient_matches_finite_difference():
+    # Prepare
+    game = _game(8, 2)
+    resp = FollowerResponse(game.kkts, [ld.vars for ld in game.leaders], [ld.objective for ld in game.leaders])
+    z0, y0 = resp.read()
+    x = [np.array([20.0]), np.array([30.0])]
+    y = resp.inputs_at(y0, x)
+    base = resp.solve(z0, y, cold=True, sensitivity=True)
+    # Execute
+    v, g = resp.utility_gradient(1, base, y)
+    h = 1e-6
+    yh = resp.inputs_at(y0, [x[0], x[1] + h])
+    vh = resp.utilities(resp.solve(base.z, yh).z, yh)[1]
+    # Assert
+    assert base.ok
+    assert g[0] == pytest.approx((vh - v) / h, rel=1e-4, abs=1e-6)
