@@ -7,6 +7,8 @@ Measured side by side in one run, on real mnist5k images, for each K in ``--clie
   limit for this network;
 - ``vectorised``: a full FL round (K clients x local epochs, unequal client sizes) with
   ``fl.train.local_update_stacked`` plus aggregation;
+- ``parallel``: the same round, the sequential update with clients spread over the CPU cores,
+  one intra-op thread each (``local_update_parallel``);
 - ``sequential``: the same round, one client after the other (``local_update_sequential``).
 
 Each is timed ``--reps`` times in interleaved order and the best run is kept (robust to
@@ -84,7 +86,7 @@ def _throughput(ds, k: int, args, device: str, kinds: tuple[str, ...]) -> dict:
     from fl.aggregate import IoMFedAvg
     from fl.nets import make_net
     from fl.partition import dirichlet_partition
-    from fl.train import LocalTrainConfig, client_seed, get_params, local_update_sequential, local_update_stacked
+    from fl.train import LocalTrainConfig, TrainPath, client_seed, get_params, local_update
 
     sizes = client_sizes(args.samples, k, args.seed)
     idx = dirichlet_partition(ds.train_y.numpy(), sizes, 0.5, args.seed)
@@ -116,16 +118,13 @@ def _throughput(ds, k: int, args, device: str, kinds: tuple[str, ...]) -> dict:
                 opt.step()
         sync()
 
-    def vectorised():
-        strategy.aggregate(local_update_stacked(net, params, xs, ys, cfg, seeds), iom, sizes)
-        sync()
+    def round_on(path):
+        def run():
+            strategy.aggregate(local_update(TrainPath(path), net, params, xs, ys, cfg, seeds), iom, sizes)
+            sync()
+        return run
 
-    def sequential():
-        ups = [local_update_sequential(net, params, x, y, cfg, s) for x, y, s in zip(xs, ys, seeds)]
-        strategy.aggregate(ups, iom, sizes)
-        sync()
-
-    fns = {"limit": limit, "vectorised": vectorised, "sequential": sequential}
+    fns = {"limit": limit, **{p.value: round_on(p) for p in TrainPath if p is not TrainPath.AUTO}}
     best = {name: float("inf") for name in kinds}
     for name in kinds:  # warm-up (allocator, kernels)
         fns[name]()
@@ -139,8 +138,9 @@ def _throughput(ds, k: int, args, device: str, kinds: tuple[str, ...]) -> dict:
     for name in kinds:
         if name != "limit" and "limit" in kinds:
             out[f"{name}_ratio"] = best["limit"] / best[name]
-    if "vectorised" in kinds and "sequential" in kinds:
-        out["vectorised_over_sequential"] = best["sequential"] / best["vectorised"]
+    for name in ("vectorised", "parallel"):
+        if name in kinds and "sequential" in kinds:
+            out[f"{name}_over_sequential"] = best["sequential"] / best[name]
     return out
 
 
@@ -166,8 +166,7 @@ def _flower(ds, args) -> dict:
         client_seed,
         evaluate,
         get_params,
-        local_update_sequential,
-        local_update_stacked,
+        local_update,
     )
     from fl.trainer import resolve_path
 
@@ -185,11 +184,7 @@ def _flower(ds, args) -> dict:
     params, t0 = init, time.perf_counter()
     for r in range(rounds):
         seeds = [client_seed(args.seed, r, i) for i in range(k)]
-        if path is TrainPath.VECTORISED:
-            ups: object = local_update_stacked(net, params, xs, ys, cfg, seeds)
-        else:
-            ups = [local_update_sequential(net, params, x, y, cfg, s) for x, y, s in zip(xs, ys, seeds)]
-        params = IoMFedAvg().aggregate(ups, iom, sizes)
+        params = IoMFedAvg().aggregate(local_update(path, net, params, xs, ys, cfg, seeds), iom, sizes)
         acc_builtin = evaluate(net, params, ds.test_x, ds.test_y)
     builtin_s = (time.perf_counter() - t0) / rounds
     try:
@@ -256,7 +251,7 @@ def run(args: argparse.Namespace) -> int:
     from fl.trainer import resolve_path
 
     for k in args.clients:
-        report["cpu"].append(_throughput(ds, k, args, "cpu", ("limit", "vectorised", "sequential")))
+        report["cpu"].append(_throughput(ds, k, args, "cpu", ("limit", "vectorised", "parallel", "sequential")))
     report["auto_path"] = {"cpu": resolve_path(TrainPath.AUTO, "cpu").value,
                            "cuda": resolve_path(TrainPath.AUTO, "cuda").value}
     if torch.cuda.is_available():
@@ -279,12 +274,13 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _print(rep: dict) -> None:
-    print(f"{'K':>4} {'samples':>8} {'limit/s':>9} {'vect/s':>9} {'seq/s':>9} {'vect/limit':>10} "
-          f"{'seq/limit':>9} {'vect/seq':>8}")
+    print(f"{'K':>4} {'samples':>8} {'limit/s':>9} {'vect/s':>9} {'par/s':>9} {'seq/s':>9} {'vect/limit':>10} "
+          f"{'par/limit':>9} {'seq/limit':>9}")
     for r in rep["cpu"]:
         print(f"{r['clients']:>4} {r['samples']:>8} {r['limit_samples_per_s']:>9.0f} "
-              f"{r['vectorised_samples_per_s']:>9.0f} {r['sequential_samples_per_s']:>9.0f} "
-              f"{r['vectorised_ratio']:>10.2f} {r['sequential_ratio']:>9.2f} {r['vectorised_over_sequential']:>8.2f}")
+              f"{r['vectorised_samples_per_s']:>9.0f} {r['parallel_samples_per_s']:>9.0f} "
+              f"{r['sequential_samples_per_s']:>9.0f} {r['vectorised_ratio']:>10.2f} "
+              f"{r['parallel_ratio']:>9.2f} {r['sequential_ratio']:>9.2f}")
     g = rep["gpu"]
     print("GPU: " + (g["skipped"] if "skipped" in g else
                      f"K={g['clients']} vectorised/sequential = {g['vectorised_over_sequential']:.2f}"))

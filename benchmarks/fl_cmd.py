@@ -16,8 +16,8 @@ from models.errors import InputError
 
 ALLOCATION_HELP = (
     "a 'metatrading solve' result (equilibrium.json: keys 'allocations' N x M GHz and 'scenario'). "
-    "Default: the --scenario preset/file with each MU splitting its CPU budget F_n equally "
-    "across the M MSPs (f_nm = F_n / M)"
+    "Default: the --scenario preset/file at the MUs' exact follower equilibrium for the 'fixed' "
+    "scheme's rewards R_m = Rmax_m / 2 (models.follower_equilibrium)"
 )
 
 
@@ -40,7 +40,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--batch-size", type=int, default=32, help="local batch size (default 32)")
     p.add_argument("--lr", type=float, default=0.05, help="local learning rate (default 0.05)")
     p.add_argument("--momentum", type=float, default=0.5, help="local SGD momentum (default 0.5)")
-    p.add_argument("--path", default="auto", choices=["auto", "vectorised", "sequential"],
+    p.add_argument("--path", default="auto", choices=["auto", "vectorised", "parallel", "sequential"],
                    help="local-training implementation (default auto: the faster one on the device)")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: all cores)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -66,13 +66,19 @@ def load_allocation(path: str):
 
 
 def default_allocation(spec: str):
-    """The scenario ``spec`` with ``f_nm = F_n / M`` (equal split of each MU's CPU budget)."""
-    import numpy as np
+    """The scenario ``spec`` and its followers' Nash allocation at ``R = Rmax / 2``.
 
+    The MUs respond exactly (MODEL.md section 5, lower level) to the ``fixed`` scheme's
+    rewards; a response that did not converge is an error, never an allocation.
+    """
+    from models.equilibrium import follower_equilibrium
     from models.scenario import load_scenario
 
     sc = load_scenario(spec)
-    return sc, np.repeat(sc.F[:, None] / sc.n_msp, sc.n_msp, axis=1)
+    eq = follower_equilibrium(sc, sc.Rmax / 2.0)
+    if not eq.converged:
+        raise RuntimeError(f"follower equilibrium of {spec!r} at R = Rmax/2 did not converge (step {eq.step:.2e})")
+    return sc, eq.f
 
 
 def _check_args(args: argparse.Namespace) -> None:
@@ -99,7 +105,7 @@ def run(args: argparse.Namespace) -> int:
         source = f"allocation {args.allocation}"
     else:
         sc, f = default_allocation(args.scenario)
-        source = f"scenario {args.scenario}, equal split f_nm = F_n / M"
+        source = f"scenario {args.scenario}, follower equilibrium at R = Rmax/2"
     cfg = FLConfig(
         rounds=args.rounds, msp=args.msp, alpha=args.alpha, target=args.target, seed=args.seed,
         aggregation=args.aggregation, path=args.path, epochs=args.epochs, batch_size=args.batch_size,

@@ -19,6 +19,8 @@ from .train import (
     client_seed,
     evaluate,
     get_params,
+    local_update,
+    local_update_parallel,
     local_update_sequential,
     local_update_stacked,
     local_update_vectorised,
@@ -29,7 +31,8 @@ __all__ = [
     "DatasetSplits", "load_dataset", "data_value", "dirichlet_partition",
     "grouped_forward", "make_net", "stack_params", "supports_grouped", "unstack_params",
     "LocalTrainConfig", "TrainPath", "batch_schedule", "client_seed", "evaluate", "get_params",
-    "local_update_sequential", "local_update_stacked", "local_update_vectorised",
+    "local_update", "local_update_parallel", "local_update_sequential", "local_update_stacked",
+    "local_update_vectorised",
     "CPU_CHUNK", "FLConfig", "FLResult", "FLTask", "build_task", "check_allocation", "resolve_path", "run_fl",
     "run_flower_simulation",
 ]

@@ -37,7 +37,9 @@ __all__ = [
     "client_seed",
     "batch_schedule",
     "local_update_sequential",
+    "local_update_parallel",
     "local_update_vectorised",
+    "local_update",
     "local_update_stacked",
     "evaluate",
     "get_params",
@@ -52,6 +54,7 @@ class TrainPath(str, enum.Enum):
     """Which local-training implementation to run."""
 
     SEQUENTIAL = "sequential"  #: one client after the other, plain ``torch.optim.SGD``
+    PARALLEL = "parallel"  #: the sequential update, clients spread over CPU cores (one thread each)
     VECTORISED = "vectorised"  #: all clients in one batched computation
     AUTO = "auto"  #: the faster one on the device (see :func:`resolve_path`)
 
@@ -161,6 +164,51 @@ def local_update_sequential(
             F.cross_entropy(model(x[idx]), y[idx]).backward()
             opt.step()
     return get_params(model)
+
+
+def local_update_parallel(
+    net: nn.Module,
+    params: Mapping[str, Tensor],
+    xs: Sequence[Tensor],
+    ys: Sequence[Tensor],
+    cfg: LocalTrainConfig,
+    seeds: Sequence[int],
+    workers: int | None = None,
+) -> list[dict[str, Tensor]]:
+    """:func:`local_update_sequential` for K clients, ``workers`` clients at a time.
+
+    Each worker thread trains whole clients with ONE intra-op thread: torch kernels release
+    the GIL, so W workers keep W cores busy on independent small-batch steps, where W intra-op
+    threads on one small batch mostly wait for each other. Every client's update is exactly
+    the sequential path's at one thread (the same ops in the same order).
+
+    Parameters
+    ----------
+    workers : int, optional
+        Worker threads, default ``torch.get_num_threads()`` (the cores torch would use).
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
+    if len(xs) != len(ys) or len(xs) != len(seeds):
+        raise InputError("xs", f"got {len(xs)} data sets, {len(ys)} label sets and {len(seeds)} seeds")
+    workers = torch.get_num_threads() if workers is None else int(workers)
+    if workers < 1:
+        raise InputError("workers", f"must be >= 1, got {workers}")
+    workers = min(workers, max(1, len(xs)))
+    outer = torch.get_num_threads()
+
+    def one(args):
+        torch.set_num_threads(1)  # per calling thread (OpenMP ICV); see the docstring
+        x, y, s = args
+        return local_update_sequential(net, params, x, y, cfg, s)
+
+    try:
+        if workers == 1:
+            return [one(a) for a in zip(xs, ys, seeds)]
+        with ThreadPoolExecutor(workers) as pool:
+            return list(pool.map(one, zip(xs, ys, seeds)))
+    finally:
+        torch.set_num_threads(outer)
 
 
 def _pad_clients(xs: Sequence[Tensor], ys: Sequence[Tensor]) -> tuple[Tensor, Tensor]:
@@ -317,3 +365,27 @@ def evaluate(net: nn.Module, params: Mapping[str, Tensor], x: Tensor, y: Tensor,
         correct += int((pred == y[i : i + batch_size]).sum())
     return correct / int(x.shape[0])
 
+
+
+def local_update(
+    path: TrainPath,
+    net: nn.Module,
+    params: Mapping[str, Tensor],
+    xs: Sequence[Tensor],
+    ys: Sequence[Tensor],
+    cfg: LocalTrainConfig,
+    seeds: Sequence[int],
+):
+    """One round of local training of K clients on the given (resolved) ``path``.
+
+    Returns what :meth:`fl.aggregate.Strategy.aggregate` takes: stacked weights for the
+    vectorised path, a list of K weight dicts otherwise.
+    """
+    path = TrainPath(path)
+    if path is TrainPath.VECTORISED:
+        return local_update_stacked(net, params, xs, ys, cfg, seeds)
+    if path is TrainPath.PARALLEL:
+        return local_update_parallel(net, params, xs, ys, cfg, seeds)
+    if path is TrainPath.SEQUENTIAL:
+        return [local_update_sequential(net, params, x, y, cfg, s) for x, y, s in zip(xs, ys, seeds)]
+    raise InputError("path", f"resolve {path.value!r} to a concrete path first (fl.trainer.resolve_path)")

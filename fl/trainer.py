@@ -38,8 +38,7 @@ from .train import (
     client_seed,
     evaluate,
     get_params,
-    local_update_sequential,
-    local_update_stacked,
+    local_update,
 )
 
 __all__ = ["FLConfig", "FLTask", "FLResult", "build_task", "check_allocation", "resolve_path", "run_fl", "CHECKPOINT_VERSION"]
@@ -218,16 +217,20 @@ def build_task(dataset: DatasetSplits, sc: Scenario, f: Any, cfg: FLConfig, scal
 
 
 def resolve_path(path: TrainPath, device: torch.device | str) -> TrainPath:
-    """``auto`` -> the faster path on ``device``: vectorised on CUDA, sequential on CPU.
+    """``auto`` -> the faster path on ``device``: vectorised on CUDA; on CPU, parallel when torch
+    has more than one thread, else sequential.
 
-    Measured with ``metatrading bench fl`` on the 2-core CPU box (torch 2.14, 2 threads): a
-    round of K = 10 / 50 clients ran at 0.71 / 0.63 of the large-batch single-model limit
-    sequentially and 0.33 / 0.27 vectorised (oneDNN's grouped convolution is slow there).
-    On a GPU one grouped kernel for all clients replaces K small launches.
+    Measured with ``metatrading bench fl`` on the 2-core CPU box (torch 2.14; README table):
+    the vectorised path (grouped convolutions) runs at about a third of the large-batch
+    single-model limit there (oneDNN's grouped convolution is slow), plain sequential at about
+    0.7, and clients spread over the cores (one thread each) at the highest ratio. On a GPU one
+    grouped kernel for all clients replaces K small launches.
     """
     if path is not TrainPath.AUTO:
         return path
-    return TrainPath.VECTORISED if torch.device(device).type == "cuda" else TrainPath.SEQUENTIAL
+    if torch.device(device).type == "cuda":
+        return TrainPath.VECTORISED
+    return TrainPath.PARALLEL if torch.get_num_threads() > 1 else TrainPath.SEQUENTIAL
 
 
 def _fingerprint(task: FLTask, cfg: FLConfig) -> dict[str, Any]:
@@ -310,10 +313,7 @@ def run_fl(
         for r in range(result.rounds, last):
             t0 = time.perf_counter()
             seeds = [client_seed(cfg.seed, r, k) for k in range(len(xs))]
-            if path is TrainPath.VECTORISED:
-                updates: Any = local_update_stacked(net, result.params, xs, ys, task.local, seeds)
-            else:
-                updates = [local_update_sequential(net, result.params, x, y, task.local, s) for x, y, s in zip(xs, ys, seeds)]
+            updates = local_update(path, net, result.params, xs, ys, task.local, seeds)
             result.params = strategy.aggregate(updates, task.iom, task.sizes)
             acc = evaluate(net, result.params, test_x, test_y)
             result.accuracy.append(acc)

@@ -45,6 +45,7 @@ def test_fl_default_allocation(tmp_path):
     report = json.loads((tmp_path / "fl.json").read_text())
     assert rc == 0
     assert report["participants"] == [4] and report["aggregation"] == "fedavg"
+    assert "follower equilibrium" in report["allocation_source"]
 
 
 def _zero_column(f):

@@ -8,6 +8,9 @@ from fl.train import (
     batch_schedule,
     client_seed,
     get_params,
+    TrainPath,
+    local_update,
+    local_update_parallel,
     local_update_sequential,
     local_update_stacked,
     local_update_vectorised,
@@ -49,6 +52,32 @@ def test_vectorised_equals_sequential(sizes, cfg):
         assert _max_diff(vec[k], seq[k]) <= 1e-5
         moved = _max_diff(seq[k], params)
         assert (moved == 0.0) if n == 0 else (moved > 1e-4)
+
+
+@pytest.mark.parametrize("workers", [1, 2, 3])
+def test_parallel_equals_sequential_exactly(workers):
+    # Prepare: unequal clients, one empty; the reference at one thread, as each worker runs
+    torch.manual_seed(0)
+    net = make_net(SHAPE, 3)
+    params = get_params(net)
+    xs, ys = _clients([13, 5, 0, 21, 9])
+    cfg = LocalTrainConfig(epochs=2, batch_size=4, lr=0.1, momentum=0.5)
+    seeds = [client_seed(1, 0, k) for k in range(5)]
+    seq = [local_update_sequential(net, params, x, y, cfg, s) for x, y, s in zip(xs, ys, seeds)]
+    # Execute
+    par = local_update_parallel(net, params, xs, ys, cfg, seeds, workers=workers)
+    # Assert: the same ops in the same order on one thread each -> identical weights, same order
+    assert len(par) == 5
+    for k in range(5):
+        assert _max_diff(par[k], seq[k]) == 0.0
+    assert torch.get_num_threads() == 1  # the caller's thread setting is restored
+
+
+def test_local_update_dispatch_rejects_auto():
+    net = make_net(SHAPE, 3)
+    xs, ys = _clients([4])
+    with pytest.raises(InputError, match="path"):
+        local_update(TrainPath.AUTO, net, get_params(net), xs, ys, LocalTrainConfig(), [0])
 
 
 @pytest.mark.parametrize("chunk", [1, 2, 3])
