@@ -69,11 +69,17 @@ def solve_scenario(sc: Any, *, method: str = "gauss-seidel", mode: str = "scholt
             progress.set_description(name)
             progress.update(1)
 
+    def on_sweep(k: int, decisions: Any, step: float) -> None:
+        if progress is not None:
+            progress.set_description(f"sweep {k}: step {step:.2e}")
+            progress.update(1)
+
     model = build_game(sc)
     stage("solving EPEC")
     res = epec.solve_epec(
         model, leaders=[model.msp], followers=[model.mu], method=method, mode=mode, damping=damping,
         tol=tol, max_iter=max_iter, certify=certify, certificate=epec.CertificateOptions(grid=grid),
+        callback=on_sweep,
     )
     out: dict[str, Any] = {"result": res, "model": model}
     if res.ok:
@@ -116,7 +122,8 @@ def run(args: argparse.Namespace) -> int:
     options = {"method": args.method, "mode": args.mode, "tol": args.tol, "max_iter": args.max_iter,
                "damping": args.damping, "grid": args.grid}
     t0 = time.perf_counter()
-    with tqdm(total=3, desc="building game", file=sys.stderr, leave=False) as bar:
+    # one tick per stage (build, solve, check) and per diagonalisation sweep
+    with tqdm(total=3 + args.max_iter, desc="building game", file=sys.stderr, leave=False) as bar:
         sol = solve_scenario(sc, progress=bar, **options)
     res = sol["result"]
     if not res.ok:
@@ -151,7 +158,8 @@ def run(args: argparse.Namespace) -> int:
         "seconds": res.seconds,
         "timings": res.timings,
         "history": [{"sweep": s.index, "rewards": [d[0] for d in s.decisions], "utilities": s.utilities,
-                     "step": s.step, "iterations": s.iterations} for s in res.history],
+                     "step": s.step, "relative_step": s.relative_step, "stationarity": s.stationarity,
+                     "iterations": s.iterations} for s in res.history],
         "options": options,
         "scenario": sc.to_dict(),
     }

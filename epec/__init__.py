@@ -10,6 +10,7 @@ from .games import (
     CertificateOptions,
     GameResult,
     GameStatus,
+    LeaderStep,
     Method,
     Sweep,
     solve_bilevel,
@@ -18,6 +19,7 @@ from .games import (
 )
 from .kkt import KKTError, KKTResidual, KKTSystem, LiftedAggregates, kkt, player_objective, player_variables
 from .penalty import PenaltyMode
+from .response import FollowerResponse, Response, ResponseOptions
 from .reformulation import (
     HomotopyResult,
     HomotopyStep,
@@ -33,7 +35,8 @@ from .smoothing import FischerBurmeisterSmoothing
 
 __all__ = [
     "Certificate", "certify",
-    "CertificateOptions", "GameResult", "GameStatus", "Method", "Sweep",
+    "CertificateOptions", "GameResult", "GameStatus", "LeaderStep", "Method", "Sweep",
+    "FollowerResponse", "Response", "ResponseOptions",
     "solve_bilevel", "solve_epec", "solve_nash",
     "KKTError", "KKTResidual", "KKTSystem", "LiftedAggregates", "kkt", "player_objective",
     "player_variables",

@@ -13,7 +13,7 @@ import enum
 import math
 import time
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Sequence
+from typing import Any, Callable, Iterable, Sequence
 
 import numpy as np
 import pyomo.environ as pyo
@@ -111,13 +111,22 @@ class CertificateOptions:
 @dataclass(frozen=True)
 class Sweep:
     """One diagonalisation sweep: leader decisions after it, each leader's utility at its own
-    solve, the step ``max |x_k - x_{k-1}|`` and the solver iterations it took."""
+    solve, the step ``max |x_k - x_{k-1}|`` and the solver iterations it took.
+
+    ``relative_step`` is the step of each decision over its range (``max_i |dx_i| / (hi_i - lo_i)``,
+    the range taken as ``max(1, |x_i|)`` when unbounded); ``stationarity`` the largest projected
+    gradient of a leader's utility at its own step's answer, ``max_i |P(dV_i/dx_i)|`` (NaN for a
+    full-space step); ``accelerated`` whether the sweep started from an Anderson extrapolation.
+    """
 
     index: int
     decisions: tuple[tuple[float, ...], ...]
     utilities: tuple[float, ...]
     step: float
     iterations: int
+    relative_step: float = math.nan
+    stationarity: float = math.nan
+    accelerated: bool = False
 
 
 @dataclass(frozen=True)
@@ -440,7 +449,12 @@ def _inside(component: Any, block: BlockData) -> bool:
 
 
 class _StepFailed(Exception):
-    """The implicit leader step could not find the followers' response at a trial point."""
+    """The implicit leader step could not find the followers' response at a trial point
+    (``point``, None when the failure is not about one point)."""
+
+    def __init__(self, message: str, point: np.ndarray | None = None) -> None:
+        super().__init__(message)
+        self.point = point
 
 
 @dataclass
@@ -452,12 +466,16 @@ class _State:
     p: np.ndarray
 
 
-def _implicit_step(game: Game, i: int, state: _State) -> tuple[np.ndarray, _State, HomotopyResult]:
+def _implicit_step(game: Game, i: int, state: _State) -> tuple[np.ndarray, _State, HomotopyResult, float]:
     """Leader ``i``'s MPEC in its own decisions: ``max_{x_i in box} V_i(x_i, x_-i, z(x))``.
 
     L-BFGS-B (Byrd, Lu, Nocedal & Zhu, SIAM J. Sci. Comput. 16, 1995) with ``dV_i/dx_i`` from
     :meth:`FollowerResponse.utility_gradient`; each trial point's response is warm-started from
-    the last one, then by continuation from the step's start. Raises :class:`_StepFailed`.
+    the last one, then by continuation from the step's start. A trial point without a response
+    (e.g. a reward of 0 under the proportional payment, where ``pay = R IoM / total`` is 0/0)
+    halves the box towards the step's start and restarts, so the leader never needs Ipopt for it;
+    the answer must still be stationary for the *original* box. Returns the decisions, the state,
+    the run and the projected-gradient norm; raises :class:`_StepFailed`.
     """
     from scipy.optimize import minimize
 
@@ -485,39 +503,73 @@ def _implicit_step(game: Game, i: int, state: _State) -> tuple[np.ndarray, _Stat
             count["newton"] += r.iterations
             count["evals"] += 1
             if not r.ok or r.lu is None:
-                raise _StepFailed(f"no follower response at {ld.name} = {xi.tolist()} ({r.status.name})")
+                raise _StepFailed(f"no follower response at {ld.name} = {xi.tolist()} ({r.status.name})",
+                                  np.array(xi, dtype=float))
             last["z"] = r.z
             v, g = resp.utility_gradient(i, r, y, start.p)
             cache[key] = (v, g, r, y)
         v, g, _, _ = cache[key]
         return -v, -g
 
-    bounds = list(zip(np.where(np.isfinite(ld.lower), ld.lower, None), np.where(np.isfinite(ld.upper), ld.upper, None)))
+    lo, hi = ld.lower.copy(), ld.upper.copy()
+    bad_lo, bad_hi = np.full_like(lo, -math.inf), np.full_like(hi, math.inf)
     v0, _ = evaluate(x0)
     scale = max(1.0, abs(v0))
-    opt = minimize(evaluate, x0, jac=True, method="L-BFGS-B", bounds=bounds,
-                   options={"ftol": 0.0, "gtol": 1e-10 * scale, "maxiter": 200, "maxls": 40})
+    x_start = x0
+    for attempt in range(_MAX_SHRINK + 1):
+        bounds = list(zip(np.where(np.isfinite(lo), lo, None), np.where(np.isfinite(hi), hi, None)))
+        try:
+            opt = minimize(evaluate, x_start, jac=True, method="L-BFGS-B", bounds=bounds,
+                           options={"ftol": 0.0, "gtol": 1e-10 * scale, "maxiter": 200, "maxls": 40})
+        except _StepFailed as err:
+            if err.point is None or attempt == _MAX_SHRINK:
+                raise
+            # keep the half of the segment [best, bad] next to the best point evaluated so far
+            best = min((np.frombuffer(k) for k in cache), key=lambda k: -cache[k.tobytes()][0])
+            bad = err.point
+            low, high = bad < best, bad > best
+            bad_lo = np.where(low, np.maximum(bad_lo, bad), bad_lo)
+            bad_hi = np.where(high, np.minimum(bad_hi, bad), bad_hi)
+            lo = np.where(low, best - 0.5 * (best - bad), lo)
+            hi = np.where(high, best + 0.5 * (bad - best), hi)
+            x_start = best
+            continue
+        xo = np.asarray(opt.x, dtype=float)
+        _, go = evaluate(xo)
+        # stopped on a bound of the shrunk box while ascent points outside it: widen that bound
+        # half way towards the failing point and go on from there
+        out_lo = (xo <= lo + 1e-12) & (lo > ld.lower) & (go > 0)
+        out_hi = (xo >= hi - 1e-12) & (hi < ld.upper) & (go < 0)
+        if not (out_lo.any() or out_hi.any()) or attempt == _MAX_SHRINK:
+            break
+        with np.errstate(invalid="ignore"):  # inf - inf on the sides that did not fail
+            lo = np.where(out_lo, bad_lo + 0.5 * (lo - bad_lo), lo)
+            hi = np.where(out_hi, bad_hi - 0.5 * (bad_hi - hi), hi)
+        x_start = xo
     x_new = np.asarray(opt.x, dtype=float)
     v, g = evaluate(x_new)
     if x_new.size == 1:
         # L-BFGS-B stops a hair short of the optimum, on the side it came from; repeated every
         # sweep, that bias made Gauss-Seidel creep ~1e-5 per sweep at 100x5. Secant steps on
         # dV/dx = 0 polish it to rounding level.
-        x_new, v, g = _polish(evaluate, x_new, v, g, x0, ld.lower, ld.upper)
+        x_new, v, g = _polish(evaluate, x_new, v, g, x0, lo, hi)
     _, _, r, y = cache[x_new.tobytes()]
-    # projected gradient: zero where a bound blocks the ascent direction
+    # projected gradient on the leader's own box: zero where a bound blocks the ascent direction
     pg = -g.copy()
-    lo, hi = ld.lower, ld.upper
-    pg[(x_new <= lo + 1e-12) & (pg < 0)] = 0.0
-    pg[(x_new >= hi - 1e-12) & (pg > 0)] = 0.0
-    stationary = float(np.max(np.abs(pg), initial=0.0)) <= 1e-6 * scale
-    if not stationary:
+    pg[(x_new <= ld.lower + 1e-12) & (pg < 0)] = 0.0
+    pg[(x_new >= ld.upper - 1e-12) & (pg > 0)] = 0.0
+    pg_max = float(np.max(np.abs(pg), initial=0.0))
+    if not pg_max <= 1e-6 * scale:
         raise _StepFailed(f"{ld.name}: L-BFGS-B stopped at {x_new.tolist()} with projected gradient "
-                          f"{float(np.max(np.abs(pg))):.3g} ({opt.message})")
+                          f"{pg_max:.3g} ({opt.message})")
     comp = resp.system.natural_residual(r.z, y, start.p)[2]
     run = HomotopyResult(True, SolverStatus.OPTIMAL, count["newton"], time.perf_counter() - t0, comp, -v, (),
                          f"implicit: {count['evals']} response evaluations")
-    return x_new, _State(r.z, y, start.p), run
+    return x_new, _State(r.z, y, start.p), run, pg_max
+
+
+#: times one implicit step may halve its box around a trial point without a follower response
+_MAX_SHRINK = 6
 
 
 def _polish(evaluate: Any, x: np.ndarray, v: float, g: np.ndarray, x_prev: np.ndarray, lo: np.ndarray,
@@ -591,6 +643,46 @@ def _implicit_response(game: Game, x: Sequence[np.ndarray] | None, state: _State
     return run, state
 
 
+class _Anderson:
+    """Anderson extrapolation (type II, memory ``m``) of a fixed-point map on the stacked leader
+    decisions, projected on their boxes; see :func:`solve_epec`."""
+
+    def __init__(self, m: int, lower: Sequence[np.ndarray], upper: Sequence[np.ndarray]) -> None:
+        self.m = m
+        self.sizes = [len(a) for a in lower]
+        self.lo = np.concatenate(lower) if lower else np.zeros(0)
+        self.hi = np.concatenate(upper) if upper else np.zeros(0)
+        self.xs: list[np.ndarray] = []
+        self.gs: list[np.ndarray] = []
+
+    def reset(self) -> None:
+        self.xs, self.gs = [], []
+
+    def step(self, x_in: Sequence[np.ndarray], g_out: Sequence[np.ndarray]) -> list[np.ndarray] | None:
+        """Record ``T(x_in) = g_out``; the extrapolated next input, or None (use ``g_out``)."""
+        x = np.concatenate(x_in) if x_in else np.zeros(0)
+        g = np.concatenate(g_out) if g_out else np.zeros(0)
+        f = g - x
+        if self.xs and np.max(np.abs(f), initial=0.0) > np.max(np.abs(self.gs[-1] - self.xs[-1]), initial=0.0):
+            self.reset()  # the residual grew: the extrapolation is not helping, restart it
+        self.xs.append(x)
+        self.gs.append(g)
+        if len(self.xs) > self.m + 1:
+            self.xs.pop(0)
+            self.gs.pop(0)
+        if len(self.xs) < 2:
+            return None
+        F = np.array([gg - xx for gg, xx in zip(self.gs, self.xs)]).T
+        G = np.array(self.gs).T
+        dF, dG = np.diff(F, axis=1), np.diff(G, axis=1)
+        gamma, *_ = np.linalg.lstsq(dF, f, rcond=1e-12)
+        x_new = np.clip(g - dG @ gamma, self.lo, self.hi)
+        if not np.all(np.isfinite(x_new)):
+            self.reset()
+            return None
+        return list(np.split(x_new, np.cumsum(self.sizes)[:-1]))
+
+
 def solve_epec(
     model: BlockData,
     leaders: Sequence[Any],
@@ -608,12 +700,14 @@ def solve_epec(
     options: Any = None,
     leader_step: LeaderStep | str = LeaderStep.IMPLICIT,
     response: ResponseOptions = ResponseOptions(),
+    acceleration: int = 0,
+    callback: Callable[[int, tuple[tuple[float, ...], ...], float], Any] | None = None,
 ) -> GameResult:
     """EPEC by diagonalisation: each leader in turn solves its MPEC, the others held fixed.
 
     Leader i: ``max_{x_i} V_i(x_i, x_-i, y) s.t. y solves the followers' KKT system``, others'
     decisions fixed; update ``x_i <- x_i + damping (x_i^new - x_i)``; stop when
-    ``max |x^k - x^{k-1}| <= tol`` (Su 2005, ch. 3; Hu & Ralph, Oper. Res. 55(5), 2007).
+    ``max_i |x_i^k - x_i^{k-1}| / range_i <= tol`` (Su 2005, ch. 3; Hu & Ralph, Oper. Res. 55(5), 2007).
     The transformed clone is built once; each MPEC is solved in the leader's own decisions
     (``leader_step="implicit"``, see :class:`LeaderStep`) or by Ipopt on the reformulated
     model (``"full-space"``, the ``mode``'s homotopy, re-solving one compiled NLP).
@@ -629,7 +723,10 @@ def solve_epec(
         The reformulation of the full-space path (and of every Ipopt fallback).
     damping : float in (0, 1], default 1.0
     tol : float, default 1e-6
-        On the max change of leader decisions over a sweep.
+        Stop when every leader decision moved by at most ``tol`` times its range over a sweep,
+        ``max_i |x_i^k - x_i^{k-1}| / max(1, hi_i - lo_i) <= tol`` (range ``max(1, |x_i|)`` when
+        unbounded); on the implicit path each step is also a stationary point of the leader's
+        utility (projected gradient ``<= 1e-6 max(1, |V_i|)``, see ``Sweep.stationarity``).
     max_iter : int, default 50
         Sweeps; reaching it gives ``GameStatus.MAX_ITER``.
     lift, certify, certificate, solver, options
@@ -637,6 +734,16 @@ def solve_epec(
     leader_step : LeaderStep or str, default "implicit"
     response : ResponseOptions
         The Newton follower response (implicit steps and the certificate).
+    acceleration : int, default 0
+        Memory of the Anderson extrapolation of the sweep map ``x <- T(x)`` on the implicit path
+        (0: plain diagonalisation). ``x_{k+1} = T(x_k) - dG gamma``, ``gamma = argmin |f_k - dF gamma|``,
+        ``f = T(x) - x`` (Anderson, J. ACM 12, 1965; Walker & Ni, SIAM J. Numer. Anal. 49, 2011),
+        projected on the leaders' boxes; reset when the residual grows. Off by default: at 100x5 the
+        leaders' best responses sit at kinks of their utilities (a follower entering or leaving),
+        the sweep map is not smooth there and the extrapolation oscillated (steps 7e-6..6e-4 over
+        30 sweeps) where the plain map settles.
+    callback : callable, optional
+        ``callback(sweep, decisions, step)`` after every sweep (decisions as in :class:`Sweep`).
 
     Returns
     -------
@@ -657,6 +764,10 @@ def solve_epec(
         raise ValueError(f"tol: must be > 0, got {tol!r}")
     if isinstance(max_iter, bool) or not isinstance(max_iter, int) or max_iter < 1:
         raise ValueError(f"max_iter: must be an integer >= 1, got {max_iter!r}")
+    if isinstance(acceleration, bool) or not isinstance(acceleration, int) or acceleration < 0:
+        raise ValueError(f"acceleration: must be an integer >= 0, got {acceleration!r}")
+    if callback is not None and not callable(callback):
+        raise ValueError(f"callback: must be callable, got {callback!r}")
     t0 = time.perf_counter()
     leaders = _expand(leaders)
     specs = [(b.name, player_variables(b), player_objective(b)) for b in leaders]
@@ -680,10 +791,18 @@ def solve_epec(
     fallbacks: list[str] = []
     iters = runs[0].iterations
     status, message = GameStatus.MAX_ITER, f"no convergence to tol {tol:g} in {max_iter} sweeps"
+    # the stop rule's yardstick: each decision's range (at least 1, so it is never looser than
+    # the absolute step on a range below 1)
+    widths = [np.maximum(1.0, np.where(np.isfinite(ld.upper - ld.lower), ld.upper - ld.lower, np.abs(a)))
+              for ld, a in zip(game.leaders, x)]
+    anderson = _Anderson(acceleration, [ld.lower for ld in game.leaders], [ld.upper for ld in game.leaders]) \
+        if implicit and acceleration > 0 else None
+    accelerated = False
     for k in range(1, max_iter + 1):
         prev = [a.copy() for a in x]
         new = [a.copy() for a in x]
         utils = []
+        pgs: list[float] = []
         sweep_iters = 0
         for i, ld in enumerate(game.leaders):
             others = x if method is Method.GAUSS_SEIDEL else prev
@@ -695,8 +814,9 @@ def solve_epec(
                     # the step starts from the followers' response at exactly ``point``
                     _, base = _implicit_response(game, point, state)
                 try:
-                    x_i, state_i, run = _implicit_step(game, i, base)
+                    x_i, state_i, run, pg_i = _implicit_step(game, i, base)
                     utils.append(float(run.objective))
+                    pgs.append(pg_i)
                     if method is Method.GAUSS_SEIDEL:
                         state = state_i
                 except _StepFailed as err:
@@ -710,6 +830,7 @@ def solve_epec(
                 if run.ok:
                     x_i = ld.values()
                     utils.append(ld.utility())
+                    pgs.append(math.nan)
                 elif implicit:
                     run = HomotopyResult(False, run.status, run.iterations, run.seconds, run.complementarity,
                                          None, run.steps, f"implicit step failed ({fallback_reason}); "
@@ -728,10 +849,28 @@ def solve_epec(
         x = new
         iters += sweep_iters
         step = max(float(np.max(np.abs(a - b))) if a.size else 0.0 for a, b in zip(x, prev))
-        history.append(Sweep(k, tuple(tuple(float(t) for t in a) for a in x), tuple(utils), step, sweep_iters))
-        if step <= tol:
+        rel = max(float(np.max(np.abs(a - b) / w)) if a.size else 0.0 for a, b, w in zip(x, prev, widths))
+        decisions = tuple(tuple(float(t) for t in a) for a in x)
+        history.append(Sweep(k, decisions, tuple(utils), step, sweep_iters, rel,
+                             max(pgs, default=0.0) if pgs and not any(math.isnan(g) for g in pgs) else math.nan,
+                             accelerated))
+        if callback is not None:
+            callback(k, decisions, step)
+        if rel <= tol:
             status, message = GameStatus.CONVERGED, ""
             break
+        accelerated = False
+        if anderson is not None:
+            x_acc = anderson.step(prev, x)
+            if x_acc is not None:
+                # the next sweep starts from the extrapolated point: the followers' response there
+                acc_run, acc_state = _implicit_response(game, x_acc, state)
+                if acc_run.ok and acc_run.message == "newton":
+                    x, state, accelerated = x_acc, acc_state, True
+                    iters += acc_run.iterations
+                else:
+                    anderson.reset()
+                    game.fix_leaders(x)
         # An earlier iterate (not the last one) revisited: the sweeps go round in a cycle.
         if any(max(float(np.max(np.abs(a - b))) for a, b in zip(x, old)) <= tol for old in seen[:-1]):
             status, message = GameStatus.CYCLING, f"sweep {k} repeats an earlier iterate (step {step:.3g})"

@@ -132,8 +132,11 @@ class FollowerResponse:
         self.leader_pos = [np.array([pos[id(v)] for v in vs if id(v) in pos], dtype=np.int64) for vs in leaders]
         self.leader_vars = [list(vs) for vs in leaders]
         self.compile_seconds = self.system.compile_seconds
-        # the y rows of the followers' own variables, for spread checks
-        self.n_primal = sum(len(k.variables) for k in kkts)
+        # the followers' own variables (interleaved with their multipliers in ``z``): their
+        # positions, for random starts and spread checks
+        own = {id(v) for k in kkts for v in k.variables}
+        self.primal_index = np.array([k for k, v in enumerate(self.system.unknowns) if id(v) in own], dtype=np.int64)
+        self.n_primal = len(self.primal_index)
 
     # --- state ----------------------------------------------------------------------------------
     def read(self) -> tuple[np.ndarray, np.ndarray]:

@@ -202,11 +202,17 @@ def local_update_parallel(
         x, y, s = args
         return local_update_sequential(net, params, x, y, cfg, s)
 
+    jobs = list(zip(xs, ys, seeds))
     try:
         if workers == 1:
-            return [one(a) for a in zip(xs, ys, seeds)]
+            return [one(a) for a in jobs]
+        # largest clients first, so that no worker is left alone with a big client at the end
+        order = sorted(range(len(jobs)), key=lambda k: -int(jobs[k][0].shape[0]))
+        out: list = [None] * len(jobs)
         with ThreadPoolExecutor(workers) as pool:
-            return list(pool.map(one, zip(xs, ys, seeds)))
+            for k, upd in zip(order, pool.map(one, [jobs[k] for k in order])):
+                out[k] = upd
+        return out
     finally:
         torch.set_num_threads(outer)
 

@@ -57,12 +57,15 @@ def test_epec_matrix(prob, mode, method):
     # Prepare
     m = prob.build()
     # Execute
+    seen = []
     res = solve_epec(m, prob.leaders(m), prob.players(m), method=method, mode=mode, tol=1e-7,
-                     certificate=LIGHT)
+                     certificate=LIGHT, callback=lambda k, x, step: seen.append((k, x, step)))
     # Assert
     assert res.ok, res.message
     assert _err(m, prob.expected) < prob.tol
-    assert res.history and res.history[-1].step <= 1e-7
+    assert res.history and res.history[-1].relative_step <= 1e-7
+    assert res.history[-1].step <= res.history[-1].relative_step * 100  # ranges here are <= 100
+    assert seen == [(h.index, h.decisions, h.step) for h in res.history]
     assert res.certificate.max_deviation_gain < 1e-5
     assert res.certificate.follower_unique
 
