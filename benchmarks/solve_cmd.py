@@ -18,10 +18,11 @@ from typing import Any
 
 from models.errors import InputError
 
-__all__ = ["add_arguments", "run", "solve_scenario", "METHODS", "MODES"]
+__all__ = ["add_arguments", "run", "solve_scenario", "METHODS", "MODES", "LEADER_STEPS"]
 
 METHODS = ("gauss-seidel", "jacobi")
 MODES = ("scholtes", "smoothing", "penalty")
+LEADER_STEPS = ("implicit", "full-space")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -31,6 +32,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=None, help="seed of the preset / file base (default 0)")
     parser.add_argument("--method", choices=METHODS, default="gauss-seidel", help="diagonalisation order")
     parser.add_argument("--mode", choices=MODES, default="scholtes", help="MPEC reformulation")
+    parser.add_argument("--leader-step", choices=LEADER_STEPS, default="implicit",
+                        help="implicit (default): each leader's reward by L-BFGS-B over the followers' exact "
+                             "response (Newton on their smoothed KKT system); full-space: Ipopt on the whole "
+                             "reformulated MPEC of --mode (the reference; slow and fragile beyond ~20x3)")
     parser.add_argument("--tol", type=float, default=1e-6, help="tolerance on the leaders' step per sweep (default 1e-6)")
     parser.add_argument("--max-iter", type=int, default=50, help="most diagonalisation sweeps (default 50)")
     parser.add_argument("--damping", type=float, default=1.0, help="diagonalisation step weight in (0, 1] (default 1)")
@@ -53,7 +58,7 @@ def _check_args(args: argparse.Namespace) -> None:
 
 def solve_scenario(sc: Any, *, method: str = "gauss-seidel", mode: str = "scholtes", tol: float = 1e-6,
                    max_iter: int = 50, damping: float = 1.0, grid: int = 41, certify: bool = True,
-                   progress: Any = None) -> dict[str, Any]:
+                   leader_step: str = "implicit", progress: Any = None) -> dict[str, Any]:
     """Build the game of ``sc``, solve the EPEC with :func:`epec.solve_epec` and collect the results.
 
     Returns a dict with ``result`` (the epec GameResult), ``model`` and, when ok, ``R`` (M,),
@@ -79,7 +84,7 @@ def solve_scenario(sc: Any, *, method: str = "gauss-seidel", mode: str = "scholt
     res = epec.solve_epec(
         model, leaders=[model.msp], followers=[model.mu], method=method, mode=mode, damping=damping,
         tol=tol, max_iter=max_iter, certify=certify, certificate=epec.CertificateOptions(grid=grid),
-        callback=on_sweep,
+        leader_step=epec.LeaderStep(leader_step), callback=on_sweep,
     )
     out: dict[str, Any] = {"result": res, "model": model}
     if res.ok:
@@ -97,7 +102,7 @@ def _summary(sc: Any, R: Any, I: Any, V: Any, U: Any, res: Any, numpy_kkt: Any) 
                      f"{int((I[:, m] > 0).sum()):>6}")
     lines.append(f"MU utility U: min {U.min():.4f}  mean {U.mean():.4f}  max {U.max():.4f}")
     cert = res.certificate
-    lines.append(f"status {res.status.value}: {res.sweeps} sweeps, {res.iterations} Ipopt iterations, "
+    lines.append(f"status {res.status.value}: {res.sweeps} sweeps, {res.iterations} solver iterations (Newton + Ipopt), "
                  f"{res.seconds:.2f} s (build {res.timings.get('build', 0):.2f}, solve {res.timings.get('solve', 0):.2f}, "
                  f"certificate {res.timings.get('certificate', 0):.2f})")
     if cert is not None:
@@ -120,7 +125,7 @@ def run(args: argparse.Namespace) -> int:
     sc = load_scenario(args.scenario, seed=args.seed)
     out = Path(args.out)
     options = {"method": args.method, "mode": args.mode, "tol": args.tol, "max_iter": args.max_iter,
-               "damping": args.damping, "grid": args.grid}
+               "damping": args.damping, "grid": args.grid, "leader_step": args.leader_step}
     t0 = time.perf_counter()
     # one tick per stage (build, solve, check) and per diagonalisation sweep
     with tqdm(total=3 + args.max_iter, desc="building game", file=sys.stderr, leave=False) as bar:

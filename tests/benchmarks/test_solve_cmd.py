@@ -31,6 +31,20 @@ def test_solve_tiny_writes_results(tmp_path, capsys):
     assert "MSP" in capsys.readouterr().out
 
 
+def test_full_space_reference_agrees_with_implicit_default(tmp_path):
+    # Prepare / Execute: the reference (Ipopt on the whole smoothed MPEC) and the default
+    rc_ref = main(["solve", "--scenario", "default", "--out", str(tmp_path / "ref"), "--grid", "5",
+                   "--leader-step", "full-space", "--mode", "smoothing"])
+    rc_imp = main(["solve", "--scenario", "default", "--out", str(tmp_path / "imp"), "--grid", "5"])
+    ref = json.loads((tmp_path / "ref" / "equilibrium.json").read_text())
+    imp = json.loads((tmp_path / "imp" / "equilibrium.json").read_text())
+    # Assert: both certified, same rewards
+    assert rc_ref == 0 and rc_imp == 0
+    assert ref["options"]["leader_step"] == "full-space"
+    np.testing.assert_allclose(ref["rewards"], imp["rewards"], atol=1e-4)
+    assert ref["certificate"]["max_deviation_gain"] < 1e-6
+
+
 def test_failed_solve_exits_1_and_writes_no_results(tmp_path):
     out = tmp_path / "run"
     rc = main(["solve", "--scenario", "tiny", "--out", str(out), "--max-iter", "1", "--tol", "1e-12"])
