@@ -8,8 +8,9 @@ For each size ``NxM`` (a generated scenario, seed ``--seed``) it times
   re-derive the followers' KKT, re-apply the reformulation, recompile and solve the leader's
   MPEC, with the same leader step (implicit), options, stop rule and tolerance.
 
-Writes ``DIR/epec_scaling.json`` (``{"rows": [...]}``) and ``DIR/epec_scaling.png`` (time vs N),
-and prints a table. The naive run is skipped (``null``) above ``--naive-max-n`` MUs.
+Writes ``DIR/epec_scaling.json`` (``{"rows": [...], "options": {..., "time_exponents": ...}}``)
+and ``DIR/epec_scaling.png`` (time vs N, log-log, one line per M with its least-squares slope
+``b`` of ``t ~ a N^b``), and prints a table and the fitted exponents. The naive run is skipped (``null``) above ``--naive-max-n`` MUs.
 """
 from __future__ import annotations
 
@@ -48,7 +49,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--tol", type=float, default=1e-6, help="tolerance on the leaders' step per sweep")
     parser.add_argument("--max-iter", type=int, default=50, help="most diagonalisation sweeps")
     parser.add_argument("--grid", type=int, default=41, help="certificate deviation-grid points per leader")
-    parser.add_argument("--naive-max-n", type=int, default=100, help="skip the naive run above this many MUs (default 100)")
+    parser.add_argument("--naive-max-n", type=int, default=100, help="skip the naive run above this many MUs (default 100; 0 skips it everywhere)")
 
 
 def naive_epec(sc: Any, *, method: str, mode: str, tol: float, max_iter: int, options: Any) -> dict[str, Any]:
@@ -124,6 +125,9 @@ def bench_size(n: int, m: int, args: argparse.Namespace, options: Any) -> dict[s
         "max_deviation_gain": cert.max_deviation_gain if cert is not None else None,
         "kkt_residual": cert.kkt_residual if cert is not None else None,
         "follower_unique": cert.follower_unique if cert is not None else None,
+        # deviation-check follower solves and those without a response (skipped in max gain)
+        "certificate_evaluations": cert.evaluations if cert is not None else None,
+        "certificate_failed_evaluations": cert.failed_evaluations if cert is not None else None,
         "numpy_kkt_residual": follower_kkt_residual(sc, rewards(model), allocations(model)).max if res.ok else None,
         "naive_seconds": None, "naive_status": None, "naive_sweeps": None, "speedup": None, "ratio": None,
         "naive_reward_diff": None,
@@ -149,12 +153,14 @@ def run(args: argparse.Namespace) -> int:
         raise InputError("--max-iter", f"must be >= 1, got {args.max_iter}")
     if args.grid < 2:
         raise InputError("--grid", f"must be >= 2, got {args.grid}")
+    if args.naive_max_n < 0:
+        raise InputError("--naive-max-n", f"must be >= 0 (0 skips the naive run), got {args.naive_max_n}")
     out = Path(args.out)
     if out.exists() and not out.is_dir():
         raise InputError("--out", f"not a folder: {out}")
     from tqdm import tqdm
 
-    from benchmarks.plots import scaling_plot
+    from benchmarks.plots import loglog_slope, scaling_plot
     from models.io import atomic_write_json
     from solvers import IpoptOptions
 
@@ -164,16 +170,31 @@ def run(args: argparse.Namespace) -> int:
         rows.append(bench_size(n, m, args, options))
     meta = {"method": args.method, "mode": args.mode, "tol": args.tol, "max_iter": args.max_iter,
             "grid": args.grid, "seed": args.seed, "ipopt_tol": options.tol}
+    ns = [r["n"] for r in rows]
+    series: dict[str, list] = {}
+    exponents: dict[str, dict[str, float | None]] = {}
+    for m in sorted({r["m"] for r in rows}):
+        # one line per M: the time's growth in N is read at fixed M
+        for key, label in (("seconds", "solve"), ("total_seconds", "solve + certificate"),
+                           ("naive_seconds", "naive rebuild")):
+            ys = [r[key] if r["m"] == m else None for r in rows]
+            if any(y is not None for y in ys):
+                series[f"{label}, M={m}"] = ys
+                exponents.setdefault(str(m), {})[key] = loglog_slope(ns, ys)
+    meta["time_exponents"] = exponents
     atomic_write_json(out / "epec_scaling.json", {"rows": rows, "options": meta})
-    scaling_plot(out / "epec_scaling.png", [r["n"] for r in rows],
-                 {"epec (solve)": [r["seconds"] for r in rows],
-                  "epec (solve + certificate)": [r["total_seconds"] for r in rows],
-                  "naive rebuild": [r["naive_seconds"] for r in rows]})
+    scaling_plot(out / "epec_scaling.png", ns, series, fit=True,
+                 title="EPEC time vs N (log-log, fitted slope per M)")
     print(f"{'size':>8} {'status':>10} {'solve s':>8} {'cert s':>8} {'naive s':>8} {'speedup':>8} "
-          f"{'sweeps':>6} {'iters':>6} {'max gain':>9} {'kkt res':>9}")
+          f"{'sweeps':>6} {'iters':>6} {'max gain':>9} {'kkt res':>9} {'failed':>9}")
     for r in rows:
         print(f"{r['n']:>4}x{r['m']:<3} {r['status']:>10} {r['seconds']:>8.2f} {r['certificate_seconds']:>8.2f} "
               f"{_fmt(r['naive_seconds'], '8.2f'):>8} {_fmt(r['speedup'], '8.1f'):>8} {r['sweeps']:>6} "
-              f"{r['iterations']:>6} {_fmt(r['max_deviation_gain'], '9.2e'):>9} {_fmt(r['kkt_residual'], '9.2e'):>9}")
+              f"{r['iterations']:>6} {_fmt(r['max_deviation_gain'], '9.2e'):>9} {_fmt(r['kkt_residual'], '9.2e'):>9} "
+              f"{_fmt(r['certificate_failed_evaluations'], 'd'):>4}/{_fmt(r['certificate_evaluations'], 'd'):<4}")
+    for m, ex in exponents.items():
+        if ex.get("seconds") is not None:
+            print(f"M={m}: time ~ N^b, fitted b = {ex['seconds']:.2f} (solve), "
+                  f"{_fmt(ex.get('total_seconds'), '.2f')} (solve + certificate)")
     print(f"wrote {out / 'epec_scaling.json'} and {out / 'epec_scaling.png'}")
     return 0 if all(r["status"] == "converged" for r in rows) else 1

@@ -10,7 +10,7 @@ from typing import Sequence
 
 from models.io import atomic_save
 
-__all__ = ["convergence_plot", "scaling_plot"]
+__all__ = ["convergence_plot", "scaling_plot", "loglog_slope"]
 
 
 def _pyplot():
@@ -52,23 +52,54 @@ def convergence_plot(
     plt.close(fig)
 
 
+def loglog_slope(x: Sequence[float], y: Sequence[float | None]) -> float | None:
+    """Least-squares exponent ``b`` of ``y ~ a x^b`` (a line in log-log); ``None`` values and
+    non-positive points are skipped, None when fewer than two distinct ``x`` remain."""
+    import numpy as np
+
+    pts = [(float(a), float(b)) for a, b in zip(x, y) if b is not None and a > 0 and b > 0]
+    if len({a for a, _ in pts}) < 2:
+        return None
+    lx, ly = np.log([a for a, _ in pts]), np.log([b for _, b in pts])
+    return float(np.polyfit(lx, ly, 1)[0])
+
+
 def scaling_plot(
     path: str | os.PathLike,
     n: Sequence[int],
     series: dict[str, Sequence[float | None]],
     labels: Sequence[str] | None = None,
     title: str = "EPEC solve time",
+    fit: bool = False,
 ) -> None:
-    """Time against N (log-log), one line per series; ``None`` values are skipped."""
+    """Time against N (log-log), one line per series; ``None`` values are skipped. With ``fit``
+    each series with two or more N gets its log-log slope (:func:`loglog_slope`) in its label
+    and the least-squares line drawn dotted."""
+    import numpy as np
+
     plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(6, 4))
+    fig, ax = plt.subplots(figsize=(7, 4.5))
     for name, ys in series.items():
         pts = [(x, y) for x, y in zip(n, ys) if y is not None]
-        if pts:
-            ax.loglog([p[0] for p in pts], [p[1] for p in pts], marker="o", label=name)
+        if not pts:
+            continue
+        xs, vs = [p[0] for p in pts], [p[1] for p in pts]
+        slope = loglog_slope(xs, vs) if fit else None
+        label = name if slope is None else f"{name}: slope {slope:.2f}"
+        (line,) = ax.loglog(xs, vs, marker="o", label=label)
+        if slope is not None:
+            c = np.polyfit(np.log(xs), np.log(vs), 1)
+            grid = np.geomspace(min(xs), max(xs), 20)
+            ax.loglog(grid, np.exp(np.polyval(c, np.log(grid))), ":", color=line.get_color(), linewidth=1)
     if labels:
         for x, lab in zip(n, labels):
             ax.annotate(lab, (x, ax.get_ylim()[0]), fontsize="x-small", rotation=90, va="bottom")
+    from matplotlib.ticker import NullFormatter, ScalarFormatter
+
+    # the measured N as plain-number ticks (log-scale minor labels overlap)
+    ax.set_xticks(sorted(set(n)))
+    ax.xaxis.set_major_formatter(ScalarFormatter())
+    ax.xaxis.set_minor_formatter(NullFormatter())
     ax.set_xlabel("N (MUs)")
     ax.set_ylabel("seconds")
     ax.set_title(title)

@@ -48,6 +48,11 @@ class ResponseOptions:
     kkt_tol : float
         Natural KKT residual (``max |stationarity|``, feasibility, ``max |min(a, b)|``) a response must
         meet to count as the followers' equilibrium. Default 1e-6.
+    warm_max_iter : int
+        Newton iterations of a warm solve (from a neighbouring solution, at the final ``mu``), capped
+        at ``max_iter``; one that needs more falls back to continuation. Default 20: at 500x10 the
+        warm solves that converged took at most 9, and a trial point without a response spent the
+        full 60 (2.5-2.8 s each) before its fallbacks.
     """
 
     mu: float = 1e-8
@@ -55,14 +60,17 @@ class ResponseOptions:
     max_iter: int = 60
     mu_start: float = 1.0
     kkt_tol: float = 1e-6
+    warm_max_iter: int = 20
 
     def __post_init__(self) -> None:
         for name in ("mu", "tol", "mu_start", "kkt_tol"):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v <= 0:
                 raise ValueError(f"{name}: must be finite and > 0, got {v!r}")
-        if isinstance(self.max_iter, bool) or not isinstance(self.max_iter, int) or self.max_iter < 1:
-            raise ValueError(f"max_iter: must be an integer >= 1, got {self.max_iter!r}")
+        for name in ("max_iter", "warm_max_iter"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+                raise ValueError(f"{name}: must be an integer >= 1, got {v!r}")
 
 
 @dataclass(frozen=True)
@@ -77,6 +85,10 @@ class Response:
     seconds: float
     status: Any
     lu: Any = None
+
+
+#: first smoothing of the warm continuation that :meth:`FollowerResponse.path` tries before a cold one
+_WARM_MU = 1e-4
 
 
 class FollowerResponse:
@@ -99,7 +111,10 @@ class FollowerResponse:
 
         self.options = options
         self.newton = NewtonOptions(tol=options.tol, max_iter=options.max_iter, min_iter=1)
+        self.newton_warm = NewtonOptions(tol=options.tol, max_iter=min(options.warm_max_iter, options.max_iter),
+                                         min_iter=1)
         equations, pairs, unknowns = [], [], []
+        stationarity_rows: list[int] = []
         seen: set[int] = set()
 
         def add(v: Any) -> None:
@@ -113,6 +128,7 @@ class FollowerResponse:
             for v in k.block.component_data_objects(pyo.Var, descend_into=True):
                 add(v)
             for con in k.block.stationarity.values():
+                stationarity_rows.append(len(equations))
                 equations.append(con.body - con.upper)
             for con, _ in k.equalities:
                 equations.append(con.body - con.upper)
@@ -128,6 +144,9 @@ class FollowerResponse:
         if not self.system.square:
             raise ValueError(f"followers' KKT system is not square: {len(unknowns)} unknowns, "
                              f"{self.system.n_equations + self.system.n_pairs} equations")
+        # which rows of ``e`` are stationarity (the rest: equalities and lifted definitions)
+        self.stationarity_rows = np.zeros(self.system.n_equations, dtype=bool)
+        self.stationarity_rows[stationarity_rows] = True
         pos = {id(v): k for k, v in enumerate(self.system.inputs)}
         self.leader_pos = [np.array([pos[id(v)] for v in vs if id(v) in pos], dtype=np.int64) for vs in leaders]
         self.leader_vars = [list(vs) for vs in leaders]
@@ -167,22 +186,30 @@ class FollowerResponse:
                         seconds_before + res.seconds, res.status, res.lu)
 
     def solve(self, z0: np.ndarray, y: np.ndarray, p: np.ndarray | None = None, *,
-              cold: bool = False, sensitivity: bool = False) -> Response:
+              cold: bool = False, sensitivity: bool = False, retry_cold: bool = True) -> Response:
         """Followers' response at inputs ``y`` from ``z0``; ``cold`` follows the ``mu`` continuation
-        from ``mu_start`` (for a start far from the solution); a warm solve that fails retries cold."""
+        from ``mu_start`` (for a start far from the solution); a warm solve that fails retries cold
+        unless ``retry_cold`` is False (a caller with its own fallback: a point without any
+        response then costs one warm run, not a full continuation more)."""
         from solvers import solve_newton
 
         p = self.system.read_params() if p is None else p
         if not cold:
-            res = solve_newton(self.system, z0, y, p, self.options.mu, self.newton, sensitivity)
+            res = solve_newton(self.system, z0, y, p, self.options.mu, self.newton_warm, sensitivity)
             out = self._check(res, y, p)
-            if out.ok:
+            if out.ok or not retry_cold:
                 return out
             iters, secs = out.iterations, out.seconds
         else:
             iters, secs = 0, 0.0
+        return self._continuation(z0, y, p, self.options.mu_start, sensitivity, iters, secs)
+
+    def _continuation(self, z0: np.ndarray, y: np.ndarray, p: np.ndarray, mu: float, sensitivity: bool,
+                      iters: int = 0, secs: float = 0.0) -> Response:
+        """Newton solves at ``mu, mu/10, ..., options.mu``, each from the last."""
+        from solvers import solve_newton
+
         z = np.array(z0, dtype=float)
-        mu = self.options.mu_start
         while True:
             last = mu <= self.options.mu * (1 + 1e-12)
             res = solve_newton(self.system, z, y, p, max(mu, self.options.mu), self.newton,
@@ -198,20 +225,45 @@ class FollowerResponse:
     def path(self, z0: np.ndarray, y0: np.ndarray, y1: np.ndarray, p: np.ndarray | None = None,
              pieces: int = 8, sensitivity: bool = False) -> Response:
         """Response at ``y1`` by continuation from the solution ``z0`` at ``y0``: warm solves at
-        ``y0 + k/pieces (y1 - y0)``, then a cold one as the last resort."""
+        ``y0 + k/pieces (y1 - y0)``, then (the first piece that fails stops the walk) a cold one
+        at ``y1`` as the last resort."""
         p = self.system.read_params() if p is None else p
         z, iters, secs = np.array(z0, dtype=float), 0, 0.0
         for k in range(1, pieces + 1):
             y = y0 + (k / pieces) * (y1 - y0)
-            r = self.solve(z, y, p, sensitivity=sensitivity and k == pieces)
+            # no cold retry per piece: the cold solve at y1 below is the one fallback (a y1 with no
+            # response cost three continuations in mu before, ~19 s in one leader step at 500x10)
+            r = self.solve(z, y, p, sensitivity=sensitivity and k == pieces, retry_cold=False)
             iters, secs = iters + r.iterations, secs + r.seconds
             if not r.ok:
                 break
             z = r.z
         else:
             return Response(True, r.z, r.residual, iters, secs, r.status, r.lu)
+        # a short continuation in mu from the last solved piece (the smoothing lets many pairs
+        # switch at once, which the warm solve at mu = 1e-8 could not), then a cold one
+        r = self._continuation(z, y1, p, max(_WARM_MU, self.options.mu), sensitivity)
+        iters, secs = iters + r.iterations, secs + r.seconds
+        if r.ok:
+            return Response(True, r.z, r.residual, iters, secs, r.status, r.lu)
         r = self.solve(z0, y1, p, cold=True, sensitivity=sensitivity)
         return Response(r.ok, r.z, r.residual, iters + r.iterations, secs + r.seconds, r.status, r.lu)
+
+    def kkt_residual(self, z: np.ndarray, y: np.ndarray, p: np.ndarray | None = None) -> Any:
+        """The followers' :class:`epec.kkt.KKTResidual` at ``(z, y)`` from the compiled functions:
+        ``max |stationarity|``, ``max(|h|, |s - S(y)|, -a, -b)``, ``max |min(a, b)|`` (exact, not
+        smoothed; the same numbers as :meth:`epec.kkt.KKTSystem.residual` without walking the
+        Pyomo expressions, which costs seconds at 500x10)."""
+        from .kkt import KKTResidual
+
+        p = self.system.read_params() if p is None else p
+        e, a, b = self.system.parts(z, y, p)
+        e = np.abs(e)
+        stat = float(np.max(e[self.stationarity_rows], initial=0.0))
+        feas = float(max(np.max(e[~self.stationarity_rows], initial=0.0), np.max(-a, initial=0.0),
+                         np.max(-b, initial=0.0), 0.0))
+        comp = float(np.max(np.abs(np.minimum(a, b)), initial=0.0))
+        return KKTResidual(stat, feas, comp)
 
     # --- leader utilities -----------------------------------------------------------------------
     def utilities(self, z: np.ndarray, y: np.ndarray, p: np.ndarray | None = None) -> np.ndarray:

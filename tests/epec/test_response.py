@@ -49,3 +49,30 @@ def test_utility_gradient_matches_finite_difference():
     # Assert
     assert base.ok
     assert g[0] == pytest.approx((vh - v) / h, rel=1e-4, abs=1e-6)
+
+
+@pytest.mark.parametrize("perturb", [0.0, 0.3])
+def test_compiled_kkt_residual_matches_pyomo(perturb):
+    # Prepare: the followers' equilibrium, then (perturb > 0) a point off it
+    game = _game(6, 2)
+    resp = game.response
+    z0, y0 = resp.read()
+    r = resp.solve(z0, y0, cold=True)
+    z = r.z + perturb * np.random.default_rng(0).normal(size=r.z.size)
+    resp.load(z)
+    # Execute
+    compiled = resp.kkt_residual(z, y0)
+    pyomo = game.residual()
+    # Assert
+    assert r.ok
+    for part in ("stationarity", "feasibility", "complementarity"):
+        assert getattr(compiled, part) == pytest.approx(getattr(pyomo, part), rel=1e-9, abs=1e-12)
+    assert (compiled.max > 1e-2) == (perturb > 0)
+
+
+@pytest.mark.parametrize("bad", [dict(warm_max_iter=0), dict(warm_max_iter=2.5), dict(max_iter=0), dict(mu=-1.0)])
+def test_response_options_validated(bad):
+    from epec.response import ResponseOptions
+
+    with pytest.raises(ValueError, match=next(iter(bad))):
+        ResponseOptions(**bad)

@@ -1,0 +1,94 @@
+"""The implicit leader step of epec/games.py: box halving around a trial point without a follower
+response, and Anderson acceleration of the diagonalisation."""
+from __future__ import annotations
+
+import numpy as np
+import pyomo.environ as pyo
+import pytest
+
+import epec.games as G
+from epec import CertificateOptions, solve_epec
+from epec.kkt import player_objective, player_variables
+from epec.reformulation import make_mode
+from tests.epec import problems as P
+
+
+def _capped_follower() -> pyo.ConcreteModel:
+    """Leader ``x in [0, 2]`` maximises ``-(x - 0.6)^2 + y``; the follower ``min (y - 0.1)^2`` s.t.
+    ``y >= 0, y + x <= 0.8`` has no feasible point (no response) for ``x > 0.8``. ``y(x) = 0.1`` up
+    to ``x = 0.7`` and ``0.8 - x`` after, so the leader's optimum is ``x = 0.6``, ``V = 0.1``."""
+    m = pyo.ConcreteModel()
+    m.leader = pyo.Block()
+    m.follower = pyo.Block()
+    m.leader.x = pyo.Var(bounds=(0, 2), initialize=0.0)
+    m.follower.y = pyo.Var(domain=pyo.NonNegativeReals, initialize=0.1)
+    m.follower.cap = pyo.Constraint(expr=m.follower.y + m.leader.x <= 0.8)
+    m.follower.cost = pyo.Objective(expr=(m.follower.y - 0.1) ** 2)
+    m.leader.v = pyo.Objective(expr=-(m.leader.x - 0.6) ** 2 + m.follower.y, sense=pyo.maximize)
+    return m
+
+
+def test_implicit_step_halves_the_box_around_a_point_without_response():
+    # Prepare: the step from x = 0; L-BFGS-B's first trial lies beyond x = 0.8
+    m = _capped_follower()
+    game = G.Game(m, [m.follower], [("leader", player_variables(m.leader), player_objective(m.leader))],
+                  make_mode("smoothing"), G._make_solver(None, None), True)
+    first, state = G._implicit_response(game, None, None, cold=True)
+    resp = game.response
+    solve = resp.solve
+    tried: list[tuple[float, bool]] = []
+
+    def recorded(z0, y, p=None, **kw):  # the real solve, its trial points recorded
+        r = solve(z0, y, p, **kw)
+        tried.append((float(y[resp.leader_pos[0]][0]), r.ok))
+        return r
+
+    resp.solve = recorded
+    # Execute
+    x, st, run, pg = G._implicit_step(game, 0, state)
+    # Assert
+    assert first.ok
+    assert any(t > 0.8 and not ok for t, ok in tried)  # a trial point had no response...
+    assert x[0] == pytest.approx(0.6, abs=1e-8)  # ...and the step still found the optimum
+    assert run.ok and run.message.startswith("implicit")
+    assert pg <= 1e-6
+    assert float(resp.utilities(st.z, st.y, st.p)[0]) == pytest.approx(0.1, abs=1e-8)
+
+
+def test_certificate_counts_failed_responses_and_covers_the_rest():
+    # Prepare
+    m = _capped_follower()
+    # Execute
+    res = solve_epec(m, [m.leader], [m.follower], mode="smoothing",
+                     certificate=CertificateOptions(grid=21, starts=2))
+    # Assert
+    assert res.ok, res.message
+    assert all(not h.accelerated and np.isfinite(h.stationarity) for h in res.history)  # implicit steps
+    assert m.leader.x.value == pytest.approx(0.6, abs=1e-6)
+    cert = res.certificate
+    # grid points with x > 0.8 have no follower response: counted, not hidden
+    assert 0 < cert.failed_evaluations < cert.evaluations
+    assert cert.max_deviation_gain <= 1e-8
+
+
+@pytest.mark.parametrize("method", ["gauss-seidel", "jacobi"])
+def test_anderson_acceleration_reaches_the_same_point(method):
+    # Prepare
+    plain, fast = P.multi_leader_cournot(), P.multi_leader_cournot()
+    # Execute
+    r0 = solve_epec(plain, [plain.leader], [plain.follower], method=method, tol=1e-9, certify=False)
+    r1 = solve_epec(fast, [fast.leader], [fast.follower], method=method, tol=1e-9, certify=False, acceleration=2)
+    # Assert
+    assert r0.ok and r1.ok, (r0.message, r1.message)
+    assert any(h.accelerated for h in r1.history)
+    for i in range(P.ML):
+        assert fast.leader[i].x.value == pytest.approx(P.MULTI_LEADER.expected[f"leader[{i}].x"], abs=1e-6)
+        assert fast.leader[i].x.value == pytest.approx(plain.leader[i].x.value, abs=1e-6)
+    assert r1.sweeps <= r0.sweeps
+
+
+@pytest.mark.parametrize("bad", [-1, 1.5, True])
+def test_acceleration_validated(bad):
+    m = P.multi_leader_cournot()
+    with pytest.raises(ValueError, match="acceleration"):
+        solve_epec(m, [m.leader], [m.follower], acceleration=bad)
