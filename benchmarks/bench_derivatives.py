@@ -6,13 +6,15 @@ side in one run: build time and time per (gradient + Jacobian + Hessian) evaluat
 table measures what a cached re-solve costs outside Ipopt (the reason the production back end
 must be cheap to call thousands of times from epec/).
 
-    python -m benchmarks.bench_derivatives --sizes 10 200 1000 --out results/bench_derivatives.json
+    metatrading bench derivatives --sizes 10 200 1000 --out results/bench_derivatives
 
 The Pyomo evaluator is the minimal one this comparison needs: ``differentiate(...,
 mode=reverse_symbolic)`` once per row for the first derivatives and once per first-derivative
 entry for the second, each evaluated with ``pyomo.environ.value``.
 """
 from __future__ import annotations
+
+from pathlib import Path
 
 import argparse
 import time
@@ -33,7 +35,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="model sizes of the re-solve overhead table (default: 10 5000)")
     parser.add_argument("--resolves", type=int, default=20, help="re-solves timed per size (default: 20)")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--out", default=None, help="write the results as JSON here")
+    parser.add_argument("--out", default=None, help="output folder (writes bench_derivatives.json)")
 
 
 def _build(family: str, n: int):
@@ -217,7 +219,7 @@ def run(args: argparse.Namespace) -> int:
               f"{o['ipopt_internal_s'] * 1e3:>8.2f}ms {o['iterations']:>6.0f} {o['compile_count']:>8}")
     bad = [r for r in rows if r["max_abs_diff"] > 1e-6 * max(1.0, r["n"]) or r["structure_mismatch"]]
     if args.out:
-        atomic_write_json(args.out, {"derivatives": rows, "resolve_overhead": overhead,
+        atomic_write_json(Path(args.out) / "bench_derivatives.json", {"derivatives": rows, "resolve_overhead": overhead,
                                      "args": {k: v for k, v in vars(args).items() if not k.startswith("_")}})
     if bad:
         print(f"\nback ends disagree on {[(r['family'], r['n']) for r in bad]}")

@@ -8,10 +8,10 @@ from benchmarks import bench_derivatives
 
 def test_bench_derivatives_smoke(tmp_path, capsys):
     # Prepare
-    out = tmp_path / "bench.json"
+    out = tmp_path / "bench_derivatives.json"
     # Execute
     rc = bench_derivatives.main(["--sizes", "5", "--repeats", "2", "--resolve-sizes", "5",
-                                 "--resolves", "2", "--out", str(out)])
+                                 "--resolves", "2", "--out", str(tmp_path)])
     # Assert
     data = json.loads(out.read_text())
     assert rc == 0
