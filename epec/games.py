@@ -295,6 +295,16 @@ class Game:
                 v.fix(float(values[k][j]) if values is not None else v.value)
 
     def residual(self) -> KKTResidual:
+        """The followers' KKT residual at the current values: from the compiled functions when
+        the Newton response exists (tested equal to the Pyomo walk, which costs ~0.5 s at 100x5),
+        else by walking the Pyomo expressions (:meth:`epec.kkt.KKTSystem.residual`)."""
+        if self._response is not None:
+            z, y = self._response.read()
+            return self._response.kkt_residual(z, y)
+        return self.residual_pyomo()
+
+    def residual_pyomo(self) -> KKTResidual:
+        """The followers' KKT residual from the Pyomo expressions, independent of any compilation."""
         rs = [k.residual() for k in self.kkts]
         return KKTResidual(
             max((r.stationarity for r in rs), default=0.0),
