@@ -74,6 +74,21 @@ def _box(lo: np.ndarray, hi: np.ndarray, x: np.ndarray) -> tuple[np.ndarray, np.
     return np.where(np.isfinite(lo), lo, x - width), np.where(np.isfinite(hi), hi, x + width)
 
 
+def _segments(ld: Any, x: np.ndarray, rng: np.random.Generator, options: Any):
+    """The deviation lines of one leader: ``(u, ts)`` with the grid ``x + t u``, ``t in ts``,
+    spanning the leader's box. One decision: the whole range; several: random unit directions."""
+    lo, hi = _box(ld.lower, ld.upper, x)
+    if x.size == 1:
+        directions = [np.ones(1)]
+    else:
+        directions = [u / np.linalg.norm(u) for u in rng.normal(size=(options.directions, x.size))]
+    for u in directions:
+        with np.errstate(divide="ignore", invalid="ignore"):
+            ta = np.where(u != 0, (lo - x) / u, -np.inf)
+            tb = np.where(u != 0, (hi - x) / u, np.inf)
+        yield u, np.linspace(float(np.max(np.minimum(ta, tb))), float(np.min(np.maximum(ta, tb))), options.grid)
+
+
 def certify(game: Any, options: Any) -> Certificate:
     """Certify the game's current point (leaders' decisions and followers' equilibrium).
 
@@ -131,19 +146,8 @@ def _certify_newton(game: Any, options: Any) -> Certificate:
 
     for i, ld in enumerate(game.leaders):
         lo, hi = _box(ld.lower, ld.upper, x_star[i])
-        d = x_star[i].size
-        if d == 1:
-            directions = [np.ones(1)]
-        else:
-            directions = [u / np.linalg.norm(u) for u in rng.normal(size=(options.directions, d))]
         best_gain, best_x = 0.0, x_star[i].copy()
-        for u in directions:
-            with np.errstate(divide="ignore", invalid="ignore"):
-                ta = np.where(u != 0, (lo - x_star[i]) / u, -np.inf)
-                tb = np.where(u != 0, (hi - x_star[i]) / u, np.inf)
-            t_lo = float(np.max(np.minimum(ta, tb)))
-            t_hi = float(np.min(np.maximum(ta, tb)))
-            ts = np.linspace(t_lo, t_hi, options.grid)
+        for u, ts in _segments(ld, x_star[i], rng, options):
             values: dict[float, float] = {}
             warm = {"z": z_star}
 
@@ -248,20 +252,8 @@ def _certify_ipopt(game: Any, options: Any) -> Certificate:
 
     for i, ld in enumerate(game.leaders):
         lo, hi = _box(ld.lower, ld.upper, x_star[i])
-        d = x_star[i].size
-        if d == 1:
-            directions = [np.ones(1)]
-        else:
-            directions = [u / np.linalg.norm(u) for u in rng.normal(size=(options.directions, d))]
         best_gain, best_x = 0.0, x_star[i].copy()
-        for u in directions:
-            # Segment x* + t u inside the box: t in [t_lo, t_hi].
-            with np.errstate(divide="ignore", invalid="ignore"):
-                ta = np.where(u != 0, (lo - x_star[i]) / u, -np.inf)
-                tb = np.where(u != 0, (hi - x_star[i]) / u, np.inf)
-            t_lo = float(np.max(np.minimum(ta, tb)))
-            t_hi = float(np.min(np.maximum(ta, tb)))
-            ts = np.linspace(t_lo, t_hi, options.grid)
+        for u, ts in _segments(ld, x_star[i], rng, options):
             values: dict[float, float] = {}
 
             def evaluate(t: float) -> float:
