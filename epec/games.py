@@ -517,7 +517,21 @@ def _implicit_step(game: Game, i: int, state: _State) -> tuple[np.ndarray, _Stat
             # warm from the last trial point, then continuation from the step's start (which
             # ends in a cold solve): a cold retry here too would triple the cost of a point
             # without a response (R = 0 under the proportional payment)
-            r = resp.solve(last["z"], y, start.p, sensitivity=True, retry_cold=False)
+            r = None
+            if last.get("lu") is not None:
+                # first-order predictor z + (dz/dx) dx, dz/dx = -(dF/dz)^-1 dF/dx from the last
+                # solved point's factorisation: fewer Newton iterations than a start from z
+                dx = np.asarray(xi, dtype=float) - last["x"]
+                if np.any(dx):
+                    z_pred = last["z"] - last["lu"].solve(last["Fx"] @ dx)
+                    if np.all(np.isfinite(z_pred)):
+                        r = resp.solve(z_pred, y, start.p, sensitivity=True, retry_cold=False)
+                        if not r.ok or r.lu is None:
+                            # the linearisation missed (a pair switched): the plain warm start
+                            count["newton"] += r.iterations
+                            r = None
+            if r is None:
+                r = resp.solve(last["z"], y, start.p, sensitivity=True, retry_cold=False)
             if not r.ok or r.lu is None:
                 r2 = resp.path(start.z, start.y, y, start.p, sensitivity=True)
                 r = Response(r2.ok, r2.z, r2.residual, r.iterations + r2.iterations, r.seconds + r2.seconds,
@@ -527,8 +541,9 @@ def _implicit_step(game: Game, i: int, state: _State) -> tuple[np.ndarray, _Stat
             if not r.ok or r.lu is None:
                 raise _StepFailed(f"no follower response at {ld.name} = {xi.tolist()} ({r.status.name})",
                                   np.array(xi, dtype=float))
-            last["z"] = r.z
-            v, g = resp.utility_gradient(i, r, y, start.p)
+            Fx = resp.system.input_jacobian(r.z, y, start.p, resp.options.mu)[:, resp.leader_pos[i]]
+            last.update(z=r.z, x=np.array(xi, dtype=float), lu=r.lu, Fx=Fx)
+            v, g = resp.utility_gradient(i, r, y, start.p, Fx=Fx)
             cache[key] = (v, g, r, y)
         v, g, _, _ = cache[key]
         return -v, -g

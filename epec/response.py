@@ -272,14 +272,16 @@ class FollowerResponse:
         return self.signs * self.system.outputs(z, y, p)[0]
 
     def utility_gradient(self, i: int, resp: Response, y: np.ndarray,
-                         p: np.ndarray | None = None) -> tuple[float, np.ndarray]:
+                         p: np.ndarray | None = None, Fx: Any = None) -> tuple[float, np.ndarray]:
         """Leader ``i``'s utility and its total derivative in its own decisions at the response
-        ``resp`` (which must carry its factorisation: ``sensitivity=True``)."""
+        ``resp`` (which must carry its factorisation: ``sensitivity=True``); ``Fx``, when given, is
+        ``dF/dx_i`` there (the caller's, to save its evaluation)."""
         p = self.system.read_params() if p is None else p
         o, oz, oy = self.system.outputs(resp.z, y, p)
         pos = self.leader_pos[i]
         vz = self.signs[i] * oz.getrow(i).toarray().ravel()
         vx = self.signs[i] * oy.getrow(i).toarray().ravel()[pos]
         w = resp.lu.solve(vz, trans="T")
-        Fx = self.system.input_jacobian(resp.z, y, p, self.options.mu)[:, pos]
+        if Fx is None:
+            Fx = self.system.input_jacobian(resp.z, y, p, self.options.mu)[:, pos]
         return float(self.signs[i] * o[i]), vx - Fx.T @ w

@@ -276,6 +276,10 @@ class NewtonResult:
         return self.status is SolverStatus.OPTIMAL
 
 
+#: relative step below which :func:`solve_newton` keeps the last factorisation as the solution's
+_SAME_POINT = 1e-13
+
+
 def _line_search(system: CompiledEquations, z: np.ndarray, d: np.ndarray, F: np.ndarray, norm2: float,
                  y: np.ndarray, p: np.ndarray, mu: float, options: "NewtonOptions",
                  slope: float | None = None) -> tuple[np.ndarray, np.ndarray, float] | None:
@@ -321,6 +325,7 @@ def solve_newton(system: CompiledEquations, z0: np.ndarray, y: np.ndarray, p: np
             break
         it += 1
         J = system.jacobian(z, y, p, mu)
+        lu = None
         try:
             lu = spla.splu(J, permc_spec=options.ordering)
             d = lu.solve(-F)
@@ -340,9 +345,14 @@ def solve_newton(system: CompiledEquations, z0: np.ndarray, y: np.ndarray, p: np
             status = SolverStatus.SEARCH_DIRECTION_TOO_SMALL
             lu = None
             break
+        moved = float(np.max(np.abs(step[0] - z), initial=0.0))
         z, F, norm2 = step
-        lu = None  # factorised at the previous iterate
-    if status is SolverStatus.OPTIMAL and factorize_at_solution:
+        # the factorisation at the previous iterate stands for the one at z only when the step
+        # was at rounding level (a forced ``min_iter`` step from a solved start)
+        lu = lu if moved <= _SAME_POINT * max(1.0, float(np.max(np.abs(z), initial=0.0))) else None
+    if status is not SolverStatus.OPTIMAL or not factorize_at_solution:
+        lu = None
+    elif lu is None:
         try:
             lu = spla.splu(system.jacobian(z, y, p, mu), permc_spec=options.ordering)
         except RuntimeError:

@@ -77,3 +77,46 @@ def test_response_options_validated(bad):
 
     with pytest.raises(ValueError, match=next(iter(bad))):
         ResponseOptions(**bad)
+
+
+@pytest.mark.parametrize("pass_fx", [False, True])
+def test_gradient_from_a_solved_start_matches_the_cold_one(pass_fx):
+    # Prepare: a solved point, then a warm re-solve from it (whose forced Newton step is at
+    # rounding level, so the factorisation of that step stands for the solution's)
+    game = _game(8, 2)
+    resp = FollowerResponse(game.kkts, [ld.vars for ld in game.leaders], [ld.objective for ld in game.leaders])
+    z0, y0 = resp.read()
+    y = resp.inputs_at(y0, [np.array([20.0]), np.array([30.0])])
+    p = resp.system.read_params()
+    cold = resp.solve(z0, y, p, cold=True, sensitivity=True)
+    fx = resp.system.input_jacobian(cold.z, y, p, resp.options.mu)[:, resp.leader_pos[1]] if pass_fx else None
+    # Execute
+    warm = resp.solve(cold.z, y, p, sensitivity=True)
+    v_cold, g_cold = resp.utility_gradient(1, cold, y, p)
+    v_warm, g_warm = resp.utility_gradient(1, warm, y, p, Fx=fx)
+    # Assert
+    assert cold.ok and warm.ok and warm.iterations == 1 and warm.lu is not None
+    assert v_warm == pytest.approx(v_cold, rel=1e-12)
+    np.testing.assert_allclose(g_warm, g_cold, rtol=1e-8)
+
+
+def test_first_order_predictor_starts_closer_than_the_last_solution():
+    # Prepare: the response at x and its tangent dz/dx_1 = -(dF/dz)^-1 dF/dx_1
+    game = _game(8, 2)
+    resp = FollowerResponse(game.kkts, [ld.vars for ld in game.leaders], [ld.objective for ld in game.leaders])
+    z0, y0 = resp.read()
+    p = resp.system.read_params()
+    y = resp.inputs_at(y0, [np.array([20.0]), np.array([30.0])])
+    base = resp.solve(z0, y, p, cold=True, sensitivity=True)
+    dx = np.array([0.5])
+    y1 = resp.inputs_at(y0, [np.array([20.0]), np.array([30.5])])
+    fx = resp.system.input_jacobian(base.z, y, p, resp.options.mu)[:, resp.leader_pos[1]]
+    # Execute
+    z_pred = base.z - base.lu.solve(fx @ dx)
+    f_pred = np.max(np.abs(resp.system.residual(z_pred, y1, p, resp.options.mu)))
+    f_last = np.max(np.abs(resp.system.residual(base.z, y1, p, resp.options.mu)))
+    from_pred, from_last = resp.solve(z_pred, y1, p), resp.solve(base.z, y1, p)
+    # Assert
+    assert base.ok and from_pred.ok and from_last.ok
+    assert f_pred < 0.1 * f_last
+    np.testing.assert_allclose(from_pred.z, from_last.z, atol=1e-8)
