@@ -125,7 +125,9 @@ class Sweep:
     ``relative_step`` is the step of each decision over its range (``max_i |dx_i| / (hi_i - lo_i)``,
     the range taken as ``max(1, |x_i|)`` when unbounded); ``stationarity`` the largest projected
     gradient of a leader's utility at its own step's answer, ``max_i |P(dV_i/dx_i)|`` (NaN for a
-    full-space step); ``accelerated`` whether the sweep started from an Anderson extrapolation.
+    full-space step; 0 for a one-decision maximum at a kink of ``V_i``, where ``dV_i/dx_i`` changes
+    sign within a bracket of relative width ``2e-12``: stationary in Clarke's sense);
+    ``accelerated`` whether the sweep started from an Anderson extrapolation.
     """
 
     index: int
@@ -267,6 +269,9 @@ class Game:
         self._response: FollowerResponse | None = None
         self._response_error: str | None = None
         self.response_options = ResponseOptions()
+        # per leader with one decision: the last secant curvature of its utility (the next
+        # implicit step's first Newton step)
+        self.curvature: dict[int, float | None] = {}
         self.build_seconds = time.perf_counter() - t0
 
     @property
@@ -488,16 +493,15 @@ class _State:
 def _implicit_step(game: Game, i: int, state: _State) -> tuple[np.ndarray, _State, HomotopyResult, float]:
     """Leader ``i``'s MPEC in its own decisions: ``max_{x_i in box} V_i(x_i, x_-i, z(x))``.
 
-    L-BFGS-B (Byrd, Lu, Nocedal & Zhu, SIAM J. Sci. Comput. 16, 1995) with ``dV_i/dx_i`` from
-    :meth:`FollowerResponse.utility_gradient`; each trial point's response is warm-started from
-    the last one, then by continuation from the step's start. A trial point without a response
-    (e.g. a reward of 0 under the proportional payment, where ``pay = R IoM / total`` is 0/0)
-    halves the box towards the step's start and restarts, so the leader never needs Ipopt for it;
+    ``dV_i/dx_i`` comes from :meth:`FollowerResponse.utility_gradient`; one decision is
+    maximised by :func:`_scalar_ascent` (bracket and regula falsi on ``dV_i/dx_i``), several by
+    L-BFGS-B (:func:`_box_ascent`). Each trial point's response is warm-started from the last one
+    (first-order predictor), then by continuation from the step's start. A trial point without a
+    response (e.g. a reward of 0 under the proportional payment, where ``pay = R IoM / total`` is
+    0/0) pulls the search back towards the good points, so the leader never needs Ipopt for it;
     the answer must still be stationary for the *original* box. Returns the decisions, the state,
     the run and the projected-gradient norm; raises :class:`_StepFailed`.
     """
-    from scipy.optimize import minimize
-
     from solvers import SolverStatus
 
     resp = game.response
@@ -549,9 +553,50 @@ def _implicit_step(game: Game, i: int, state: _State) -> tuple[np.ndarray, _Stat
         return -v, -g
 
     lo, hi = ld.lower.copy(), ld.upper.copy()
-    bad_lo, bad_hi = np.full_like(lo, -math.inf), np.full_like(hi, math.inf)
-    v0, _ = evaluate(x0)
+    v0, g0 = evaluate(x0)
     scale = max(1.0, abs(v0))
+    if x0.size == 1:
+        x_new, v, g, game.curvature[i], kink = _scalar_ascent(evaluate, x0, v0, g0, lo, hi, 1e-12 * scale,
+                                                              game.curvature.get(i))
+        opt_message = "scalar ascent"
+    else:
+        x_new, v, g, opt_message = _box_ascent(evaluate, cache, x0, lo, hi, ld, scale)
+        kink = None
+    _, _, r, y = cache[x_new.tobytes()]
+    # projected gradient on the leader's own box: zero where a bound blocks the ascent direction
+    pg = -g.copy()
+    pg[(x_new <= ld.lower + 1e-12) & (pg < 0)] = 0.0
+    pg[(x_new >= ld.upper - 1e-12) & (pg > 0)] = 0.0
+    pg_max = float(np.max(np.abs(pg), initial=0.0))
+    if not pg_max <= 1e-6 * scale and kink is not None and kink[0] > 0 > kink[1]:
+        # dV/dx changes sign from + to - within 2 _XTOL: a maximum at a kink of V, stationary in
+        # Clarke's sense (0 lies between the one-sided derivatives)
+        opt_message = f"scalar ascent: maximum at a kink, dV/dx from {kink[0]:.3g} to {kink[1]:.3g}"
+        pg_max = 0.0
+    if not pg_max <= 1e-6 * scale:
+        raise _StepFailed(f"{ld.name}: the ascent stopped at {x_new.tolist()} with projected gradient "
+                          f"{pg_max:.3g} ({opt_message})")
+    comp = resp.system.natural_residual(r.z, y, start.p)[2]
+    run = HomotopyResult(True, SolverStatus.OPTIMAL, count["newton"], time.perf_counter() - t0, comp, -v, (),
+                         f"implicit: {count['evals']} response evaluations ({opt_message})")
+    return x_new, _State(r.z, y, start.p), run, pg_max
+
+
+#: relative width of the bracket at which :func:`_scalar_ascent` stops (a maximum at a kink of
+#: the utility, a follower entering or leaving, has no root of ``dV/dx`` to converge to)
+_XTOL = 1e-12
+
+#: times one implicit step may halve its box around a trial point without a follower response
+_MAX_SHRINK = 6
+
+
+def _box_ascent(evaluate: Any, cache: dict, x0: np.ndarray, lo: np.ndarray, hi: np.ndarray, ld: Any,
+                scale: float) -> tuple[np.ndarray, float, np.ndarray, str]:
+    """L-BFGS-B on ``-V`` over the box (several decisions); a trial point without a follower
+    response halves the box towards the best point so far and restarts. Returns ``(x, -V, -g, message)``."""
+    from scipy.optimize import minimize
+
+    bad_lo, bad_hi = np.full_like(lo, -math.inf), np.full_like(hi, math.inf)
     x_start = x0
     for attempt in range(_MAX_SHRINK + 1):
         bounds = list(zip(np.where(np.isfinite(lo), lo, None), np.where(np.isfinite(hi), hi, None)))
@@ -585,56 +630,130 @@ def _implicit_step(game: Game, i: int, state: _State) -> tuple[np.ndarray, _Stat
         x_start = xo
     x_new = np.asarray(opt.x, dtype=float)
     v, g = evaluate(x_new)
-    if x_new.size == 1:
-        # L-BFGS-B stops a hair short of the optimum, on the side it came from; repeated every
-        # sweep, that bias made Gauss-Seidel creep ~1e-5 per sweep at 100x5. Secant steps on
-        # dV/dx = 0 polish it to rounding level.
-        x_new, v, g = _polish(evaluate, x_new, v, g, x0, lo, hi)
-    _, _, r, y = cache[x_new.tobytes()]
-    # projected gradient on the leader's own box: zero where a bound blocks the ascent direction
-    pg = -g.copy()
-    pg[(x_new <= ld.lower + 1e-12) & (pg < 0)] = 0.0
-    pg[(x_new >= ld.upper - 1e-12) & (pg > 0)] = 0.0
-    pg_max = float(np.max(np.abs(pg), initial=0.0))
-    if not pg_max <= 1e-6 * scale:
-        raise _StepFailed(f"{ld.name}: L-BFGS-B stopped at {x_new.tolist()} with projected gradient "
-                          f"{pg_max:.3g} ({opt.message})")
-    comp = resp.system.natural_residual(r.z, y, start.p)[2]
-    run = HomotopyResult(True, SolverStatus.OPTIMAL, count["newton"], time.perf_counter() - t0, comp, -v, (),
-                         f"implicit: {count['evals']} response evaluations")
-    return x_new, _State(r.z, y, start.p), run, pg_max
+    return x_new, v, g, str(opt.message)
 
 
-#: times one implicit step may halve its box around a trial point without a follower response
-_MAX_SHRINK = 6
+def _scalar_ascent(evaluate: Any, x0: np.ndarray, v0: float, g0: np.ndarray, lo: np.ndarray, hi: np.ndarray,
+                   gtol: float, curvature: float | None = None,
+                   max_evals: int = 80) -> tuple[np.ndarray, float, np.ndarray, float | None,
+                                              tuple[float, float] | None]:
+    """Maximise ``V`` over ``[lo, hi]`` in one decision: bracket a sign change of ``g = dV/dx``,
+    then safeguarded secant steps on ``g`` inside the bracket.
 
+    ``evaluate(x) -> (-V, -dV/dx)`` as for a minimiser; it raises :class:`_StepFailed` at a point
+    without a follower response. Bracketing walks uphill by Newton steps ``x - g / c``, ``c`` the
+    secant curvature of the last two points (at first ``curvature``, e.g. the previous step's,
+    else a probe of relative size 1e-4); while ``c`` is not negative it jumps half the way to the
+    *wall* (the nearest point without a response, else the bound; 4 times the last step when
+    unbounded). No step goes more than half the way to the wall; the bound itself is tried after
+    two such halvings. Inside a bracket ``g(a) > 0 > g(b)`` (up to the direction) a secant step
+    through the last two points is taken when it falls inside and is under half the step before
+    last, else bisection, as in Brent's method (*Algorithms for Minimization without Derivatives*,
+    1973, ch. 4): superlinear near a smooth maximum, at worst bisection at a kink of ``V`` (a
+    follower entering or leaving; the smoothed KKT system turns it into a steep but continuous
+    ``g``). Stops when ``|g| <= gtol``, at a bound where ``g`` points out, or when the bracket is
+    narrower than ``2 _XTOL max(1, |x|)``. Returns ``(x, -V, -g, c, kink)``: the point with the
+    smallest ``|g|`` (the bracket's side with the larger ``V`` when it closed; the caller checks
+    the projected gradient), the last secant curvature, and
+    ``kink = (g_left, g_right)``, the derivatives at the two sides of the bracket, when it closed
+    on a sign change of ``g`` before ``|g| <= gtol`` (at a maximum at a kink of ``V`` neither is
+    small), else None.
+    """
+    lo_, hi_ = float(lo[0]), float(hi[0])
+    evals = 0
 
-def _polish(evaluate: Any, x: np.ndarray, v: float, g: np.ndarray, x_prev: np.ndarray, lo: np.ndarray,
-            hi: np.ndarray, max_iter: int = 20) -> tuple[np.ndarray, float, np.ndarray]:
-    """Secant iterations on the scalar equation ``g(x) = 0`` (``g`` = -dV/dx) inside ``[lo, hi]``;
-    a step is kept only while ``|g|`` decreases."""
-    x_old, g_old = x_prev.copy(), None
-    for _ in range(max_iter):
-        if g_old is None:
-            _, g_old = evaluate(x_old) if not np.array_equal(x_old, x) else (None, None)
-            if g_old is None:
-                x_old = x + 1e-6 * max(1.0, float(abs(x[0])))
-                x_old = np.clip(x_old, lo, hi)
-                _, g_old = evaluate(x_old)
-        denom = float(g[0] - g_old[0])
-        if denom == 0.0 or not math.isfinite(denom):
-            break
-        x_try = np.clip(x - g * (x - x_old) / denom, lo, hi)
-        if abs(float(x_try[0] - x[0])) <= 1e-13 * max(1.0, abs(float(x[0]))):
-            break
+    def f(x: float) -> tuple[float, float] | None:
+        nonlocal evals
+        evals += 1
         try:
-            v_try, g_try = evaluate(x_try)
-        except _StepFailed:
+            mv, mg = evaluate(np.array([x]))
+        except _StepFailed as err:
+            if err.point is None:
+                raise
+            return None
+        return -float(mv), -float(mg[0])
+
+    def out(p: tuple[float, float, float], c: float | None, kink: tuple[float, float] | None = None) -> tuple:
+        return np.array([p[0]]), -p[1], np.array([-p[2]]), c, kink
+
+    def rounding(u: float, w: float) -> bool:
+        return abs(u - w) <= 4e-16 * max(1.0, abs(u), abs(w))
+
+    a = (float(x0[0]), -float(v0), -float(g0[0]))  # (x, V, g)
+    c = curvature if curvature is not None and curvature < 0 and math.isfinite(curvature) else None
+    if abs(a[2]) <= gtol or (a[2] < 0 and a[0] <= lo_) or (a[2] > 0 and a[0] >= hi_):
+        return out(a, c)
+    d = 1.0 if a[2] > 0 else -1.0
+    bound = hi_ if d > 0 else lo_
+    wall, wall_is_bound, halvings = bound, True, 0
+    # --- bracketing: uphill until g changes sign (or the bound stops the ascent)
+    probe, last_step = 1e-4 * max(1.0, abs(a[0])), 0.0
+    while True:
+        if c is not None:
+            t = a[0] - a[2] / c
+        elif last_step > 0:  # no concave curvature yet: expand
+            t = a[0] + d * (0.5 * abs(wall - a[0]) if math.isfinite(wall) else 4.0 * last_step)
+        else:
+            t = a[0] + d * probe
+        if math.isfinite(wall) and (not math.isfinite(t) or (t - wall) * d >= 0
+                                    or abs(t - a[0]) > 0.5 * abs(wall - a[0])):
+            halvings += 1
+            t = wall if wall_is_bound and halvings > 2 else a[0] + 0.5 * (wall - a[0])
+        elif not math.isfinite(t):
+            t = a[0] + d * 4.0 * max(last_step, probe)
+        else:
+            halvings = 0
+        if evals >= max_evals or rounding(t, a[0]):
+            return out(a, c)
+        r = f(t)
+        if r is None:
+            wall, wall_is_bound = t, False
+            continue
+        pt = (t, r[0], r[1])
+        if abs(pt[2]) <= gtol or (pt[2] * d > 0 and t == bound):
+            return out(pt, c)
+        c_new = (pt[2] - a[2]) / (pt[0] - a[0])
+        c = c_new if c_new < 0 and math.isfinite(c_new) else None
+        if pt[2] * d < 0:
+            b = pt
             break
-        if not abs(float(g_try[0])) < abs(float(g[0])):
+        last_step, a = abs(pt[0] - a[0]), pt
+    # --- inside the bracket [a, b]: g(a) d > 0 > g(b) d
+    best = min((a, b), key=lambda q: abs(q[2]))
+    last, prev = b, a
+    older = step = abs(b[0] - a[0])
+    while evals < max_evals:
+        lo_b, hi_b = min(a[0], b[0]), max(a[0], b[0])
+        xtol = _XTOL * max(1.0, abs(best[0]))
+        if hi_b - lo_b <= 2.0 * xtol:
+            left, right = (a, b) if a[0] < b[0] else (b, a)
+            return out(max((a, b), key=lambda q: q[1]), c, (left[2], right[2]))
+        t = math.nan
+        if last[2] != prev[2]:
+            t = last[0] - last[2] * (last[0] - prev[0]) / (last[2] - prev[2])
+        # Brent's safeguard: the secant step must lie inside and be under half the step before
+        # last, else bisect; and it moves at least xtol (so a kink ends in a bracket of ~xtol)
+        if not (lo_b < t < hi_b) or abs(t - last[0]) >= 0.5 * older:
+            t = 0.5 * (lo_b + hi_b)
+        t = min(max(t, lo_b + xtol), hi_b - xtol)
+        older, step = step, abs(t - last[0])
+        r = f(t)
+        if r is None:
+            break  # no response between two that have one: leave it to the caller's check
+        pt = (t, r[0], r[1])
+        if abs(pt[2]) < abs(best[2]):
+            best = pt
+        if abs(pt[2]) <= gtol:
             break
-        x_old, g_old, x, v, g = x, g, x_try, v_try, g_try
-    return x, v, g
+        if last[2] != pt[2]:
+            c_new = (pt[2] - last[2]) / (pt[0] - last[0])
+            c = c_new if c_new < 0 and math.isfinite(c_new) else c
+        prev, last = last, pt
+        if pt[2] * d > 0:
+            a = pt
+        else:
+            b = pt
+    return out(best, c)
 
 
 def _full_space_step(game: Game, i: int, x: list, state: _State | None) -> tuple[HomotopyResult, _State | None]:

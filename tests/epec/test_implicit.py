@@ -13,24 +13,29 @@ from epec.reformulation import make_mode
 from tests.epec import problems as P
 
 
-def _capped_follower() -> pyo.ConcreteModel:
-    """Leader ``x in [0, 2]`` maximises ``-(x - 0.6)^2 + y``; the follower ``min (y - 0.1)^2`` s.t.
-    ``y >= 0, y + x <= 0.8`` has no feasible point (no response) for ``x > 0.8``. ``y(x) = 0.1`` up
-    to ``x = 0.7`` and ``0.8 - x`` after, so the leader's optimum is ``x = 0.6``, ``V = 0.1``."""
+def _capped_follower(utility: str = "quadratic", n_x: int = 1) -> pyo.ConcreteModel:
+    """Leader ``x in [0, 2]^n_x``; the follower ``min (y - 0.1)^2`` s.t. ``y >= 0, y + x_0 <= 0.8``
+    has no feasible point (no response) for ``x_0 > 0.8``. ``y(x) = 0.1`` up to ``x_0 = 0.7`` and
+    ``0.8 - x_0`` after. ``utility="quadratic"``: the leader maximises
+    ``-sum_k (x_k - 0.6)^2 + y``, optimum ``x = 0.6``, ``V = 0.1``. ``"kink"`` (one decision):
+    ``x + 2 y``, slope 1 then -1, optimum at the kink ``x = 0.7``, ``V = 0.9``."""
     m = pyo.ConcreteModel()
     m.leader = pyo.Block()
     m.follower = pyo.Block()
-    m.leader.x = pyo.Var(bounds=(0, 2), initialize=0.0)
+    m.leader.x = pyo.Var(range(n_x), bounds=(0, 2), initialize=0.0)
     m.follower.y = pyo.Var(domain=pyo.NonNegativeReals, initialize=0.1)
-    m.follower.cap = pyo.Constraint(expr=m.follower.y + m.leader.x <= 0.8)
+    m.follower.cap = pyo.Constraint(expr=m.follower.y + m.leader.x[0] <= 0.8)
     m.follower.cost = pyo.Objective(expr=(m.follower.y - 0.1) ** 2)
-    m.leader.v = pyo.Objective(expr=-(m.leader.x - 0.6) ** 2 + m.follower.y, sense=pyo.maximize)
+    if utility == "kink":
+        v = m.leader.x[0] + 2 * m.follower.y
+    else:
+        v = -sum((m.leader.x[k] - 0.6) ** 2 for k in range(n_x)) + m.follower.y
+    m.leader.v = pyo.Objective(expr=v, sense=pyo.maximize)
     return m
 
 
-def test_implicit_step_halves_the_box_around_a_point_without_response():
-    # Prepare: the step from x = 0; L-BFGS-B's first trial lies beyond x = 0.8
-    m = _capped_follower()
+def _step_recording_trials(m: pyo.ConcreteModel) -> tuple:
+    """One implicit step of the leader from ``x = 0``, with the trial points (x_0, response ok)."""
     game = G.Game(m, [m.follower], [("leader", player_variables(m.leader), player_objective(m.leader))],
                   make_mode("smoothing"), G._make_solver(None, None), True)
     first, state = G._implicit_response(game, None, None, cold=True)
@@ -44,15 +49,41 @@ def test_implicit_step_halves_the_box_around_a_point_without_response():
         return r
 
     resp.solve = recorded
-    # Execute
     x, st, run, pg = G._implicit_step(game, 0, state)
-    # Assert
     assert first.ok
+    return x, st, run, pg, tried, resp
+
+
+@pytest.mark.parametrize("utility, n_x, x_opt, v_opt, v_tol", [
+    # the scalar ascent: expands towards the bound, backs off, brackets the kink (smoothed by the
+    # KKT system's mu: V there is off by O(mu), lambda * slack = mu^2 gives y = 0.1 - O(mu))
+    ("kink", 1, [0.7], 0.9, 1e-7),
+    ("quadratic", 2, [0.6, 0.6], 0.1, 1e-8),  # L-BFGS-B: halves the box around the failed trial point
+])
+def test_implicit_step_backs_off_from_a_point_without_response(utility, n_x, x_opt, v_opt, v_tol):
+    # Prepare
+    m = _capped_follower(utility, n_x)
+    # Execute
+    x, st, run, pg, tried, resp = _step_recording_trials(m)
+    # Assert
     assert any(t > 0.8 and not ok for t, ok in tried)  # a trial point had no response...
-    assert x[0] == pytest.approx(0.6, abs=1e-8)  # ...and the step still found the optimum
+    assert x == pytest.approx(x_opt, abs=1e-8)  # ...and the step still found the optimum
     assert run.ok and run.message.startswith("implicit")
     assert pg <= 1e-6
-    assert float(resp.utilities(st.z, st.y, st.p)[0]) == pytest.approx(0.1, abs=1e-8)
+    assert float(resp.utilities(st.z, st.y, st.p)[0]) == pytest.approx(v_opt, abs=v_tol)
+
+
+def test_scalar_step_takes_the_newton_step_of_a_quadratic():
+    # Prepare: V = -(x - 0.6)^2 + 0.1 near x = 0 (the follower's cap is not reached)
+    m = _capped_follower("quadratic", 1)
+    # Execute
+    x, st, run, pg, tried, _ = _step_recording_trials(m)
+    # Assert: start, probe, then the exact Newton step from the secant curvature (and maybe one
+    # more point to confirm); no trial point beyond the cap
+    assert x[0] == pytest.approx(0.6, abs=1e-10)
+    assert len({t for t, _ in tried}) <= 4
+    assert all(ok for _, ok in tried)
+    assert pg <= 1e-10
 
 
 def test_certificate_counts_failed_responses_and_covers_the_rest():
@@ -64,7 +95,7 @@ def test_certificate_counts_failed_responses_and_covers_the_rest():
     # Assert
     assert res.ok, res.message
     assert all(not h.accelerated and np.isfinite(h.stationarity) for h in res.history)  # implicit steps
-    assert m.leader.x.value == pytest.approx(0.6, abs=1e-6)
+    assert m.leader.x[0].value == pytest.approx(0.6, abs=1e-6)
     cert = res.certificate
     # grid points with x > 0.8 have no follower response: counted, not hidden
     assert 0 < cert.failed_evaluations < cert.evaluations
