@@ -89,6 +89,31 @@ def _segments(ld: Any, x: np.ndarray, rng: np.random.Generator, options: Any):
         yield u, np.linspace(float(np.max(np.minimum(ta, tb))), float(np.min(np.maximum(ta, tb))), options.grid)
 
 
+def _line_gain(evaluate: Any, ts: np.ndarray, restart: Any, options: Any) -> tuple[float, float]:
+    """Largest ``evaluate(t)`` (a deviation gain, -inf where the followers have no response) over
+    the grid ``ts``, walked outwards from ``t = 0`` in both directions so that each solve starts
+    next to the last (``restart()`` puts the warm start back at the point), then refined by a
+    bounded golden-section search (Brent's ``fminbound``) between the best point's neighbours.
+    Returns ``(t, gain)``."""
+    values: dict[float, float] = {}
+    for part in ([t for t in ts if t >= 0], [t for t in ts[::-1] if t < 0]):
+        restart()
+        for t in part:
+            values[float(t)] = evaluate(float(t))
+    t_best = max(values, key=values.get)
+    if options.refine and len(ts) > 2:
+        k = int(np.argmin(np.abs(ts - t_best)))
+        a, b = ts[max(k - 1, 0)], ts[min(k + 1, len(ts) - 1)]
+        restart()
+        res = minimize_scalar(lambda t: -evaluate(float(t)), bounds=(a, b),
+                              method="bounded", options={"maxiter": options.refine_iter, "xatol": 1e-9})
+        g = -float(res.fun)
+        if math.isfinite(g) and g > values[t_best]:
+            values[float(res.x)] = g
+            t_best = float(res.x)
+    return t_best, values[t_best]
+
+
 def certify(game: Any, options: Any) -> Certificate:
     """Certify the game's current point (leaders' decisions and followers' equilibrium).
 
@@ -148,7 +173,6 @@ def _certify_newton(game: Any, options: Any) -> Certificate:
         lo, hi = _box(ld.lower, ld.upper, x_star[i])
         best_gain, best_x = 0.0, x_star[i].copy()
         for u, ts in _segments(ld, x_star[i], rng, options):
-            values: dict[float, float] = {}
             warm = {"z": z_star}
 
             def evaluate(t: float) -> float:
@@ -164,24 +188,9 @@ def _certify_newton(game: Any, options: Any) -> Certificate:
                 warm["z"] = z
                 return float(resp.utilities(z, y, p)[i] - base[i])
 
-            # Walk outwards from x* in both directions so each solve starts next to the last.
-            for part in ([t for t in ts if t >= 0], [t for t in ts[::-1] if t < 0]):
-                warm["z"] = z_star
-                for t in part:
-                    values[float(t)] = evaluate(float(t))
-            t_best = max(values, key=values.get)
-            if options.refine and len(ts) > 2:
-                k = int(np.argmin(np.abs(ts - t_best)))
-                a, b = ts[max(k - 1, 0)], ts[min(k + 1, len(ts) - 1)]
-                warm["z"] = z_star
-                res = minimize_scalar(lambda t: -evaluate(float(t)), bounds=(a, b),
-                                      method="bounded", options={"maxiter": options.refine_iter, "xatol": 1e-9})
-                g = -float(res.fun)
-                if math.isfinite(g) and g > values[t_best]:
-                    values[float(res.x)] = g
-                    t_best = float(res.x)
-            if values[t_best] > best_gain:
-                best_gain, best_x = values[t_best], np.clip(x_star[i] + t_best * u, lo, hi)
+            t_best, gain = _line_gain(evaluate, ts, lambda: warm.update(z=z_star), options)
+            if gain > best_gain:
+                best_gain, best_x = gain, np.clip(x_star[i] + t_best * u, lo, hi)
         gains.append(best_gain)
         bests.append(tuple(float(t) for t in best_x))
 
@@ -254,7 +263,6 @@ def _certify_ipopt(game: Any, options: Any) -> Certificate:
         lo, hi = _box(ld.lower, ld.upper, x_star[i])
         best_gain, best_x = 0.0, x_star[i].copy()
         for u, ts in _segments(ld, x_star[i], rng, options):
-            values: dict[float, float] = {}
 
             def evaluate(t: float) -> float:
                 nonlocal evals, failed
@@ -267,26 +275,9 @@ def _certify_ipopt(game: Any, options: Any) -> Certificate:
                     return -math.inf
                 return game.leaders[i].utility() - base[i]
 
-            # Walk outwards from x* in both directions so each solve starts next to the last.
-            up = [t for t in ts if t >= 0]
-            down = [t for t in ts[::-1] if t < 0]
-            for part in (up, down):
-                game.restore(snap0)
-                for t in part:
-                    values[float(t)] = evaluate(float(t))
-            t_best = max(values, key=values.get)
-            if options.refine and len(ts) > 2:
-                k = int(np.argmin(np.abs(ts - t_best)))
-                a, b = ts[max(k - 1, 0)], ts[min(k + 1, len(ts) - 1)]
-                game.restore(snap0)
-                res = minimize_scalar(lambda t: -evaluate(float(t)), bounds=(a, b),
-                                      method="bounded", options={"maxiter": options.refine_iter, "xatol": 1e-9})
-                g = -float(res.fun)
-                if math.isfinite(g) and g > values[t_best]:
-                    values[float(res.x)] = g
-                    t_best = float(res.x)
-            if values[t_best] > best_gain:
-                best_gain, best_x = values[t_best], np.clip(x_star[i] + t_best * u, lo, hi)
+            t_best, gain = _line_gain(evaluate, ts, lambda: game.restore(snap0), options)
+            if gain > best_gain:
+                best_gain, best_x = gain, np.clip(x_star[i] + t_best * u, lo, hi)
         gains.append(best_gain)
         bests.append(tuple(float(t) for t in best_x))
         game.restore(snap0)

@@ -19,7 +19,7 @@ import numpy as np
 import pyomo.environ as pyo
 from pyomo.core.base.block import BlockData
 
-from .kkt import KKTResidual, KKTSystem, kkt, player_objective, player_variables
+from .kkt import KKTResidual, KKTSystem, _owned_by, kkt, player_objective, player_variables
 from .reformulation import HomotopyResult, InverseData, Reformulation, clone_with_map, make_mode
 from .response import FollowerResponse, Response, ResponseOptions
 
@@ -438,11 +438,11 @@ def solve_bilevel(
     t0 = time.perf_counter()
     followers = _expand(followers)
     objs = [o for o in model.component_data_objects(pyo.Objective, active=True, descend_into=True)
-            if not any(_inside(o, f) for f in followers)]
+            if not any(_owned_by(o, f) for f in followers)]
     if len(objs) != 1:
         raise ValueError(f"solve_bilevel: the leader needs exactly one active Objective outside the followers, found {len(objs)}")
     leader_vars = [v for v in model.component_data_objects(pyo.Var, descend_into=True, sort=True)
-                   if not v.fixed and not any(_inside(v, f) for f in followers)]
+                   if not v.fixed and not any(_owned_by(v, f) for f in followers)]
     game = Game(model, followers, [("leader", leader_vars, objs[0])], make_mode(mode),
                 _make_solver(solver, options), lift)
     # Start the MPEC from the followers' equilibrium at the initial leader point.
@@ -461,15 +461,6 @@ def solve_bilevel(
         cert = _certify(game, certificate)
         cert_s = time.perf_counter() - tc
     return _finish(game, GameStatus.CONVERGED, "", iters, 1, t0, runs, certificate=cert, cert_seconds=cert_s)
-
-
-def _inside(component: Any, block: BlockData) -> bool:
-    b = component.parent_block()
-    while b is not None:
-        if b is block:
-            return True
-        b = b.parent_block()
-    return False
 
 
 class _StepFailed(Exception):
@@ -556,7 +547,7 @@ def _implicit_step(game: Game, i: int, state: _State) -> tuple[np.ndarray, _Stat
     v0, g0 = evaluate(x0)
     scale = max(1.0, abs(v0))
     if x0.size == 1:
-        x_new, v, g, game.curvature[i], kink = _scalar_ascent(evaluate, x0, v0, g0, lo, hi, 1e-12 * scale,
+        x_new, v, g, game.curvature[i], kink = _scalar_ascent(evaluate, x0, v0, g0, lo, hi, 1e-10 * scale,
                                                               game.curvature.get(i))
         opt_message = "scalar ascent"
     else:
@@ -732,9 +723,14 @@ def _scalar_ascent(evaluate: Any, x0: np.ndarray, v0: float, g0: np.ndarray, lo:
         if last[2] != prev[2]:
             t = last[0] - last[2] * (last[0] - prev[0]) / (last[2] - prev[2])
         # Brent's safeguard: the secant step must lie inside and be under half the step before
-        # last, else bisect; and it moves at least xtol (so a kink ends in a bracket of ~xtol)
+        # last, else the tangents' intersection, else bisect; and it moves at least xtol (so a
+        # kink ends in a bracket of ~xtol)
         if not (lo_b < t < hi_b) or abs(t - last[0]) >= 0.5 * older:
-            t = 0.5 * (lo_b + hi_b)
+            # where the tangents of V at a and b cross: exact at a kink between two linear
+            # pieces (a follower entering or leaving), the midpoint for a quadratic
+            t = (b[1] - a[1] + a[2] * a[0] - b[2] * b[0]) / (a[2] - b[2])
+            if not (lo_b + 0.01 * (hi_b - lo_b) < t < hi_b - 0.01 * (hi_b - lo_b)):
+                t = 0.5 * (lo_b + hi_b)
         t = min(max(t, lo_b + xtol), hi_b - xtol)
         older, step = step, abs(t - last[0])
         r = f(t)
