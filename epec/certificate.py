@@ -127,8 +127,9 @@ def certify(game: Any, options: Any) -> Certificate:
 
 
 def _certify_newton(game: Any, options: Any) -> Certificate:
-    """:func:`certify` with Newton responses: each grid point warm-started from its neighbour,
-    then by continuation from the point, then Ipopt; a response counts only if its natural KKT
+    """:func:`certify` with Newton responses: each grid point warm-started from its neighbour
+    (first-order predictor, :meth:`FollowerResponse.solve_near`), then by continuation from the
+    point, then Ipopt; a response counts only if its natural KKT
     residual (stationarity, feasibility, ``max |min(a, b)|``) is within ``kkt_tol``."""
     t0 = time.perf_counter()
     rng = np.random.default_rng(options.seed)
@@ -141,9 +142,9 @@ def _certify_newton(game: Any, options: Any) -> Certificate:
     # KKTSystem.residual, which walks the Pyomo expressions: ~15 s at 500x10)
     residual = resp.kkt_residual(z0, y0, p)
     y_star = resp.inputs_at(y0, x_star)
-    r_star = resp.solve(z0, y_star, p)
+    r_star = resp.solve(z0, y_star, p, sensitivity=True)
     if not r_star.ok:
-        r_star = resp.solve(z0, y_star, p, cold=True)
+        r_star = resp.solve(z0, y_star, p, cold=True, sensitivity=True)
     if not r_star.ok:  # no Newton baseline: certify with Ipopt throughout
         return _certify_ipopt(game, options)
     z_star = r_star.z
@@ -151,12 +152,20 @@ def _certify_newton(game: Any, options: Any) -> Certificate:
     evals = failed = 0
     gains, bests = [], []
     fallbacks = [options.fallbacks]
+    star = {"z": z_star, "y": y_star, "lu": r_star.lu}
 
-    def response_at(z_from: np.ndarray, y: np.ndarray, pt: list) -> np.ndarray | None:
-        r = resp.solve(z_from, y, p, retry_cold=False)  # path() below ends in a cold solve
+    def response_at(warm: dict, y: np.ndarray, pt: list) -> np.ndarray | None:
+        """The followers' response at ``y``, from the grid neighbour ``warm`` (first-order
+        predictor), else by continuation from the point (ending in a cold solve), else Ipopt;
+        ``warm`` moves to the new point."""
+        dF = None
+        if warm["lu"] is not None:
+            dF = resp.system.input_jacobian(warm["z"], warm["y"], p, resp.options.mu) @ (y - warm["y"])
+        r = resp.solve_near(warm["z"], y, p, lu=warm["lu"], dF=dF, sensitivity=True)
         if not r.ok:
-            r = resp.path(z_star, y_star, y, p)
+            r = resp.path(z_star, y_star, y, p, sensitivity=True)
         if r.ok:
+            warm.update(z=r.z, y=y, lu=r.lu)
             return r.z
         if fallbacks[0] <= 0:
             return None
@@ -166,14 +175,16 @@ def _certify_newton(game: Any, options: Any) -> Certificate:
         if not run.ok:
             return None
         z = resp.read()[0]
-        ok = max(resp.system.natural_residual(z, y, p)) <= resp.options.kkt_tol
-        return z if ok else None
+        if max(resp.system.natural_residual(z, y, p)) > resp.options.kkt_tol:
+            return None
+        warm.update(z=z, y=y, lu=None)
+        return z
 
     for i, ld in enumerate(game.leaders):
         lo, hi = _box(ld.lower, ld.upper, x_star[i])
         best_gain, best_x = 0.0, x_star[i].copy()
         for u, ts in _segments(ld, x_star[i], rng, options):
-            warm = {"z": z_star}
+            warm = dict(star)
 
             def evaluate(t: float) -> float:
                 nonlocal evals, failed
@@ -181,14 +192,13 @@ def _certify_newton(game: Any, options: Any) -> Certificate:
                 pt[i] = np.clip(x_star[i] + t * u, lo, hi)
                 y = resp.inputs_at(y_star, pt)
                 evals += 1
-                z = response_at(warm["z"], y, pt)
+                z = response_at(warm, y, pt)
                 if z is None:
                     failed += 1
                     return -math.inf
-                warm["z"] = z
                 return float(resp.utilities(z, y, p)[i] - base[i])
 
-            t_best, gain = _line_gain(evaluate, ts, lambda: warm.update(z=z_star), options)
+            t_best, gain = _line_gain(evaluate, ts, lambda: warm.update(star), options)
             if gain > best_gain:
                 best_gain, best_x = gain, np.clip(x_star[i] + t_best * u, lo, hi)
         gains.append(best_gain)

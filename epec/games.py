@@ -509,24 +509,12 @@ def _implicit_step(game: Game, i: int, state: _State) -> tuple[np.ndarray, _Stat
         if key not in cache:
             y = start.y.copy()
             y[resp.leader_pos[i]] = xi
-            # warm from the last trial point, then continuation from the step's start (which
-            # ends in a cold solve): a cold retry here too would triple the cost of a point
-            # without a response (R = 0 under the proportional payment)
-            r = None
-            if last.get("lu") is not None:
-                # first-order predictor z + (dz/dx) dx, dz/dx = -(dF/dz)^-1 dF/dx from the last
-                # solved point's factorisation: fewer Newton iterations than a start from z
-                dx = np.asarray(xi, dtype=float) - last["x"]
-                if np.any(dx):
-                    z_pred = last["z"] - last["lu"].solve(last["Fx"] @ dx)
-                    if np.all(np.isfinite(z_pred)):
-                        r = resp.solve(z_pred, y, start.p, sensitivity=True, retry_cold=False)
-                        if not r.ok or r.lu is None:
-                            # the linearisation missed (a pair switched): the plain warm start
-                            count["newton"] += r.iterations
-                            r = None
-            if r is None:
-                r = resp.solve(last["z"], y, start.p, sensitivity=True, retry_cold=False)
+            # warm from the last trial point (first-order predictor, dF/dx from its gradient),
+            # then continuation from the step's start (which ends in a cold solve): a cold retry
+            # here too would triple the cost of a point without a response (R = 0 under the
+            # proportional payment)
+            dF = last["Fx"] @ (np.asarray(xi, dtype=float) - last["x"]) if "Fx" in last else None
+            r = resp.solve_near(last["z"], y, start.p, lu=last.get("lu"), dF=dF, sensitivity=True)
             if not r.ok or r.lu is None:
                 r2 = resp.path(start.z, start.y, y, start.p, sensitivity=True)
                 r = Response(r2.ok, r2.z, r2.residual, r.iterations + r2.iterations, r.seconds + r2.seconds,

@@ -204,6 +204,26 @@ class FollowerResponse:
             iters, secs = 0, 0.0
         return self._continuation(z0, y, p, self.options.mu_start, sensitivity, iters, secs)
 
+    def solve_near(self, z: np.ndarray, y: np.ndarray, p: np.ndarray | None = None, *, lu: Any = None,
+                   dF: np.ndarray | None = None, sensitivity: bool = False) -> Response:
+        """Response at ``y`` from the solution ``z`` of a neighbouring point ``y_z``: a warm solve
+        from the first-order predictor ``z - (dF/dz)^-1 dF``, ``dF = (dF/dy)(y - y_z)`` (``lu``
+        the factorisation of ``dF/dz`` at ``z``; the implicit function theorem's tangent), then,
+        if that misses (a pair switched on the way), from ``z`` itself. No cold retry: the
+        caller's fallback (:meth:`path`) follows. With ``sensitivity`` a response counts only
+        with its factorisation."""
+        p = self.system.read_params() if p is None else p
+        iters, secs = 0, 0.0
+        if lu is not None and dF is not None and np.any(dF):
+            z_pred = z - lu.solve(dF)
+            if np.all(np.isfinite(z_pred)):
+                r = self.solve(z_pred, y, p, sensitivity=sensitivity, retry_cold=False)
+                if r.ok and (r.lu is not None or not sensitivity):
+                    return r
+                iters, secs = r.iterations, r.seconds
+        r = self.solve(z, y, p, sensitivity=sensitivity, retry_cold=False)
+        return Response(r.ok, r.z, r.residual, iters + r.iterations, secs + r.seconds, r.status, r.lu)
+
     def _continuation(self, z0: np.ndarray, y: np.ndarray, p: np.ndarray, mu: float, sensitivity: bool,
                       iters: int = 0, secs: float = 0.0) -> Response:
         """Newton solves at ``mu, mu/10, ..., options.mu``, each from the last."""
