@@ -15,13 +15,13 @@ and ``DIR/epec_scaling.png`` (time vs N, log-log, one line per M with its least-
 from __future__ import annotations
 
 import argparse
-import math
 import re
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
+from benchmarks.solve_cmd import check_epec_args
 from models.errors import InputError
 
 __all__ = ["add_arguments", "run", "parse_sizes", "naive_epec", "bench_size"]
@@ -55,7 +55,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def naive_epec(sc: Any, *, method: str, mode: str, tol: float, max_iter: int, options: Any) -> dict[str, Any]:
     """Diagonalisation that rebuilds and re-transforms the Pyomo model at every leader step.
 
-    Same leader step (implicit: L-BFGS-B on the leader's reward, Newton follower response),
+    Same leader step (implicit: the leader's reward by a safeguarded secant search on its
+    utility's exact derivative, Newton follower response),
     same update rule (Gauss-Seidel or Jacobi, no damping) and same stop rule as
     :func:`epec.solve_epec` (``max_m |R_m^k - R_m^{k-1}| / max(1, Rmax_m) <= tol``), but each
     leader step is a fresh :func:`models.game.build_game` + :func:`epec.solve_epec` over that one
@@ -147,17 +148,10 @@ def _fmt(x: Any, spec: str) -> str:
 
 def run(args: argparse.Namespace) -> int:
     sizes = parse_sizes(args.sizes)
-    if not (math.isfinite(args.tol) and args.tol > 0):
-        raise InputError("--tol", f"must be a positive number, got {args.tol}")
-    if args.max_iter < 1:
-        raise InputError("--max-iter", f"must be >= 1, got {args.max_iter}")
-    if args.grid < 2:
-        raise InputError("--grid", f"must be >= 2, got {args.grid}")
+    check_epec_args(args)
     if args.naive_max_n < 0:
         raise InputError("--naive-max-n", f"must be >= 0 (0 skips the naive run), got {args.naive_max_n}")
     out = Path(args.out)
-    if out.exists() and not out.is_dir():
-        raise InputError("--out", f"not a folder: {out}")
     from tqdm import tqdm
 
     from benchmarks.plots import loglog_slope, scaling_plot

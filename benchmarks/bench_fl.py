@@ -83,10 +83,7 @@ def _throughput(ds, k: int, args, device: str, kinds: tuple[str, ...]) -> dict:
     import numpy as np
     import torch
 
-    from fl.aggregate import IoMFedAvg
-    from fl.nets import make_net
-    from fl.partition import dirichlet_partition
-    from fl.train import LocalTrainConfig, TrainPath, client_seed, get_params, local_update
+    from fl import IoMFedAvg, LocalTrainConfig, TrainPath, client_seed, dirichlet_partition, get_params, local_update, make_net
 
     sizes = client_sizes(args.samples, k, args.seed)
     idx = dirichlet_partition(ds.train_y.numpy(), sizes, 0.5, args.seed)
@@ -157,18 +154,8 @@ def _flower(ds, args) -> dict:
         import flwr  # noqa: F401
     except ImportError as exc:
         return {"skipped": f"flwr not installed ({exc}); pip install -e '.[flower]'"}
-    from fl.aggregate import IoMFedAvg
-    from fl.nets import make_net
-    from fl.partition import dirichlet_partition
-    from fl.train import (
-        LocalTrainConfig,
-        TrainPath,
-        client_seed,
-        evaluate,
-        get_params,
-        local_update,
-    )
-    from fl.trainer import resolve_path
+    from fl import (IoMFedAvg, LocalTrainConfig, TrainPath, client_seed, dirichlet_partition, evaluate, get_params,
+                    local_update, make_net, resolve_path)
 
     k, rounds = args.flower_clients, args.flower_rounds
     sizes = client_sizes(min(args.samples, int(ds.train_y.shape[0])), k, args.seed)

@@ -18,7 +18,7 @@ from typing import Any
 
 from models.errors import InputError
 
-__all__ = ["add_arguments", "run", "solve_scenario", "METHODS", "MODES", "LEADER_STEPS"]
+__all__ = ["add_arguments", "run", "solve_scenario", "check_epec_args", "METHODS", "MODES", "LEADER_STEPS"]
 
 METHODS = ("gauss-seidel", "jacobi")
 MODES = ("scholtes", "smoothing", "penalty")
@@ -33,7 +33,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--method", choices=METHODS, default="gauss-seidel", help="diagonalisation order")
     parser.add_argument("--mode", choices=MODES, default="scholtes", help="MPEC reformulation")
     parser.add_argument("--leader-step", choices=LEADER_STEPS, default="implicit",
-                        help="implicit (default): each leader's reward by L-BFGS-B over the followers' exact "
+                        help="implicit (default): each leader's reward by a bracketing secant search over the followers' exact "
                              "response (Newton on their smoothed KKT system); full-space: Ipopt on the whole "
                              "reformulated MPEC of --mode (the reference; slow and fragile beyond ~20x3)")
     parser.add_argument("--tol", type=float, default=1e-6, help="tolerance on the leaders' step per sweep (default 1e-6)")
@@ -42,18 +42,23 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--grid", type=int, default=41, help="deviation-grid points per leader in the certificate (default 41)")
 
 
-def _check_args(args: argparse.Namespace) -> None:
+def check_epec_args(args: argparse.Namespace) -> None:
+    """The options ``solve`` and ``bench epec`` share: ``--tol``, ``--max-iter``, ``--grid``, ``--out``."""
     if not (math.isfinite(args.tol) and args.tol > 0):
         raise InputError("--tol", f"must be a positive number, got {args.tol}")
     if args.max_iter < 1:
         raise InputError("--max-iter", f"must be >= 1, got {args.max_iter}")
-    if not (math.isfinite(args.damping) and 0 < args.damping <= 1):
-        raise InputError("--damping", f"must be in (0, 1], got {args.damping}")
     if args.grid < 2:
         raise InputError("--grid", f"must be >= 2, got {args.grid}")
     out = Path(args.out)
     if out.exists() and not out.is_dir():
         raise InputError("--out", f"not a folder: {out}")
+
+
+def _check_args(args: argparse.Namespace) -> None:
+    check_epec_args(args)
+    if not (math.isfinite(args.damping) and 0 < args.damping <= 1):
+        raise InputError("--damping", f"must be in (0, 1], got {args.damping}")
 
 
 def solve_scenario(sc: Any, *, method: str = "gauss-seidel", mode: str = "scholtes", tol: float = 1e-6,

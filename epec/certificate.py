@@ -114,6 +114,19 @@ def _line_gain(evaluate: Any, ts: np.ndarray, restart: Any, options: Any) -> tup
     return t_best, values[t_best]
 
 
+def _certificate(residual: KKTResidual, gains: list, bests: list, evals: int, failed: int, starts: int,
+                 spread: float, options: Any, t0: float) -> Certificate:
+    """The :class:`Certificate` of (a)-(c); the followers are unique when every random start
+    solved and none ended further than ``unique_tol`` from the point."""
+    return Certificate(
+        kkt_residual=residual.max, residual=residual,
+        max_deviation_gain=max(gains, default=0.0), deviation_gains=tuple(gains),
+        best_deviations=tuple(bests), evaluations=evals, failed_evaluations=failed,
+        follower_unique=starts == options.starts and spread <= options.unique_tol,
+        follower_spread=spread, starts=starts, seconds=time.perf_counter() - t0,
+    )
+
+
 def certify(game: Any, options: Any) -> Certificate:
     """Certify the game's current point (leaders' decisions and followers' equilibrium).
 
@@ -247,14 +260,7 @@ def _certify_newton(game: Any, options: Any) -> Certificate:
             starts += 1
             spread = max(spread, float(np.max(np.abs(z_end[P] - z_star[P]), initial=0.0)))
     game.restore(snap0)
-    unique = starts == options.starts and spread <= options.unique_tol
-    return Certificate(
-        kkt_residual=residual.max, residual=residual,
-        max_deviation_gain=max(gains, default=0.0), deviation_gains=tuple(gains),
-        best_deviations=tuple(bests), evaluations=evals, failed_evaluations=failed,
-        follower_unique=unique, follower_spread=spread, starts=starts,
-        seconds=time.perf_counter() - t0,
-    )
+    return _certificate(residual, gains, bests, evals, failed, starts, spread, options, t0)
 
 
 def _certify_ipopt(game: Any, options: Any) -> Certificate:
@@ -309,11 +315,4 @@ def _certify_ipopt(game: Any, options: Any) -> Certificate:
             starts += 1
             spread = max(spread, float(np.max(np.abs(np.array([v.value for v in fv], dtype=float) - ref))))
     game.restore(snap0)
-    unique = starts == options.starts and spread <= options.unique_tol
-    return Certificate(
-        kkt_residual=residual.max, residual=residual,
-        max_deviation_gain=max(gains, default=0.0), deviation_gains=tuple(gains),
-        best_deviations=tuple(bests), evaluations=evals, failed_evaluations=failed,
-        follower_unique=unique, follower_spread=spread, starts=starts,
-        seconds=time.perf_counter() - t0,
-    )
+    return _certificate(residual, gains, bests, evals, failed, starts, spread, options, t0)

@@ -49,8 +49,9 @@ class LeaderStep(str, enum.Enum):
 
     ``IMPLICIT`` (default): in the leader's own decisions only, the followers' response ``z(x)``
     solved by Newton on their smoothed KKT system (:mod:`epec.response`) and the gradient of the
-    leader's utility from the implicit function theorem; L-BFGS-B over the leader's box
-    (implicit programming, Outrata, Kocvara & Zowe 1998, ch. 4; smoothing as Facchinei, Jiang &
+    leader's utility from the implicit function theorem; one decision by bracketing and
+    safeguarded secant steps on ``dV/dx`` (:func:`_scalar_ascent`), several by L-BFGS-B over the
+    leader's box (implicit programming, Outrata, Kocvara & Zowe 1998, ch. 4; smoothing as Facchinei, Jiang &
     Qi, Math. Program. 85, 1999). Falls back to ``FULL_SPACE`` for a step it cannot take.
     ``FULL_SPACE``: Ipopt on the whole reformulated MPEC (the ``mode``'s homotopy).
     """

@@ -32,14 +32,7 @@ from .aggregate import Aggregation, make_strategy
 from .data import DatasetSplits
 from .nets import make_net
 from .partition import data_value, dirichlet_partition
-from .train import (
-    LocalTrainConfig,
-    TrainPath,
-    client_seed,
-    evaluate,
-    get_params,
-    local_update,
-)
+from .train import LocalTrainConfig, TrainPath, client_seed, evaluate, get_params, local_update
 
 __all__ = ["FLConfig", "FLTask", "FLResult", "build_task", "check_allocation", "resolve_path", "run_fl", "CHECKPOINT_VERSION"]
 
