@@ -226,6 +226,12 @@ class NewtonOptions:
         Newton steps taken even when ``z0`` already meets ``tol`` (unless ``F(z0) = 0`` exactly):
         one quadratic step from a warm start takes a 1e-10 residual to rounding level, which
         sensitivities (implicit-function gradients) need. Default 0.
+    stall_window, stall_ratio : int, float
+        Give up (status ``STALLED``) when ``||F||^2`` fell by less than the factor ``stall_ratio``
+        over the last ``stall_window`` iterations (0 turns it off). Default 8 and 0.9: converging
+        runs of the followers' KKT system fell at least 2x over any 8 iterations (worst 0.51 at
+        100x5, 0.28 at 500x10, over every certificate solve), the runs that failed stalled within
+        10 iterations and then spent the rest of ``max_iter``.
     ordering : str
         Column ordering of SuperLU (``permc_spec`` of :func:`scipy.sparse.linalg.splu`). Default
         ``"NATURAL"``: the unknowns come player by player with the shared aggregates last, an
@@ -239,6 +245,8 @@ class NewtonOptions:
     min_step: float = 1e-6
     ordering: str = "NATURAL"
     min_iter: int = 0
+    stall_window: int = 8
+    stall_ratio: float = 0.9
 
     def __post_init__(self) -> None:
         if not (isinstance(self.tol, (int, float)) and math.isfinite(self.tol) and self.tol > 0):
@@ -251,6 +259,10 @@ class NewtonOptions:
             raise InputError("min_step", f"must be in (0, 1), got {self.min_step!r}")
         if isinstance(self.min_iter, bool) or not isinstance(self.min_iter, int) or self.min_iter < 0:
             raise InputError("min_iter", f"must be an integer >= 0, got {self.min_iter!r}")
+        if isinstance(self.stall_window, bool) or not isinstance(self.stall_window, int) or self.stall_window < 0:
+            raise InputError("stall_window", f"must be an integer >= 0, got {self.stall_window!r}")
+        if not (isinstance(self.stall_ratio, (int, float)) and 0 < self.stall_ratio < 1):
+            raise InputError("stall_ratio", f"must be in (0, 1), got {self.stall_ratio!r}")
         if self.ordering not in ("NATURAL", "COLAMD", "MMD_ATA", "MMD_AT_PLUS_A"):
             raise InputError("ordering", f"must be NATURAL, COLAMD, MMD_ATA or MMD_AT_PLUS_A, got {self.ordering!r}")
 
@@ -259,8 +271,9 @@ class NewtonOptions:
 class NewtonResult:
     """Outcome of :func:`solve_newton`.
 
-    ``status``: ``OPTIMAL`` (converged), ``MAX_ITER``, ``SEARCH_DIRECTION_TOO_SMALL`` (line search
-    failed), ``ERROR_IN_STEP_COMPUTATION`` (singular Jacobian) or ``INVALID_NUMBER`` (NaN/inf).
+    ``status``: ``OPTIMAL`` (converged), ``MAX_ITER``, ``STALLED`` (no progress over
+    ``stall_window`` iterations), ``SEARCH_DIRECTION_TOO_SMALL`` (line search failed),
+    ``ERROR_IN_STEP_COMPUTATION`` (singular Jacobian) or ``INVALID_NUMBER`` (NaN/inf).
     ``lu`` is the factorisation of ``dF/dz`` at the returned point when ``ok`` (for sensitivities).
     """
 
@@ -314,6 +327,7 @@ def solve_newton(system: CompiledEquations, z0: np.ndarray, y: np.ndarray, p: np
     status = SolverStatus.MAX_ITER
     it = 0
     lu = None
+    merits = [norm2]  # ||F||^2 after each iteration, for the stall test
     while True:
         if not math.isfinite(norm2):
             status = SolverStatus.INVALID_NUMBER
@@ -347,6 +361,13 @@ def solve_newton(system: CompiledEquations, z0: np.ndarray, y: np.ndarray, p: np
             break
         moved = float(np.max(np.abs(step[0] - z), initial=0.0))
         z, F, norm2 = step
+        merits.append(norm2)
+        w = options.stall_window
+        if w and len(merits) > w and norm2 > options.stall_ratio * merits[-1 - w] \
+                and np.max(np.abs(F), initial=0.0) > options.tol:
+            status = SolverStatus.STALLED
+            lu = None
+            break
         # the factorisation at the previous iterate stands for the one at z only when the step
         # was at rounding level (a forced ``min_iter`` step from a solved start)
         lu = lu if moved <= _SAME_POINT * max(1.0, float(np.max(np.abs(z), initial=0.0))) else None

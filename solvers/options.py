@@ -28,6 +28,8 @@ class SolverStatus(enum.Enum):
     USER_STOP = "user_stop"
     FEASIBLE_POINT_FOUND = "feasible_point_found"
     MAX_ITER = "max_iter"
+    #: Newton (:func:`solvers.solve_newton`): the merit stopped decreasing (``NewtonOptions.stall_window``)
+    STALLED = "stalled"
     RESTORATION_FAILED = "restoration_failed"
     ERROR_IN_STEP_COMPUTATION = "error_in_step_computation"
     MAX_TIME = "max_time"

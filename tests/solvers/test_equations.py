@@ -43,7 +43,22 @@ def test_newton_reports_a_singular_system():
     assert not res.ok
 
 
-@pytest.mark.parametrize("bad", [dict(tol=0.0), dict(max_iter=0), dict(armijo=0.7), dict(ordering="AMD")])
+@pytest.mark.parametrize("window, expected", [(8, "stalled"), (0, "max_iter")])
+def test_newton_gives_up_on_a_stalled_system(window, expected):
+    # Prepare: 1 / log(log x) = 0 has no root; Newton's steps are all accepted but the residual
+    # only creeps down (log log x grows by ~ a log per step)
+    m = _lcp()
+    sys_ = compile_equations([1 / pyo.log(pyo.log(m.x)), m.y - 1], [], unknowns=[m.x, m.y])
+    options = NewtonOptions(max_iter=60, stall_window=window)
+    # Execute
+    res = solve_newton(sys_, np.array([20.0, 0.0]), sys_.read_inputs(), sys_.read_params(), 0.0, options)
+    # Assert: stopped as stalled before max_iter (or ran all 60 with the test off)
+    assert not res.ok and res.status.value == expected
+    assert (res.iterations < 60) if window else (res.iterations == 60)
+
+
+@pytest.mark.parametrize("bad", [dict(tol=0.0), dict(max_iter=0), dict(armijo=0.7), dict(ordering="AMD"),
+                                 dict(stall_window=-1), dict(stall_ratio=1.0)])
 def test_newton_options_validate(bad):
     with pytest.raises(InputError):
         NewtonOptions(**bad)
