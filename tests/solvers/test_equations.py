@@ -62,3 +62,46 @@ def test_newton_gives_up_on_a_stalled_system(window, expected):
 def test_newton_options_validate(bad):
     with pytest.raises(InputError):
         NewtonOptions(**bad)
+
+
+class _Rows:
+    """Stands in for a compiled system in ``_factorize``: only its pivoting weights are read."""
+
+    def __init__(self, row_scale):
+        self.row_scale = row_scale
+
+
+def _arrowhead(n_blocks: int = 30, seed: int = 0):
+    """Block-diagonal 2x2 blocks with small entries, coupled by one last row (an aggregate's
+    definition) holding large entries in every column, and a last column in every row."""
+    import scipy.sparse as sp
+
+    rng = np.random.default_rng(seed)
+    n = 2 * n_blocks + 1
+    A = sp.lil_matrix((n, n))
+    for k in range(n_blocks):
+        A[2 * k:2 * k + 2, 2 * k:2 * k + 2] = rng.uniform(0.01, 0.1, (2, 2)) + 0.05 * np.eye(2)
+        A[2 * k:2 * k + 2, n - 1] = rng.uniform(0.01, 0.1, 2)
+    A[n - 1, :] = rng.uniform(5.0, 10.0, n)
+    return sp.csc_matrix(A)
+
+
+def test_down_weighted_heavy_rows_keep_the_factors_sparse_and_the_solves_exact():
+    # Prepare
+    from solvers.equations import _HEAVY_ROW_SCALE, _factorize
+
+    J = _arrowhead()
+    n = J.shape[0]
+    scale = np.ones(n)
+    scale[-1] = _HEAVY_ROW_SCALE
+    b = np.random.default_rng(1).normal(size=n)
+    # Execute
+    plain = _factorize(_Rows(None), J, "NATURAL")
+    scaled = _factorize(_Rows(scale), J, "NATURAL")
+    # Assert: partial pivoting on J takes the dense row as a pivot and fills the factors; the
+    # down-weighted row does not, and both solve J x = b and J^T x = b to rounding
+    assert scaled.L.nnz + scaled.U.nnz < 0.5 * (plain.L.nnz + plain.U.nnz)
+    dense = J.toarray()
+    for lu in (plain, scaled):
+        assert np.allclose(dense @ lu.solve(b), b, atol=1e-10)
+        assert np.allclose(dense.T @ lu.solve(b, trans="T"), b, atol=1e-10)
