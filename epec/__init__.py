@@ -5,7 +5,7 @@ One import line::
 
     from epec import kkt, solve_nash, solve_bilevel, solve_epec, ScholtesRelaxation
 """
-from .certificate import Certificate, certify
+from .certificate import Certificate
 from .games import (
     CertificateOptions,
     GameResult,
@@ -13,6 +13,7 @@ from .games import (
     LeaderStep,
     Method,
     Sweep,
+    certify,
     solve_bilevel,
     solve_epec,
     solve_nash,

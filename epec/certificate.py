@@ -19,7 +19,7 @@ from scipy.optimize import minimize_scalar
 
 from .kkt import KKTResidual
 
-__all__ = ["Certificate", "certify"]
+__all__ = ["Certificate", "certify_game"]
 
 
 @dataclass(frozen=True)
@@ -127,8 +127,9 @@ def _certificate(residual: KKTResidual, gains: list, bests: list, evals: int, fa
     )
 
 
-def certify(game: Any, options: Any) -> Certificate:
-    """Certify the game's current point (leaders' decisions and followers' equilibrium).
+def certify_game(game: Any, options: Any) -> Certificate:
+    """Certify a prepared :class:`epec.games.Game`'s current point (leaders' decisions and
+    followers' equilibrium); the public entry is :func:`epec.certify`.
 
     The model state is restored afterwards. See the module doc for (a), (b), (c). Every follower
     response is solved by Newton (:mod:`epec.response`) when the game has one, with Ipopt (the

@@ -33,6 +33,7 @@ __all__ = [
     "solve_nash",
     "solve_bilevel",
     "solve_epec",
+    "certify",
 ]
 
 
@@ -432,9 +433,9 @@ def solve_bilevel(
 
     ``min_x F(x, y) s.t. G(x) <= 0, y solves the followers' KKT system``, with the
     complementarity reformulated by ``mode``. Parameters as :func:`solve_nash`, plus
-    ``certify`` / ``certificate`` (see :func:`epec.certify`).
+    ``certify`` / ``certificate`` (see :func:`epec.certify`, MODEL.md section 5).
     """
-    from .certificate import certify as _certify
+    from .certificate import certify_game as _certify
 
     t0 = time.perf_counter()
     followers = _expand(followers)
@@ -891,7 +892,7 @@ def solve_epec(
         point loaded into the model on success is the followers' equilibrium at the final
         leader decisions. ``iterations`` counts Ipopt and Newton iterations.
     """
-    from .certificate import certify as _certify
+    from .certificate import certify_game as _certify
 
     method = Method(method)
     leader_step = LeaderStep(leader_step)
@@ -1030,3 +1031,67 @@ def solve_epec(
         cert = _certify(game, certificate)
         cert_s = time.perf_counter() - tc
     return _finish(game, status, message, iters, len(history), t0, runs, tuple(history), cert, cert_s)
+
+
+def certify(
+    model: BlockData,
+    leaders: Sequence[Any],
+    followers: Sequence[Any],
+    *,
+    certificate: CertificateOptions = CertificateOptions(),
+    mode: Any = "scholtes",
+    lift: bool = True,
+    response: ResponseOptions = ResponseOptions(),
+    solver: Any = None,
+    options: Any = None,
+) -> Any:
+    """Certify the leaders' decisions as they stand in ``model``: is this an equilibrium?
+
+    For decisions from anywhere (another solver, a learned pricing policy, a paper's table):
+    the followers' equilibrium at those decisions is solved first (Newton on their smoothed KKT
+    system from a cold start, the ``mode``'s Ipopt homotopy as the fallback), then the
+    certificate of MODEL.md section 5 is computed there, as :func:`solve_epec` does at its own
+    answer: the followers' KKT residual, every leader's largest unilateral deviation gain over
+    a grid plus refinement (each point at the followers' exact response) and the followers'
+    agreement from random starts. A positive ``max_deviation_gain`` measures how far from an
+    equilibrium the decisions are; ``best_deviations`` says where each leader would rather be.
+    ``model`` is not modified (the work happens on a clone).
+
+    Parameters
+    ----------
+    model : BlockData
+    leaders, followers : sequence of blocks
+        As :func:`solve_epec`; the leaders' decision Vars hold the point to certify.
+    certificate : CertificateOptions
+    mode, lift, response, solver, options
+        As :func:`solve_epec`.
+
+    Returns
+    -------
+    epec.Certificate
+
+    Raises
+    ------
+    RuntimeError
+        The followers have no equilibrium at the leaders' decisions (with the solver's status).
+    """
+    from .certificate import certify_game
+
+    if not isinstance(certificate, CertificateOptions):
+        raise ValueError(f"certificate: must be a CertificateOptions, got {type(certificate).__name__}")
+    if not isinstance(response, ResponseOptions):
+        raise ValueError(f"response: must be a ResponseOptions, got {type(response).__name__}")
+    leaders = _expand(leaders)
+    specs = [(b.name, player_variables(b), player_objective(b)) for b in leaders]
+    game = Game(model, _expand(followers), specs, make_mode(mode), _make_solver(solver, options), lift)
+    game.response_options = response
+    x = [ld.values() for ld in game.leaders]
+    if game.response is not None:
+        run, _ = _implicit_response(game, x, None, cold=True)
+    else:
+        run = game.respond(x, warm=False)
+    if not run.ok:
+        point = {ld.name: [float(t) for t in a] for ld, a in zip(game.leaders, x)}
+        raise RuntimeError(f"certify: no follower equilibrium at the leaders' decisions {point} "
+                           f"({run.status.name}: {run.message})")
+    return certify_game(game, certificate)

@@ -58,3 +58,17 @@ def test_readme_bad_input_line_is_what_the_cli_prints(tmp_path, capsys):
     err = capsys.readouterr().err.strip()
     assert rc == 2 and not (tmp_path / "x").exists()
     assert err in README.read_text()
+
+
+def test_readme_certify_example_finds_the_profitable_deviations():
+    # Prepare
+    code = _python_blocks()[1]
+    out = io.StringIO()
+    # Execute
+    with contextlib.redirect_stdout(out):
+        exec(compile(code, "README.md", "exec"), {})
+    # Assert: flat rewards of 10 are no equilibrium: every MSP gains by moving away from 10
+    gains, best = (eval(line) for line in out.getvalue().splitlines()[:2])
+    assert len(gains) == len(best) == 3
+    assert all(g > 1e-3 for g in gains)
+    assert all(0.0 < b <= 30.0 and abs(b - 10.0) > 0.1 for b in best)

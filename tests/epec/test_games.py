@@ -6,9 +6,6 @@ import pyomo.environ as pyo
 import pytest
 
 from epec import CertificateOptions, GameStatus, Method, certify, solve_bilevel, solve_epec, solve_nash
-from epec.games import Game, _make_solver
-from epec.kkt import player_objective, player_variables
-from epec.reformulation import make_mode
 from tests.epec import problems as P
 
 MODES = ["scholtes", "smoothing", "penalty"]
@@ -85,13 +82,13 @@ def test_epec_certificate_defaults_at_equilibrium():
 
 
 def test_certificate_detects_a_non_equilibrium():
-    # Prepare: leaders at (20, 30) instead of (30, 30), followers at their exact response
+    # Prepare: leaders at (20, 30) instead of (30, 30); certify solves the followers' response
     m = P.multi_leader_cournot()
-    leaders = [(b.name, player_variables(b), player_objective(b)) for b in m.leader.values()]
-    game = Game(m, list(m.follower.values()), leaders, make_mode("smoothing"), _make_solver(None, None), True)
-    assert game.respond([np.array([20.0]), np.array([30.0])], warm=False).ok
+    m.leader[0].x.set_value(20.0)
+    m.leader[1].x.set_value(30.0)
+    before = {v.name: v.value for v in m.component_data_objects(pyo.Var)}
     # Execute
-    cert = certify(game, CertificateOptions())
+    cert = certify(m, [m.leader], [m.follower], mode="smoothing")
     # Assert: profit_0(x0) = ((a + F c_f - b (x0 + x1)) / (F + 1) - c) x0 at the followers' response,
     # so leader 0's best reply to x1 is x0 = (a + F c_f - (F + 1) c - b x1) / (2 b) = 30.
     x1 = 30.0
@@ -100,6 +97,36 @@ def test_certificate_detects_a_non_equilibrium():
     assert cert.deviation_gains[0] == pytest.approx(profit(best) - profit(20.0), rel=1e-4)
     assert cert.best_deviations[0][0] == pytest.approx(best, abs=1e-3)
     assert cert.max_deviation_gain > 1.0
+    assert cert.kkt_residual < 1e-8  # the followers are at their equilibrium for these decisions
+    assert {v.name: v.value for v in m.component_data_objects(pyo.Var)} == before  # the model is untouched
+
+
+def test_certify_agrees_with_the_solve_at_its_answer():
+    # Prepare: the EPEC solved (its answer loaded into the model), then certified afresh
+    m = P.multi_leader_cournot()
+    res = solve_epec(m, [m.leader], [m.follower], mode="smoothing")
+    # Execute
+    cert = certify(m, [m.leader], [m.follower], mode="smoothing")
+    # Assert
+    assert res.ok
+    assert 0.0 <= cert.max_deviation_gain < 1e-6
+    assert cert.max_deviation_gain == pytest.approx(res.certificate.max_deviation_gain, abs=1e-8)
+    assert cert.follower_unique
+
+
+def test_certify_reports_decisions_without_a_follower_equilibrium():
+    # Prepare: the follower's y + x <= 0.8, y >= 0 is infeasible at x = 1.5
+    m = pyo.ConcreteModel()
+    m.leader = pyo.Block()
+    m.follower = pyo.Block()
+    m.leader.x = pyo.Var(bounds=(0, 2), initialize=1.5)
+    m.follower.y = pyo.Var(domain=pyo.NonNegativeReals, initialize=0.1)
+    m.follower.cap = pyo.Constraint(expr=m.follower.y + m.leader.x <= 0.8)
+    m.follower.cost = pyo.Objective(expr=(m.follower.y - 0.1) ** 2)
+    m.leader.v = pyo.Objective(expr=m.leader.x + m.follower.y, sense=pyo.maximize)
+    # Execute / Assert
+    with pytest.raises(RuntimeError, match="no follower equilibrium at the leaders' decisions"):
+        certify(m, [m.leader], [m.follower], mode="smoothing")
 
 
 def test_epec_max_iter_is_reported_not_loaded():
