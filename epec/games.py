@@ -619,7 +619,7 @@ def _scalar_ascent(evaluate: Any, x0: np.ndarray, v0: float, g0: np.ndarray, lo:
                    max_evals: int = 80) -> tuple[np.ndarray, float, np.ndarray, float | None,
                                               tuple[float, float] | None]:
     """Maximise ``V`` over ``[lo, hi]`` in one decision: bracket a sign change of ``g = dV/dx``,
-    then safeguarded secant steps on ``g`` inside the bracket.
+    then close the bracket by safeguarded secant / tangent-intersection steps.
 
     ``evaluate(x) -> (-V, -dV/dx)`` as for a minimiser; it raises :class:`_StepFailed` at a point
     without a follower response. Bracketing walks uphill by Newton steps ``x - g / c``, ``c`` the
@@ -629,10 +629,11 @@ def _scalar_ascent(evaluate: Any, x0: np.ndarray, v0: float, g0: np.ndarray, lo:
     unbounded). No step goes more than half the way to the wall; the bound itself is tried after
     two such halvings. Inside a bracket ``g(a) > 0 > g(b)`` (up to the direction) a secant step
     through the last two points is taken when it falls inside and is under half the step before
-    last, else bisection, as in Brent's method (*Algorithms for Minimization without Derivatives*,
-    1973, ch. 4): superlinear near a smooth maximum, at worst bisection at a kink of ``V`` (a
-    follower entering or leaving; the smoothed KKT system turns it into a steep but continuous
-    ``g``). Stops when ``|g| <= gtol``, at a bound where ``g`` points out, or when the bracket is
+    last, as in Brent's method (*Algorithms for Minimization without Derivatives*, 1973, ch. 4);
+    else the point where the tangents of ``V`` at ``a`` and ``b`` cross, when it lies well inside
+    (exact at a kink between two linear pieces); else bisection. Superlinear near a smooth
+    maximum, at worst bisection at a kink of ``V`` (a follower entering or leaving; the smoothed
+    KKT system turns it into a steep but continuous ``g``). Stops when ``|g| <= gtol``, at a bound where ``g`` points out, or when the bracket is
     narrower than ``2 _XTOL max(1, |x|)``. Returns ``(x, -V, -g, c, kink)``: the point with the
     smallest ``|g|`` (the bracket's side with the larger ``V`` when it closed; the caller checks
     the projected gradient), the last secant curvature, and
