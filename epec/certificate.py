@@ -141,7 +141,7 @@ def certify_game(game: Any, options: Any) -> Certificate:
 
 
 def _certify_newton(game: Any, options: Any) -> Certificate:
-    """:func:`certify` with Newton responses: each grid point warm-started from its neighbour
+    """:func:`certify_game` with Newton responses: each grid point warm-started from its neighbour
     (first-order predictor, :meth:`FollowerResponse.solve_near`), then by continuation from the
     point, then Ipopt; a response counts only if its natural KKT
     residual (stationarity, feasibility, ``max |min(a, b)|``) is within ``kkt_tol``."""
@@ -265,7 +265,7 @@ def _certify_newton(game: Any, options: Any) -> Certificate:
 
 
 def _certify_ipopt(game: Any, options: Any) -> Certificate:
-    """:func:`certify` with every follower response solved by Ipopt (the game's mode)."""
+    """:func:`certify_game` with every follower response solved by Ipopt (the game's mode)."""
     t0 = time.perf_counter()
     rng = np.random.default_rng(options.seed)
     x_star = [ld.values() for ld in game.leaders]

@@ -265,8 +265,8 @@ class NewtonOptions:
         one quadratic step from a warm start takes a 1e-10 residual to rounding level, which
         sensitivities (implicit-function gradients) need. Default 0.
     stall_window, stall_ratio : int, float
-        Give up (status ``STALLED``) when ``||F||^2`` fell by less than the factor ``stall_ratio``
-        over the last ``stall_window`` iterations (0 turns it off). Default 8 and 0.9: converging
+        Give up (status ``STALLED``) when ``||F||^2`` is still above ``stall_ratio`` times its
+        value ``stall_window`` iterations earlier (``stall_window = 0`` turns it off). Default 8 and 0.9: converging
         runs of the followers' KKT system fell at least 2x over any 8 iterations (worst 0.51 at
         100x5, 0.28 at 500x10, over every certificate solve), the runs that failed stalled within
         10 iterations and then spent the rest of ``max_iter``.
