@@ -97,8 +97,9 @@ def naive_epec(sc: Any, *, method: str, mode: str, tol: float, max_iter: int, op
             "sweeps": sweeps, "rewards": R}
 
 
-def bench_size(n: int, m: int, args: argparse.Namespace, options: Any) -> dict[str, Any]:
-    """One row of the table: the epec solve (and certificate) and, if asked, the naive run."""
+def bench_size(n: int, m: int, args: argparse.Namespace, options: Any, bar: Any = None) -> dict[str, Any]:
+    """One row of the table: the epec solve (and certificate) and, if asked, the naive run;
+    ``bar`` (a tqdm bar) shows the stage as its postfix."""
     import numpy as np
 
     import epec
@@ -106,13 +107,20 @@ def bench_size(n: int, m: int, args: argparse.Namespace, options: Any) -> dict[s
     from models.game import allocations, build_game, rewards
     from models.scenario import generate
 
+    def show(text: str) -> None:
+        if bar is not None:
+            bar.set_postfix_str(f"{n}x{m}: {text}")
+
+    show("building")
     sc = generate(n, m, seed=args.seed, name=f"bench-{n}x{m}")
     t0 = time.perf_counter()
     model = build_game(sc)
     t_build = time.perf_counter() - t0
     res = epec.solve_epec(model, leaders=[model.msp], followers=[model.mu], method=args.method, mode=args.mode,
                           tol=args.tol, max_iter=args.max_iter, certify=True,
-                          certificate=epec.CertificateOptions(grid=args.grid), options=options)
+                          certificate=epec.CertificateOptions(grid=args.grid), options=options,
+                          progress=lambda stage, done, total: show(f"{stage} {done}"
+                                                                   + (f"/{total}" if stage == "certificate" else "")))
     cert = res.certificate
     row: dict[str, Any] = {
         "n": n, "m": m, "status": res.status.value,
@@ -134,6 +142,7 @@ def bench_size(n: int, m: int, args: argparse.Namespace, options: Any) -> dict[s
         "naive_reward_diff": None,
     }
     if n <= args.naive_max_n:
+        show("straightforward approach")
         nv = naive_epec(sc, method=args.method, mode=args.mode, tol=args.tol, max_iter=args.max_iter, options=options)
         row.update(naive_seconds=nv["seconds"], naive_status=nv["status"], naive_sweeps=nv["sweeps"])
         if res.ok and nv["ok"]:
@@ -160,8 +169,10 @@ def run(args: argparse.Namespace) -> int:
 
     options = IpoptOptions(tol=1e-8, max_iter=3000)
     rows = []
-    for n, m in tqdm(sizes, desc="bench epec", file=sys.stderr, leave=False):
-        rows.append(bench_size(n, m, args, options))
+    with tqdm(total=len(sizes), desc="bench epec", file=sys.stderr, leave=False) as bar:
+        for n, m in sizes:
+            rows.append(bench_size(n, m, args, options, bar))
+            bar.update(1)
     meta = {"method": args.method, "mode": args.mode, "tol": args.tol, "max_iter": args.max_iter,
             "grid": args.grid, "seed": args.seed, "ipopt_tol": options.tol}
     ns = [r["n"] for r in rows]

@@ -84,12 +84,17 @@ def solve_scenario(sc: Any, *, method: str = "gauss-seidel", mode: str = "scholt
             progress.set_description(f"sweep {k}: step {step:.2e}")
             progress.update(1)
 
+    def on_progress(stage: str, done: int, total: int) -> None:
+        if progress is not None and stage == "certificate":
+            progress.set_description(f"certificate {done}/{total}")
+            progress.refresh()
+
     model = build_game(sc)
     stage("solving EPEC")
     res = epec.solve_epec(
         model, leaders=[model.msp], followers=[model.mu], method=method, mode=mode, damping=damping,
         tol=tol, max_iter=max_iter, certify=certify, certificate=epec.CertificateOptions(grid=grid),
-        leader_step=epec.LeaderStep(leader_step), callback=on_sweep,
+        leader_step=epec.LeaderStep(leader_step), callback=on_sweep, progress=on_progress,
     )
     out: dict[str, Any] = {"result": res, "model": model}
     if res.ok:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 from scipy.optimize import minimize_scalar
@@ -127,20 +127,35 @@ def _certificate(residual: KKTResidual, gains: list, bests: list, evals: int, fa
     )
 
 
-def certify_game(game: Any, options: Any) -> Certificate:
+def _ticker(progress: Callable[[str, int, int], Any] | None, total: int) -> Callable[[], None]:
+    """``tick()`` reports one more finished part of the certificate as
+    ``progress("certificate", done, total)`` (a no-op without ``progress``)."""
+    done = [0]
+
+    def tick() -> None:
+        done[0] += 1
+        if progress is not None:
+            progress("certificate", done[0], total)
+
+    return tick
+
+
+def certify_game(game: Any, options: Any, progress: Callable[[str, int, int], Any] | None = None) -> Certificate:
     """Certify a prepared :class:`epec.games.Game`'s current point (leaders' decisions and
-    followers' equilibrium); the public entry is :func:`epec.certify`.
+    followers' equilibrium); the public entry is :func:`epec.certify`. ``progress("certificate",
+    done, total)`` after each leader's deviation check and each random follower start.
 
     The model state is restored afterwards. See the module doc for (a), (b), (c). Every follower
     response is solved by Newton (:mod:`epec.response`) when the game has one, with Ipopt (the
     game's mode, iteration-capped) as the fallback; otherwise by Ipopt throughout.
     """
+    tick = _ticker(progress, len(game.leaders) + options.starts)
     if game.response is not None:
-        return _certify_newton(game, options)
-    return _certify_ipopt(game, options)
+        return _certify_newton(game, options, tick)
+    return _certify_ipopt(game, options, tick)
 
 
-def _certify_newton(game: Any, options: Any) -> Certificate:
+def _certify_newton(game: Any, options: Any, tick: Callable[[], None]) -> Certificate:
     """:func:`certify_game` with Newton responses: each grid point warm-started from its neighbour
     (first-order predictor, :meth:`FollowerResponse.solve_near`), then by continuation from the
     point, then Ipopt; a response counts only if its natural KKT
@@ -160,7 +175,7 @@ def _certify_newton(game: Any, options: Any) -> Certificate:
     if not r_star.ok:
         r_star = resp.solve(z0, y_star, p, cold=True, sensitivity=True)
     if not r_star.ok:  # no Newton baseline: certify with Ipopt throughout
-        return _certify_ipopt(game, options)
+        return _certify_ipopt(game, options, tick)
     z_star = r_star.z
     base = resp.utilities(z_star, y_star, p)
     evals = failed = 0
@@ -217,6 +232,7 @@ def _certify_newton(game: Any, options: Any) -> Certificate:
                 best_gain, best_x = gain, np.clip(x_star[i] + t_best * u, lo, hi)
         gains.append(best_gain)
         bests.append(tuple(float(t) for t in best_x))
+        tick()
 
     # (c) uniqueness: random follower starts, cold continuation in mu, leaders at x*. The
     # followers' own variables uniform in their box; the other unknowns (multipliers, lifted
@@ -260,11 +276,12 @@ def _certify_newton(game: Any, options: Any) -> Certificate:
         if z_end is not None:
             starts += 1
             spread = max(spread, float(np.max(np.abs(z_end[P] - z_star[P]), initial=0.0)))
+        tick()
     game.restore(snap0)
     return _certificate(residual, gains, bests, evals, failed, starts, spread, options, t0)
 
 
-def _certify_ipopt(game: Any, options: Any) -> Certificate:
+def _certify_ipopt(game: Any, options: Any, tick: Callable[[], None]) -> Certificate:
     """:func:`certify_game` with every follower response solved by Ipopt (the game's mode)."""
     t0 = time.perf_counter()
     rng = np.random.default_rng(options.seed)
@@ -297,6 +314,7 @@ def _certify_ipopt(game: Any, options: Any) -> Certificate:
                 best_gain, best_x = gain, np.clip(x_star[i] + t_best * u, lo, hi)
         gains.append(best_gain)
         bests.append(tuple(float(t) for t in best_x))
+        tick()
         game.restore(snap0)
 
     # (c) uniqueness: random follower starts, cold homotopy, leaders at x*.
@@ -315,5 +333,6 @@ def _certify_ipopt(game: Any, options: Any) -> Certificate:
         if run.ok:
             starts += 1
             spread = max(spread, float(np.max(np.abs(np.array([v.value for v in fv], dtype=float) - ref))))
+        tick()
     game.restore(snap0)
     return _certificate(residual, gains, bests, evals, failed, starts, spread, options, t0)

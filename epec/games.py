@@ -843,6 +843,7 @@ def solve_epec(
     response: ResponseOptions = ResponseOptions(),
     acceleration: int = 0,
     callback: Callable[[int, tuple[tuple[float, ...], ...], float], Any] | None = None,
+    progress: Callable[[str, int, int], Any] | None = None,
 ) -> GameResult:
     """EPEC by diagonalisation: each leader in turn solves its MPEC, the others held fixed.
 
@@ -885,6 +886,10 @@ def solve_epec(
         30 sweeps) where the plain map settles.
     callback : callable, optional
         ``callback(sweep, decisions, step)`` after every sweep (decisions as in :class:`Sweep`).
+    progress : callable, optional
+        ``progress(stage, done, total)`` for progress bars: ``("sweep", k, max_iter)`` after
+        every sweep, then ``("certificate", j, leaders + starts)`` after each leader's deviation
+        check and each random follower start.
 
     Returns
     -------
@@ -907,8 +912,9 @@ def solve_epec(
         raise ValueError(f"max_iter: must be an integer >= 1, got {max_iter!r}")
     if isinstance(acceleration, bool) or not isinstance(acceleration, int) or acceleration < 0:
         raise ValueError(f"acceleration: must be an integer >= 0, got {acceleration!r}")
-    if callback is not None and not callable(callback):
-        raise ValueError(f"callback: must be callable, got {callback!r}")
+    for name, fn in (("callback", callback), ("progress", progress)):
+        if fn is not None and not callable(fn):
+            raise ValueError(f"{name}: must be callable, got {fn!r}")
     t0 = time.perf_counter()
     leaders = _expand(leaders)
     specs = [(b.name, player_variables(b), player_objective(b)) for b in leaders]
@@ -997,6 +1003,8 @@ def solve_epec(
                              accelerated))
         if callback is not None:
             callback(k, decisions, step)
+        if progress is not None:
+            progress("sweep", k, max_iter)
         if rel <= tol:
             status, message = GameStatus.CONVERGED, ""
             break
@@ -1029,7 +1037,7 @@ def solve_epec(
     cert, cert_s = None, 0.0
     if status is GameStatus.CONVERGED and certify:
         tc = time.perf_counter()
-        cert = _certify(game, certificate)
+        cert = _certify(game, certificate, progress)
         cert_s = time.perf_counter() - tc
     return _finish(game, status, message, iters, len(history), t0, runs, tuple(history), cert, cert_s)
 
@@ -1045,6 +1053,7 @@ def certify(
     response: ResponseOptions = ResponseOptions(),
     solver: Any = None,
     options: Any = None,
+    progress: Callable[[str, int, int], Any] | None = None,
 ) -> Any:
     """Certify the leaders' decisions as they stand in ``model``: is this an equilibrium?
 
@@ -1064,8 +1073,8 @@ def certify(
     leaders, followers : sequence of blocks
         As :func:`solve_epec`; the leaders' decision Vars hold the point to certify.
     certificate : CertificateOptions
-    mode, lift, response, solver, options
-        As :func:`solve_epec`.
+    mode, lift, response, solver, options, progress
+        As :func:`solve_epec` (``progress`` sees the ``"certificate"`` stage only).
 
     Returns
     -------
@@ -1082,6 +1091,8 @@ def certify(
         raise ValueError(f"certificate: must be a CertificateOptions, got {type(certificate).__name__}")
     if not isinstance(response, ResponseOptions):
         raise ValueError(f"response: must be a ResponseOptions, got {type(response).__name__}")
+    if progress is not None and not callable(progress):
+        raise ValueError(f"progress: must be callable, got {progress!r}")
     leaders = _expand(leaders)
     specs = [(b.name, player_variables(b), player_objective(b)) for b in leaders]
     game = Game(model, _expand(followers), specs, make_mode(mode), _make_solver(solver, options), lift)
@@ -1095,4 +1106,4 @@ def certify(
         point = {ld.name: [float(t) for t in a] for ld, a in zip(game.leaders, x)}
         raise RuntimeError(f"certify: no follower equilibrium at the leaders' decisions {point} "
                            f"({run.status.name}: {run.message})")
-    return certify_game(game, certificate)
+    return certify_game(game, certificate, progress)

@@ -170,3 +170,18 @@ def test_proportional_share_epec_small():
     assert res.certificate.follower_unique
     for n in m.N:  # budgets hold
         assert sum(m.mu[n].f[j].value for j in m.M) <= m.mu[n].budget.upper + 1e-8
+
+
+def test_epec_reports_progress_of_sweeps_and_certificate():
+    # Prepare
+    m = P.multi_leader_cournot()
+    seen: list[tuple[str, int, int]] = []
+    # Execute
+    res = solve_epec(m, [m.leader], [m.follower], mode="smoothing", max_iter=30,
+                     certificate=CertificateOptions(grid=11, starts=2),
+                     progress=lambda stage, done, total: seen.append((stage, done, total)))
+    # Assert: one "sweep" per sweep, then one "certificate" per leader and per random start
+    assert res.ok
+    assert [s for s in seen if s[0] == "sweep"] == [("sweep", k, 30) for k in range(1, res.sweeps + 1)]
+    assert [s for s in seen if s[0] == "certificate"] == [("certificate", j, P.ML + 2) for j in range(1, P.ML + 3)]
+    assert seen.index(("certificate", 1, P.ML + 2)) > seen.index(("sweep", res.sweeps, 30))
