@@ -86,6 +86,8 @@ def solve_scenario(sc: Any, *, method: str = "gauss-seidel", mode: str = "scholt
 
     def on_progress(stage: str, done: int, total: int) -> None:
         if progress is not None and stage == "certificate":
+            # the sweeps are over: the bar's total shrinks to what is left (the check stage)
+            progress.total = progress.n + 1
             progress.set_description(f"certificate {done}/{total}")
             progress.refresh()
 
