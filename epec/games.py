@@ -358,7 +358,7 @@ def _make_solver(solver: Any, options: Any) -> Any:
         return solver
     from solvers import IpoptOptions, IpoptSolver
 
-    return IpoptSolver(options=options if options is not None else IpoptOptions(tol=1e-8, max_iter=3000))
+    return IpoptSolver(options=options if options is not None else IpoptOptions())
 
 
 def _finish(game: Game, status: GameStatus, message: str, iterations: int, sweeps: int,

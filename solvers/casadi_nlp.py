@@ -259,6 +259,16 @@ class _Tape(StreamBasedExpressionVisitor):
         return x, p, select
 
 
+def param_values(params: Sequence) -> np.ndarray:
+    """Values of mutable Params as floats; InputError naming a Param without a numeric value
+    (``np.array([None], dtype=float)`` gives NaN rather than failing, so it is checked)."""
+    out = np.array([q.value for q in params], dtype=float)
+    bad = np.flatnonzero(~np.isfinite(out))
+    if bad.size:
+        raise InputError(params[int(bad[0])].name, f"mutable Param has no finite value ({out[bad[0]]})")
+    return out
+
+
 class _Evaluator:
     """A CasADi Function evaluated through its zero-copy buffer into preallocated numpy arrays."""
 
@@ -390,12 +400,7 @@ class CompiledNLP:
     # --- reading the model's current state ------------------------------------------------------
     def param_values(self) -> np.ndarray:
         """Current values of the mutable Params, in the order of ``params``."""
-        vals = [q.value for q in self.params]
-        try:
-            return np.array(vals, dtype=float)
-        except TypeError:
-            bad = next(q for q, v in zip(self.params, vals) if v is None)
-            raise InputError(bad.name, "mutable Param has no value") from None
+        return param_values(self.params)
 
     def variable_state(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """``(x0, lb, ub)`` from the Vars: values (None -> 0 projected into the bounds), bounds from

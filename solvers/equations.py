@@ -32,7 +32,7 @@ import scipy.sparse.linalg as spla
 
 from models.errors import InputError
 
-from .casadi_nlp import _Evaluator, _Tape
+from .casadi_nlp import _Evaluator, _Tape, param_values
 from .options import SolverStatus
 
 __all__ = ["CompiledEquations", "NewtonOptions", "NewtonResult", "compile_equations", "solve_newton"]
@@ -135,7 +135,8 @@ class CompiledEquations:
         return np.array([0.0 if v.value is None else v.value for v in self.inputs], dtype=float)
 
     def read_params(self) -> np.ndarray:
-        return np.array([q.value for q in self.params], dtype=float)
+        """Current values of the mutable Params (InputError naming one without a value)."""
+        return param_values(self.params)
 
     def write_unknowns(self, z: np.ndarray) -> None:
         """Set the unknown Vars to ``z``."""
@@ -333,18 +334,18 @@ _SAME_POINT = 1e-13
 
 
 def _line_search(system: CompiledEquations, z: np.ndarray, d: np.ndarray, F: np.ndarray, norm2: float,
-                 y: np.ndarray, p: np.ndarray, mu: float, options: "NewtonOptions",
-                 slope: float | None = None) -> tuple[np.ndarray, np.ndarray, float] | None:
+                 y: np.ndarray, p: np.ndarray, mu: float,
+                 options: "NewtonOptions") -> tuple[np.ndarray, np.ndarray, float] | None:
     """Backtracking on ``||F||^2``: the largest ``t = 2^-j`` with
-    ``||F(z + t d)||^2 <= ||F||^2 - 2 sigma t slope`` (``slope = ||F||^2`` for Newton's direction,
-    ``-grad^T d`` otherwise); None below ``min_step``."""
-    slope = norm2 if slope is None else slope
+    ``||F(z + t d)||^2 <= (1 - 2 sigma t) ||F||^2``, the Armijo condition for Newton's direction
+    and for the scaled steepest-descent direction ``-(||F||^2 / |g|^2) g``, ``g = J^T F`` (both
+    have ``-grad^T d = ||F||^2``); None below ``min_step``."""
     t = 1.0
     while t >= options.min_step:
         z_new = z + t * d
         F_new = system.residual(z_new, y, p, mu)
         n_new = float(F_new @ F_new)
-        if math.isfinite(n_new) and n_new <= norm2 - 2.0 * options.armijo * t * slope:
+        if math.isfinite(n_new) and n_new <= (1.0 - 2.0 * options.armijo * t) * norm2:
             return z_new, F_new, n_new
         t *= 0.5
     return None
@@ -393,7 +394,7 @@ def solve_newton(system: CompiledEquations, z0: np.ndarray, y: np.ndarray, p: np
             g = J.T @ F
             gg = float(g @ g)
             if gg > 0 and math.isfinite(gg):
-                step = _line_search(system, z, -(norm2 / gg) * g, F, norm2, y, p, mu, options, slope=gg * norm2 / gg)
+                step = _line_search(system, z, -(norm2 / gg) * g, F, norm2, y, p, mu, options)
         if step is None:
             status = SolverStatus.SEARCH_DIRECTION_TOO_SMALL
             lu = None

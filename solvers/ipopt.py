@@ -76,7 +76,6 @@ class SolveResult:
     """
 
     status: SolverStatus
-    ok: bool
     ipopt_status: int
     message: str
     iterations: int
@@ -90,6 +89,10 @@ class SolveResult:
     eval_seconds: float = 0.0
     duals: Mapping[Any, float] = field(default_factory=dict, repr=False)
     loaded: bool = False
+
+    @property
+    def ok(self) -> bool:
+        return self.status.ok
 
 
 class _Callbacks:
@@ -262,7 +265,7 @@ class IpoptSolver:
         if loaded:
             _load(nlp, x, duals)
         return SolveResult(
-            status=status, ok=status.ok, ipopt_status=code, message=_text(info["status_msg"]),
+            status=status, ipopt_status=code, message=_text(info["status_msg"]),
             iterations=int(cb.iterations), seconds=time.perf_counter() - t0,
             # evaluated at x, not Ipopt's obj_val, so that it matches the loaded point exactly
             objective=float(sign * nlp.objective(x, p, w)), x=x, constraint_multipliers=lam,

@@ -189,3 +189,18 @@ def test_constant_exponent_of_negative_base_has_finite_derivatives():
     hess = nlp.hessian(x, p, w, np.zeros(0)).copy()
     # Assert
     assert grad == pytest.approx([12.0]) and hess == pytest.approx([-12.0])
+
+
+def test_param_without_a_value_is_named():
+    # Prepare: a mutable Param emptied after compilation
+    from models.errors import InputError
+
+    m = pyo.ConcreteModel()
+    m.p = pyo.Param(mutable=True, initialize=1.0, within=pyo.Any)
+    m.x = pyo.Var(initialize=1.0)
+    m.o = pyo.Objective(expr=(m.x - m.p) ** 2)
+    nlp = compile_nlp(m)
+    m.p = None
+    # Execute / Assert
+    with pytest.raises(InputError, match="^p: mutable Param has no finite value"):
+        nlp.param_values()
