@@ -74,10 +74,10 @@ def _box(lo: np.ndarray, hi: np.ndarray, x: np.ndarray) -> tuple[np.ndarray, np.
     return np.where(np.isfinite(lo), lo, x - width), np.where(np.isfinite(hi), hi, x + width)
 
 
-def _segments(ld: Any, x: np.ndarray, rng: np.random.Generator, options: Any):
-    """The deviation lines of one leader: ``(u, ts)`` with the grid ``x + t u``, ``t in ts``,
-    spanning the leader's box. One decision: the whole range; several: random unit directions."""
-    lo, hi = _box(ld.lower, ld.upper, x)
+def _segments(x: np.ndarray, lo: np.ndarray, hi: np.ndarray, rng: np.random.Generator, options: Any):
+    """The deviation lines of one leader at ``x`` in its box ``[lo, hi]``: ``(u, ts)`` with the
+    grid ``x + t u``, ``t in ts``, spanning the box. One decision: the whole range; several:
+    random unit directions."""
     if x.size == 1:
         directions = [np.ones(1)]
     else:
@@ -112,6 +112,38 @@ def _line_gain(evaluate: Any, ts: np.ndarray, restart: Any, options: Any) -> tup
             values[float(res.x)] = g
             t_best = float(res.x)
     return t_best, values[t_best]
+
+
+def _deviation_gains(leaders: list, x_star: list, rng: np.random.Generator, options: Any,
+                     gain_at: Callable[[int, list], float], restart: Callable[[], Any],
+                     tick: Callable[[], None]) -> tuple[list, list, int, int]:
+    """(b) for every leader ``i``: the largest ``gain_at(i, point)`` (its utility gain at the
+    followers' response, -inf where they have none) over its deviation lines (:func:`_segments`,
+    :func:`_line_gain`; ``restart()`` puts the warm start back at the point), others at ``x*``.
+    Returns ``(gains, best decisions, evaluations, failed evaluations)``."""
+    gains, bests = [], []
+    count = {"evals": 0, "failed": 0}
+    for i, ld in enumerate(leaders):
+        lo, hi = _box(ld.lower, ld.upper, x_star[i])
+        best_gain, best_x = 0.0, x_star[i].copy()
+        for u, ts in _segments(x_star[i], lo, hi, rng, options):
+
+            def evaluate(t: float) -> float:
+                pt = [a.copy() for a in x_star]
+                pt[i] = np.clip(x_star[i] + t * u, lo, hi)
+                gain = gain_at(i, pt)
+                count["evals"] += 1
+                count["failed"] += gain == -math.inf
+                return gain
+
+            t_best, gain = _line_gain(evaluate, ts, restart, options)
+            if gain > best_gain:
+                best_gain, best_x = gain, np.clip(x_star[i] + t_best * u, lo, hi)
+        gains.append(best_gain)
+        bests.append(tuple(float(t) for t in best_x))
+        tick()
+        restart()
+    return gains, bests, count["evals"], count["failed"]
 
 
 def _certificate(residual: KKTResidual, gains: list, bests: list, evals: int, failed: int, starts: int,
@@ -171,17 +203,14 @@ def _certify_newton(game: Any, options: Any, tick: Callable[[], None]) -> Certif
     # KKTSystem.residual, which walks the Pyomo expressions: ~15 s at 500x10)
     residual = resp.kkt_residual(z0, y0, p)
     y_star = resp.inputs_at(y0, x_star)
-    r_star = resp.solve(z0, y_star, p, sensitivity=True)
-    if not r_star.ok:
-        r_star = resp.solve(z0, y_star, p, cold=True, sensitivity=True)
+    r_star = resp.solve(z0, y_star, p, sensitivity=True)  # a failed warm solve retries cold itself
     if not r_star.ok:  # no Newton baseline: certify with Ipopt throughout
         return _certify_ipopt(game, options, tick)
     z_star = r_star.z
     base = resp.utilities(z_star, y_star, p)
-    evals = failed = 0
-    gains, bests = [], []
     fallbacks = [options.fallbacks]
     star = {"z": z_star, "y": y_star, "lu": r_star.lu}
+    warm = dict(star)
 
     def response_at(warm: dict, y: np.ndarray, pt: list) -> np.ndarray | None:
         """The followers' response at ``y``, from the grid neighbour ``warm`` (first-order
@@ -190,9 +219,7 @@ def _certify_newton(game: Any, options: Any, tick: Callable[[], None]) -> Certif
         dF = None
         if warm["lu"] is not None:
             dF = resp.system.input_jacobian(warm["z"], warm["y"], p, resp.options.mu) @ (y - warm["y"])
-        r = resp.solve_near(warm["z"], y, p, lu=warm["lu"], dF=dF, sensitivity=True)
-        if not r.ok:
-            r = resp.path(z_star, y_star, y, p, sensitivity=True)
+        r = resp.follow(warm["z"], y, p, lu=warm["lu"], dF=dF, anchor=(z_star, y_star), sensitivity=True)
         if r.ok:
             warm.update(z=r.z, y=y, lu=r.lu)
             return r.z
@@ -209,30 +236,13 @@ def _certify_newton(game: Any, options: Any, tick: Callable[[], None]) -> Certif
         warm.update(z=z, y=y, lu=None)
         return z
 
-    for i, ld in enumerate(game.leaders):
-        lo, hi = _box(ld.lower, ld.upper, x_star[i])
-        best_gain, best_x = 0.0, x_star[i].copy()
-        for u, ts in _segments(ld, x_star[i], rng, options):
-            warm = dict(star)
+    def gain_at(i: int, pt: list) -> float:
+        y = resp.inputs_at(y_star, pt)
+        z = response_at(warm, y, pt)
+        return -math.inf if z is None else float(resp.utilities(z, y, p)[i] - base[i])
 
-            def evaluate(t: float) -> float:
-                nonlocal evals, failed
-                pt = [a.copy() for a in x_star]
-                pt[i] = np.clip(x_star[i] + t * u, lo, hi)
-                y = resp.inputs_at(y_star, pt)
-                evals += 1
-                z = response_at(warm, y, pt)
-                if z is None:
-                    failed += 1
-                    return -math.inf
-                return float(resp.utilities(z, y, p)[i] - base[i])
-
-            t_best, gain = _line_gain(evaluate, ts, lambda: warm.update(star), options)
-            if gain > best_gain:
-                best_gain, best_x = gain, np.clip(x_star[i] + t_best * u, lo, hi)
-        gains.append(best_gain)
-        bests.append(tuple(float(t) for t in best_x))
-        tick()
+    gains, bests, evals, failed = _deviation_gains(game.leaders, x_star, rng, options, gain_at,
+                                                   lambda: warm.update(star), tick)
 
     # (c) uniqueness: random follower starts, cold continuation in mu, leaders at x*. The
     # followers' own variables uniform in their box; the other unknowns (multipliers, lifted
@@ -290,32 +300,13 @@ def _certify_ipopt(game: Any, options: Any, tick: Callable[[], None]) -> Certifi
     game.respond(x_star, warm=True)  # the baseline at the followers' exact response
     snap0 = game.snapshot()
     base = [ld.utility() for ld in game.leaders]
-    evals = failed = 0
-    gains, bests = [], []
 
-    for i, ld in enumerate(game.leaders):
-        lo, hi = _box(ld.lower, ld.upper, x_star[i])
-        best_gain, best_x = 0.0, x_star[i].copy()
-        for u, ts in _segments(ld, x_star[i], rng, options):
+    def gain_at(i: int, pt: list) -> float:
+        run = game.respond(pt, warm=True, capped=True)
+        return game.leaders[i].utility() - base[i] if run.ok else -math.inf
 
-            def evaluate(t: float) -> float:
-                nonlocal evals, failed
-                pt = [a.copy() for a in x_star]
-                pt[i] = np.clip(x_star[i] + t * u, lo, hi)
-                run = game.respond(pt, warm=True, capped=True)
-                evals += 1
-                if not run.ok:
-                    failed += 1
-                    return -math.inf
-                return game.leaders[i].utility() - base[i]
-
-            t_best, gain = _line_gain(evaluate, ts, lambda: game.restore(snap0), options)
-            if gain > best_gain:
-                best_gain, best_x = gain, np.clip(x_star[i] + t_best * u, lo, hi)
-        gains.append(best_gain)
-        bests.append(tuple(float(t) for t in best_x))
-        tick()
-        game.restore(snap0)
+    gains, bests, evals, failed = _deviation_gains(game.leaders, x_star, rng, options, gain_at,
+                                                   lambda: game.restore(snap0), tick)
 
     # (c) uniqueness: random follower starts, cold homotopy, leaders at x*.
     spread, starts = 0.0, 0

@@ -20,7 +20,7 @@ import pyomo.environ as pyo
 from pyomo.core.base.block import BlockData
 
 from .kkt import KKTResidual, KKTSystem, _owned_by, kkt, player_objective, player_variables
-from .reformulation import HomotopyResult, InverseData, Reformulation, clone_with_map, make_mode
+from .reformulation import HomotopyResult, InverseData, Reformulation, _check_int, clone_with_map, make_mode
 from .response import FollowerResponse, Response, ResponseOptions
 
 __all__ = [
@@ -112,9 +112,7 @@ class CertificateOptions:
     def __post_init__(self) -> None:
         for name, low in (("grid", 2), ("refine_iter", 1), ("directions", 1), ("starts", 0),
                           ("fallbacks", 0)):
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, int) or v < low:
-                raise ValueError(f"{name}: must be an integer >= {low}, got {v!r}")
+            _check_int(name, getattr(self, name), low)
         if not (isinstance(self.unique_tol, (int, float)) and self.unique_tol > 0):
             raise ValueError(f"unique_tol: must be > 0, got {self.unique_tol!r}")
 
@@ -203,10 +201,8 @@ def _expand(blocks: Iterable[Any]) -> list[BlockData]:
 @dataclass
 class _Leader:
     name: str
-    user_vars: list
     vars: list  # in the transformed model
     objective: Any  # original objective in the transformed model (deactivated)
-    solve_objective: Any  # what the mode hands to the solver
     lower: np.ndarray = field(default_factory=lambda: np.zeros(0))
     upper: np.ndarray = field(default_factory=lambda: np.zeros(0))
 
@@ -233,7 +229,6 @@ class Game:
         lift: bool,
     ) -> None:
         t0 = time.perf_counter()
-        self.user = model
         self.mode = mode
         self.solver = solver
         work, memo = clone_with_map(model)
@@ -261,7 +256,10 @@ class Game:
             wobj = memo[id(uobj)]
             lo = np.array([-math.inf if v.lb is None else float(v.lb) for v in wvars])
             hi = np.array([math.inf if v.ub is None else float(v.ub) for v in wvars])
-            self.leaders.append(_Leader(name, list(uvars), wvars, wobj, mode.objective(data, wobj), lo, hi))
+            # the mode's objective for this leader is created now (the penalty mode adds a
+            # penalised copy), before the model is first compiled, so it never forces a recompile
+            mode.objective(data, wobj)
+            self.leaders.append(_Leader(name, wvars, wobj, lo, hi))
         self.all_vars = list(work.component_data_objects(pyo.Var, descend_into=True))
         for v in self.all_vars:  # an uninitialised Var starts at 0 projected on its bounds
             if v.value is None:
@@ -311,8 +309,14 @@ class Game:
         return self.residual_pyomo()
 
     def residual_pyomo(self) -> KKTResidual:
-        """The followers' KKT residual from the Pyomo expressions, independent of any compilation."""
-        rs = [k.residual() for k in self.kkts]
+        """The followers' KKT residual from the Pyomo expressions, independent of any compilation
+        (the lifted aggregates, shared by every follower's system, checked once)."""
+        seen: set[int] = set()
+        rs = []
+        for k in self.kkts:
+            rs.append(k.residual(include_lifted=k.lifted is not None and id(k.lifted) not in seen))
+            if k.lifted is not None:
+                seen.add(id(k.lifted))
         return KKTResidual(
             max((r.stationarity for r in rs), default=0.0),
             max((r.feasibility for r in rs), default=0.0),
@@ -516,11 +520,8 @@ def _implicit_step(game: Game, i: int, state: _State) -> tuple[np.ndarray, _Stat
             # here too would triple the cost of a point without a response (R = 0 under the
             # proportional payment)
             dF = last["Fx"] @ (np.asarray(xi, dtype=float) - last["x"]) if "Fx" in last else None
-            r = resp.solve_near(last["z"], y, start.p, lu=last.get("lu"), dF=dF, sensitivity=True)
-            if not r.ok or r.lu is None:
-                r2 = resp.path(start.z, start.y, y, start.p, sensitivity=True)
-                r = Response(r2.ok, r2.z, r2.residual, r.iterations + r2.iterations, r.seconds + r2.seconds,
-                             r2.status, r2.lu)
+            r = resp.follow(last["z"], y, start.p, lu=last.get("lu"), dF=dF, anchor=(start.z, start.y),
+                            sensitivity=True)
             count["newton"] += r.iterations
             count["evals"] += 1
             if not r.ok or r.lu is None:
@@ -908,10 +909,8 @@ def solve_epec(
         raise ValueError(f"damping: must be in (0, 1], got {damping!r}")
     if not (isinstance(tol, (int, float)) and tol > 0):
         raise ValueError(f"tol: must be > 0, got {tol!r}")
-    if isinstance(max_iter, bool) or not isinstance(max_iter, int) or max_iter < 1:
-        raise ValueError(f"max_iter: must be an integer >= 1, got {max_iter!r}")
-    if isinstance(acceleration, bool) or not isinstance(acceleration, int) or acceleration < 0:
-        raise ValueError(f"acceleration: must be an integer >= 0, got {acceleration!r}")
+    _check_int("max_iter", max_iter, 1)
+    _check_int("acceleration", acceleration, 0)
     for name, fn in (("callback", callback), ("progress", progress)):
         if fn is not None and not callable(fn):
             raise ValueError(f"{name}: must be callable, got {fn!r}")
@@ -953,7 +952,7 @@ def solve_epec(
         sweep_iters = 0
         for i, ld in enumerate(game.leaders):
             others = x if method is Method.GAUSS_SEIDEL else prev
-            point = [others[j] if j != i else others[i] for j in range(len(game.leaders))]
+            point = list(others)
             run, x_i = None, None
             if implicit:
                 base = state
@@ -988,8 +987,7 @@ def solve_epec(
                 iters += sweep_iters
                 return _finish(game, GameStatus.SOLVER_FAILED, f"sweep {k}, leader {ld.name}: {run.message}",
                                iters, k, t0, runs, tuple(history))
-            step_i = prev[i] + damping * (x_i - prev[i]) if method is Method.JACOBI else \
-                x[i] + damping * (x_i - x[i])
+            step_i = prev[i] + damping * (x_i - prev[i])  # under Gauss-Seidel x[i] is still prev[i] here
             if method is Method.GAUSS_SEIDEL:
                 x[i] = step_i
             new[i] = step_i
@@ -999,7 +997,7 @@ def solve_epec(
         rel = max(float(np.max(np.abs(a - b) / w)) if a.size else 0.0 for a, b, w in zip(x, prev, widths))
         decisions = tuple(tuple(float(t) for t in a) for a in x)
         history.append(Sweep(k, decisions, tuple(utils), step, sweep_iters, rel,
-                             max(pgs, default=0.0) if pgs and not any(math.isnan(g) for g in pgs) else math.nan,
+                             max(pgs) if pgs and not any(math.isnan(g) for g in pgs) else math.nan,
                              accelerated))
         if callback is not None:
             callback(k, decisions, step)
@@ -1098,10 +1096,7 @@ def certify(
     game = Game(model, _expand(followers), specs, make_mode(mode), _make_solver(solver, options), lift)
     game.response_options = response
     x = [ld.values() for ld in game.leaders]
-    if game.response is not None:
-        run, _ = _implicit_response(game, x, None, cold=True)
-    else:
-        run = game.respond(x, warm=False)
+    run, _ = _implicit_response(game, x, None, cold=True)  # Ipopt's homotopy without a Newton response
     if not run.ok:
         point = {ld.name: [float(t) for t in a] for ld, a in zip(game.leaders, x)}
         raise RuntimeError(f"certify: no follower equilibrium at the leaders' decisions {point} "

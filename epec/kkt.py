@@ -22,7 +22,7 @@ variables and ``s`` only, so the Jacobian stays sparse (O(N M) instead of O(N^2 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Iterable
+from typing import Any
 
 import pyomo.environ as pyo
 from pyomo.common.modeling import unique_component_name
@@ -243,10 +243,12 @@ class KKTSystem:
     pairs: list = field(default_factory=list)
     lifted: LiftedAggregates | None = None
 
-    def residual(self) -> KKTResidual:
+    def residual(self, include_lifted: bool = True) -> KKTResidual:
         """Evaluate stationarity, feasibility and ``min(a, b)`` at the current values.
 
         Computed from the Pyomo expressions directly, independently of any solver report.
+        ``include_lifted=False`` leaves out the lifted aggregates' definitions ``s = S(y)``
+        (shared by every player of a game: a caller walking all players checks them once).
         """
         val = lambda e: float(pyo.value(e))  # noqa: E731
         stat = max((abs(val(c.body)) for c in self.block.stationarity.values()), default=0.0)
@@ -258,7 +260,7 @@ class KKTSystem:
             va, vb = val(a), val(b)
             feas = max(feas, -va, -vb)
             comp = max(comp, abs(min(va, vb)))
-        if self.lifted is not None:
+        if include_lifted and self.lifted is not None:
             for named, s, _ in self.lifted.pairs:
                 feas = max(feas, abs(val(s) - val(named)))
         return KKTResidual(stat, max(feas, 0.0), comp)
@@ -371,7 +373,3 @@ def kkt(
         obj.deactivate()
     return KKTSystem(block, into, xs, obj, equalities, pairs, lifted)
 
-
-def kkt_all(players: Iterable[BlockData], *, lift: bool = True) -> list[KKTSystem]:
-    """:func:`kkt` of each player (aggregates lifted once, shared among them)."""
-    return [kkt(p, lift=lift) for p in players]

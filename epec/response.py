@@ -63,14 +63,12 @@ class ResponseOptions:
     warm_max_iter: int = 20
 
     def __post_init__(self) -> None:
+        from .reformulation import _check_int, _check_positive
+
         for name in ("mu", "tol", "mu_start", "kkt_tol"):
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v <= 0:
-                raise ValueError(f"{name}: must be finite and > 0, got {v!r}")
+            _check_positive(name, getattr(self, name))
         for name in ("max_iter", "warm_max_iter"):
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-                raise ValueError(f"{name}: must be an integer >= 1, got {v!r}")
+            _check_int(name, getattr(self, name), 1)
 
 
 @dataclass(frozen=True)
@@ -223,6 +221,18 @@ class FollowerResponse:
                 iters, secs = r.iterations, r.seconds
         r = self.solve(z, y, p, sensitivity=sensitivity, retry_cold=False)
         return Response(r.ok, r.z, r.residual, iters + r.iterations, secs + r.seconds, r.status, r.lu)
+
+    def follow(self, z: np.ndarray, y: np.ndarray, p: np.ndarray, *, lu: Any, dF: np.ndarray | None,
+               anchor: tuple[np.ndarray, np.ndarray], sensitivity: bool = False) -> Response:
+        """Response at ``y`` while walking from a neighbouring solution ``z``: :meth:`solve_near`
+        (predictor, then warm start), and if that fails :meth:`path` from ``anchor = (z_a, y_a)``
+        (a solved point: continuation, ending in a cold solve); iterations and seconds add up."""
+        r = self.solve_near(z, y, p, lu=lu, dF=dF, sensitivity=sensitivity)
+        if r.ok and (r.lu is not None or not sensitivity):
+            return r
+        r2 = self.path(anchor[0], anchor[1], y, p, sensitivity=sensitivity)
+        return Response(r2.ok, r2.z, r2.residual, r.iterations + r2.iterations, r.seconds + r2.seconds,
+                        r2.status, r2.lu)
 
     def _continuation(self, z0: np.ndarray, y: np.ndarray, p: np.ndarray, mu: float, sensitivity: bool,
                       iters: int = 0, secs: float = 0.0) -> Response:
