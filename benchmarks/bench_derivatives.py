@@ -196,10 +196,12 @@ def run(args: argparse.Namespace) -> int:
     from models.errors import InputError
     from models.io import atomic_write_json
 
-    if min(args.sizes) < 3 or (args.resolve_sizes and min(args.resolve_sizes) < 3):
-        raise InputError("--sizes", "every size must be >= 3")
-    if args.repeats < 1 or args.resolves < 1:
-        raise InputError("--repeats", "must be >= 1")
+    for flag, sizes in (("--sizes", args.sizes), ("--resolve-sizes", args.resolve_sizes)):
+        if sizes and min(sizes) < 3:
+            raise InputError(flag, f"every size must be >= 3, got {min(sizes)}")
+    for flag, count in (("--repeats", args.repeats), ("--resolves", args.resolves)):
+        if count < 1:
+            raise InputError(flag, f"must be >= 1, got {count}")
     rows = [compare(f, n, args.repeats, args.seed) for f in args.families for n in args.sizes]
     print(f"{'model':>12} {'n':>6} {'nodes':>7} {'jac nnz':>8} {'hess nnz':>8} | "
           f"{'build CasADi':>12} {'build Pyomo':>11} {'ratio':>7} | {'eval CasADi':>11} "
@@ -228,9 +230,10 @@ def run(args: argparse.Namespace) -> int:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.bench_derivatives", description=__doc__.splitlines()[0])
-    add_arguments(parser)
-    return run(parser.parse_args(argv))
+    """``python -m benchmarks.bench_derivatives ARGS`` = ``metatrading bench derivatives ARGS``."""
+    from benchmarks.cli import main as cli_main
+
+    return cli_main(["bench", "derivatives", *(argv or [])])
 
 
 if __name__ == "__main__":

@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
+from pathlib import Path
 from typing import Sequence
 
 from models.errors import InputError
@@ -48,6 +49,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
+        out = getattr(args, "out", None)  # every command's output folder, checked before any work
+        if out and Path(out).exists() and not Path(out).is_dir():
+            raise InputError("--out", f"not a folder: {out}")
         return int(importlib.import_module(args._module).run(args) or 0)
     except InputError as err:
         print(f"metatrading: error: {err}", file=sys.stderr)

@@ -43,16 +43,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def check_epec_args(args: argparse.Namespace) -> None:
-    """The options ``solve`` and ``bench epec`` share: ``--tol``, ``--max-iter``, ``--grid``, ``--out``."""
+    """The options ``solve`` and ``bench epec`` share: ``--tol``, ``--max-iter``, ``--grid``
+    (``--out`` is checked by :func:`benchmarks.cli.main` for every command)."""
     if not (math.isfinite(args.tol) and args.tol > 0):
         raise InputError("--tol", f"must be a positive number, got {args.tol}")
     if args.max_iter < 1:
         raise InputError("--max-iter", f"must be >= 1, got {args.max_iter}")
     if args.grid < 2:
         raise InputError("--grid", f"must be >= 2, got {args.grid}")
-    out = Path(args.out)
-    if out.exists() and not out.is_dir():
-        raise InputError("--out", f"not a folder: {out}")
 
 
 def _check_args(args: argparse.Namespace) -> None:

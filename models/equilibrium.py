@@ -127,22 +127,12 @@ class _Coef:
         """``IoM'(f) = Q beta / (alpha f + beta)^2``."""
         return self.Q * self.beta / (self.alpha * f + self.beta) ** 2
 
-    def d2iom(self, f: np.ndarray) -> np.ndarray:
-        return -2.0 * self.alpha * self.Q * self.beta / (self.alpha * f + self.beta) ** 3
-
     def grad(self, R: np.ndarray, f: np.ndarray, C: np.ndarray) -> np.ndarray:
         """``dU_n/df_nm`` with ``C = sum_{k != n} IoM_km + eps0`` held fixed (proportional) or unused."""
         I, dI = self.iom(f), self.diom(f)
         if self.proportional:
             return R * C / (I + C) ** 2 * dI - 2.0 * self.e * f
         return R * dI - 2.0 * self.e * f
-
-    def hess(self, R: np.ndarray, f: np.ndarray, C: np.ndarray) -> np.ndarray:
-        I, dI, d2I = self.iom(f), self.diom(f), self.d2iom(f)
-        if self.proportional:
-            s = I + C
-            return R * C * (d2I / s**2 - 2.0 * dI**2 / s**3) - 2.0 * self.e
-        return R * d2I - 2.0 * self.e
 
 
 def _broadcast_R(sc: Scenario, R: Any) -> np.ndarray:
@@ -158,19 +148,37 @@ def _others(cf: _Coef, f: np.ndarray) -> np.ndarray:
     return I.sum(-2, keepdims=True) - I + cf.eps0
 
 
-def _f_given_mu(cf: _Coef, R: np.ndarray, C: np.ndarray, mu: np.ndarray, f0: np.ndarray, steps: int) -> np.ndarray:
+@dataclass(frozen=True)
+class _Ends:
+    """What :func:`_f_given_mu` needs that does not depend on ``mu`` (computed once per best
+    response, not once per step of the search in ``mu``): ``ln(R C Q beta)`` and the gradient
+    at both ends of ``[0, F_n]``."""
+
+    F: np.ndarray
+    logRC: np.ndarray
+    grad0: np.ndarray
+    gradF: np.ndarray
+
+    @classmethod
+    def of(cls, cf: _Coef, R: np.ndarray, C: np.ndarray, shape: tuple) -> "_Ends":
+        F = np.broadcast_to(cf.F[:, None], shape)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            logRC = np.log(R) + (np.log(C) if cf.proportional else 0.0) + np.log(cf.Q * cf.beta)
+        return cls(F, logRC, cf.grad(R, np.zeros(shape), C), cf.grad(R, F, C))
+
+
+def _f_given_mu(cf: _Coef, R: np.ndarray, C: np.ndarray, mu: np.ndarray, f0: np.ndarray, steps: int,
+                ends: _Ends) -> np.ndarray:
     """Solve ``grad_nm(f) = mu_n`` on ``[0, F_n]`` for every pair.
 
     Written as ``h(f) = ln A(f) - ln(mu + 2 e f) = 0`` with ``A`` the marginal payment: ``h`` is
     convex and decreasing, so bracketed Newton converges monotonically, and the logarithm makes
     the steep start (tiny ``C``: the MU alone at an MSP) take a few steps instead of dozens.
     """
-    F = np.broadcast_to(cf.F[:, None], f0.shape)
+    F, logRC = ends.F, ends.logRC
     target = mu[..., None]
-    with np.errstate(divide="ignore", invalid="ignore"):
-        logRC = np.log(R) + (np.log(C) if cf.proportional else 0.0) + np.log(cf.Q * cf.beta)
-    at0 = cf.grad(R, np.zeros_like(f0), C) <= target
-    atF = cf.grad(R, F, C) >= target
+    at0 = ends.grad0 <= target
+    atF = ends.gradF >= target
     lo = np.zeros_like(f0)
     hi = F.copy()
     f = np.clip(f0, 0.0, F)
@@ -218,13 +226,14 @@ def best_response(sc: Scenario, R: Any, f: Any, options: EquilibriumOptions = Eq
     f = np.broadcast_to(f, np.broadcast_shapes(f.shape, Rb.shape[:-2] + sc.D.shape)).copy()
     C = _others(cf, f) if cf.proportional else np.ones_like(f)
     zero_mu = np.zeros(f.shape[:-1])
-    f_free = _f_given_mu(cf, Rb, C, zero_mu, f, options.newton_steps)
+    ends = _Ends.of(cf, Rb, C, f.shape)
+    f_free = _f_given_mu(cf, Rb, C, zero_mu, f, options.newton_steps, ends)
     slack = f_free.sum(-1) <= cf.F
     if np.all(slack):
         return f_free, zero_mu
     # Above the largest marginal utility of the first GHz, nobody works: S(mu_hi) = -F_n < 0.
     mu_lo, s_lo = zero_mu, f_free.sum(-1) - cf.F
-    mu_hi = np.maximum(cf.grad(Rb, np.zeros_like(f), C).max(-1), 0.0)
+    mu_hi = np.maximum(ends.grad0.max(-1), 0.0)
     s_hi = -np.broadcast_to(cf.F, mu_hi.shape).astype(float)
     fb, mu = f_free, mu_hi
     side = np.zeros(mu_hi.shape)
@@ -233,7 +242,7 @@ def best_response(sc: Scenario, R: Any, f: Any, options: EquilibriumOptions = Eq
         with np.errstate(divide="ignore", invalid="ignore"):
             mu = (mu_lo * s_hi - mu_hi * s_lo) / (s_hi - s_lo)
         mu = np.where(np.isfinite(mu) & (mu > mu_lo) & (mu < mu_hi), mu, 0.5 * (mu_lo + mu_hi))
-        fb = _f_given_mu(cf, Rb, C, mu, fb, options.newton_steps)
+        fb = _f_given_mu(cf, Rb, C, mu, fb, options.newton_steps, ends)
         s = fb.sum(-1) - cf.F
         over = s > 0
         # Illinois: halve the stale end's value when the same end moves twice, so convergence stays superlinear.

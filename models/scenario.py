@@ -262,8 +262,8 @@ def generate(n_mu: int, n_msp: int, seed: int = 0, name: str | None = None) -> S
     for key, val in (("n_mu", n_mu), ("n_msp", n_msp)):
         if isinstance(val, bool) or not isinstance(val, (int, np.integer)) or val < 1:
             raise InputError(key, f"must be a positive integer, got {val!r}")
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
-        raise InputError("seed", f"must be an integer, got {seed!r}")
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise InputError("seed", f"must be an integer >= 0, got {seed!r}")
     rng = np.random.default_rng(int(seed))
     n, m = int(n_mu), int(n_msp)
     D = rng.integers(20, 401, size=(n, m)).astype(float)
@@ -297,7 +297,7 @@ def generate(n_mu: int, n_msp: int, seed: int = 0, name: str | None = None) -> S
 def preset(name: str, seed: int = 0) -> Scenario:
     """A named preset (``tiny`` 4x2, ``default`` 20x3, ``large`` 100x5, ``xl`` 500x10)."""
     if name not in PRESETS:
-        raise InputError("scenario", f"unknown preset {name!r} (choose: {', '.join(PRESETS)}) and no such file")
+        raise InputError("preset", f"unknown preset {name!r} (choose: {', '.join(PRESETS)})")
     n, m = PRESETS[name]
     return generate(n, m, seed=seed, name=name)
 

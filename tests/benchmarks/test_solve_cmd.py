@@ -88,10 +88,26 @@ def test_bad_scenario_file_exits_2_naming_field(tmp_path, capsys, suffix, data, 
 
 
 @pytest.mark.parametrize("args,field", [(["--tol", "-1"], "--tol"), (["--tol", "nan"], "--tol"),
-                                        (["--scenario", "nosuch"], "scenario"), (["--damping", "2"], "--damping")])
+                                        (["--scenario", "nosuch"], "scenario"), (["--damping", "2"], "--damping"),
+                                        (["--scenario", "tiny", "--seed", "-1"], "seed")])
 def test_bad_options_exit_2(tmp_path, capsys, args, field):
     out = tmp_path / "run"
     rc = main(["solve", "--out", str(out), *args])
     assert rc == 2
     assert field in capsys.readouterr().err
     assert not out.exists()
+
+
+@pytest.mark.parametrize("argv", [["solve", "--scenario", "tiny"], ["bench", "epec", "--sizes", "4x2"],
+                                  ["bench", "derivatives", "--sizes", "5"], ["bench", "fl"],
+                                  ["fl", "--rounds", "1"]])
+def test_every_command_refuses_a_file_as_out_folder(tmp_path, capsys, argv):
+    # Prepare: --out names an existing file, which must survive untouched
+    out = tmp_path / "results.json"
+    out.write_text("{}")
+    # Execute
+    rc = main([*argv, "--out", str(out)])
+    # Assert
+    assert rc == 2
+    assert "--out: not a folder" in capsys.readouterr().err
+    assert out.read_text() == "{}"
