@@ -158,7 +158,7 @@ def _flower(ds, args) -> dict:
                     local_update, make_net, resolve_path)
 
     k, rounds = args.flower_clients, args.flower_rounds
-    sizes = client_sizes(min(args.samples, int(ds.train_y.shape[0])), k, args.seed)
+    sizes = client_sizes(min(args.samples, ds.n_train), k, args.seed)
     idx = dirichlet_partition(ds.train_y.numpy(), sizes, 0.5, args.seed)
     iom = np.linspace(0.5, 1.0, k)
     cfg = LocalTrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=0.05)
@@ -230,8 +230,8 @@ def run(args: argparse.Namespace) -> int:
     threads = args.threads or os.cpu_count() or 1
     torch.set_num_threads(threads)
     ds = load_dataset("mnist5k")
-    if args.samples > int(ds.train_y.shape[0]):
-        raise InputError("--samples", f"mnist5k has {int(ds.train_y.shape[0])} training samples, got {args.samples}")
+    if args.samples > ds.n_train:
+        raise InputError("--samples", f"mnist5k has {ds.n_train} training samples, got {args.samples}")
     report: dict = {
         "machine": {"cpu_threads": threads, "cpus": os.cpu_count(), "torch": torch.__version__,
                     "python": platform.python_version(), "cuda": torch.cuda.is_available()},

@@ -323,14 +323,9 @@ def make_server_app(dataset: DatasetSplits, iom: np.ndarray, sizes: np.ndarray, 
 def test_metrics(net: torch.nn.Module, params: Mapping[str, torch.Tensor],
                  dataset: DatasetSplits, batch: int = 2048) -> tuple[float, float]:
     """Accuracy and mean cross-entropy of ``net(.; params)`` on the test split."""
-    from torch.func import functional_call
+    from .train import scores
 
-    correct, loss = 0, 0.0
-    for s in range(0, dataset.n_test, batch):
-        logits = functional_call(net, dict(params), (dataset.test_x[s:s + batch],))
-        y = dataset.test_y[s:s + batch]
-        loss += float(torch.nn.functional.cross_entropy(logits, y, reduction="sum"))
-        correct += int((logits.argmax(1) == y).sum())
+    correct, loss = scores(net, params, dataset.test_x, dataset.test_y, batch)
     n = max(dataset.n_test, 1)
     return correct / n, loss / n
 

@@ -42,6 +42,7 @@ __all__ = [
     "local_update",
     "local_update_stacked",
     "evaluate",
+    "scores",
     "get_params",
     "CPU_CHUNK",
 ]
@@ -365,11 +366,23 @@ def evaluate(net: nn.Module, params: Mapping[str, Tensor], x: Tensor, y: Tensor,
 
     if x.shape[0] == 0:
         return float("nan")
-    correct = 0
+    return scores(net, params, x, y, batch_size)[0] / int(x.shape[0])
+
+
+@torch.no_grad()
+def scores(net: nn.Module, params: Mapping[str, Tensor], x: Tensor, y: Tensor,
+           batch_size: int = 1000) -> tuple[int, float]:
+    """``(correct predictions, summed cross-entropy)`` of ``net(.; params)`` on ``(x, y)``, in
+    batches (the accuracy of :func:`evaluate` and the Flower server's test metrics)."""
+    from torch.func import functional_call
+
+    correct, loss = 0, 0.0
     for i in range(0, x.shape[0], batch_size):
-        pred = functional_call(net, dict(params), (x[i : i + batch_size],)).argmax(1)
-        correct += int((pred == y[i : i + batch_size]).sum())
-    return correct / int(x.shape[0])
+        logits = functional_call(net, dict(params), (x[i : i + batch_size],))
+        yb = y[i : i + batch_size]
+        loss += float(F.cross_entropy(logits, yb, reduction="sum"))
+        correct += int((logits.argmax(1) == yb).sum())
+    return correct, loss
 
 
 

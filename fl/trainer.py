@@ -138,10 +138,8 @@ class FLResult:
     @property
     def time_to_target(self) -> float | None:
         """Simulated time at which the test accuracy first reaches ``target`` (None if never)."""
-        for acc, t in zip(self.accuracy, self.sim_time):
-            if acc >= self.target:
-                return t
-        return None
+        r = self.rounds_to_target
+        return None if r is None else self.sim_time[r - 1]
 
     @property
     def rounds_to_target(self) -> int | None:
@@ -186,7 +184,7 @@ def build_task(dataset: DatasetSplits, sc: Scenario, f: Any, cfg: FLConfig, scal
     sizes = sc.D[part, m].astype(np.int64)
     if (sizes == 0).any():
         raise InputError(f"D[{int(part[np.argmax(sizes == 0)])}][{m}]", "a participant must hold at least one sample")
-    n_train = int(dataset.train_y.shape[0])
+    n_train = dataset.n_train
     scale = 1.0
     if sizes.sum() > n_train and scale_to_fit and part.size <= n_train:
         scale = n_train / float(sizes.sum())
@@ -231,7 +229,7 @@ def _fingerprint(task: FLTask, cfg: FLConfig) -> dict[str, Any]:
     return {
         "version": CHECKPOINT_VERSION,
         "dataset": task.dataset.name,
-        "n_train": int(task.dataset.train_y.shape[0]),
+        "n_train": task.dataset.n_train,
         "msp": task.msp,
         "participants": task.participants.tolist(),
         "sizes": task.sizes.tolist(),
@@ -280,8 +278,8 @@ def run_fl(
     ds = task.dataset
     torch.manual_seed(cfg.seed)
     net = make_net(ds.shape, ds.num_classes)
-    params = {k: v.to(dev) for k, v in get_params(net).items()}
     net = net.to(dev)
+    params = get_params(net)
     result = FLResult(params=params, target=cfg.target, path=path.value)
     fp = _fingerprint(task, cfg)
     if resume and checkpoint is not None and Path(checkpoint).exists():

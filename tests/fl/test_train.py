@@ -11,7 +11,6 @@ from fl.train import (
     TrainPath,
     local_update,
     local_update_parallel,
-    local_update_sequential,
     local_update_stacked,
     local_update_vectorised,
 )
@@ -32,6 +31,17 @@ def _max_diff(a, b):
     return max(float((a[n] - b[n]).abs().max()) for n in a)
 
 
+def _setup(sizes, net=None):
+    """``(net, params, xs, ys)``: the shared CNN (or ``net``) seeded at 0, clients of ``sizes``."""
+    torch.manual_seed(0)
+    net = make_net(SHAPE, 3) if net is None else net
+    return (net, get_params(net), *_clients(sizes))
+
+
+def _sequential(net, params, xs, ys, cfg, seeds):
+    return local_update(TrainPath.SEQUENTIAL, net, params, xs, ys, cfg, seeds)
+
+
 @pytest.mark.parametrize("sizes", [[8, 8, 8], [13, 5, 0, 21], [1, 40]])
 @pytest.mark.parametrize("cfg", [
     LocalTrainConfig(epochs=2, batch_size=4, lr=0.1),
@@ -39,14 +49,11 @@ def _max_diff(a, b):
 ])
 def test_vectorised_equals_sequential(sizes, cfg):
     # Prepare
-    torch.manual_seed(0)
-    net = make_net(SHAPE, 3)
-    params = get_params(net)
-    xs, ys = _clients(sizes)
+    net, params, xs, ys = _setup(sizes)
     seeds = [client_seed(7, 3, k) for k in range(len(sizes))]
     # Execute
     vec = local_update_vectorised(net, params, xs, ys, cfg, seeds)
-    seq = [local_update_sequential(net, params, x, y, cfg, s) for x, y, s in zip(xs, ys, seeds)]
+    seq = _sequential(net, params, xs, ys, cfg, seeds)
     # Assert
     for k, n in enumerate(sizes):
         assert _max_diff(vec[k], seq[k]) <= 1e-5
@@ -57,13 +64,10 @@ def test_vectorised_equals_sequential(sizes, cfg):
 @pytest.mark.parametrize("workers", [1, 2, 3])
 def test_parallel_equals_sequential_exactly(workers):
     # Prepare: unequal clients, one empty; the reference at one thread, as each worker runs
-    torch.manual_seed(0)
-    net = make_net(SHAPE, 3)
-    params = get_params(net)
-    xs, ys = _clients([13, 5, 0, 21, 9])
+    net, params, xs, ys = _setup([13, 5, 0, 21, 9])
     cfg = LocalTrainConfig(epochs=2, batch_size=4, lr=0.1, momentum=0.5)
     seeds = [client_seed(1, 0, k) for k in range(5)]
-    seq = [local_update_sequential(net, params, x, y, cfg, s) for x, y, s in zip(xs, ys, seeds)]
+    seq = _sequential(net, params, xs, ys, cfg, seeds)
     # Execute
     par = local_update_parallel(net, params, xs, ys, cfg, seeds, workers=workers)
     # Assert: the same ops in the same order on one thread each -> identical weights, same order
@@ -82,27 +86,23 @@ def test_local_update_dispatch_rejects_auto():
 
 @pytest.mark.parametrize("chunk", [1, 2, 3])
 def test_chunking_does_not_change_the_result(chunk):
-    torch.manual_seed(0)
-    net = make_net(SHAPE, 3)
-    params = get_params(net)
-    xs, ys = _clients([7, 3, 0, 11, 5])
+    net, params, xs, ys = _setup([7, 3, 0, 11, 5])
     cfg = LocalTrainConfig(epochs=1, batch_size=4, lr=0.1, momentum=0.5)
     whole = local_update_stacked(net, params, xs, ys, cfg, [1, 2, 3, 4, 5], chunk=5)
     parts = local_update_stacked(net, params, xs, ys, cfg, [1, 2, 3, 4, 5], chunk=chunk)
-    assert max(float((whole[n] - parts[n]).abs().max()) for n in whole) <= 1e-6
+    assert _max_diff(whole, parts) <= 1e-6
 
 
 def test_vmap_fallback_equals_sequential():
     # Prepare: a net the grouped interpreter does not handle (Tanh) runs through torch.func.vmap
     torch.manual_seed(0)
-    net = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(256, 8), torch.nn.Tanh(), torch.nn.Linear(8, 3))
-    params = get_params(net)
-    xs, ys = _clients([9, 3, 0])
+    net, params, xs, ys = _setup([9, 3, 0], torch.nn.Sequential(
+        torch.nn.Flatten(), torch.nn.Linear(256, 8), torch.nn.Tanh(), torch.nn.Linear(8, 3)))
     cfg = LocalTrainConfig(epochs=2, batch_size=4, lr=0.1, momentum=0.5)
     seeds = [1, 2, 3]
     # Execute
     vec = local_update_vectorised(net, params, xs, ys, cfg, seeds)
-    seq = [local_update_sequential(net, params, x, y, cfg, s) for x, y, s in zip(xs, ys, seeds)]
+    seq = _sequential(net, params, xs, ys, cfg, seeds)
     # Assert
     assert max(_max_diff(v, s) for v, s in zip(vec, seq)) <= 1e-5
 
