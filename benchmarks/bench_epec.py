@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from benchmarks.solve_cmd import check_epec_args
+from benchmarks.solve_cmd import add_epec_arguments, check_epec_args
 from models.errors import InputError
 
 __all__ = ["add_arguments", "run", "parse_sizes", "naive_epec", "bench_size"]
@@ -44,11 +44,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--sizes", default="20x3,100x5,500x10", help="comma-separated NxM (default 20x3,100x5,500x10)")
     parser.add_argument("--out", required=True, help="output folder")
     parser.add_argument("--seed", type=int, default=0, help="scenario seed (default 0)")
-    parser.add_argument("--method", choices=("gauss-seidel", "jacobi"), default="gauss-seidel")
-    parser.add_argument("--mode", choices=("scholtes", "smoothing", "penalty"), default="scholtes")
-    parser.add_argument("--tol", type=float, default=1e-6, help="tolerance on the leaders' step per sweep")
-    parser.add_argument("--max-iter", type=int, default=50, help="most diagonalisation sweeps")
-    parser.add_argument("--grid", type=int, default=41, help="certificate deviation-grid points per leader")
+    add_epec_arguments(parser)
     parser.add_argument("--naive-max-n", type=int, default=100, help="skip the naive run above this many MUs (default 100; 0 skips it everywhere)")
 
 

@@ -95,9 +95,10 @@ def run(args: argparse.Namespace) -> int:
     import numpy as np
     import torch
 
+    from benchmarks.plots import accuracy_plot
     from fl.data import load_dataset
     from fl.trainer import FLConfig, build_task, run_fl
-    from models.io import atomic_save, atomic_write_json
+    from models.io import atomic_write_json
 
     torch.set_num_threads(args.threads or os.cpu_count() or 1)
     if args.allocation is not None:
@@ -151,28 +152,10 @@ def run(args: argparse.Namespace) -> int:
         "final_accuracy": res.accuracy[-1],
     }
     atomic_write_json(out / "fl.json", report)
-    atomic_save(out / "fl.png", lambda tmp: _plot(res, cfg.target, ds.name, task.msp, tmp))
+    accuracy_plot(out / "fl.png", res.sim_time, res.accuracy, cfg.target, f"FL on {ds.name}, MSP {task.msp}")
     reached = f"reached at {ttt:.1f} s simulated (round {rtt})" if ttt is not None else "not reached"
     print(f"final accuracy {res.accuracy[-1]:.4f} after {res.rounds} rounds, "
           f"{res.sim_time[-1]:.1f} s simulated, {sum(res.wall_time):.1f} s wall; "
           f"target {cfg.target:g} {reached}")
     print(f"wrote {out / 'fl.json'} and {out / 'fl.png'}")
     return 0
-
-
-def _plot(res, target: float, name: str, msp: int, path: str) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(6, 4))
-    ax.plot(res.sim_time, res.accuracy, marker="o", ms=3)
-    ax.axhline(target, color="grey", ls="--", lw=1, label=f"target {target:g}")
-    ax.set_xlabel("simulated time (s)")
-    ax.set_ylabel("test accuracy")
-    ax.set_title(f"FL on {name}, MSP {msp}")
-    ax.legend(loc="lower right")
-    fig.tight_layout()
-    fig.savefig(path, format="png", dpi=120)
-    plt.close(fig)

@@ -52,6 +52,22 @@ def convergence_plot(
     plt.close(fig)
 
 
+def accuracy_plot(path: str | os.PathLike, sim_time: Sequence[float], accuracy: Sequence[float], target: float,
+                  title: str) -> None:
+    """Test accuracy against simulated time, with the target as a dashed line."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(6, 4))
+    ax.plot(sim_time, accuracy, marker="o", ms=3)
+    ax.axhline(target, color="grey", ls="--", lw=1, label=f"target {target:g}")
+    ax.set_xlabel("simulated time (s)")
+    ax.set_ylabel("test accuracy")
+    ax.set_title(title)
+    ax.legend(loc="lower right")
+    fig.tight_layout()
+    atomic_save(path, lambda tmp: fig.savefig(tmp, format="png", dpi=120))
+    plt.close(fig)
+
+
 def loglog_slope(x: Sequence[float], y: Sequence[float | None]) -> float | None:
     """Least-squares exponent ``b`` of ``y ~ a x^b`` (a line in log-log); ``None`` values and
     non-positive points are skipped, None when fewer than two distinct ``x`` remain."""

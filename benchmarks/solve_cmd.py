@@ -18,7 +18,8 @@ from typing import Any
 
 from models.errors import InputError
 
-__all__ = ["add_arguments", "run", "solve_scenario", "check_epec_args", "METHODS", "MODES", "LEADER_STEPS"]
+__all__ = ["add_arguments", "run", "solve_scenario", "add_epec_arguments", "check_epec_args", "METHODS", "MODES",
+           "LEADER_STEPS"]
 
 METHODS = ("gauss-seidel", "jacobi")
 MODES = ("scholtes", "smoothing", "penalty")
@@ -30,15 +31,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="preset (tiny, default, large, xl) or a .toml/.yaml/.json file (default: default)")
     parser.add_argument("--out", required=True, help="output folder")
     parser.add_argument("--seed", type=int, default=None, help="seed of the preset / file base (default 0)")
-    parser.add_argument("--method", choices=METHODS, default="gauss-seidel", help="diagonalisation order")
-    parser.add_argument("--mode", choices=MODES, default="scholtes", help="MPEC reformulation")
+    add_epec_arguments(parser)
     parser.add_argument("--leader-step", choices=LEADER_STEPS, default="implicit",
                         help="implicit (default): each leader's reward by a bracketing secant search over the followers' exact "
                              "response (Newton on their smoothed KKT system); full-space: Ipopt on the whole "
                              "reformulated MPEC of --mode (the reference; slow and fragile beyond ~20x3)")
+    parser.add_argument("--damping", type=float, default=1.0, help="diagonalisation step weight in (0, 1] (default 1)")
+
+
+def add_epec_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options ``solve`` and ``bench epec`` share (checked by :func:`check_epec_args`)."""
+    parser.add_argument("--method", choices=METHODS, default="gauss-seidel", help="diagonalisation order")
+    parser.add_argument("--mode", choices=MODES, default="scholtes", help="MPEC reformulation")
     parser.add_argument("--tol", type=float, default=1e-6, help="tolerance on the leaders' step per sweep (default 1e-6)")
     parser.add_argument("--max-iter", type=int, default=50, help="most diagonalisation sweeps (default 50)")
-    parser.add_argument("--damping", type=float, default=1.0, help="diagonalisation step weight in (0, 1] (default 1)")
     parser.add_argument("--grid", type=int, default=41, help="deviation-grid points per leader in the certificate (default 41)")
 
 

@@ -28,6 +28,7 @@ from typing import Any
 
 import numpy as np
 
+from .errors import InputError
 from .iom import freshness_coefficients, quality
 from .scenario import Mechanism, Scenario
 from .utility import energy_cost_coefficient, msp_utilities, mu_utilities
@@ -72,13 +73,13 @@ class EquilibriumOptions:
 
     def __post_init__(self) -> None:
         if not (self.tol > 0):
-            raise ValueError(f"tol: must be > 0, got {self.tol}")
+            raise InputError("tol", f"must be > 0, got {self.tol}")
         if self.max_iter < 1:
-            raise ValueError(f"max_iter: must be >= 1, got {self.max_iter}")
+            raise InputError("max_iter", f"must be >= 1, got {self.max_iter}")
         if not (0.0 < self.damping <= 1.0):
-            raise ValueError(f"damping: must be in (0, 1], got {self.damping}")
+            raise InputError("damping", f"must be in (0, 1], got {self.damping}")
         if self.bisection_steps < 1 or self.newton_steps < 1:
-            raise ValueError("bisection_steps, newton_steps: must be >= 1")
+            raise InputError("bisection_steps, newton_steps", "must be >= 1")
 
 
 @dataclass(frozen=True)
@@ -138,7 +139,7 @@ class _Coef:
 def _broadcast_R(sc: Scenario, R: Any) -> np.ndarray:
     R = np.asarray(R, dtype=float)
     if R.shape[-1:] != (sc.n_msp,):
-        raise ValueError(f"R: expected shape (..., {sc.n_msp}), got {R.shape}")
+        raise InputError("R", f"expected shape (..., {sc.n_msp}), got {R.shape}")
     return R[..., None, :]  # (..., 1, M) against pairs (N, M)
 
 
@@ -345,7 +346,7 @@ def follower_kkt_residual(sc: Scenario, R: Any, f: Any, active_tol: float = 1e-7
     """
     f = np.asarray(f, dtype=float)
     if f.shape != sc.D.shape:
-        raise ValueError(f"f: expected shape {sc.D.shape}, got {f.shape}")
+        raise InputError("f", f"expected shape {sc.D.shape}, got {f.shape}")
     g = follower_gradient(sc, R, f)
     active = f > active_tol * sc.F[:, None]
     cnt = active.sum(1)

@@ -19,6 +19,7 @@ from typing import Any, Callable
 
 import numpy as np
 
+from .errors import InputError
 from .iom import freshness_coefficients, iom, quality
 from .scenario import Scenario
 from .utility import energy_cost, energy_cost_coefficient, msp_payment, msp_value, payment
@@ -74,9 +75,9 @@ def build_game(
     R0 = sc.Rmax / 2.0 if R0 is None else np.asarray(R0, dtype=float)
     f0 = np.repeat(sc.F[:, None] / n_msp, n_msp, axis=1) if f0 is None else np.asarray(f0, dtype=float)
     if R0.shape != (n_msp,):
-        raise ValueError(f"R0: expected shape ({n_msp},), got {R0.shape}")
+        raise InputError("R0", f"expected shape ({n_msp},), got {R0.shape}")
     if f0.shape != (n_mu, n_msp):
-        raise ValueError(f"f0: expected shape ({n_mu}, {n_msp}), got {f0.shape}")
+        raise InputError("f0", f"expected shape ({n_mu}, {n_msp}), got {f0.shape}")
     f0 = np.where(has_data, f0, 0.0)
 
     model = pyo.ConcreteModel(name=f"metatrading[{sc.name}]")

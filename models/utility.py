@@ -10,6 +10,7 @@ from typing import Any, Callable
 
 import numpy as np
 
+from .errors import InputError
 from .iom import GHZ, compute_cycles, iom_matrix
 from .scenario import Mechanism, Scenario
 
@@ -33,7 +34,7 @@ def payment(mechanism: Mechanism, R: Any, iom_nm: Any, total_m: Any, eps0: float
         return R * iom_nm / (total_m + eps0)
     if mechanism is Mechanism.UNIT_PRICE:
         return R * iom_nm
-    raise ValueError(f"mechanism: unknown {mechanism!r}")
+    raise InputError("mechanism", f"unknown {mechanism!r}")
 
 
 def msp_payment(mechanism: Mechanism, R: Any, total_m: Any, eps0: float) -> Any:
@@ -42,7 +43,7 @@ def msp_payment(mechanism: Mechanism, R: Any, total_m: Any, eps0: float) -> Any:
         return R * total_m / (total_m + eps0)
     if mechanism is Mechanism.UNIT_PRICE:
         return R * total_m
-    raise ValueError(f"mechanism: unknown {mechanism!r}")
+    raise InputError("mechanism", f"unknown {mechanism!r}")
 
 
 def energy_cost_coefficient(sc: Scenario) -> np.ndarray:

@@ -111,3 +111,13 @@ def test_every_command_refuses_a_file_as_out_folder(tmp_path, capsys, argv):
     assert rc == 2
     assert "--out: not a folder" in capsys.readouterr().err
     assert out.read_text() == "{}"
+
+
+def test_cli_choices_match_the_epec_enums():
+    # the CLI keeps plain strings (cheap to import); they must stay the enums' values
+    import epec
+    from benchmarks.solve_cmd import LEADER_STEPS, METHODS, MODES
+
+    assert set(METHODS) == {m.value for m in epec.Method}
+    assert set(MODES) == {k.value for k in epec.ModeKind}
+    assert set(LEADER_STEPS) == {s.value for s in epec.LeaderStep}
