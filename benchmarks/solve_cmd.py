@@ -18,7 +18,7 @@ from typing import Any
 
 from models.errors import InputError
 
-__all__ = ["add_arguments", "run", "solve_scenario", "add_epec_arguments", "check_epec_args", "METHODS", "MODES",
+__all__ = ["add_arguments", "run", "add_epec_arguments", "check_epec_args", "METHODS", "MODES",
            "LEADER_STEPS"]
 
 METHODS = ("gauss-seidel", "jacobi")
@@ -65,49 +65,21 @@ def _check_args(args: argparse.Namespace) -> None:
         raise InputError("--damping", f"must be in (0, 1], got {args.damping}")
 
 
-def solve_scenario(sc: Any, *, method: str = "gauss-seidel", mode: str = "scholtes", tol: float = 1e-6,
-                   max_iter: int = 50, damping: float = 1.0, grid: int = 41, certify: bool = True,
-                   leader_step: str = "implicit", progress: Any = None) -> dict[str, Any]:
-    """Build the game of ``sc``, solve the EPEC with :func:`epec.solve_epec` and collect the results.
-
-    Returns a dict with ``result`` (the epec GameResult), ``model`` and, when ok, ``R`` (M,),
-    ``f`` (N, M) and the independent numpy checks ``numpy_kkt`` (follower KKT residual of
-    :func:`models.equilibrium.follower_kkt_residual`).
-    """
-    import epec
-    from models.equilibrium import follower_kkt_residual
-    from models.game import allocations, build_game, rewards
-
-    def stage(name: str) -> None:
-        if progress is not None:
-            progress.set_description(name)
-            progress.update(1)
-
+def _progress_hooks(progress: Any) -> tuple[Any, Any]:
+    """``callback`` and ``progress`` for :func:`epec.solve_scenario` that drive a tqdm bar (one
+    tick per stage and per diagonalisation sweep)."""
     def on_sweep(k: int, decisions: Any, step: float) -> None:
-        if progress is not None:
-            progress.set_description(f"sweep {k}: step {step:.2e}")
-            progress.update(1)
+        progress.set_description(f"sweep {k}: step {step:.2e}")
+        progress.update(1)
 
     def on_progress(stage: str, done: int, total: int) -> None:
-        if progress is not None and stage == "certificate":
+        if stage == "certificate":
             # the sweeps are over: the bar's total shrinks to what is left (the check stage)
             progress.total = progress.n + 1
             progress.set_description(f"certificate {done}/{total}")
             progress.refresh()
 
-    model = build_game(sc)
-    stage("solving EPEC")
-    res = epec.solve_epec(
-        model, leaders=[model.msp], followers=[model.mu], method=method, mode=mode, damping=damping,
-        tol=tol, max_iter=max_iter, certify=certify, certificate=epec.CertificateOptions(grid=grid),
-        leader_step=epec.LeaderStep(leader_step), callback=on_sweep, progress=on_progress,
-    )
-    out: dict[str, Any] = {"result": res, "model": model}
-    if res.ok:
-        stage("checking")
-        R, f = rewards(model), allocations(model)
-        out.update(R=R, f=f, numpy_kkt=follower_kkt_residual(sc, R, f))
-    return out
+    return on_sweep, on_progress
 
 
 def _summary(sc: Any, R: Any, I: Any, V: Any, U: Any, res: Any, numpy_kkt: Any) -> str:
@@ -133,6 +105,7 @@ def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from benchmarks.plots import convergence_plot
+    from epec import solve_scenario
     from models.io import atomic_write_json
     from models.iom import iom_matrix
     from models.scenario import load_scenario
@@ -145,8 +118,11 @@ def run(args: argparse.Namespace) -> int:
     t0 = time.perf_counter()
     # one tick per stage (build, solve, check) and per diagonalisation sweep
     with tqdm(total=3 + args.max_iter, desc="building game", file=sys.stderr, leave=False) as bar:
-        sol = solve_scenario(sc, progress=bar, **options)
-    res = sol["result"]
+        on_sweep, on_progress = _progress_hooks(bar)
+        bar.set_description("solving EPEC")
+        bar.update(1)
+        sol = solve_scenario(sc, callback=on_sweep, progress=on_progress, **options)
+    res = sol.result
     if not res.ok:
         print(f"metatrading solve: {res.status.value}: {res.message}")
         atomic_write_json(out / "failure.json", {
@@ -154,11 +130,11 @@ def run(args: argparse.Namespace) -> int:
             "sweeps": res.sweeps, "seconds": res.seconds, "options": options, "scenario": sc.to_dict(),
         })
         return 1
-    R, f = sol["R"], sol["f"]
+    R, f = sol.R, sol.f
     I = iom_matrix(sc, f)
     V, U = msp_utilities(sc, R, f), mu_utilities(sc, R, f)
     cert = res.certificate
-    nk = sol["numpy_kkt"]
+    nk = sol.numpy_kkt
     result = {
         "status": res.status.value,
         "rewards": R,

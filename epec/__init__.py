@@ -31,11 +31,12 @@ from .reformulation import (
     complementarity_pairs,
     make_mode,
 )
+from .scenario import ScenarioSolution, solve_scenario
 from .scholtes import ScholtesRelaxation
 from .smoothing import FischerBurmeisterSmoothing
 
 __all__ = [
-    "Certificate", "certify",
+    "Certificate", "certify", "ScenarioSolution", "solve_scenario",
     "CertificateOptions", "GameResult", "GameStatus", "LeaderStep", "Method", "Sweep",
     "FollowerResponse", "Response", "ResponseOptions",
     "solve_bilevel", "solve_epec", "solve_nash",
