@@ -5,20 +5,12 @@ One import line::
 
     from epec import kkt, solve_nash, solve_bilevel, solve_epec, ScholtesRelaxation
 """
-from .certificate import Certificate
-from .games import (
-    CertificateOptions,
-    GameResult,
-    GameStatus,
-    LeaderStep,
-    Method,
-    Sweep,
-    certify,
-    solve_bilevel,
-    solve_epec,
-    solve_nash,
-)
+from .bilevel import solve_bilevel
+from .certificate import Certificate, certify
+from .diagonalisation import solve_epec
 from .kkt import KKTError, KKTResidual, KKTSystem, LiftedAggregates, kkt, player_objective, player_variables
+from .nash import solve_nash
+from .options import CertificateOptions, LeaderStep, Method
 from .penalty import PenaltyMode
 from .response import FollowerResponse, Response, ResponseOptions
 from .reformulation import (
@@ -31,6 +23,7 @@ from .reformulation import (
     complementarity_pairs,
     make_mode,
 )
+from .results import GameResult, GameStatus, Sweep
 from .scenario import ScenarioSolution, solve_scenario
 from .scholtes import ScholtesRelaxation
 from .smoothing import FischerBurmeisterSmoothing

@@ -12,14 +12,21 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 import numpy as np
 from scipy.optimize import minimize_scalar
 
-from .kkt import KKTResidual
+from pyomo.core.base.block import BlockData
 
-__all__ = ["Certificate", "certify_game"]
+from .game import expand_players, make_solver
+from .kkt import KKTResidual, player_objective, player_variables
+from .leader_steps import implicit_response
+from .options import CertificateOptions
+from .reformulation import make_mode
+from .response import ResponseOptions
+
+__all__ = ["Certificate", "certify", "certify_game"]
 
 
 @dataclass(frozen=True)
@@ -173,7 +180,7 @@ def _ticker(progress: Callable[[str, int, int], Any] | None, total: int) -> Call
 
 
 def certify_game(game: Any, options: Any, progress: Callable[[str, int, int], Any] | None = None) -> Certificate:
-    """Certify a prepared :class:`epec.games.Game`'s current point (leaders' decisions and
+    """Certify a prepared :class:`epec.game.Game`'s current point (leaders' decisions and
     followers' equilibrium); the public entry is :func:`epec.certify`. ``progress("certificate",
     done, total)`` after each leader's deviation check and each random follower start.
 
@@ -327,3 +334,67 @@ def _certify_ipopt(game: Any, options: Any, tick: Callable[[], None]) -> Certifi
         tick()
     game.restore(snap0)
     return _certificate(residual, gains, bests, evals, failed, starts, spread, options, t0)
+
+
+def certify(
+    model: BlockData,
+    leaders: Sequence[Any],
+    followers: Sequence[Any],
+    *,
+    certificate: CertificateOptions = CertificateOptions(),
+    mode: Any = "scholtes",
+    lift: bool = True,
+    response: ResponseOptions = ResponseOptions(),
+    solver: Any = None,
+    options: Any = None,
+    progress: Callable[[str, int, int], Any] | None = None,
+) -> Any:
+    """Certify the leaders' decisions as they stand in ``model``: is this an equilibrium?
+
+    For decisions from anywhere (another solver, a learned pricing policy, a paper's table):
+    the followers' equilibrium at those decisions is solved first (Newton on their smoothed KKT
+    system from a cold start, the ``mode``'s Ipopt homotopy as the fallback), then the
+    certificate of MODEL.md section 5 is computed there, as :func:`solve_epec` does at its own
+    answer: the followers' KKT residual, every leader's largest unilateral deviation gain over
+    a grid plus refinement (each point at the followers' exact response) and the followers'
+    agreement from random starts. A positive ``max_deviation_gain`` measures how far from an
+    equilibrium the decisions are; ``best_deviations`` says where each leader would rather be.
+    ``model`` is not modified (the work happens on a clone).
+
+    Parameters
+    ----------
+    model : BlockData
+    leaders, followers : sequence of blocks
+        As :func:`solve_epec`; the leaders' decision Vars hold the point to certify.
+    certificate : CertificateOptions
+    mode, lift, response, solver, options, progress
+        As :func:`solve_epec` (``progress`` sees the ``"certificate"`` stage only).
+
+    Returns
+    -------
+    epec.Certificate
+
+    Raises
+    ------
+    RuntimeError
+        The followers have no equilibrium at the leaders' decisions (with the solver's status).
+    """
+    if not isinstance(certificate, CertificateOptions):
+        raise ValueError(f"certificate: must be a CertificateOptions, got {type(certificate).__name__}")
+    if not isinstance(response, ResponseOptions):
+        raise ValueError(f"response: must be a ResponseOptions, got {type(response).__name__}")
+    if progress is not None and not callable(progress):
+        raise ValueError(f"progress: must be callable, got {progress!r}")
+    from .game import Game
+
+    leaders = expand_players(leaders)
+    specs = [(b.name, player_variables(b), player_objective(b)) for b in leaders]
+    game = Game(model, expand_players(followers), specs, make_mode(mode), make_solver(solver, options), lift)
+    game.response_options = response
+    x = [ld.values() for ld in game.leaders]
+    run, _ = implicit_response(game, x, None, cold=True)  # Ipopt's homotopy without a Newton response
+    if not run.ok:
+        point = {ld.name: [float(t) for t in a] for ld, a in zip(game.leaders, x)}
+        raise RuntimeError(f"certify: no follower equilibrium at the leaders' decisions {point} "
+                           f"({run.status.name}: {run.message})")
+    return certify_game(game, certificate, progress)

@@ -50,7 +50,7 @@ class KKTError(ValueError):
     """A player that :func:`kkt` cannot differentiate (no objective, integer variables...)."""
 
 
-def _owned_by(component: Any, block: BlockData) -> bool:
+def owned_by(component: Any, block: BlockData) -> bool:
     """True if ``component`` lives on ``block`` or one of its sub-blocks."""
     b = component.parent_block()
     while b is not None:
@@ -93,7 +93,7 @@ class _ExternalNamed(StreamBasedExpressionVisitor):
             return False, None
         if not child.is_expression_type():
             return False, None
-        if child.is_named_expression_type() and not _owned_by(child, self.block):
+        if child.is_named_expression_type() and not owned_by(child, self.block):
             self.found[id(child)] = child
             return False, None
         return True, None

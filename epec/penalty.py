@@ -13,7 +13,7 @@ import pyomo.environ as pyo
 from pyomo.common.modeling import unique_component_name
 from pyomo.core.base.block import BlockData
 
-from .reformulation import InverseData, ModeKind, Reformulation, _check_int, _check_positive, _implied_nonneg, geometric
+from .reformulation import InverseData, ModeKind, Reformulation, check_int, _check_positive, _implied_nonneg, geometric
 
 __all__ = ["PenaltyMode"]
 
@@ -52,7 +52,7 @@ class PenaltyMode(Reformulation):
             raise ValueError(f"factor: must be > 1, got {self.factor!r}")
         if self.rho_end < self.rho_start:
             raise ValueError("rho_end: must be >= rho_start")
-        _check_int("warm_steps", self.warm_steps, 1)
+        check_int("warm_steps", self.warm_steps, 1)
 
     def schedule(self, warm: bool) -> list[float]:
         return geometric(self.rho_start, self.rho_end, self.factor)

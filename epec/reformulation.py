@@ -264,7 +264,7 @@ def _check_positive(name: str, value: float) -> None:
         raise ValueError(f"{name}: must be finite and > 0, got {value!r}")
 
 
-def _check_int(name: str, value: int, low: int) -> None:
+def check_int(name: str, value: int, low: int) -> None:
     if isinstance(value, bool) or not isinstance(value, int) or value < low:
         raise ValueError(f"{name}: must be an integer >= {low}, got {value!r}")
 

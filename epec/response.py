@@ -63,12 +63,12 @@ class ResponseOptions:
     warm_max_iter: int = 20
 
     def __post_init__(self) -> None:
-        from .reformulation import _check_int, _check_positive
+        from .reformulation import check_int, _check_positive
 
         for name in ("mu", "tol", "mu_start", "kkt_tol"):
             _check_positive(name, getattr(self, name))
         for name in ("max_iter", "warm_max_iter"):
-            _check_int(name, getattr(self, name), 1)
+            check_int(name, getattr(self, name), 1)
 
 
 @dataclass(frozen=True)
@@ -90,7 +90,7 @@ _WARM_MU = 1e-4
 
 
 class FollowerResponse:
-    """Newton solver of the followers' KKT system of a :class:`epec.games.Game`.
+    """Newton solver of the followers' KKT system of a :class:`epec.game.Game`.
 
     Parameters
     ----------

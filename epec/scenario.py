@@ -13,7 +13,9 @@ from typing import Any, Callable
 
 import numpy as np
 
-from .games import CertificateOptions, GameResult, LeaderStep, solve_epec
+from .diagonalisation import solve_epec
+from .options import CertificateOptions, LeaderStep
+from .results import GameResult
 
 __all__ = ["ScenarioSolution", "solve_scenario"]
 

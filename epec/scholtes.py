@@ -10,7 +10,7 @@ from typing import Any
 
 from pyomo.core.base.block import BlockData
 
-from .reformulation import ModeKind, Reformulation, _check_int, _check_positive, _implied_nonneg, geometric
+from .reformulation import ModeKind, Reformulation, check_int, _check_positive, _implied_nonneg, geometric
 
 __all__ = ["ScholtesRelaxation"]
 
@@ -48,7 +48,7 @@ class ScholtesRelaxation(Reformulation):
             raise ValueError(f"factor: must be in (0, 1), got {self.factor!r}")
         if self.eps_end > self.eps_start:
             raise ValueError("eps_end: must be <= eps_start")
-        _check_int("warm_steps", self.warm_steps, 1)
+        check_int("warm_steps", self.warm_steps, 1)
 
     def schedule(self, warm: bool) -> list[float]:
         values = geometric(self.eps_start, self.eps_end, self.factor)

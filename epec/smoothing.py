@@ -11,7 +11,7 @@ from typing import Any
 import pyomo.environ as pyo
 from pyomo.core.base.block import BlockData
 
-from .reformulation import ModeKind, Reformulation, _check_int, _check_positive, geometric
+from .reformulation import ModeKind, Reformulation, check_int, _check_positive, geometric
 
 __all__ = ["FischerBurmeisterSmoothing"]
 
@@ -48,7 +48,7 @@ class FischerBurmeisterSmoothing(Reformulation):
             raise ValueError(f"factor: must be in (0, 1), got {self.factor!r}")
         if self.mu_end > self.mu_start:
             raise ValueError("mu_end: must be <= mu_start")
-        _check_int("warm_steps", self.warm_steps, 1)
+        check_int("warm_steps", self.warm_steps, 1)
 
     def schedule(self, warm: bool) -> list[float]:
         values = geometric(self.mu_start, self.mu_end, self.factor)

@@ -1,4 +1,4 @@
-"""Tests of epec/games.py and epec/certificate.py: problem x mode matrices with known solutions."""
+"""Tests of the game solves (epec/nash.py, bilevel.py, diagonalisation.py) and epec/certificate.py: problem x mode matrices with known solutions."""
 from __future__ import annotations
 
 import numpy as np

@@ -1,4 +1,4 @@
-"""The implicit leader step of epec/games.py: box halving around a trial point without a follower
+"""The implicit leader step of epec/leader_steps.py: box halving around a trial point without a follower
 response, and Anderson acceleration of the diagonalisation."""
 from __future__ import annotations
 
@@ -6,7 +6,8 @@ import numpy as np
 import pyomo.environ as pyo
 import pytest
 
-import epec.games as G
+import epec.leader_steps as G
+from epec.game import Game, make_solver
 from epec import CertificateOptions, solve_epec
 from epec.kkt import player_objective, player_variables
 from epec.reformulation import make_mode
@@ -36,9 +37,9 @@ def _capped_follower(utility: str = "quadratic", n_x: int = 1) -> pyo.ConcreteMo
 
 def _step_recording_trials(m: pyo.ConcreteModel) -> tuple:
     """One implicit step of the leader from ``x = 0``, with the trial points (x_0, response ok)."""
-    game = G.Game(m, [m.follower], [("leader", player_variables(m.leader), player_objective(m.leader))],
-                  make_mode("smoothing"), G._make_solver(None, None), True)
-    first, state = G._implicit_response(game, None, None, cold=True)
+    game = Game(m, [m.follower], [("leader", player_variables(m.leader), player_objective(m.leader))],
+                  make_mode("smoothing"), make_solver(None, None), True)
+    first, state = G.implicit_response(game, None, None, cold=True)
     resp = game.response
     solve = resp.solve
     tried: list[tuple[float, bool]] = []
@@ -49,7 +50,7 @@ def _step_recording_trials(m: pyo.ConcreteModel) -> tuple:
         return r
 
     resp.solve = recorded
-    x, st, run, pg = G._implicit_step(game, 0, state)
+    x, st, run, pg = G.implicit_step(game, 0, state)
     assert first.ok
     return x, st, run, pg, tried, resp
 

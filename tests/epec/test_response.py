@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from epec.games import Game, _make_solver
+from epec.game import Game, make_solver as _make_solver
 from epec.kkt import player_objective, player_variables
 from epec.reformulation import make_mode
 from epec.response import FollowerResponse

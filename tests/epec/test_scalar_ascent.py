@@ -1,4 +1,4 @@
-"""The one-decision leader step of epec/games.py (``_scalar_ascent``) on utilities with known maxima."""
+"""The one-decision leader step of epec/leader_steps.py (``_scalar_ascent``) on utilities with known maxima."""
 from __future__ import annotations
 
 import math
@@ -6,7 +6,7 @@ import math
 import numpy as np
 import pytest
 
-import epec.games as G
+import epec.leader_steps as G
 
 
 def _counted(V, dV, fail_above: float = math.inf):
@@ -16,7 +16,7 @@ def _counted(V, dV, fail_above: float = math.inf):
     def evaluate(x: np.ndarray) -> tuple[float, np.ndarray]:
         calls.append(float(x[0]))
         if x[0] > fail_above:
-            raise G._StepFailed("no response", np.array(x, dtype=float))
+            raise G.StepFailed("no response", np.array(x, dtype=float))
         return -V(x[0]), np.array([-dV(x[0])])
 
     return evaluate, calls
@@ -24,7 +24,7 @@ def _counted(V, dV, fail_above: float = math.inf):
 
 def _run(evaluate, x0: float, lo: float, hi: float, curvature: float | None = None):
     mv, mg = evaluate(np.array([x0]))
-    return G._scalar_ascent(evaluate, np.array([x0]), mv, mg, np.array([lo]), np.array([hi]), 1e-12, curvature)
+    return G.scalar_ascent(evaluate, np.array([x0]), mv, mg, np.array([lo]), np.array([hi]), 1e-12, curvature)
 
 
 @pytest.mark.parametrize("x0, lo, hi", [(9.0, 0.0, 10.0), (0.0, 0.0, 10.0), (-40.0, -math.inf, math.inf)])

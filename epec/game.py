@@ -1,0 +1,217 @@
+"""A game prepared for solving: the user's model cloned once, the followers' KKT systems added
+(:func:`epec.kkt`), the complementarity reformulated by a mode, the leaders' decisions and
+objectives located in the clone, and the solver. Shared by the Nash, bilevel and EPEC solves and
+by the certificate."""
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Any, Iterable, Sequence
+
+import numpy as np
+import pyomo.environ as pyo
+from pyomo.core.base.block import BlockData
+
+from .kkt import KKTResidual, KKTSystem, kkt, player_variables
+from .reformulation import HomotopyResult, InverseData, Reformulation, clone_with_map
+from .response import FollowerResponse, ResponseOptions
+from .results import GameResult, GameStatus
+
+__all__ = ["Game", "expand_players", "make_solver", "finish", "CAPPED_MAX_ITER"]
+
+
+def expand_players(blocks: Iterable[Any]) -> list[BlockData]:
+    """Blocks given as BlockData or as indexed Blocks (expanded to their elements)."""
+    out = []
+    for b in blocks:
+        if isinstance(b, BlockData):
+            out.append(b)
+        elif hasattr(b, "is_indexed") and b.is_indexed():
+            out.extend(b.values())
+        else:
+            raise TypeError(f"players: expected Pyomo blocks, got {b!r}")
+    return out
+
+
+@dataclass
+class _Leader:
+    name: str
+    vars: list  # in the transformed model
+    objective: Any  # original objective in the transformed model (deactivated)
+    lower: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    upper: np.ndarray = field(default_factory=lambda: np.zeros(0))
+
+    def values(self) -> np.ndarray:
+        return np.array([float(v.value) for v in self.vars])
+
+    def utility(self) -> float:
+        """The leader's objective at the current point, as a utility (maximised)."""
+        val = float(pyo.value(self.objective.expr))
+        return val if self.objective.sense == pyo.maximize else -val
+
+
+class Game:
+    """A game prepared for solving: transformed clone, KKT systems, leaders, solver (internal,
+    shared by the solve functions and the certificate)."""
+
+    def __init__(
+        self,
+        model: BlockData,
+        followers: Sequence[BlockData],
+        leaders: Sequence[tuple[str, list, Any]],
+        mode: Reformulation,
+        solver: Any,
+        lift: bool,
+    ) -> None:
+        t0 = time.perf_counter()
+        self.mode = mode
+        self.solver = solver
+        work, memo = clone_with_map(model)
+        self.work = work
+        followers_w = [memo[id(b)] for b in followers]
+        owned: set[int] = set()
+        for b in followers_w:
+            owned.update(id(v) for v in player_variables(b))
+        leader_ids = {id(memo[id(v)]) for _, vs, _ in leaders for v in vs}
+        # Vars that are neither a follower's nor a leader's are parameters of everyone.
+        for v in work.component_data_objects(pyo.Var, descend_into=True):
+            if not v.fixed and id(v) not in owned and id(v) not in leader_ids:
+                v.fix()
+        self.kkts: list[KKTSystem] = [kkt(b, lift=lift) for b in followers_w]
+        self.follower_vars = [v for k in self.kkts for v in k.variables]
+        self.follower_mults = [v for k in self.kkts for v in k.block.component_data_objects(pyo.Var)]
+        for obj in list(work.component_data_objects(pyo.Objective, active=True, descend_into=True)):
+            obj.deactivate()
+        _, data = mode.apply(work, clone=False)
+        data.var_map = [(v, memo[id(v)]) for v in model.component_data_objects(pyo.Var, descend_into=True)]
+        self.data: InverseData = data
+        self.leaders: list[_Leader] = []
+        for name, uvars, uobj in leaders:
+            wvars = [memo[id(v)] for v in uvars]
+            wobj = memo[id(uobj)]
+            lo = np.array([-math.inf if v.lb is None else float(v.lb) for v in wvars])
+            hi = np.array([math.inf if v.ub is None else float(v.ub) for v in wvars])
+            # the mode's objective for this leader is created now (the penalty mode adds a
+            # penalised copy), before the model is first compiled, so it never forces a recompile
+            mode.objective(data, wobj)
+            self.leaders.append(_Leader(name, wvars, wobj, lo, hi))
+        self.all_vars = list(work.component_data_objects(pyo.Var, descend_into=True))
+        for v in self.all_vars:  # an uninitialised Var starts at 0 projected on its bounds
+            if v.value is None:
+                v.set_value(min(max(0.0, v.lb if v.lb is not None else -math.inf),
+                                v.ub if v.ub is not None else math.inf), skip_validation=True)
+        self._capped = None
+        self._response: FollowerResponse | None = None
+        self._response_error: str | None = None
+        self.response_options = ResponseOptions()
+        # per leader with one decision: the last secant curvature of its utility (the next
+        # implicit step's first Newton step)
+        self.curvature: dict[int, float | None] = {}
+        self.build_seconds = time.perf_counter() - t0
+
+    @property
+    def response(self) -> FollowerResponse | None:
+        """The Newton follower response (compiled on first use); None when the followers' KKT
+        system cannot be written as a square smooth system (the Ipopt path is used then)."""
+        if self._response is None and self._response_error is None:
+            try:
+                self._response = FollowerResponse(self.kkts, [ld.vars for ld in self.leaders],
+                                                  [ld.objective for ld in self.leaders], self.response_options)
+            except ValueError as err:  # not square, or not smooth (InputError): use Ipopt
+                self._response_error = f"{type(err).__name__}: {err}"
+        return self._response
+
+    # -- state ------------------------------------------------------------------------------
+    def snapshot(self) -> list:
+        return [v.value for v in self.all_vars]
+
+    def restore(self, snap: list) -> None:
+        for v, x in zip(self.all_vars, snap):
+            v.set_value(x, skip_validation=True)
+
+    def fix_leaders(self, values: Sequence[np.ndarray] | None = None) -> None:
+        for k, ld in enumerate(self.leaders):
+            for j, v in enumerate(ld.vars):
+                v.fix(float(values[k][j]) if values is not None else v.value)
+
+    def residual(self) -> KKTResidual:
+        """The followers' KKT residual at the current values: from the compiled functions when
+        the Newton response exists (tested equal to the Pyomo walk, which costs ~0.5 s at 100x5),
+        else by walking the Pyomo expressions (:meth:`epec.kkt.KKTSystem.residual`)."""
+        if self._response is not None:
+            z, y = self._response.read()
+            return self._response.kkt_residual(z, y)
+        return self.residual_pyomo()
+
+    def residual_pyomo(self) -> KKTResidual:
+        """The followers' KKT residual from the Pyomo expressions, independent of any compilation
+        (the lifted aggregates, shared by every follower's system, checked once)."""
+        seen: set[int] = set()
+        rs = []
+        for k in self.kkts:
+            rs.append(k.residual(include_lifted=k.lifted is not None and id(k.lifted) not in seen))
+            if k.lifted is not None:
+                seen.add(id(k.lifted))
+        return KKTResidual(
+            max((r.stationarity for r in rs), default=0.0),
+            max((r.feasibility for r in rs), default=0.0),
+            max((r.complementarity for r in rs), default=0.0),
+        )
+
+    def respond(self, values: Sequence[np.ndarray] | None, warm: bool = True,
+                capped: bool = False) -> HomotopyResult:
+        """Followers' Nash equilibrium with every leader fixed at ``values`` (None: current);
+        ``capped`` uses the certificate's iteration-capped solver."""
+        self.fix_leaders(values)
+        return self.mode.solve(self.data, self.capped if capped else self.solver, None, warm=warm)
+
+    @property
+    def capped(self) -> Any:
+        if self._capped is None:
+            self._capped = _CappedSolver(self.solver, CAPPED_MAX_ITER)
+        return self._capped
+
+
+#: Ipopt iterations allowed to one certificate solve: a deviation where the followers have no
+#: equilibrium (infeasible, diverging multipliers) must not cost a full max_iter run.
+CAPPED_MAX_ITER = 300
+
+
+class _CappedSolver:
+    """The same compiled NLP solved with fewer Ipopt iterations (no recompilation)."""
+
+    def __init__(self, main: Any, max_iter: int) -> None:
+        import dataclasses
+
+        from solvers import IpoptSolver
+
+        self.main = main
+        self.inner = IpoptSolver(dataclasses.replace(main.options, max_iter=max_iter))
+
+    def solve(self, model: Any, **kwargs: Any) -> Any:
+        return self.inner.solve(self.main.compiled(model), **kwargs)
+
+
+def make_solver(solver: Any, options: Any) -> Any:
+    if solver is not None:
+        return solver
+    from solvers import IpoptOptions, IpoptSolver
+
+    return IpoptSolver(options=options if options is not None else IpoptOptions())
+
+
+def finish(game: Game, status: GameStatus, message: str, iterations: int, sweeps: int,
+            t0: float, runs: list, history: tuple = (), certificate: Any = None,
+            cert_seconds: float = 0.0) -> GameResult:
+    ok = status is GameStatus.CONVERGED
+    if ok:
+        game.data.load()
+    seconds = time.perf_counter() - t0
+    return GameResult(
+        ok=ok, status=status, message=message, iterations=iterations, sweeps=sweeps,
+        seconds=seconds, complementarity=game.data.complementarity(), kkt_residual=game.residual(),
+        certificate=certificate, history=history, homotopy=tuple(runs),
+        timings={"build": game.build_seconds, "solve": seconds - game.build_seconds - cert_seconds,
+                 "certificate": cert_seconds},
+    )

@@ -1,0 +1,338 @@
+"""One leader's MPEC inside the diagonalisation, others' decisions fixed.
+
+``implicit``: in the leader's own decisions, the followers' response by Newton on their smoothed
+KKT system and the exact gradient of the leader's utility from the implicit function theorem
+(:func:`implicit_step`: :func:`scalar_ascent` for one decision, :func:`box_ascent` for several);
+``full-space``: Ipopt on the whole reformulated MPEC (:func:`full_space_step`).
+"""
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+from typing import Any, Sequence
+
+import numpy as np
+
+from .game import Game
+from .reformulation import HomotopyResult
+from .response import Response
+
+__all__ = ["StepFailed", "FollowerState", "implicit_step", "scalar_ascent", "box_ascent", "full_space_step",
+           "implicit_response"]
+
+
+class StepFailed(Exception):
+    """The implicit leader step could not find the followers' response at a trial point
+    (``point``, None when the failure is not about one point)."""
+
+    def __init__(self, message: str, point: np.ndarray | None = None) -> None:
+        super().__init__(message)
+        self.point = point
+
+
+@dataclass
+class FollowerState:
+    """Numpy state of the implicit path: followers' unknowns ``z`` at inputs ``y``."""
+
+    z: np.ndarray
+    y: np.ndarray
+    p: np.ndarray
+
+
+def implicit_step(game: Game, i: int, state: FollowerState) -> tuple[np.ndarray, FollowerState, HomotopyResult, float]:
+    """Leader ``i``'s MPEC in its own decisions: ``max_{x_i in box} V_i(x_i, x_-i, z(x))``.
+
+    ``dV_i/dx_i`` comes from :meth:`FollowerResponse.utility_gradient`; one decision is
+    maximised by :func:`scalar_ascent` (bracket and regula falsi on ``dV_i/dx_i``), several by
+    L-BFGS-B (:func:`box_ascent`). Each trial point's response is warm-started from the last one
+    (first-order predictor), then by continuation from the step's start. A trial point without a
+    response (e.g. a reward of 0 under the proportional payment, where ``pay = R IoM / total`` is
+    0/0) pulls the search back towards the good points, so the leader never needs Ipopt for it;
+    the answer must still be stationary for the *original* box. Returns the decisions, the state,
+    the run and the projected-gradient norm; raises :class:`StepFailed`.
+    """
+    from solvers import SolverStatus
+
+    resp = game.response
+    ld = game.leaders[i]
+    t0 = time.perf_counter()
+    x0 = state.y[resp.leader_pos[i]].copy()
+    start = state
+    last = {"z": state.z}
+    count = {"newton": 0, "evals": 0}
+    cache: dict[bytes, tuple[float, np.ndarray, Response, np.ndarray]] = {}
+
+    def evaluate(xi: np.ndarray) -> tuple[float, np.ndarray]:
+        key = np.asarray(xi, dtype=float).tobytes()
+        if key not in cache:
+            y = start.y.copy()
+            y[resp.leader_pos[i]] = xi
+            # warm from the last trial point (first-order predictor, dF/dx from its gradient),
+            # then continuation from the step's start (which ends in a cold solve): a cold retry
+            # here too would triple the cost of a point without a response (R = 0 under the
+            # proportional payment)
+            dF = last["Fx"] @ (np.asarray(xi, dtype=float) - last["x"]) if "Fx" in last else None
+            r = resp.follow(last["z"], y, start.p, lu=last.get("lu"), dF=dF, anchor=(start.z, start.y),
+                            sensitivity=True)
+            count["newton"] += r.iterations
+            count["evals"] += 1
+            if not r.ok or r.lu is None:
+                raise StepFailed(f"no follower response at {ld.name} = {xi.tolist()} ({r.status.name})",
+                                  np.array(xi, dtype=float))
+            Fx = resp.system.input_jacobian(r.z, y, start.p, resp.options.mu)[:, resp.leader_pos[i]]
+            last.update(z=r.z, x=np.array(xi, dtype=float), lu=r.lu, Fx=Fx)
+            v, g = resp.utility_gradient(i, r, y, start.p, Fx=Fx)
+            cache[key] = (v, g, r, y)
+        v, g, _, _ = cache[key]
+        return -v, -g
+
+    lo, hi = ld.lower.copy(), ld.upper.copy()
+    v0, g0 = evaluate(x0)
+    scale = max(1.0, abs(v0))
+    if x0.size == 1:
+        x_new, v, g, game.curvature[i], kink = scalar_ascent(evaluate, x0, v0, g0, lo, hi, 1e-10 * scale,
+                                                              game.curvature.get(i))
+        opt_message = "scalar ascent"
+    else:
+        x_new, v, g, opt_message = box_ascent(evaluate, cache, x0, lo, hi, ld, scale)
+        kink = None
+    _, _, r, y = cache[x_new.tobytes()]
+    # projected gradient on the leader's own box: zero where a bound blocks the ascent direction
+    pg = -g.copy()
+    pg[(x_new <= ld.lower + 1e-12) & (pg < 0)] = 0.0
+    pg[(x_new >= ld.upper - 1e-12) & (pg > 0)] = 0.0
+    pg_max = float(np.max(np.abs(pg), initial=0.0))
+    if not pg_max <= 1e-6 * scale and kink is not None and kink[0] > 0 > kink[1]:
+        # dV/dx changes sign from + to - within 2 _XTOL: a maximum at a kink of V, stationary in
+        # Clarke's sense (0 lies between the one-sided derivatives)
+        opt_message = f"scalar ascent: maximum at a kink, dV/dx from {kink[0]:.3g} to {kink[1]:.3g}"
+        pg_max = 0.0
+    if not pg_max <= 1e-6 * scale:
+        raise StepFailed(f"{ld.name}: the ascent stopped at {x_new.tolist()} with projected gradient "
+                          f"{pg_max:.3g} ({opt_message})")
+    comp = resp.system.natural_residual(r.z, y, start.p)[2]
+    run = HomotopyResult(True, SolverStatus.OPTIMAL, count["newton"], time.perf_counter() - t0, comp, -v, (),
+                         f"implicit: {count['evals']} response evaluations ({opt_message})")
+    return x_new, FollowerState(r.z, y, start.p), run, pg_max
+
+
+#: relative width of the bracket at which :func:`scalar_ascent` stops (a maximum at a kink of
+#: the utility, a follower entering or leaving, has no root of ``dV/dx`` to converge to)
+_XTOL = 1e-12
+
+#: times one implicit step may halve its box around a trial point without a follower response
+_MAX_SHRINK = 6
+
+
+def box_ascent(evaluate: Any, cache: dict, x0: np.ndarray, lo: np.ndarray, hi: np.ndarray, ld: Any,
+                scale: float) -> tuple[np.ndarray, float, np.ndarray, str]:
+    """L-BFGS-B on ``-V`` over the box (several decisions); a trial point without a follower
+    response halves the box towards the best point so far and restarts. Returns ``(x, -V, -g, message)``."""
+    from scipy.optimize import minimize
+
+    bad_lo, bad_hi = np.full_like(lo, -math.inf), np.full_like(hi, math.inf)
+    x_start = x0
+    for attempt in range(_MAX_SHRINK + 1):
+        bounds = list(zip(np.where(np.isfinite(lo), lo, None), np.where(np.isfinite(hi), hi, None)))
+        try:
+            opt = minimize(evaluate, x_start, jac=True, method="L-BFGS-B", bounds=bounds,
+                           options={"ftol": 0.0, "gtol": 1e-10 * scale, "maxiter": 200, "maxls": 40})
+        except StepFailed as err:
+            if err.point is None or attempt == _MAX_SHRINK:
+                raise
+            # keep the half of the segment [best, bad] next to the best point evaluated so far
+            best = min((np.frombuffer(k) for k in cache), key=lambda k: -cache[k.tobytes()][0])
+            bad = err.point
+            low, high = bad < best, bad > best
+            bad_lo = np.where(low, np.maximum(bad_lo, bad), bad_lo)
+            bad_hi = np.where(high, np.minimum(bad_hi, bad), bad_hi)
+            lo = np.where(low, best - 0.5 * (best - bad), lo)
+            hi = np.where(high, best + 0.5 * (bad - best), hi)
+            x_start = best
+            continue
+        xo = np.asarray(opt.x, dtype=float)
+        _, go = evaluate(xo)
+        # stopped on a bound of the shrunk box while ascent points outside it: widen that bound
+        # half way towards the failing point and go on from there
+        out_lo = (xo <= lo + 1e-12) & (lo > ld.lower) & (go > 0)
+        out_hi = (xo >= hi - 1e-12) & (hi < ld.upper) & (go < 0)
+        if not (out_lo.any() or out_hi.any()) or attempt == _MAX_SHRINK:
+            break
+        with np.errstate(invalid="ignore"):  # inf - inf on the sides that did not fail
+            lo = np.where(out_lo, bad_lo + 0.5 * (lo - bad_lo), lo)
+            hi = np.where(out_hi, bad_hi - 0.5 * (bad_hi - hi), hi)
+        x_start = xo
+    x_new = np.asarray(opt.x, dtype=float)
+    v, g = evaluate(x_new)
+    return x_new, v, g, str(opt.message)
+
+
+def scalar_ascent(evaluate: Any, x0: np.ndarray, v0: float, g0: np.ndarray, lo: np.ndarray, hi: np.ndarray,
+                   gtol: float, curvature: float | None = None,
+                   max_evals: int = 80) -> tuple[np.ndarray, float, np.ndarray, float | None,
+                                              tuple[float, float] | None]:
+    """Maximise ``V`` over ``[lo, hi]`` in one decision: bracket a sign change of ``g = dV/dx``,
+    then close the bracket by safeguarded secant / tangent-intersection steps.
+
+    ``evaluate(x) -> (-V, -dV/dx)`` as for a minimiser; it raises :class:`StepFailed` at a point
+    without a follower response. Bracketing walks uphill by Newton steps ``x - g / c``, ``c`` the
+    secant curvature of the last two points (at first ``curvature``, e.g. the previous step's,
+    else a probe of relative size 1e-4); while ``c`` is not negative it jumps half the way to the
+    *wall* (the nearest point without a response, else the bound; 4 times the last step when
+    unbounded). No step goes more than half the way to the wall; the bound itself is tried after
+    two such halvings. Inside a bracket ``g(a) > 0 > g(b)`` (up to the direction) a secant step
+    through the last two points is taken when it falls inside and is under half the step before
+    last, as in Brent's method (*Algorithms for Minimization without Derivatives*, 1973, ch. 4);
+    else the point where the tangents of ``V`` at ``a`` and ``b`` cross, when it lies well inside
+    (exact at a kink between two linear pieces); else bisection. Superlinear near a smooth
+    maximum, at worst bisection at a kink of ``V`` (a follower entering or leaving; the smoothed
+    KKT system turns it into a steep but continuous ``g``). Stops when ``|g| <= gtol``, at a bound where ``g`` points out, or when the bracket is
+    narrower than ``2 _XTOL max(1, |x|)``. Returns ``(x, -V, -g, c, kink)``: the point with the
+    smallest ``|g|`` (the bracket's side with the larger ``V`` when it closed; the caller checks
+    the projected gradient), the last secant curvature, and
+    ``kink = (g_left, g_right)``, the derivatives at the two sides of the bracket, when it closed
+    on a sign change of ``g`` before ``|g| <= gtol`` (at a maximum at a kink of ``V`` neither is
+    small), else None.
+    """
+    lo_, hi_ = float(lo[0]), float(hi[0])
+    evals = 0
+
+    def f(x: float) -> tuple[float, float] | None:
+        nonlocal evals
+        evals += 1
+        try:
+            mv, mg = evaluate(np.array([x]))
+        except StepFailed as err:
+            if err.point is None:
+                raise
+            return None
+        return -float(mv), -float(mg[0])
+
+    def out(p: tuple[float, float, float], c: float | None, kink: tuple[float, float] | None = None) -> tuple:
+        return np.array([p[0]]), -p[1], np.array([-p[2]]), c, kink
+
+    def rounding(u: float, w: float) -> bool:
+        return abs(u - w) <= 4e-16 * max(1.0, abs(u), abs(w))
+
+    a = (float(x0[0]), -float(v0), -float(g0[0]))  # (x, V, g)
+    c = curvature if curvature is not None and curvature < 0 and math.isfinite(curvature) else None
+    if abs(a[2]) <= gtol or (a[2] < 0 and a[0] <= lo_) or (a[2] > 0 and a[0] >= hi_):
+        return out(a, c)
+    d = 1.0 if a[2] > 0 else -1.0
+    bound = hi_ if d > 0 else lo_
+    wall, wall_is_bound, halvings = bound, True, 0
+    # --- bracketing: uphill until g changes sign (or the bound stops the ascent)
+    probe, last_step = 1e-4 * max(1.0, abs(a[0])), 0.0
+    while True:
+        if c is not None:
+            t = a[0] - a[2] / c
+        elif last_step > 0:  # no concave curvature yet: expand
+            t = a[0] + d * (0.5 * abs(wall - a[0]) if math.isfinite(wall) else 4.0 * last_step)
+        else:
+            t = a[0] + d * probe
+        if math.isfinite(wall) and (not math.isfinite(t) or (t - wall) * d >= 0
+                                    or abs(t - a[0]) > 0.5 * abs(wall - a[0])):
+            halvings += 1
+            t = wall if wall_is_bound and halvings > 2 else a[0] + 0.5 * (wall - a[0])
+        elif not math.isfinite(t):
+            t = a[0] + d * 4.0 * max(last_step, probe)
+        else:
+            halvings = 0
+        if evals >= max_evals or rounding(t, a[0]):
+            return out(a, c)
+        r = f(t)
+        if r is None:
+            wall, wall_is_bound = t, False
+            continue
+        pt = (t, r[0], r[1])
+        if abs(pt[2]) <= gtol or (pt[2] * d > 0 and t == bound):
+            return out(pt, c)
+        c_new = (pt[2] - a[2]) / (pt[0] - a[0])
+        c = c_new if c_new < 0 and math.isfinite(c_new) else None
+        if pt[2] * d < 0:
+            b = pt
+            break
+        last_step, a = abs(pt[0] - a[0]), pt
+    # --- inside the bracket [a, b]: g(a) d > 0 > g(b) d
+    best = min((a, b), key=lambda q: abs(q[2]))
+    last, prev = b, a
+    older = step = abs(b[0] - a[0])
+    while evals < max_evals:
+        lo_b, hi_b = min(a[0], b[0]), max(a[0], b[0])
+        xtol = _XTOL * max(1.0, abs(best[0]))
+        if hi_b - lo_b <= 2.0 * xtol:
+            left, right = (a, b) if a[0] < b[0] else (b, a)
+            return out(max((a, b), key=lambda q: q[1]), c, (left[2], right[2]))
+        t = math.nan
+        if last[2] != prev[2]:
+            t = last[0] - last[2] * (last[0] - prev[0]) / (last[2] - prev[2])
+        # Brent's safeguard: the secant step must lie inside and be under half the step before
+        # last, else the tangents' intersection, else bisect; and it moves at least xtol (so a
+        # kink ends in a bracket of ~xtol)
+        if not (lo_b < t < hi_b) or abs(t - last[0]) >= 0.5 * older:
+            # where the tangents of V at a and b cross: exact at a kink between two linear
+            # pieces (a follower entering or leaving), the midpoint for a quadratic
+            t = (b[1] - a[1] + a[2] * a[0] - b[2] * b[0]) / (a[2] - b[2])
+            if not (lo_b + 0.01 * (hi_b - lo_b) < t < hi_b - 0.01 * (hi_b - lo_b)):
+                t = 0.5 * (lo_b + hi_b)
+        t = min(max(t, lo_b + xtol), hi_b - xtol)
+        older, step = step, abs(t - last[0])
+        r = f(t)
+        if r is None:
+            break  # no response between two that have one: leave it to the caller's check
+        pt = (t, r[0], r[1])
+        if abs(pt[2]) < abs(best[2]):
+            best = pt
+        if abs(pt[2]) <= gtol:
+            break
+        if last[2] != pt[2]:
+            c_new = (pt[2] - last[2]) / (pt[0] - last[0])
+            c = c_new if c_new < 0 and math.isfinite(c_new) else c
+        prev, last = last, pt
+        if pt[2] * d > 0:
+            a = pt
+        else:
+            b = pt
+    return out(best, c)
+
+
+def full_space_step(game: Game, i: int, x: list, state: FollowerState | None) -> tuple[HomotopyResult, FollowerState | None]:
+    """Leader ``i``'s MPEC through Ipopt on the reformulated model (others fixed at ``x``)."""
+    if state is not None:
+        game.response.load(state.z)
+    game.fix_leaders(x)
+    for v in game.leaders[i].vars:
+        v.unfix()
+    run = game.mode.solve(game.data, game.solver, game.leaders[i].objective, warm=True)
+    if state is not None:
+        z, y = game.response.read()
+        state = FollowerState(z, y, state.p)
+    return run, state
+
+
+def implicit_response(game: Game, x: Sequence[np.ndarray] | None, state: FollowerState | None,
+                       cold: bool = False) -> tuple[HomotopyResult, FollowerState | None]:
+    """The followers' equilibrium at leader decisions ``x`` by Newton (Ipopt's homotopy as the
+    fallback); the point is written into the transformed model."""
+    from solvers import SolverStatus
+
+    resp = game.response
+    t0 = time.perf_counter()
+    if resp is not None:
+        if state is None:
+            z, y = resp.read()
+            state = FollowerState(z, y, resp.system.read_params())
+        y = resp.inputs_at(state.y, x)
+        r = resp.solve(state.z, y, state.p, cold=cold)  # a warm solve retries cold itself
+        if r.ok:
+            resp.load(r.z)
+            game.fix_leaders(x)
+            comp = resp.system.natural_residual(r.z, y, state.p)[2]
+            return (HomotopyResult(True, SolverStatus.OPTIMAL, r.iterations, time.perf_counter() - t0, comp, None, (),
+                                   "newton"), FollowerState(r.z, y, state.p))
+    run = game.respond(x, warm=not cold)
+    if resp is not None and run.ok:
+        z, y = resp.read()
+        state = FollowerState(z, y, resp.system.read_params())
+    return run, state
