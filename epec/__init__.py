@@ -10,7 +10,7 @@ from .certificate import Certificate, certify
 from .diagonalisation import solve_epec
 from .kkt import KKTError, KKTResidual, KKTSystem, LiftedAggregates, kkt, player_objective, player_variables
 from .nash import solve_nash
-from .options import CertificateOptions, LeaderStep, Method
+from .options import CertificateOptions, GlobalOptions, LeaderStep, Method
 from .penalty import PenaltyMode
 from .response import FollowerResponse, Response, ResponseOptions
 from .reformulation import (
@@ -23,14 +23,14 @@ from .reformulation import (
     complementarity_pairs,
     make_mode,
 )
-from .results import GameResult, GameStatus, Sweep
+from .results import GameResult, GameStatus, GlobalMove, Sweep
 from .scenario import ScenarioSolution, solve_scenario
 from .scholtes import ScholtesRelaxation
 from .smoothing import FischerBurmeisterSmoothing
 
 __all__ = [
     "Certificate", "certify", "ScenarioSolution", "solve_scenario",
-    "CertificateOptions", "GameResult", "GameStatus", "LeaderStep", "Method", "Sweep",
+    "CertificateOptions", "GameResult", "GameStatus", "GlobalMove", "GlobalOptions", "LeaderStep", "Method", "Sweep",
     "FollowerResponse", "Response", "ResponseOptions",
     "solve_bilevel", "solve_epec", "solve_nash",
     "KKTError", "KKTResidual", "KKTSystem", "LiftedAggregates", "kkt", "player_objective",

@@ -15,7 +15,6 @@ from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
 import numpy as np
-from scipy.optimize import minimize_scalar
 
 from pyomo.core.base.block import BlockData
 
@@ -31,7 +30,7 @@ __all__ = ["Certificate", "certify", "certify_game"]
 
 @dataclass(frozen=True)
 class Certificate:
-    """Numbers that certify (or refute) an equilibrium.
+    """Numbers that certify (or refute) an equilibrium, and the verdict.
 
     Attributes
     ----------
@@ -48,14 +47,29 @@ class Certificate:
     evaluations : int
         Follower equilibria solved for the deviation check.
     failed_evaluations : int
-        Of those, solves that failed (skipped in the maximum; non-zero weakens the certificate).
+        Of those, solves that found no follower response or a non-finite utility (skipped in the
+        maximum; see ``failed_by_leader``).
     follower_unique : bool
-        The random starts all reached the same follower equilibrium (spread <= unique_tol).
+        Every random start that reached a follower equilibrium reached the point's (spread <=
+        unique_tol), and at least one did.
     follower_spread : float
         Max abs difference of follower decisions between a random start and the point.
     starts : int
         Random starts that solved.
     seconds : float
+    utilities : tuple of float
+        Each leader's utility at the point (the baseline of its gains).
+    failed_by_leader : tuple of int
+        Failed evaluations per leader.
+    holds : bool
+        The point is certified: every leader's gain within
+        :meth:`CertificateOptions.gain_tolerance` of its utility, the KKT residual within
+        ``kkt_tol``, the followers unique, and at most ``max_failed`` of each leader's evaluations
+        failed.
+    reasons : tuple of str
+        Why it does not hold (empty when it does), one line per failed condition.
+    profitable : tuple of int
+        The leaders whose gain is beyond the tolerance.
     """
 
     kkt_residual: float
@@ -69,6 +83,16 @@ class Certificate:
     follower_spread: float
     starts: int
     seconds: float
+    utilities: tuple[float, ...] = ()
+    failed_by_leader: tuple[int, ...] = ()
+    holds: bool = False
+    reasons: tuple[str, ...] = ()
+    profitable: tuple[int, ...] = ()
+
+    @property
+    def relative_gains(self) -> tuple[float, ...]:
+        """Each leader's gain over ``max(1, |V_i|)``."""
+        return tuple(g / max(1.0, abs(v)) for g, v in zip(self.deviation_gains, self.utilities))
 
 
 #: random starts tried by Newton for one uniqueness start before Ipopt takes the last one
@@ -100,7 +124,7 @@ def _line_gain(evaluate: Any, ts: np.ndarray, restart: Any, options: Any) -> tup
     """Largest ``evaluate(t)`` (a deviation gain, -inf where the followers have no response) over
     the grid ``ts``, walked outwards from ``t = 0`` in both directions so that each solve starts
     next to the last (``restart()`` puts the warm start back at the point), then refined by a
-    bounded golden-section search (Brent's ``fminbound``) between the best point's neighbours.
+    golden-section search between the best point's neighbours (:func:`_golden_max`).
     Returns ``(t, gain)``."""
     values: dict[float, float] = {}
     for part in ([t for t in ts if t >= 0], [t for t in ts[::-1] if t < 0]):
@@ -110,29 +134,57 @@ def _line_gain(evaluate: Any, ts: np.ndarray, restart: Any, options: Any) -> tup
     t_best = max(values, key=values.get)
     if options.refine and len(ts) > 2:
         k = int(np.argmin(np.abs(ts - t_best)))
-        a, b = ts[max(k - 1, 0)], ts[min(k + 1, len(ts) - 1)]
+        a, b = float(ts[max(k - 1, 0)]), float(ts[min(k + 1, len(ts) - 1)])
         restart()
-        res = minimize_scalar(lambda t: -evaluate(float(t)), bounds=(a, b),
-                              method="bounded", options={"maxiter": options.refine_iter, "xatol": 1e-9})
-        g = -float(res.fun)
-        if math.isfinite(g) and g > values[t_best]:
-            values[float(res.x)] = g
-            t_best = float(res.x)
+        t, g = _golden_max(evaluate, a, b, options.refine_iter)
+        if g > values[t_best]:
+            values[t] = g
+            t_best = t
     return t_best, values[t_best]
+
+
+#: the golden ratio's conjugate, (sqrt(5) - 1) / 2
+_INVPHI = (math.sqrt(5.0) - 1.0) / 2.0
+
+
+def _golden_max(f: Any, a: float, b: float, evals: int) -> tuple[float, float]:
+    """Golden-section search for the largest ``f`` on ``[a, b]`` with ``evals`` evaluations
+    (Kiefer 1953). It only compares values, so a failed evaluation (``-inf``) is simply the worst
+    and no arithmetic ever meets an infinity or a NaN (Brent's parabolic steps, as in scipy's
+    ``fminbound``, subtract function values and did: "invalid value encountered"). Returns the
+    best ``(t, f(t))`` evaluated."""
+    c, d = b - _INVPHI * (b - a), a + _INVPHI * (b - a)
+    fc, fd = f(c), f(d)
+    best = max(((c, fc), (d, fd)), key=lambda p: p[1])
+    for _ in range(evals - 2):
+        if fc >= fd:  # the maximum is in [a, d]
+            b, d, fd = d, c, fc
+            c = b - _INVPHI * (b - a)
+            fc = f(c)
+            new = (c, fc)
+        else:  # in [c, b]
+            a, c, fc = c, d, fd
+            d = a + _INVPHI * (b - a)
+            fd = f(d)
+            new = (d, fd)
+        if new[1] > best[1]:
+            best = new
+    return best
 
 
 def _deviation_gains(leaders: list, x_star: list, rng: np.random.Generator, options: Any,
                      gain_at: Callable[[int, list], float], restart: Callable[[], Any],
-                     tick: Callable[[], None]) -> tuple[list, list, int, int]:
+                     tick: Callable[[], None]) -> tuple[list, list, list, list]:
     """(b) for every leader ``i``: the largest ``gain_at(i, point)`` (its utility gain at the
     followers' response, -inf where they have none) over its deviation lines (:func:`_segments`,
     :func:`_line_gain`; ``restart()`` puts the warm start back at the point), others at ``x*``.
-    Returns ``(gains, best decisions, evaluations, failed evaluations)``."""
-    gains, bests = [], []
-    count = {"evals": 0, "failed": 0}
+    A non-finite gain counts as a failed evaluation. Returns ``(gains, best decisions,
+    evaluations per leader, failed evaluations per leader)``."""
+    gains, bests, evals, failed = [], [], [], []
     for i, ld in enumerate(leaders):
         lo, hi = _box(ld.lower, ld.upper, x_star[i])
         best_gain, best_x = 0.0, x_star[i].copy()
+        count = {"evals": 0, "failed": 0}
         for u, ts in _segments(x_star[i], lo, hi, rng, options):
 
             def evaluate(t: float) -> float:
@@ -140,7 +192,9 @@ def _deviation_gains(leaders: list, x_star: list, rng: np.random.Generator, opti
                 pt[i] = np.clip(x_star[i] + t * u, lo, hi)
                 gain = gain_at(i, pt)
                 count["evals"] += 1
-                count["failed"] += gain == -math.inf
+                if not math.isfinite(gain):
+                    count["failed"] += 1
+                    return -math.inf
                 return gain
 
             t_best, gain = _line_gain(evaluate, ts, restart, options)
@@ -148,22 +202,47 @@ def _deviation_gains(leaders: list, x_star: list, rng: np.random.Generator, opti
                 best_gain, best_x = gain, np.clip(x_star[i] + t_best * u, lo, hi)
         gains.append(best_gain)
         bests.append(tuple(float(t) for t in best_x))
+        evals.append(count["evals"])
+        failed.append(count["failed"])
         tick()
         restart()
-    return gains, bests, count["evals"], count["failed"]
+    return gains, bests, evals, failed
 
 
-def _certificate(residual: KKTResidual, gains: list, bests: list, evals: int, failed: int, starts: int,
-                 spread: float, options: Any, t0: float) -> Certificate:
-    """The :class:`Certificate` of (a)-(c); the followers are unique when every random start
-    solved and none ended further than ``unique_tol`` from the point."""
+def _certificate(residual: KKTResidual, gains: list, bests: list, evals: list, failed: list, starts: int,
+                 spread: float, utilities: list, names: list, options: Any, t0: float) -> Certificate:
+    """The :class:`Certificate` of (a)-(c) and its verdict. The followers are called unique when
+    no random start that reached an equilibrium ended further than ``unique_tol`` from the point,
+    and at least one did (unless ``options.starts`` is 0): a start from which the solver found
+    no equilibrium is no evidence of another one (it is counted in ``starts``, which says how
+    many solved)."""
+    unique = (options.starts == 0 or starts >= 1) and spread <= options.unique_tol
+    profitable = tuple(i for i, (g, v) in enumerate(zip(gains, utilities)) if g > options.gain_tolerance(v))
+    reasons = [f"leader {names[i]} gains {gains[i]:.6g} (utility {utilities[i]:.6g}) by deviating to "
+               f"{_fmt(bests[i])}" for i in profitable]
+    if not residual.max <= options.kkt_tol:
+        reasons.append(f"followers' KKT residual {residual.max:.3g} > kkt_tol {options.kkt_tol:g}")
+    if not unique:
+        reasons.append(f"followers not unique: {starts}/{options.starts} random starts reached an equilibrium, "
+                       f"spread {spread:.3g} (unique_tol {options.unique_tol:g})")
+    for i, (n_i, f_i) in enumerate(zip(evals, failed)):
+        if f_i > options.max_failed * n_i:
+            reasons.append(f"leader {names[i]}: {f_i} of {n_i} deviation evaluations found no follower response "
+                           f"(max_failed {options.max_failed:g})")
     return Certificate(
         kkt_residual=residual.max, residual=residual,
         max_deviation_gain=max(gains, default=0.0), deviation_gains=tuple(gains),
-        best_deviations=tuple(bests), evaluations=evals, failed_evaluations=failed,
-        follower_unique=starts == options.starts and spread <= options.unique_tol,
-        follower_spread=spread, starts=starts, seconds=time.perf_counter() - t0,
+        best_deviations=tuple(bests), evaluations=sum(evals), failed_evaluations=sum(failed),
+        follower_unique=unique, follower_spread=spread, starts=starts, seconds=time.perf_counter() - t0,
+        utilities=tuple(float(v) for v in utilities), failed_by_leader=tuple(failed), holds=not reasons,
+        reasons=tuple(reasons), profitable=profitable,
     )
+
+
+def _fmt(x: Any) -> str:
+    """A decision for a message: ``1.234`` for one value, ``[1.234, 5.678]`` for several."""
+    vals = [f"{float(t):.6g}" for t in x]
+    return vals[0] if len(vals) == 1 else "[" + ", ".join(vals) + "]"
 
 
 def _ticker(progress: Callable[[str, int, int], Any] | None, total: int) -> Callable[[], None]:
@@ -295,7 +374,8 @@ def _certify_newton(game: Any, options: Any, tick: Callable[[], None]) -> Certif
             spread = max(spread, float(np.max(np.abs(z_end[P] - z_star[P]), initial=0.0)))
         tick()
     game.restore(snap0)
-    return _certificate(residual, gains, bests, evals, failed, starts, spread, options, t0)
+    return _certificate(residual, gains, bests, evals, failed, starts, spread, [float(b) for b in base],
+                        [ld.name for ld in game.leaders], options, t0)
 
 
 def _certify_ipopt(game: Any, options: Any, tick: Callable[[], None]) -> Certificate:
@@ -333,7 +413,8 @@ def _certify_ipopt(game: Any, options: Any, tick: Callable[[], None]) -> Certifi
             spread = max(spread, float(np.max(np.abs(np.array([v.value for v in fv], dtype=float) - ref))))
         tick()
     game.restore(snap0)
-    return _certificate(residual, gains, bests, evals, failed, starts, spread, options, t0)
+    return _certificate(residual, gains, bests, evals, failed, starts, spread, base,
+                        [ld.name for ld in game.leaders], options, t0)
 
 
 def certify(

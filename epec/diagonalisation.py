@@ -15,10 +15,10 @@ from .certificate import certify_game
 from .game import Game, expand_players, finish, make_solver
 from .kkt import player_objective, player_variables
 from .leader_steps import FollowerState, StepFailed, full_space_step, implicit_response, implicit_step
-from .options import CertificateOptions, LeaderStep, Method
+from .options import CertificateOptions, GlobalOptions, LeaderStep, Method
 from .reformulation import HomotopyResult, check_int, make_mode
 from .response import ResponseOptions
-from .results import GameResult, GameStatus, Sweep
+from .results import GameResult, GameStatus, GlobalMove, Sweep
 
 __all__ = ["solve_epec"]
 
@@ -43,6 +43,7 @@ def solve_epec(
     acceleration: int = 0,
     callback: Callable[[int, tuple[tuple[float, ...], ...], float], Any] | None = None,
     progress: Callable[[str, int, int], Any] | None = None,
+    global_search: GlobalOptions = GlobalOptions(),
 ) -> GameResult:
     """EPEC by diagonalisation: each leader in turn solves its MPEC, the others held fixed.
 
@@ -52,6 +53,13 @@ def solve_epec(
     The transformed clone is built once; each MPEC is solved in the leader's own decisions
     (``leader_step="implicit"``, see :class:`LeaderStep`) or by Ipopt on the reformulated
     model (``"full-space"``, the ``mode``'s homotopy, re-solving one compiled NLP).
+
+    The leader steps are local, so the sweeps can stop where a leader sits at a local maximum of
+    its utility (a reward of 0 that attracts no MU, say, while a larger one would pay). Where the
+    sweeps stop, the certificate scans every leader's whole range; if a leader gains by
+    deviating, it is moved to its best deviation and the sweeps go on (a *global move*, see
+    :class:`GlobalOptions`), and if a start ends without a certified point, further start
+    profiles are tried. ``ok`` only for a certified point.
 
     Parameters
     ----------
@@ -71,7 +79,10 @@ def solve_epec(
     max_iter : int, default 50
         Sweeps; reaching it gives ``GameStatus.MAX_ITER``.
     lift, certify, certificate, solver, options
-        As :func:`solve_bilevel`.
+        As :func:`solve_bilevel`. ``certify=False`` skips the certificate (and the global moves):
+        the stopped point is loaded but the status is ``UNCERTIFIED``, not ok.
+    global_search : GlobalOptions
+        Global moves out of refuted points and further start profiles.
     leader_step : LeaderStep or str, default "implicit"
     response : ResponseOptions
         The Newton follower response (implicit steps and the certificate).
@@ -87,20 +98,27 @@ def solve_epec(
         ``callback(sweep, decisions, step)`` after every sweep (decisions as in :class:`Sweep`).
     progress : callable, optional
         ``progress(stage, done, total)`` for progress bars: ``("sweep", k, max_iter)`` after
-        every sweep, then ``("certificate", j, leaders + starts)`` after each leader's deviation
-        check and each random follower start.
+        every sweep (``k`` counts every sweep of the solve), then ``("certificate", j, leaders +
+        starts)`` after each leader's deviation check and each random follower start.
 
     Returns
     -------
     GameResult
-        ``status`` CONVERGED, MAX_ITER, CYCLING or SOLVER_FAILED; ``history`` per sweep. The
-        point loaded into the model on success is the followers' equilibrium at the final
-        leader decisions. ``iterations`` counts Ipopt and Newton iterations.
+        ``status`` CONVERGED (certified), NOT_CERTIFIED (the certificate fails for a reason a
+        move cannot mend; the message names it), UNCERTIFIED, NO_EQUILIBRIUM (``moves`` holds
+        the evidence: each refuted profile with every leader's gain), CYCLING (``cycle``),
+        MAX_ITER or SOLVER_FAILED; ``history`` per sweep. The point loaded into the model when
+        the solve stopped is the followers' equilibrium at the final leader decisions.
+        ``iterations`` counts Ipopt and Newton iterations.
     """
     method = Method(method)
     leader_step = LeaderStep(leader_step)
     if not isinstance(response, ResponseOptions):
         raise ValueError(f"response: must be a ResponseOptions, got {type(response).__name__}")
+    if not isinstance(certificate, CertificateOptions):
+        raise ValueError(f"certificate: must be a CertificateOptions, got {type(certificate).__name__}")
+    if not isinstance(global_search, GlobalOptions):
+        raise ValueError(f"global_search: must be a GlobalOptions, got {type(global_search).__name__}")
     if not (isinstance(damping, (int, float)) and 0 < damping <= 1):
         raise ValueError(f"damping: must be in (0, 1], got {damping!r}")
     if not (isinstance(tol, (int, float)) and tol > 0):
@@ -118,119 +136,208 @@ def solve_epec(
     implicit = leader_step is LeaderStep.IMPLICIT and game.response is not None
     if implicit:
         game.build_seconds = time.perf_counter() - t0  # the response's compilation is part of the build
-    state: FollowerState | None = None
-    if implicit:
-        first, state = implicit_response(game, None, None, cold=True)
-    else:
-        first = game.respond(None, warm=False)
-    runs = [first]
-    if not runs[0].ok:
-        return finish(game, GameStatus.SOLVER_FAILED, "initial follower equilibrium: " + runs[0].message,
-                       runs[0].iterations, 0, t0, runs)
-    x = [ld.values() for ld in game.leaders]
-    seen: list[list[np.ndarray]] = [[a.copy() for a in x]]
-    history: list[Sweep] = []
-    fallbacks: list[str] = []
-    iters = runs[0].iterations
-    status, message = GameStatus.MAX_ITER, f"no convergence to tol {tol:g} in {max_iter} sweeps"
-    # the stop rule's yardstick: each decision's range (at least 1, so it is never looser than
-    # the absolute step on a range below 1)
-    widths = [np.maximum(1.0, np.where(np.isfinite(ld.upper - ld.lower), ld.upper - ld.lower, np.abs(a)))
-              for ld, a in zip(game.leaders, x)]
-    anderson = Anderson(acceleration, [ld.lower for ld in game.leaders], [ld.upper for ld in game.leaders]) \
-        if implicit and acceleration > 0 else None
-    accelerated = False
-    for k in range(1, max_iter + 1):
-        prev = [a.copy() for a in x]
-        new = [a.copy() for a in x]
-        utils = []
-        pgs: list[float] = []
-        sweep_iters = 0
-        for i, ld in enumerate(game.leaders):
-            others = x if method is Method.GAUSS_SEIDEL else prev
-            point = list(others)
-            run, x_i = None, None
-            if implicit:
-                base = state
-                if method is Method.JACOBI or damping != 1.0:
-                    # the step starts from the followers' response at exactly ``point``
-                    _, base = implicit_response(game, point, state)
-                try:
-                    x_i, state_i, run, pg_i = implicit_step(game, i, base)
-                    utils.append(float(run.objective))
-                    pgs.append(pg_i)
-                    if method is Method.GAUSS_SEIDEL:
-                        state = state_i
-                except StepFailed as err:
-                    run = None
-                    fallback_reason = str(err)
-                    fallbacks.append(f"sweep {k}: {err}")
-            if run is None:
-                run, st = full_space_step(game, i, point, state if implicit else None)
-                if implicit:
-                    state = st
-                if run.ok:
-                    x_i = ld.values()
-                    utils.append(ld.utility())
-                    pgs.append(math.nan)
-                elif implicit:
-                    run = HomotopyResult(False, run.status, run.iterations, run.seconds, run.complementarity,
-                                         None, run.steps, f"implicit step failed ({fallback_reason}); "
-                                                           f"full-space fallback: {run.message}")
-            runs.append(run)
-            sweep_iters += run.iterations
-            if not run.ok:
-                iters += sweep_iters
-                return finish(game, GameStatus.SOLVER_FAILED, f"sweep {k}, leader {ld.name}: {run.message}",
-                               iters, k, t0, runs, tuple(history))
-            step_i = prev[i] + damping * (x_i - prev[i])  # under Gauss-Seidel x[i] is still prev[i] here
-            if method is Method.GAUSS_SEIDEL:
-                x[i] = step_i
-            new[i] = step_i
-        x = new
-        iters += sweep_iters
-        step = max(float(np.max(np.abs(a - b))) if a.size else 0.0 for a, b in zip(x, prev))
-        rel = max(float(np.max(np.abs(a - b) / w)) if a.size else 0.0 for a, b, w in zip(x, prev, widths))
-        decisions = tuple(tuple(float(t) for t in a) for a in x)
-        history.append(Sweep(k, decisions, tuple(utils), step, sweep_iters, rel,
-                             max(pgs) if pgs and not any(math.isnan(g) for g in pgs) else math.nan,
-                             accelerated))
-        if callback is not None:
-            callback(k, decisions, step)
-        if progress is not None:
-            progress("sweep", k, max_iter)
-        if rel <= tol:
-            status, message = GameStatus.CONVERGED, ""
-            break
-        accelerated = False
-        if anderson is not None:
-            x_acc = anderson.step(prev, x)
-            if x_acc is not None:
-                # the next sweep starts from the extrapolated point: the followers' response there
-                acc_run, acc_state = implicit_response(game, x_acc, state)
-                if acc_run.ok and acc_run.message == "newton":
-                    x, state, accelerated = x_acc, acc_state, True
-                    iters += acc_run.iterations
-                else:
-                    anderson.reset()
-                    game.fix_leaders(x)
-        # An earlier iterate (not the last one) revisited: the sweeps go round in a cycle.
-        if any(max(float(np.max(np.abs(a - b))) for a, b in zip(x, old)) <= tol for old in seen[:-1]):
-            status, message = GameStatus.CYCLING, f"sweep {k} repeats an earlier iterate (step {step:.3g})"
-            break
-        seen.append([a.copy() for a in x])
-    # The loaded point: the followers' equilibrium at the final leader decisions.
-    if implicit:
-        final, state = implicit_response(game, x, state)
-    else:
-        final = game.respond(x, warm=True)
-    runs.append(final)
-    iters += final.iterations
-    if status is GameStatus.CONVERGED and not final.ok:
-        status, message = GameStatus.SOLVER_FAILED, "final follower equilibrium: " + final.message
+    sweeps = _Sweeps(game, implicit, method, damping, tol, max_iter, acceleration, callback, progress)
+    rng = np.random.default_rng(global_search.seed)
+    x_first = [ld.values() for ld in game.leaders]
     cert, cert_s = None, 0.0
-    if status is GameStatus.CONVERGED and certify:
-        tc = time.perf_counter()
-        cert = certify_game(game, certificate, progress)
-        cert_s = time.perf_counter() - tc
-    return finish(game, status, message, iters, len(history), t0, runs, tuple(history), cert, cert_s)
+    outcomes: list[str] = []
+    cycle: tuple = ()
+    for start in range(1 + global_search.starts):
+        x = x_first if start == 0 else _random_profile(game, rng)
+        first, state = sweeps.respond(x, None, cold=True)
+        if not first.ok:
+            status, message = GameStatus.SOLVER_FAILED, "initial follower equilibrium: " + first.message
+            outcomes.append(f"start {start + 1}: {status.value}: {message}")
+            continue
+        refuted: list[list[np.ndarray]] = []
+        while True:
+            status, message, x, state, cycle = sweeps.run(x, state)
+            if status is not GameStatus.CONVERGED:
+                break
+            final, state = sweeps.respond(x, state)  # the point: the followers' equilibrium at x
+            if not final.ok:
+                status, message = GameStatus.SOLVER_FAILED, "final follower equilibrium: " + final.message
+                break
+            if not certify:
+                status, message = GameStatus.UNCERTIFIED, "stopped, not certified (certify=False)"
+                break
+            tc = time.perf_counter()
+            cert = certify_game(game, certificate, progress)
+            cert_s += time.perf_counter() - tc
+            if cert.holds:
+                break
+            status, message = GameStatus.NOT_CERTIFIED, "certificate fails: " + "; ".join(cert.reasons)
+            if not cert.profitable or global_search.moves == 0:
+                break
+            i = max(cert.profitable, key=lambda j: cert.relative_gains[j])
+            sweeps.moves.append(GlobalMove(len(sweeps.history), tuple(tuple(float(t) for t in a) for a in x),
+                                           cert.utilities, cert.deviation_gains, cert.best_deviations, i))
+            if any(_close(x, old, tol) for old in refuted) or len(refuted) >= global_search.moves:
+                status, message = GameStatus.NO_EQUILIBRIUM, _no_equilibrium(game, sweeps.moves, len(refuted))
+                break
+            refuted.append([a.copy() for a in x])
+            x = [a.copy() for a in x]
+            x[i] = np.asarray(cert.best_deviations[i], dtype=float)
+            moved, state = sweeps.respond(x, state)
+            if not moved.ok:
+                status, message = GameStatus.SOLVER_FAILED, f"global move of {game.leaders[i].name}: {moved.message}"
+                break
+        if status in (GameStatus.CONVERGED, GameStatus.UNCERTIFIED):
+            break
+        outcomes.append(f"start {start + 1}: {status.value}: {message}")
+    if status not in (GameStatus.CONVERGED, GameStatus.UNCERTIFIED) and len(outcomes) > 1:
+        message = f"{len(outcomes)} start profiles, none certified; " + " | ".join(outcomes)
+    return finish(game, status, message, sweeps.iterations, len(sweeps.history), t0, sweeps.runs,
+                  tuple(sweeps.history), cert, cert_s, moves=tuple(sweeps.moves),
+                  cycle=cycle if status is GameStatus.CYCLING else (), starts=start + 1)
+
+
+def _close(x: list, y: list, tol: float) -> bool:
+    """Two leader profiles within ``tol`` relative to ``max(1, |x|)`` in every decision."""
+    return all(np.all(np.abs(a - b) <= tol * np.maximum(1.0, np.abs(a))) for a, b in zip(x, y))
+
+
+def _random_profile(game: Game, rng: np.random.Generator) -> list[np.ndarray]:
+    """A start profile uniform in the leaders' boxes (an unbounded side: ``x -+ max(1, |x|)``
+    around the current decision)."""
+    out = []
+    for ld in game.leaders:
+        x = ld.values()
+        width = np.maximum(1.0, np.abs(x))
+        lo = np.where(np.isfinite(ld.lower), ld.lower, x - width)
+        hi = np.where(np.isfinite(ld.upper), ld.upper, x + width)
+        out.append(rng.uniform(lo, hi))
+    return out
+
+
+def _no_equilibrium(game: Game, moves: list[GlobalMove], count: int) -> str:
+    """The evidence of a run without a pure equilibrium: the last refuted profiles, each with
+    every leader's gain."""
+    def profile(mv: GlobalMove) -> str:
+        xs = ", ".join(f"{ld.name}={_fmt(d)} (gain {g:.4g})" for ld, d, g in zip(game.leaders, mv.decisions, mv.gains))
+        return f"[{xs}]"
+
+    why = "came back to a refuted profile" if count < len(moves) else f"{count} global moves"
+    last = "; ".join(profile(mv) for mv in moves[-3:])
+    return f"no pure equilibrium found ({why}); last refuted profiles: {last}"
+
+
+def _fmt(x: tuple) -> str:
+    return f"{x[0]:.6g}" if len(x) == 1 else "[" + ", ".join(f"{t:.6g}" for t in x) + "]"
+
+
+class _Sweeps:
+    """The diagonalisation's sweeps from a start point until the stop rule, a cycle or
+    ``max_iter``; keeps the history, the solver runs and the iteration count of the whole solve."""
+
+    def __init__(self, game: Game, implicit: bool, method: Method, damping: float, tol: float, max_iter: int,
+                 acceleration: int, callback: Any, progress: Any) -> None:
+        self.game, self.implicit, self.method, self.damping = game, implicit, method, damping
+        self.tol, self.max_iter, self.callback, self.progress = tol, max_iter, callback, progress
+        self.acceleration = acceleration
+        self.history: list[Sweep] = []
+        self.runs: list[HomotopyResult] = []
+        self.moves: list[GlobalMove] = []
+        self.iterations = 0
+        # the stop rule's yardstick: each decision's range (at least 1, so it is never looser
+        # than the absolute step on a range below 1)
+        self.widths = [np.maximum(1.0, np.where(np.isfinite(ld.upper - ld.lower), ld.upper - ld.lower,
+                                                np.abs(ld.values()))) for ld in game.leaders]
+
+    def respond(self, x: list, state: FollowerState | None, cold: bool = False) -> tuple[HomotopyResult, Any]:
+        """The followers' equilibrium at leader decisions ``x`` (written into the model)."""
+        if self.implicit:
+            run, state = implicit_response(self.game, x, state, cold=cold)
+        else:
+            run = self.game.respond(x, warm=not cold)
+        self.runs.append(run)
+        self.iterations += run.iterations
+        return run, state
+
+    def run(self, x: list, state: FollowerState | None) -> tuple[GameStatus, str, list, Any, tuple]:
+        """Sweeps from ``x`` (the followers' response ``state`` there). Returns ``(status,
+        message, x, state, cycle)``: CONVERGED when the stop rule holds (not yet certified)."""
+        game, implicit, method, damping = self.game, self.implicit, self.method, self.damping
+        x = [a.copy() for a in x]
+        seen: list[list[np.ndarray]] = [[a.copy() for a in x]]
+        anderson = Anderson(self.acceleration, [ld.lower for ld in game.leaders], [ld.upper for ld in game.leaders]) \
+            if implicit and self.acceleration > 0 else None
+        accelerated = False
+        for _ in range(self.max_iter):
+            k = len(self.history) + 1
+            prev = [a.copy() for a in x]
+            new = [a.copy() for a in x]
+            utils: list[float] = []
+            pgs: list[float] = []
+            sweep_iters = 0
+            for i, ld in enumerate(game.leaders):
+                point = list(x if method is Method.GAUSS_SEIDEL else prev)
+                run, x_i, fallback_reason = None, None, ""
+                if implicit:
+                    base = state
+                    if method is Method.JACOBI or damping != 1.0:
+                        # the step starts from the followers' response at exactly ``point``
+                        _, base = implicit_response(game, point, state)
+                    try:
+                        x_i, state_i, run, pg_i = implicit_step(game, i, base)
+                        utils.append(float(run.objective))
+                        pgs.append(pg_i)
+                        if method is Method.GAUSS_SEIDEL:
+                            state = state_i
+                    except StepFailed as err:
+                        run, fallback_reason = None, str(err)
+                if run is None:
+                    run, st = full_space_step(game, i, point, state if implicit else None)
+                    if implicit:
+                        state = st
+                    if run.ok:
+                        x_i = ld.values()
+                        utils.append(ld.utility())
+                        pgs.append(math.nan)
+                    elif implicit:
+                        run = HomotopyResult(False, run.status, run.iterations, run.seconds, run.complementarity,
+                                             None, run.steps, f"implicit step failed ({fallback_reason}); "
+                                                               f"full-space fallback: {run.message}")
+                self.runs.append(run)
+                sweep_iters += run.iterations
+                if not run.ok:
+                    self.iterations += sweep_iters
+                    return GameStatus.SOLVER_FAILED, f"sweep {k}, leader {ld.name}: {run.message}", x, state, ()
+                step_i = prev[i] + damping * (x_i - prev[i])  # under Gauss-Seidel x[i] is still prev[i] here
+                if method is Method.GAUSS_SEIDEL:
+                    x[i] = step_i
+                new[i] = step_i
+            x = new
+            self.iterations += sweep_iters
+            step = max(float(np.max(np.abs(a - b))) if a.size else 0.0 for a, b in zip(x, prev))
+            rel = max(float(np.max(np.abs(a - b) / w)) if a.size else 0.0 for a, b, w in zip(x, prev, self.widths))
+            decisions = tuple(tuple(float(t) for t in a) for a in x)
+            self.history.append(Sweep(k, decisions, tuple(utils), step, sweep_iters, rel,
+                                      max(pgs) if pgs and not any(math.isnan(g) for g in pgs) else math.nan,
+                                      accelerated))
+            if self.callback is not None:
+                self.callback(k, decisions, step)
+            if self.progress is not None:
+                self.progress("sweep", k, max(self.max_iter, k))
+            if rel <= self.tol:
+                return GameStatus.CONVERGED, "", x, state, ()
+            accelerated = False
+            if anderson is not None:
+                x_acc = anderson.step(prev, x)
+                if x_acc is not None:
+                    # the next sweep starts from the extrapolated point: the followers' response there
+                    acc_run, acc_state = implicit_response(game, x_acc, state)
+                    if acc_run.ok and acc_run.message == "newton":
+                        x, state, accelerated = x_acc, acc_state, True
+                        self.iterations += acc_run.iterations
+                    else:
+                        anderson.reset()
+                        game.fix_leaders(x)
+            # An earlier iterate (not the last one) revisited: the sweeps go round in a cycle.
+            for j, old in enumerate(seen[:-1]):
+                if max(float(np.max(np.abs(a - b))) for a, b in zip(x, old)) <= self.tol:
+                    cycle = tuple(tuple(tuple(float(t) for t in a) for a in c) for c in seen[j:]) + (decisions,)
+                    return (GameStatus.CYCLING, f"sweep {k} repeats an earlier iterate (step {step:.3g}); the "
+                            f"cycle has {len(seen) - j} profiles", x, state, cycle)
+            seen.append([a.copy() for a in x])
+        return (GameStatus.MAX_ITER, f"no convergence to tol {self.tol:g} in {self.max_iter} sweeps", x, state, ())

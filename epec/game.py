@@ -202,16 +202,18 @@ def make_solver(solver: Any, options: Any) -> Any:
 
 
 def finish(game: Game, status: GameStatus, message: str, iterations: int, sweeps: int,
-            t0: float, runs: list, history: tuple = (), certificate: Any = None,
-            cert_seconds: float = 0.0) -> GameResult:
-    ok = status is GameStatus.CONVERGED
-    if ok:
+           t0: float, runs: list, history: tuple = (), certificate: Any = None,
+           cert_seconds: float = 0.0, **extra: Any) -> GameResult:
+    """The :class:`GameResult` of a solve; the point is loaded into the user's Vars when the
+    solve stopped at one (``status.stopped``). ``extra``: ``moves``, ``cycle``, ``starts``."""
+    if status.stopped:
         game.data.load()
     seconds = time.perf_counter() - t0
     return GameResult(
-        ok=ok, status=status, message=message, iterations=iterations, sweeps=sweeps,
+        ok=status is GameStatus.CONVERGED, status=status, message=message, iterations=iterations, sweeps=sweeps,
         seconds=seconds, complementarity=game.data.complementarity(), kkt_residual=game.residual(),
         certificate=certificate, history=history, homotopy=tuple(runs),
         timings={"build": game.build_seconds, "solve": seconds - game.build_seconds - cert_seconds,
                  "certificate": cert_seconds},
+        **extra,
     )

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from .reformulation import check_int
 
-__all__ = ["Method", "LeaderStep", "CertificateOptions"]
+__all__ = ["Method", "LeaderStep", "CertificateOptions", "GlobalOptions"]
 
 
 class Method(str, enum.Enum):
@@ -62,6 +62,16 @@ class CertificateOptions:
         one capped Ipopt homotopy on a point without an equilibrium (a reward of 0, where the
         proportional payment is 0/0) ran for minutes, and such points kept the certificate from
         finishing.
+    gain_rtol, gain_atol : float
+        The certificate *holds* only if every leader's deviation gain is at most
+        ``max(gain_atol, gain_rtol |V_i|)``, ``V_i`` its utility at the point. Defaults 1e-6 and
+        1e-8: the gains are differences of utilities at responses solved to ``max |F| <= 1e-10``, so
+        an equilibrium shows gains of 1e-14 to 1e-9 relative; a trapped leader gains percent.
+    kkt_tol : float
+        ... and the followers' KKT residual is at most this. Default 1e-6.
+    max_failed : float
+        ... and at most this fraction of each leader's deviation evaluations found no follower
+        response (a reward of 0 under the proportional payment has none: 0/0). Default 0.25.
     """
 
     grid: int = 41
@@ -72,10 +82,57 @@ class CertificateOptions:
     unique_tol: float = 1e-4
     seed: int = 0
     fallbacks: int = 0
+    gain_rtol: float = 1e-6
+    gain_atol: float = 1e-8
+    kkt_tol: float = 1e-6
+    max_failed: float = 0.25
 
     def __post_init__(self) -> None:
         for name, low in (("grid", 2), ("refine_iter", 1), ("directions", 1), ("starts", 0),
                           ("fallbacks", 0)):
             check_int(name, getattr(self, name), low)
-        if not (isinstance(self.unique_tol, (int, float)) and self.unique_tol > 0):
-            raise ValueError(f"unique_tol: must be > 0, got {self.unique_tol!r}")
+        for name in ("unique_tol", "gain_rtol", "gain_atol", "kkt_tol"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+                raise ValueError(f"{name}: must be > 0, got {value!r}")
+        if isinstance(self.max_failed, bool) or not isinstance(self.max_failed, (int, float)) \
+                or not 0 <= self.max_failed < 1:
+            raise ValueError(f"max_failed: must be in [0, 1), got {self.max_failed!r}")
+
+    def gain_tolerance(self, utility: float) -> float:
+        """The largest deviation gain still called no gain for a leader of utility ``utility``."""
+        return max(self.gain_atol, self.gain_rtol * abs(utility))
+
+
+@dataclass(frozen=True)
+class GlobalOptions:
+    """How :func:`epec.solve_epec` and :func:`epec.solve_bilevel` get out of a leader's local
+    maximum (the leader steps are local; the certificate's scan of each leader's whole range is
+    global).
+
+    When the sweeps stop at a point whose certificate shows a leader with a profitable deviation,
+    that leader (the one with the largest gain relative to its utility) is moved to its best
+    deviation and the sweeps go on from there (a *global move*). A run ends certified, cycling,
+    or with no pure equilibrium found once ``moves`` global moves did not reach a certified
+    point or the sweeps came back to a profile that was refuted before; then the next start
+    profile is tried.
+
+    Parameters
+    ----------
+    moves : int
+        Global moves per start, >= 0 (0: stop at the first refuted point, ``not_certified``).
+        Default 8.
+    starts : int
+        Further start profiles tried when a start ends without a certified point, drawn uniformly
+        in the leaders' boxes (:func:`epec.solve_bilevel`: none). Default 2.
+    seed : int
+        Seed of those start profiles. Default 0.
+    """
+
+    moves: int = 8
+    starts: int = 2
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        for name in ("moves", "starts", "seed"):
+            check_int(name, getattr(self, name), 0)
