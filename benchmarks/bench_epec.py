@@ -79,7 +79,7 @@ def naive_epec(sc: Any, *, method: str, mode: str, tol: float, max_iter: int, op
                     model.msp[j].utility.deactivate()
             res = epec.solve_epec(model, leaders=[model.msp[i]], followers=[model.mu], mode=mode, tol=tol,
                                   max_iter=1, certify=False, options=options)
-            if res.status not in (epec.GameStatus.CONVERGED, epec.GameStatus.MAX_ITER) or not res.history:
+            if res.status not in (epec.GameStatus.UNCERTIFIED, epec.GameStatus.MAX_ITER) or not res.history:
                 return {"ok": False, "status": res.status.value, "seconds": time.perf_counter() - t0, "sweeps": k}
             new[i] = float(res.history[-1].decisions[0][0])
             if method == "gauss-seidel":

@@ -26,6 +26,7 @@ BENCHES: dict[str, tuple[str, str]] = {
     "epec": ("benchmarks.bench_epec", "EPEC solve time against the rebuild-every-step approach"),
     "fl": ("benchmarks.bench_fl", "FL trainer throughput (vectorised, sequential, Flower)"),
     "derivatives": ("benchmarks.bench_derivatives", "exact-derivative back ends: CasADi vs Pyomo symbolic"),
+    "robustness": ("benchmarks.bench_robustness", "EPEC solves over random scenarios from the model's whole range"),
 }
 
 

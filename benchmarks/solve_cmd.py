@@ -94,10 +94,28 @@ def _summary(sc: Any, R: Any, I: Any, V: Any, U: Any, res: Any, numpy_kkt: Any) 
                  f"{res.seconds:.2f} s (build {res.timings.get('build', 0):.2f}, solve {res.timings.get('solve', 0):.2f}, "
                  f"certificate {res.timings.get('certificate', 0):.2f})")
     if cert is not None:
-        lines.append(f"certificate: max deviation gain {cert.max_deviation_gain:.3e}, KKT residual "
+        lines.append(f"certificate {'holds' if cert.holds else 'FAILS'}: max deviation gain {cert.max_deviation_gain:.3e}, KKT residual "
                      f"{cert.kkt_residual:.3e}, followers unique {cert.follower_unique} (spread {cert.follower_spread:.1e})")
     lines.append(f"independent numpy follower KKT residual {numpy_kkt.max:.3e}")
     return "\n".join(lines)
+
+
+def _certificate_json(cert: Any) -> dict[str, Any]:
+    """The certificate's numbers and verdict as JSON (one reward per MSP)."""
+    return {
+        "holds": cert.holds, "reasons": list(cert.reasons),
+        "max_deviation_gain": cert.max_deviation_gain, "deviation_gains": cert.deviation_gains,
+        "relative_gains": cert.relative_gains, "best_deviations": [d[0] for d in cert.best_deviations],
+        "utilities": cert.utilities, "kkt_residual": cert.kkt_residual,
+        "follower_unique": cert.follower_unique, "follower_spread": cert.follower_spread,
+        "evaluations": cert.evaluations, "failed_evaluations": cert.failed_evaluations,
+    }
+
+
+def _history_json(history: Any) -> list[dict[str, Any]]:
+    return [{"sweep": s.index, "rewards": [d[0] for d in s.decisions], "utilities": s.utilities,
+             "step": s.step, "relative_step": s.relative_step, "stationarity": s.stationarity,
+             "iterations": s.iterations} for s in history]
 
 
 def run(args: argparse.Namespace) -> int:
@@ -124,10 +142,17 @@ def run(args: argparse.Namespace) -> int:
         sol = solve_scenario(sc, callback=on_sweep, progress=on_progress, **options)
     res = sol.result
     if not res.ok:
+        # not certified, or no point at all: the evidence goes to failure.json, nothing else
         print(f"metatrading solve: {res.status.value}: {res.message}")
         atomic_write_json(out / "failure.json", {
             "status": res.status.value, "message": res.message, "iterations": res.iterations,
-            "sweeps": res.sweeps, "seconds": res.seconds, "options": options, "scenario": sc.to_dict(),
+            "sweeps": res.sweeps, "seconds": res.seconds, "starts": res.starts,
+            "certificate": None if res.certificate is None else _certificate_json(res.certificate),
+            "global_moves": [{"sweep": mv.sweep, "rewards": [d[0] for d in mv.decisions], "utilities": mv.utilities,
+                              "deviation_gains": mv.gains, "best_deviations": [d[0] for d in mv.best_deviations],
+                              "moved": mv.leader} for mv in res.moves],
+            "cycle": [[d[0] for d in prof] for prof in res.cycle],
+            "history": _history_json(res.history), "options": options, "scenario": sc.to_dict(),
         })
         return 1
     R, f = sol.R, sol.f
@@ -142,21 +167,12 @@ def run(args: argparse.Namespace) -> int:
         "iom": I,
         "msp_utility": V,
         "mu_utility": U,
-        "certificate": {
-            "max_deviation_gain": cert.max_deviation_gain,
-            "deviation_gains": cert.deviation_gains,
-            "kkt_residual": cert.kkt_residual,
-            "follower_unique": cert.follower_unique,
-            "follower_spread": cert.follower_spread,
-            "numpy_kkt_residual": nk.max,
-        },
+        "certificate": {**_certificate_json(cert), "numpy_kkt_residual": nk.max},
         "iterations": res.iterations,
         "sweeps": res.sweeps,
         "seconds": res.seconds,
         "timings": res.timings,
-        "history": [{"sweep": s.index, "rewards": [d[0] for d in s.decisions], "utilities": s.utilities,
-                     "step": s.step, "relative_step": s.relative_step, "stationarity": s.stationarity,
-                     "iterations": s.iterations} for s in res.history],
+        "history": _history_json(res.history),
         "options": options,
         "scenario": sc.to_dict(),
     }

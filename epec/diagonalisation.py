@@ -144,7 +144,7 @@ def solve_epec(
     cycle: tuple = ()
     for start in range(1 + global_search.starts):
         x = x_first if start == 0 else _random_profile(game, rng)
-        first, state = sweeps.respond(x, None, cold=True)
+        first, state = sweeps.respond(x, None, cold=start > 0)
         if not first.ok:
             status, message = GameStatus.SOLVER_FAILED, "initial follower equilibrium: " + first.message
             outcomes.append(f"start {start + 1}: {status.value}: {message}")
@@ -177,15 +177,18 @@ def solve_epec(
                 break
             refuted.append([a.copy() for a in x])
             x = [a.copy() for a in x]
-            x[i] = np.asarray(cert.best_deviations[i], dtype=float)
+            x[i] = np.clip(np.asarray(cert.best_deviations[i], dtype=float), game.leaders[i].lower,
+                           game.leaders[i].upper)
             moved, state = sweeps.respond(x, state)
             if not moved.ok:
                 status, message = GameStatus.SOLVER_FAILED, f"global move of {game.leaders[i].name}: {moved.message}"
                 break
-        if status in (GameStatus.CONVERGED, GameStatus.UNCERTIFIED):
-            break
         outcomes.append(f"start {start + 1}: {status.value}: {message}")
-    if status not in (GameStatus.CONVERGED, GameStatus.UNCERTIFIED) and len(outcomes) > 1:
+        if status in (GameStatus.CONVERGED, GameStatus.UNCERTIFIED, GameStatus.NOT_CERTIFIED):
+            # another start helps a run that found no certified point, not one whose point fails
+            # a check no leader's move could mend (the followers' residual or uniqueness)
+            break
+    if not status.stopped and len(outcomes) > 1:
         message = f"{len(outcomes)} start profiles, none certified; " + " | ".join(outcomes)
     return finish(game, status, message, sweeps.iterations, len(sweeps.history), t0, sweeps.runs,
                   tuple(sweeps.history), cert, cert_s, moves=tuple(sweeps.moves),

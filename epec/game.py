@@ -131,9 +131,14 @@ class Game:
             v.set_value(x, skip_validation=True)
 
     def fix_leaders(self, values: Sequence[np.ndarray] | None = None) -> None:
+        """Fix every leader's decisions at ``values`` (None: their current values), projected on
+        their bounds (a decision from a solver or an extrapolation can be one rounding outside)."""
         for k, ld in enumerate(self.leaders):
             for j, v in enumerate(ld.vars):
-                v.fix(float(values[k][j]) if values is not None else v.value)
+                x = float(values[k][j]) if values is not None else v.value
+                if x is not None:
+                    x = min(max(x, ld.lower[j]), ld.upper[j])
+                v.fix(x)
 
     def residual(self) -> KKTResidual:
         """The followers' KKT residual at the current values: from the compiled functions when

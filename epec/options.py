@@ -71,7 +71,8 @@ class CertificateOptions:
         ... and the followers' KKT residual is at most this. Default 1e-6.
     max_failed : float
         ... and at most this fraction of each leader's deviation evaluations found no follower
-        response (a reward of 0 under the proportional payment has none: 0/0). Default 0.25.
+        response (no follower equilibrium there: an infeasible decision, or a solver failure). Default
+        0.5: a leader whose scan mostly failed has not been checked.
     """
 
     grid: int = 41
@@ -85,7 +86,7 @@ class CertificateOptions:
     gain_rtol: float = 1e-6
     gain_atol: float = 1e-8
     kkt_tol: float = 1e-6
-    max_failed: float = 0.25
+    max_failed: float = 0.5
 
     def __post_init__(self) -> None:
         for name, low in (("grid", 2), ("refine_iter", 1), ("directions", 1), ("starts", 0),

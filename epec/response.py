@@ -48,6 +48,9 @@ class ResponseOptions:
     kkt_tol : float
         Natural KKT residual (``max |stationarity|``, feasibility, ``max |min(a, b)|``) a response must
         meet to count as the followers' equilibrium. Default 1e-6.
+    mu_min : float
+        Smallest smoothing a converged response that misses ``kkt_tol`` is refined to, ``<= mu``.
+        Default 1e-16.
     warm_max_iter : int
         Newton iterations of a warm solve (from a neighbouring solution, at the final ``mu``), capped
         at ``max_iter``; one that needs more falls back to continuation. Default 20: at 500x10 the
@@ -61,12 +64,15 @@ class ResponseOptions:
     mu_start: float = 1.0
     kkt_tol: float = 1e-6
     warm_max_iter: int = 20
+    mu_min: float = 1e-16
 
     def __post_init__(self) -> None:
         from .reformulation import check_int, _check_positive
 
-        for name in ("mu", "tol", "mu_start", "kkt_tol"):
+        for name in ("mu", "tol", "mu_start", "kkt_tol", "mu_min"):
             _check_positive(name, getattr(self, name))
+        if self.mu_min > self.mu:
+            raise ValueError(f"mu_min: must be <= mu ({self.mu:g}), got {self.mu_min!r}")
         for name in ("max_iter", "warm_max_iter"):
             check_int(name, getattr(self, name), 1)
 
@@ -175,13 +181,28 @@ class FollowerResponse:
 
     # --- solves ---------------------------------------------------------------------------------
     def _check(self, res: Any, y: np.ndarray, p: np.ndarray, seconds_before: float = 0.0,
-               iterations_before: int = 0) -> Response:
+               iterations_before: int = 0, sensitivity: bool = False) -> Response:
+        """The :class:`Response` of a Newton run at ``options.mu``: ok when it converged and the
+        natural KKT residual is within ``kkt_tol``. A converged run that misses ``kkt_tol`` is
+        refined at smaller smoothings, ``mu / 100, mu / 10^4, ...`` down to ``mu_min``, each warm
+        from the last: the smoothing puts ``a b = mu^2`` on every pair, so a pair whose sides are
+        both small (a follower with almost no cost curvature, ``f = mu / sqrt(2 e)`` where the
+        exact answer is 0) needs a smaller ``mu`` to meet ``kkt_tol``."""
+        from solvers import solve_newton
+
+        iters, secs = iterations_before + res.iterations, seconds_before + res.seconds
         if not res.ok:
-            return Response(False, res.z, math.inf, iterations_before + res.iterations,
-                            seconds_before + res.seconds, res.status)
+            return Response(False, res.z, math.inf, iters, secs, res.status)
         r = max(self.system.natural_residual(res.z, y, p))
-        return Response(r <= self.options.kkt_tol, res.z, r, iterations_before + res.iterations,
-                        seconds_before + res.seconds, res.status, res.lu)
+        mu = self.options.mu
+        while r > self.options.kkt_tol and mu > self.options.mu_min:
+            mu = max(mu * 1e-2, self.options.mu_min)
+            nxt = solve_newton(self.system, res.z, y, p, mu, self.newton, sensitivity)
+            iters, secs = iters + nxt.iterations, secs + nxt.seconds
+            if not nxt.ok:
+                break
+            res, r = nxt, max(self.system.natural_residual(nxt.z, y, p))
+        return Response(r <= self.options.kkt_tol, res.z, r, iters, secs, res.status, res.lu)
 
     def solve(self, z0: np.ndarray, y: np.ndarray, p: np.ndarray | None = None, *,
               cold: bool = False, sensitivity: bool = False, retry_cold: bool = True) -> Response:
@@ -194,7 +215,7 @@ class FollowerResponse:
         p = self.system.read_params() if p is None else p
         if not cold:
             res = solve_newton(self.system, z0, y, p, self.options.mu, self.newton_warm, sensitivity)
-            out = self._check(res, y, p)
+            out = self._check(res, y, p, sensitivity=sensitivity)
             if out.ok or not retry_cold:
                 return out
             iters, secs = out.iterations, out.seconds
@@ -249,7 +270,7 @@ class FollowerResponse:
                 return Response(False, res.z, math.inf, iters, secs, res.status)
             z = res.z
             if last:
-                return self._check(res, y, p, secs - res.seconds, iters - res.iterations)
+                return self._check(res, y, p, secs - res.seconds, iters - res.iterations, sensitivity)
             mu *= 0.1
 
     def path(self, z0: np.ndarray, y0: np.ndarray, y1: np.ndarray, p: np.ndarray | None = None,
