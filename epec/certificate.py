@@ -307,6 +307,9 @@ def _certify_newton(game: Any, options: Any, tick: Callable[[], None]) -> Certif
         if warm["lu"] is not None:
             dF = resp.system.input_jacobian(warm["z"], warm["y"], p, resp.options.mu) @ (y - warm["y"])
         r = resp.follow(warm["z"], y, p, lu=warm["lu"], dF=dF, anchor=(z_star, y_star), sensitivity=True)
+        hinted = None if r.ok else game.hinted_start(z_star, pt)
+        if hinted is not None:  # the caller's start for the followers (see solve_epec)
+            r = resp.solve(hinted, y, p, sensitivity=True, retry_cold=False)
         if r.ok:
             warm.update(z=r.z, y=y, lu=r.lu)
             return r.z
@@ -362,7 +365,11 @@ def _certify_newton(game: Any, options: Any, tick: Callable[[], None]) -> Certif
         # Newton's basin from a far start is not global (about half of the uniform starts on the
         # default scenario): a few draws before Ipopt's homotopy, which costs ~30x more
         z_end = None
-        for _attempt in range(_NEWTON_DRAWS):
+        hinted = game.hinted_start(z_star, x_star, rng)  # the caller's random start, if any
+        if hinted is not None:
+            r = resp.solve(hinted, y_star, p, retry_cold=False)
+            z_end = r.z if r.ok else None
+        for _attempt in range(_NEWTON_DRAWS if z_end is None else 0):
             z = random_start()
             r = resp.solve(z, y_star, p, cold=True)
             if r.ok:

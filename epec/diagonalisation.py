@@ -44,6 +44,7 @@ def solve_epec(
     callback: Callable[[int, tuple[tuple[float, ...], ...], float], Any] | None = None,
     progress: Callable[[str, int, int], Any] | None = None,
     global_search: GlobalOptions = GlobalOptions(),
+    follower_start: Callable[[list[np.ndarray], np.random.Generator | None], Any] | None = None,
 ) -> GameResult:
     """EPEC by diagonalisation: each leader in turn solves its MPEC, the others held fixed.
 
@@ -83,6 +84,14 @@ def solve_epec(
         the stopped point is loaded but the status is ``UNCERTIFIED``, not ok.
     global_search : GlobalOptions
         Global moves out of refuted points and further start profiles.
+    follower_start : callable, optional
+        ``follower_start(decisions, rng) -> [(follower Var, value), ...]`` (or a
+        ``ComponentMap``, or None): a start for the followers' variables at leader decisions (one
+        array per leader), e.g. their equilibrium from a problem-specific solver
+        (:func:`epec.solve_scenario` passes the numpy one). With ``rng`` None it is tried by a warm
+        Newton solve where the response's own starts fail; with a generator it is a *random*
+        start for the certificate's uniqueness check (c), e.g. that solver run from a random
+        point. Never trusted: every answer is Newton's, checked like any other.
     leader_step : LeaderStep or str, default "implicit"
     response : ResponseOptions
         The Newton follower response (implicit steps and the certificate).
@@ -133,6 +142,9 @@ def solve_epec(
     specs = [(b.name, player_variables(b), player_objective(b)) for b in leaders]
     game = Game(model, expand_players(followers), specs, make_mode(mode), make_solver(solver, options), lift)
     game.response_options = response
+    if follower_start is not None and not callable(follower_start):
+        raise ValueError(f"follower_start: must be callable, got {follower_start!r}")
+    game.follower_start = follower_start
     implicit = leader_step is LeaderStep.IMPLICIT and game.response is not None
     if implicit:
         game.build_seconds = time.perf_counter() - t0  # the response's compilation is part of the build

@@ -105,6 +105,10 @@ class Game:
         self._response: FollowerResponse | None = None
         self._response_error: str | None = None
         self.response_options = ResponseOptions()
+        #: optional ``follower_start(decisions, rng) -> [(user Var, value), ...]`` (or a
+        #: ComponentMap): a start for the followers' variables (see :func:`epec.solve_epec`)
+        self.follower_start: Any = None
+        self._start_index: dict[int, int] | None = None
         # per leader with one decision: the last secant curvature of its utility (the next
         # implicit step's first Newton step)
         self.curvature: dict[int, float | None] = {}
@@ -121,6 +125,26 @@ class Game:
             except ValueError as err:  # not square, or not smooth (InputError): use Ipopt
                 self._response_error = f"{type(err).__name__}: {err}"
         return self._response
+
+    def hinted_start(self, z: np.ndarray, x: Sequence[np.ndarray] | None,
+                     rng: np.random.Generator | None = None) -> np.ndarray | None:
+        """``z`` with the followers' variables set from :attr:`follower_start` at decisions ``x``
+        (None without a hint, a response, or decisions); with ``rng``, the hint's random start."""
+        resp = self._response
+        if self.follower_start is None or resp is None or x is None:
+            return None
+        if self._start_index is None:
+            pos = {id(v): k for k, v in enumerate(resp.system.unknowns)}
+            self._start_index = {id(u): pos[id(w)] for u, w in self.data.var_map if id(w) in pos}
+        hint = self.follower_start([np.asarray(a, dtype=float) for a in x], rng)
+        if hint is None:
+            return None
+        z = np.array(z, dtype=float)
+        for var, value in (hint.items() if hasattr(hint, "items") else hint):
+            k = self._start_index.get(id(var))
+            if k is not None and math.isfinite(float(value)):
+                z[k] = float(value)
+        return z
 
     # -- state ------------------------------------------------------------------------------
     def snapshot(self) -> list:

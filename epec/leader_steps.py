@@ -325,6 +325,11 @@ def implicit_response(game: Game, x: Sequence[np.ndarray] | None, state: Followe
             state = FollowerState(z, y, resp.system.read_params())
         y = resp.inputs_at(state.y, x)
         r = resp.solve(state.z, y, state.p, cold=cold)  # a warm solve retries cold itself
+        hinted = None if r.ok else game.hinted_start(state.z, x)
+        if hinted is not None:  # the caller's start for the followers, then a warm Newton solve
+            r2 = resp.solve(hinted, y, state.p, retry_cold=False)
+            r = Response(r2.ok, r2.z, r2.residual, r.iterations + r2.iterations, r.seconds + r2.seconds,
+                         r2.status, r2.lu)
         if r.ok:
             resp.load(r.z)
             game.fix_leaders(x)

@@ -100,11 +100,25 @@ def solve_scenario(
     # from the answer does not. When that solver does not converge, the even split is the start.
     first = follower_equilibrium(scenario, scenario.Rmax / 2.0)
     model = build_game(scenario, f0=first.f if first.converged else None)
+    free = [(n, m) for n in model.MU for m in model.MSP if not model.mu[n].f[m].fixed]
+
+    def numpy_start(decisions: list, rng: np.random.Generator | None = None) -> list | None:
+        """The followers' equilibrium from the numpy best-response solver (MODEL.md section 5),
+        from its default start, or with ``rng`` from a random feasible split of every budget
+        (the certificate's uniqueness starts)."""
+        R = np.array([float(d[0]) for d in decisions])
+        f0 = None
+        if rng is not None:
+            w = rng.dirichlet(np.ones(scenario.n_msp + 1), size=scenario.n_mu)[:, :scenario.n_msp]
+            f0 = w * scenario.F[:, None]
+        eq = follower_equilibrium(scenario, R, f0=f0)
+        return [(model.mu[n].f[m], eq.f[n, m]) for n, m in free] if eq.converged else None
+
     res = solve_epec(
         model, leaders=[model.msp], followers=[model.mu], method=method, mode=mode, damping=damping,
         tol=tol, max_iter=max_iter, certify=certify,
         leader_step=LeaderStep(leader_step), callback=callback, progress=progress,
-        **{"certificate": CertificateOptions(grid=grid), **epec_options},
+        **{"certificate": CertificateOptions(grid=grid), "follower_start": numpy_start, **epec_options},
     )
     if not res.ok:
         return ScenarioSolution(scenario, res, model)
