@@ -185,7 +185,7 @@ def run(args: argparse.Namespace) -> int:
     meta["time_exponents"] = exponents
     atomic_write_json(out / "epec_scaling.json", {"rows": rows, "options": meta})
     scaling_plot(out / "epec_scaling.png", ns, series, fit=True,
-                 title="EPEC time vs N (log-log, fitted slope per M)")
+                 title="EPEC time vs N (log-log)")
     print(f"{'size':>8} {'status':>10} {'solve s':>8} {'cert s':>8} {'naive s':>8} {'speedup':>8} "
           f"{'sweeps':>6} {'iters':>6} {'max gain':>9} {'kkt res':>9} {'failed':>9}")
     for r in rows:

@@ -55,8 +55,8 @@ def _zero_column(f):
 
 @pytest.mark.parametrize("case", ["dataset", "root", "zero", "negative", "nan"])
 def test_fl_bad_input(tmp_path, capsys, case):
-    # Prepare
-    f = np.ones((4, 2))
+    # Prepare: a feasible allocation (0.2 GHz per MU, every F_n >= 0.3) with one defect
+    f = np.full((4, 2), 0.1)
     args = ["fl", "--out", str(tmp_path / "out"), *BASE]
     if case == "dataset":
         args += ["--dataset", "cifar-1000", "--allocation", str(_equilibrium(tmp_path))]
