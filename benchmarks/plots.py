@@ -34,6 +34,15 @@ def _integer_ticks(axis) -> None:
     axis.set_major_locator(MaxNLocator(integer=True))
 
 
+def _plain_ticks(ax, values: Sequence[float]) -> None:
+    """The measured x values as plain-number ticks of a log axis (minor labels overlap)."""
+    from matplotlib.ticker import NullFormatter, ScalarFormatter
+
+    ax.set_xticks(sorted(set(values)))
+    ax.xaxis.set_major_formatter(ScalarFormatter())
+    ax.xaxis.set_minor_formatter(NullFormatter())
+
+
 def _save(fig, path, dpi: int = 110) -> None:
     atomic_save(path, lambda tmp: fig.savefig(tmp, format="png", dpi=dpi, bbox_inches="tight"))
 
@@ -151,6 +160,7 @@ def derivatives_plot(path: str | os.PathLike, rows: Sequence[dict], title: str =
     for ax in (ax1, ax2):
         ax.set_xlabel("n (variables)")
         ax.grid(alpha=0.3, which="both")
+        _plain_ticks(ax, [r["n"] for r in rows])
     ax1.set_title("build (expression graph + sparsity)")
     ax2.set_title("gradient + Jacobian + Hessian")
     _legend_outside(ax2)
