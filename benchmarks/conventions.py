@@ -76,6 +76,10 @@ def check_out(out: str, force: bool = False, resume: bool = False) -> None:
     except OSError as exc:
         raise InputError("--out", f"cannot create folders in {base} ({exc.strerror or exc})") from None
     held = path.is_dir() and any(path.iterdir())
+    if force and held:
+        here, target = Path.cwd().resolve(), path.resolve()
+        if target == here or target in here.parents:
+            raise InputError("--force", f"will not replace {out}: it is the current folder or holds it")
     if resume and not held:
         raise InputError("--resume", f"nothing to resume: {out} holds no checkpoint")
     if held and not force and not resume:

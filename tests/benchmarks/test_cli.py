@@ -227,6 +227,17 @@ def test_a_failure_next_to_a_later_success_is_impossible(tmp_path, capsys):
     assert sorted(os.listdir(tmp_path)) == ["run"]
 
 
+@pytest.mark.parametrize("out", [".", ".."])
+def test_force_never_replaces_the_current_folder_or_one_above_it(tmp_path, monkeypatch, capsys, out):
+    here = tmp_path / "project" / "work"
+    here.mkdir(parents=True)
+    (here / "notes.txt").write_text("mine")
+    monkeypatch.chdir(here)
+    assert main(["solve", "--scenario", "tiny", "--out", out, "--force"]) == 2
+    assert "--force: will not replace" in capsys.readouterr().err
+    assert (here / "notes.txt").read_text() == "mine" and sorted(os.listdir(tmp_path)) == ["project"]
+
+
 def test_force_gives_the_previous_results_back_when_the_run_is_interrupted(tmp_path, capsys, monkeypatch):
     # Prepare: a finished folder, and a run that is interrupted (Ctrl-C) after writing a file
     import benchmarks.presets_cmd as cmd

@@ -109,3 +109,19 @@ def test_fl_scenario_seed_is_apart_from_the_training_seed(tmp_path):
     b = json.loads((tmp_path / "b" / "fl.json").read_text())
     assert (a["seed"], a["scenario_seed"]) == (1, 1) and (b["seed"], b["scenario_seed"]) == (1, 0)
     assert a["sizes"] != b["sizes"] or a["round_time"] != b["round_time"]
+
+
+def test_fl_scenario_is_not_silently_ignored_and_allocation_errors_name_the_file(tmp_path, capsys):
+    # defect 9: --scenario was ignored next to --allocation; an error in the allocation's own
+    # scenario did not say where it came from
+    alloc = _equilibrium(tmp_path)
+    rc = main(["fl", "--allocation", str(alloc), "--scenario", "tiny", "--out", str(tmp_path / "a"), *BASE])
+    err = capsys.readouterr().err
+    assert rc == 2 and err.startswith("metatrading: error: --scenario: cannot be combined with --allocation")
+    data = json.loads(alloc.read_text())
+    data["scenario"]["zeta"] = [[1.5, 0.5]] * 4
+    alloc.write_text(json.dumps(data))
+    rc = main(["fl", "--allocation", str(alloc), "--out", str(tmp_path / "b"), *BASE])
+    err = capsys.readouterr().err
+    assert rc == 2 and f"--allocation {alloc}: scenario.zeta[0, 0]" in err
+    assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
