@@ -11,7 +11,7 @@ OUT ?= results/default
 .PHONY: run test setup system-deps clean
 
 run: setup
-	$(VENV)/bin/metatrading solve --scenario default --out $(OUT)
+	$(VENV)/bin/metatrading solve --scenario default --out $(OUT) --force
 
 test: setup
 	$(PY) -m pytest -q

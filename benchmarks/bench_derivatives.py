@@ -34,8 +34,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--resolve-sizes", type=int, nargs="*", default=[10, 5000],
                         help="model sizes of the re-solve overhead table (default: 10 5000)")
     parser.add_argument("--resolves", type=int, default=20, help="re-solves timed per size (default: 20)")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--out", default=None, help="output folder (writes bench_derivatives.json)")
+    parser.add_argument("--seed", type=int, default=0,
+                        help="seed of every random draw: here the point at which the back ends are compared (default 0)")
+    parser.add_argument("--out", required=True,
+                        help="output folder (writes bench_derivatives.json and bench_derivatives.png)")
 
 
 def _build(family: str, n: int):
@@ -202,6 +204,8 @@ def run(args: argparse.Namespace) -> int:
     for flag, count in (("--repeats", args.repeats), ("--resolves", args.resolves)):
         if count < 1:
             raise InputError(flag, f"must be >= 1, got {count}")
+    if args.seed < 0:
+        raise InputError("--seed", f"must be >= 0, got {args.seed}")
     rows = [compare(f, n, args.repeats, args.seed) for f in args.families for n in args.sizes]
     print(f"{'model':>12} {'n':>6} {'nodes':>7} {'jac nnz':>8} {'hess nnz':>8} | "
           f"{'build CasADi':>12} {'build Pyomo':>11} {'ratio':>7} | {'eval CasADi':>11} "
@@ -220,9 +224,14 @@ def run(args: argparse.Namespace) -> int:
               f"{o['outside_ipopt_s'] * 1e3:>11.2f}ms {o['callbacks_s'] * 1e3:>8.2f}ms "
               f"{o['ipopt_internal_s'] * 1e3:>8.2f}ms {o['iterations']:>6.0f} {o['compile_count']:>8}")
     bad = [r for r in rows if r["max_abs_diff"] > 1e-6 * max(1.0, r["n"]) or r["structure_mismatch"]]
-    if args.out:
-        atomic_write_json(Path(args.out) / "bench_derivatives.json", {"derivatives": rows, "resolve_overhead": overhead,
-                                     "args": {k: v for k, v in vars(args).items() if not k.startswith("_")}})
+    from benchmarks.plots import derivatives_plot
+
+    out = Path(args.out)
+    atomic_write_json(out / "bench_derivatives.json", {"derivatives": rows, "resolve_overhead": overhead,
+                                                       "args": {k: v for k, v in vars(args).items() if not k.startswith("_")}})
+    derivatives_plot(out / "bench_derivatives.png", rows,
+                     title="Exact derivatives: CasADi SX (solid) against Pyomo symbolic (dashed), log-log")
+    print(f"wrote {out / 'bench_derivatives.json'} and {out / 'bench_derivatives.png'}")
     if bad:
         print(f"\nback ends disagree on {[(r['family'], r['n']) for r in bad]}")
         return 1

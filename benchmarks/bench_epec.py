@@ -43,7 +43,8 @@ def parse_sizes(text: str) -> list[tuple[int, int]]:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--sizes", default="20x3,100x5,500x10", help="comma-separated NxM (default 20x3,100x5,500x10)")
     parser.add_argument("--out", required=True, help="output folder")
-    parser.add_argument("--seed", type=int, default=0, help="scenario seed (default 0)")
+    parser.add_argument("--seed", type=int, default=0,
+                        help="seed of every random draw: here the generated scenarios (default 0)")
     add_epec_arguments(parser)
     parser.add_argument("--naive-max-n", type=int, default=100, help="skip the naive run above this many MUs (default 100; 0 skips it everywhere)")
 
@@ -159,13 +160,15 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.out)
     from tqdm import tqdm
 
+    from benchmarks.conventions import show_progress
     from benchmarks.plots import loglog_slope, scaling_plot
     from models.io import atomic_write_json
     from solvers import IpoptOptions
 
     options = IpoptOptions(tol=1e-8, max_iter=3000)
     rows = []
-    with tqdm(total=len(sizes), desc="bench epec", file=sys.stderr, leave=False) as bar:
+    with tqdm(total=len(sizes), desc="bench epec", file=sys.stderr, leave=False,
+              disable=not show_progress(args)) as bar:
         for n, m in sizes:
             rows.append(bench_size(n, m, args, options, bar))
             bar.update(1)
@@ -185,7 +188,7 @@ def run(args: argparse.Namespace) -> int:
     meta["time_exponents"] = exponents
     atomic_write_json(out / "epec_scaling.json", {"rows": rows, "options": meta})
     scaling_plot(out / "epec_scaling.png", ns, series, fit=True,
-                 title="EPEC time vs N (log-log, fitted slope per M)")
+                 title="EPEC time vs N (log-log)")
     print(f"{'size':>8} {'status':>10} {'solve s':>8} {'cert s':>8} {'naive s':>8} {'speedup':>8} "
           f"{'sweeps':>6} {'iters':>6} {'max gain':>9} {'kkt res':>9} {'failed':>9}")
     for r in rows:

@@ -16,7 +16,9 @@ other processes on a shared machine). Ratios are samples/s over the limit's samp
 Then: the same workload in Flower's simulation engine (``fl.flower.run_flower_simulation``)
 against the built-in trainer (seconds per round); on CUDA, vectorised vs sequential for the
 largest K; and the accuracy run (mnist5k, 10 clients, time to 90% test accuracy).
-Writes ``DIR/fl_throughput.json`` and prints a table.
+Writes ``DIR/fl_throughput.json``, ``DIR/fl_throughput.png`` (samples/s of each path per K) and,
+when the accuracy run ran, ``DIR/fl_accuracy.png`` (its test accuracy against simulated time),
+and prints a table.
 """
 from __future__ import annotations
 
@@ -30,7 +32,7 @@ from models.errors import InputError
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--out", required=True, help="output folder (writes fl_throughput.json)")
+    p.add_argument("--out", required=True, help="output folder (writes fl_throughput.json and fl_throughput.png)")
     p.add_argument("--clients", type=int, nargs="+", default=[10, 50], help="K values (default 10 50)")
     p.add_argument("--samples", type=int, default=3000,
                    help="training samples of a round, split unequally over the K clients (default 3000)")
@@ -38,12 +40,17 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--batch-size", type=int, default=32, help="local batch size (default 32)")
     p.add_argument("--limit-batch", type=int, default=320, help="batch of the single-model limit (default 320)")
     p.add_argument("--reps", type=int, default=3, help="timed repetitions, best kept (default 3)")
-    p.add_argument("--flower-rounds", type=int, default=2, help="rounds for the Flower comparison (0 skips)")
+    p.add_argument("--flower-rounds", type=int, default=2,
+                   help="rounds of the comparison with Flower's simulation engine (default 2; 0 leaves the Flower "
+                        "comparison out, which also saves Ray's start-up)")
     p.add_argument("--flower-clients", type=int, default=10, help="clients for the Flower comparison (default 10)")
-    p.add_argument("--accuracy-rounds", type=int, default=30, help="rounds of the accuracy run (0 skips)")
+    p.add_argument("--accuracy-rounds", type=int, default=30,
+                   help="rounds of the accuracy run (default 30; 0 leaves the accuracy run out)")
     p.add_argument("--accuracy-clients", type=int, default=10, help="clients of the accuracy run (default 10)")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: all cores)")
-    p.add_argument("--seed", type=int, default=0, help="seed (default 0)")
+    p.add_argument("--seed", type=int, default=0,
+                   help="seed of every random draw: client sizes, partitions, initial models, batch orders and the "
+                        "accuracy run's scenario (default 0)")
 
 
 def _check(args: argparse.Namespace) -> None:
@@ -57,6 +64,10 @@ def _check(args: argparse.Namespace) -> None:
         raise InputError("--clients", f"each K must be >= 1, got {args.clients}")
     if args.threads is not None and args.threads < 1:
         raise InputError("--threads", f"must be >= 1, got {args.threads}")
+    if args.seed < 0:
+        raise InputError("--seed", f"must be >= 0, got {args.seed}")
+    if args.samples < max(args.clients):
+        raise InputError("--samples", f"need at least one sample per client ({max(args.clients)}), got {args.samples}")
 
 
 def client_sizes(total: int, k: int, seed: int) -> list[int]:
@@ -260,9 +271,28 @@ def run(args: argparse.Namespace) -> int:
         report["accuracy"] = {"skipped": "--accuracy-rounds 0"}
     out = Path(args.out)
     atomic_write_json(out / "fl_throughput.json", report)
+    _plot(out / "fl_throughput.png", report)
     _print(report)
-    print(f"wrote {out / 'fl_throughput.json'}")
+    print(f"wrote {out / 'fl_throughput.json'} and {out / 'fl_throughput.png'}")
     return 0
+
+
+def _plot(path: Path, rep: dict) -> None:
+    """Throughput per path and K; the accuracy run's curve when it ran."""
+    from benchmarks.plots import accuracy_plot, throughput_plot
+
+    ks = [r["clients"] for r in rep["cpu"]]
+    names = {"limit": "one model, large batches (limit)", "parallel": "parallel", "sequential": "sequential",
+             "vectorised": "vectorised"}
+    series = {label: [r[f"{key}_samples_per_s"] for r in rep["cpu"]] for key, label in names.items()}
+    w = rep["workload"]
+    throughput_plot(path, ks, series, title=f"FL local training on {w['dataset']}, CPU, "
+                                            f"{rep['machine']['cpu_threads']} threads: {w['samples']} samples x "
+                                            f"{w['epochs']} epochs per round, batch {w['batch_size']}")
+    a = rep.get("accuracy", {})
+    if "accuracy" in a:
+        accuracy_plot(path.with_name("fl_accuracy.png"), a["sim_time"], a["accuracy"], a["target"],
+                      f"FL accuracy run: {a['dataset']}, {a['clients']} clients")
 
 
 def _print(rep: dict) -> None:

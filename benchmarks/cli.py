@@ -1,8 +1,10 @@
-"""The ``metatrading`` command.
+"""The metatrading command line.
 
 Each sub-command lives in its own module exposing ``add_arguments(parser)`` and
 ``run(args) -> int``; this file only dispatches, importing the module lazily so
-that ``metatrading solve`` never pays for importing torch.
+that ``metatrading solve`` never pays for importing torch. The conventions every
+command shares (``--out`` checked before any work, ``--force``, ``--quiet``) are
+added here, for every registered command (see :mod:`benchmarks.conventions`).
 
 Exit codes: 0 success, 1 a solve/run that failed (status reported), 2 bad input.
 """
@@ -11,7 +13,6 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
-from pathlib import Path
 from typing import Sequence
 
 from models.errors import InputError
@@ -20,6 +21,8 @@ from models.errors import InputError
 COMMANDS: dict[str, tuple[str, str]] = {
     "solve": ("benchmarks.solve_cmd", "compute and certify the EPEC equilibrium of a scenario"),
     "fl": ("benchmarks.fl_cmd", "run federated learning driven by an allocation"),
+    "presets": ("benchmarks.presets_cmd", "list the scenario presets with their sizes"),
+    "plot-fl": ("benchmarks.plot_fl_cmd", "overlay the accuracy curves of several fl.json runs"),
 }
 #: bench target -> (module, help)
 BENCHES: dict[str, tuple[str, str]] = {
@@ -29,31 +32,81 @@ BENCHES: dict[str, tuple[str, str]] = {
     "robustness": ("benchmarks.bench_robustness", "EPEC solves over random scenarios from the model's whole range"),
 }
 
+DESCRIPTION = ("MetaTrading: exact equilibria of FL incentive mechanisms for vehicular metaverse services, "
+               "and FL training driven by them. Exit codes: 0 success, 1 a run that failed (status "
+               "reported), 2 bad input.")
+
+
+class Parser(argparse.ArgumentParser):
+    """An argument parser whose errors are one line naming the flag (exit 2), like every other
+    input error of the toolkit."""
+
+    def error(self, message: str):  # noqa: D102 (argparse's hook)
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("metatrading")
+    except PackageNotFoundError:  # run from a checkout that was never pip-installed
+        return "unknown (not installed)"
+
+
+def _add_conventions(p: argparse.ArgumentParser) -> None:
+    """``--quiet`` for every command; ``--force`` for every command that writes into ``--out``."""
+    flags = p._option_string_actions
+    if "--quiet" not in flags:
+        p.add_argument("--quiet", action="store_true",
+                       help="no progress bar (there is none either when stderr is not a terminal)")
+    if "--out" in flags and "--force" not in flags:
+        p.add_argument("--force", action="store_true",
+                       help="replace the results already in --out (a non-empty --out is refused without it)")
+
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="metatrading", description=__doc__.splitlines()[0])
+    parser = Parser(prog="metatrading", description=DESCRIPTION)
+    parser.add_argument("--version", action="version", version=f"metatrading {_version()}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name, (module, help_) in COMMANDS.items():
         p = sub.add_parser(name, help=help_, description=help_)
         p.set_defaults(_module=module)
         importlib.import_module(module).add_arguments(p)
+        _add_conventions(p)
     bench = sub.add_parser("bench", help="scripted benchmarks", description="scripted benchmarks")
     bsub = bench.add_subparsers(dest="target", required=True, metavar="TARGET")
     for name, (module, help_) in BENCHES.items():
         p = bsub.add_parser(name, help=help_, description=help_)
         p.set_defaults(_module=module)
         importlib.import_module(module).add_arguments(p)
+        _add_conventions(p)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from benchmarks.conventions import check_out, output_folder
+
     parser = build_parser()
-    args = parser.parse_args(argv)
     try:
-        out = getattr(args, "out", None)  # every command's output folder, checked before any work
-        if out and Path(out).exists() and not Path(out).is_dir():
-            raise InputError("--out", f"not a folder: {out}")
-        return int(importlib.import_module(args._module).run(args) or 0)
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # --help, --version, or a usage error (one line, already printed)
+        return int(exc.code or 0) if not isinstance(exc.code, str) else 2
+    try:
+        out = getattr(args, "out", None)
+        if out is None:
+            return int(importlib.import_module(args._module).run(args) or 0)
+        # every command's output folder, checked before any work
+        check_out(out, force=getattr(args, "force", False), resume=getattr(args, "resume", False))
+        error = None
+        with output_folder(out, force=getattr(args, "force", False)) as state:
+            try:
+                state["rc"] = int(importlib.import_module(args._module).run(args) or 0)
+            except InputError as err:  # found by the command: undo what it wrote, then report
+                state["rc"], error = 2, err
+        if error is not None:
+            raise error
+        return state["rc"]
     except InputError as err:
         print(f"metatrading: error: {err}", file=sys.stderr)
         return 2

@@ -27,12 +27,19 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--rounds", type=int, default=30, help="FL rounds (default 30)")
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--allocation", default=None, help=ALLOCATION_HELP)
-    p.add_argument("--scenario", default="default",
-                   help="preset name or scenario file, used when no --allocation is given (default: default)")
+    p.add_argument("--scenario", default=None,
+                   help="preset name or scenario file (or an equilibrium.json, whose scenario it reruns) for the "
+                        "default allocation; not with --allocation, whose file carries its scenario (default: default)")
     p.add_argument("--msp", type=int, default=0, help="which MSP's FL task m to train (default 0)")
     p.add_argument("--target", type=float, default=0.9, help="target test accuracy (default 0.9)")
-    p.add_argument("--seed", type=int, default=0, help="seed of partition, initial model and batches (default 0)")
-    p.add_argument("--resume", action="store_true", help="continue from DIR/fl_checkpoint.pt")
+    p.add_argument("--seed", type=int, default=None,
+                   help="seed of every random draw: the partition, initial model and batch orders, and the "
+                        "--scenario preset unless --scenario-seed is given (default 0)")
+    p.add_argument("--scenario-seed", type=int, default=None,
+                   help="seed of the --scenario preset or file base alone (default: --seed; a scenario file's own "
+                        "seed when neither is given)")
+    p.add_argument("--resume", action="store_true",
+                   help="continue the run checkpointed in --out (DIR/fl_checkpoint.pt; its settings must match)")
     p.add_argument("--aggregation", default="iom", choices=["iom", "fedavg"],
                    help="iom: IoM-weighted FedAvg (default); fedavg: weights by data amount")
     p.add_argument("--alpha", type=float, default=0.5, help="Dirichlet label-split concentration (default 0.5)")
@@ -43,7 +50,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--path", default="auto", choices=["auto", "vectorised", "parallel", "sequential"],
                    help="local-training implementation (default auto: the faster one on the device)")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: all cores)")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar (the same as --quiet)")
 
 
 def load_allocation(path: str):
@@ -61,11 +68,14 @@ def load_allocation(path: str):
         raise InputError("--allocation", "expected a JSON object")
     for key in ("allocations", "scenario"):
         if key not in data:
-            raise InputError(f"allocation.{key}", f"missing in {path}")
-    return scenario_from_dict(data["scenario"]), data["allocations"]
+            raise InputError(f"--allocation {path}: {key}", "missing (expected an equilibrium.json of metatrading solve)")
+    try:
+        return scenario_from_dict(data["scenario"]), data["allocations"]
+    except InputError as err:  # say that the scenario at fault is the one inside the allocation file
+        raise InputError(f"--allocation {path}: scenario.{err.field}", err.reason) from None
 
 
-def default_allocation(spec: str):
+def default_allocation(spec: str, seed: int | None = None):
     """The scenario ``spec`` and its followers' Nash allocation at ``R = Rmax / 2``.
 
     The MUs respond exactly (MODEL.md section 5, lower level) to the ``fixed`` scheme's
@@ -74,7 +84,7 @@ def default_allocation(spec: str):
     from models.equilibrium import follower_equilibrium
     from models.scenario import load_scenario
 
-    sc = load_scenario(spec)
+    sc = load_scenario(spec, seed=seed)
     eq = follower_equilibrium(sc, sc.Rmax / 2.0)
     if not eq.converged:
         raise RuntimeError(f"follower equilibrium of {spec!r} at R = Rmax/2 did not converge (step {eq.step:.2e})")
@@ -88,6 +98,29 @@ def _check_args(args: argparse.Namespace) -> None:
         raise InputError("--target", f"must be in (0, 1], got {args.target}")
     if args.threads is not None and args.threads < 1:
         raise InputError("--threads", f"must be >= 1, got {args.threads}")
+    for flag, value in (("--seed", args.seed), ("--scenario-seed", args.scenario_seed)):
+        if value is not None and value < 0:
+            raise InputError(flag, f"must be >= 0, got {value}")
+    if args.allocation is not None:
+        for flag, value in (("--scenario", args.scenario), ("--scenario-seed", args.scenario_seed)):
+            if value is not None:
+                raise InputError(flag, "cannot be combined with --allocation (the allocation file carries its "
+                                       "own scenario)")
+
+
+#: fl.trainer's checkpoint settings -> the flag that sets them
+_SETTING_FLAGS = {"seed": "--seed", "alpha": "--alpha", "aggregation": "--aggregation", "dataset": "--dataset",
+                  "n_train": "--dataset", "msp": "--msp", "local.epochs": "--epochs", "local.batch_size": "--batch-size",
+                  "local.lr": "--lr", "local.momentum": "--momentum", "rounds": "--rounds", "checkpoint": "--resume"}
+
+
+def _flag_error(err: InputError) -> InputError:
+    """A trainer error about a setting, named by the flag that sets it."""
+    key = err.field.removeprefix("checkpoint.") if err.field != "checkpoint" else "checkpoint"
+    flag = _SETTING_FLAGS.get(key, "--allocation/--scenario" if err.field.startswith("checkpoint.") else None)
+    if flag is None:
+        return err
+    return InputError(flag, err.reason)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -101,19 +134,28 @@ def run(args: argparse.Namespace) -> int:
     from models.io import atomic_write_json
 
     torch.set_num_threads(args.threads or os.cpu_count() or 1)
+    from benchmarks.conventions import show_progress
+
+    seed = 0 if args.seed is None else args.seed
     if args.allocation is not None:
         sc, f = load_allocation(args.allocation)
         source = f"allocation {args.allocation}"
     else:
-        sc, f = default_allocation(args.scenario)
-        source = f"scenario {args.scenario}, follower equilibrium at R = Rmax/2"
+        spec = args.scenario or "default"
+        sc, f = default_allocation(spec, args.scenario_seed if args.scenario_seed is not None else args.seed)
+        source = f"scenario {spec} (seed {sc.seed}), follower equilibrium at R = Rmax/2"
     cfg = FLConfig(
-        rounds=args.rounds, msp=args.msp, alpha=args.alpha, target=args.target, seed=args.seed,
+        rounds=args.rounds, msp=args.msp, alpha=args.alpha, target=args.target, seed=seed,
         aggregation=args.aggregation, path=args.path, epochs=args.epochs, batch_size=args.batch_size,
         lr=args.lr, momentum=args.momentum,
     )
     ds = load_dataset(args.dataset, root=args.data_root)
-    task = build_task(ds, sc, f, cfg)  # every input check happens before anything is written
+    try:
+        task = build_task(ds, sc, f, cfg)  # every input check happens before anything is written
+    except InputError as err:
+        if args.allocation is not None and err.field.startswith("allocations"):
+            raise InputError(f"--allocation {args.allocation}: {err.field}", err.reason) from None
+        raise
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     ckpt = out / "fl_checkpoint.pt"
@@ -123,7 +165,14 @@ def run(args: argparse.Namespace) -> int:
     if task.data_scale < 1:
         print(f"note: {ds.name} holds fewer samples than the scenario's D; each participant trains on "
               f"{task.data_scale:.3f} x D_nm (IoM and clock use D_nm)")
-    res = run_fl(task, cfg, checkpoint=ckpt, resume=args.resume, progress=not args.no_progress)
+    def on_resume(done: int) -> None:
+        print(f"resuming from {ckpt}: {done} of {cfg.rounds} rounds done, continuing with round {done + 1}")
+
+    try:
+        res = run_fl(task, cfg, checkpoint=ckpt, resume=args.resume, progress=show_progress(args),
+                     on_resume=on_resume)
+    except InputError as err:
+        raise _flag_error(err) from None
     rtt, ttt = res.rounds_to_target, res.time_to_target
     report = {
         "dataset": ds.name,
@@ -141,7 +190,9 @@ def run(args: argparse.Namespace) -> int:
                   "momentum": task.local.momentum},
         "alpha": cfg.alpha,
         "seed": cfg.seed,
+        "scenario_seed": sc.seed,
         "rounds": res.rounds,
+        "resumed_from": res.resumed_from,
         "accuracy": res.accuracy,
         "sim_time": res.sim_time,
         "participants": res.participants,
@@ -152,7 +203,9 @@ def run(args: argparse.Namespace) -> int:
         "final_accuracy": res.accuracy[-1],
     }
     atomic_write_json(out / "fl.json", report)
-    accuracy_plot(out / "fl.png", res.sim_time, res.accuracy, cfg.target, f"FL on {ds.name}, MSP {task.msp}")
+    accuracy_plot(out / "fl.png", res.sim_time, res.accuracy, cfg.target,
+                  f"FL on {ds.name}, MSP {task.msp} of {sc.name}: {len(task.participants)} MUs, "
+                  f"{cfg.aggregation.value} aggregation, seed {cfg.seed}")
     reached = f"reached at {ttt:.1f} s simulated (round {rtt})" if ttt is not None else "not reached"
     print(f"final accuracy {res.accuracy[-1]:.4f} after {res.rounds} rounds, "
           f"{res.sim_time[-1]:.1f} s simulated, {sum(res.wall_time):.1f} s wall; "

@@ -10,7 +10,8 @@ from typing import Sequence
 
 from models.io import atomic_save
 
-__all__ = ["convergence_plot", "scaling_plot", "loglog_slope"]
+__all__ = ["convergence_plot", "accuracy_plot", "fl_overlay_plot", "throughput_plot", "derivatives_plot",
+           "scaling_plot", "loglog_slope"]
 
 
 def _pyplot():
@@ -20,6 +21,30 @@ def _pyplot():
     import matplotlib.pyplot as plt
 
     return plt
+
+
+def _legend_outside(ax, fontsize: str = "small") -> None:
+    """The legend to the right of the axes, clear of every line and marker."""
+    ax.legend(fontsize=fontsize, loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0)
+
+
+def _integer_ticks(axis) -> None:
+    from matplotlib.ticker import MaxNLocator
+
+    axis.set_major_locator(MaxNLocator(integer=True))
+
+
+def _plain_ticks(ax, values: Sequence[float]) -> None:
+    """The measured x values as plain-number ticks of a log axis (minor labels overlap)."""
+    from matplotlib.ticker import NullFormatter, ScalarFormatter
+
+    ax.set_xticks(sorted(set(values)))
+    ax.xaxis.set_major_formatter(ScalarFormatter())
+    ax.xaxis.set_minor_formatter(NullFormatter())
+
+
+def _save(fig, path, dpi: int = 110) -> None:
+    atomic_save(path, lambda tmp: fig.savefig(tmp, format="png", dpi=dpi, bbox_inches="tight"))
 
 
 def convergence_plot(
@@ -34,21 +59,23 @@ def convergence_plot(
     ``decisions[k][i]`` is leader i's decision after sweep k+1.
     """
     plt = _pyplot()
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 4))
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4))
     sweeps = list(range(1, len(decisions) + 1))
     for i, label in enumerate(labels):
         ax1.plot(sweeps, [d[i] for d in decisions], marker="o", label=label)
     ax1.set_xlabel("sweep")
-    ax1.set_ylabel("reward R_m")
-    ax1.legend(fontsize="small")
+    ax1.set_ylabel("reward R_m (currency units)")
+    _legend_outside(ax1)
     ax1.grid(alpha=0.3)
     ax2.semilogy(sweeps, [max(s, 1e-16) for s in steps], marker="o", color="k")
     ax2.set_xlabel("sweep")
-    ax2.set_ylabel("step max|R_k - R_(k-1)|")
+    ax2.set_ylabel("step max_m |R_m,k - R_m,k-1| (currency units)")
     ax2.grid(alpha=0.3, which="both")
+    for ax in (ax1, ax2):
+        _integer_ticks(ax.xaxis)
     fig.suptitle(title)
     fig.tight_layout()
-    atomic_save(path, lambda tmp: fig.savefig(tmp, format="png", dpi=110))
+    _save(fig, path)
     plt.close(fig)
 
 
@@ -60,11 +87,86 @@ def accuracy_plot(path: str | os.PathLike, sim_time: Sequence[float], accuracy: 
     ax.plot(sim_time, accuracy, marker="o", ms=3)
     ax.axhline(target, color="grey", ls="--", lw=1, label=f"target {target:g}")
     ax.set_xlabel("simulated time (s)")
-    ax.set_ylabel("test accuracy")
+    ax.set_ylabel("test accuracy (fraction correct)")
     ax.set_title(title)
-    ax.legend(loc="lower right")
+    _legend_outside(ax)
+    ax.grid(alpha=0.3)
     fig.tight_layout()
-    atomic_save(path, lambda tmp: fig.savefig(tmp, format="png", dpi=120))
+    _save(fig, path, dpi=120)
+    plt.close(fig)
+
+
+def fl_overlay_plot(path: str | os.PathLike, runs: Sequence[tuple[str, Sequence[float], Sequence[float]]],
+                    targets: Sequence[float] = (), title: str = "FL runs") -> None:
+    """Several FL runs' test accuracy against simulated time on one set of axes.
+
+    ``runs`` holds ``(label, sim_time, accuracy)`` per run; each distinct target accuracy is a
+    dashed line.
+    """
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(8, 4.5))
+    for label, t, acc in runs:
+        ax.plot(t, acc, marker="o", ms=3, label=label)
+    for target in sorted(set(targets)):
+        ax.axhline(target, color="grey", ls="--", lw=1, label=f"target {target:g}")
+    ax.set_xlabel("simulated time (s)")
+    ax.set_ylabel("test accuracy (fraction correct)")
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    _legend_outside(ax)
+    fig.tight_layout()
+    _save(fig, path, dpi=120)
+    plt.close(fig)
+
+
+def throughput_plot(path: str | os.PathLike, clients: Sequence[int], series: dict[str, Sequence[float]],
+                    title: str = "FL local training throughput") -> None:
+    """Samples per second of each training path (grouped bars) for each number of clients K."""
+    import numpy as np
+
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(8, 4.5))
+    x = np.arange(len(clients))
+    width = 0.8 / max(1, len(series))
+    for i, (name, ys) in enumerate(series.items()):
+        ax.bar(x + (i - (len(series) - 1) / 2) * width, ys, width, label=name)
+    ax.set_xticks(x, [str(k) for k in clients])
+    ax.set_xlabel("K (clients in the round)")
+    ax.set_ylabel("training samples per second (samples/s)")
+    ax.set_title(title)
+    ax.grid(alpha=0.3, axis="y")
+    _legend_outside(ax)
+    fig.tight_layout()
+    _save(fig, path)
+    plt.close(fig)
+
+
+def derivatives_plot(path: str | os.PathLike, rows: Sequence[dict], title: str = "Exact derivatives") -> None:
+    """Build time (left) and one gradient + Jacobian + Hessian evaluation (right) against the
+    number of variables, log-log, per model family and back end (rows of ``bench derivatives``)."""
+    plt = _pyplot()
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4.2))
+    families = sorted({r["family"] for r in rows})
+    styles = {"CasADi": "-", "Pyomo": "--"}
+    for fam in families:
+        rs = sorted((r for r in rows if r["family"] == fam), key=lambda r: r["n"])
+        n = [r["n"] for r in rs]
+        for backend, key in (("CasADi", "casadi"), ("Pyomo", "pyomo")):
+            ax1.loglog(n, [r[f"build_{key}_s"] for r in rs], styles[backend], marker="o", label=f"{fam}, {backend}")
+            ax2.loglog(n, [r[f"eval_{key}_s"] * 1e3 for r in rs], styles[backend], marker="o",
+                       label=f"{fam}, {backend}")
+    ax1.set_ylabel("build time (s)")
+    ax2.set_ylabel("one evaluation (ms)")
+    for ax in (ax1, ax2):
+        ax.set_xlabel("n (variables)")
+        ax.grid(alpha=0.3, which="both")
+        _plain_ticks(ax, [r["n"] for r in rows])
+    ax1.set_title("build (expression graph + sparsity)")
+    ax2.set_title("gradient + Jacobian + Hessian")
+    _legend_outside(ax2)
+    fig.suptitle(title)
+    fig.tight_layout()
+    _save(fig, path)
     plt.close(fig)
 
 
@@ -94,7 +196,8 @@ def scaling_plot(
     import numpy as np
 
     plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(7, 4.5))
+    fig, ax = plt.subplots(figsize=(9, 4.5))
+    fitted = 0
     for name, ys in series.items():
         pts = [(x, y) for x, y in zip(n, ys) if y is not None]
         if not pts:
@@ -104,6 +207,7 @@ def scaling_plot(
         label = name if slope is None else f"{name}: slope {slope:.2f}"
         (line,) = ax.loglog(xs, vs, marker="o", label=label)
         if slope is not None:
+            fitted += 1
             c = np.polyfit(np.log(xs), np.log(vs), 1)
             grid = np.geomspace(min(xs), max(xs), 20)
             ax.loglog(grid, np.exp(np.polyval(c, np.log(grid))), ":", color=line.get_color(), linewidth=1)
@@ -117,10 +221,15 @@ def scaling_plot(
     ax.xaxis.set_major_formatter(ScalarFormatter())
     ax.xaxis.set_minor_formatter(NullFormatter())
     ax.set_xlabel("N (MUs)")
-    ax.set_ylabel("seconds")
-    ax.set_title(title)
+    ax.set_ylabel("time (s)")
+    if fit:
+        # the promised slope: in the legend and as a dotted line; say so when no series has
+        # two sizes to fit (one N per M)
+        title += (": dotted lines are least-squares fits, slope b of t ~ N^b in the legend" if fitted
+                  else ": no slope fitted (each M has a single N; give two or more N per M)")
+    ax.set_title(title, fontsize="medium")
     ax.grid(alpha=0.3, which="both")
-    ax.legend(fontsize="small")
+    _legend_outside(ax)
     fig.tight_layout()
-    atomic_save(path, lambda tmp: fig.savefig(tmp, format="png", dpi=110))
+    _save(fig, path)
     plt.close(fig)

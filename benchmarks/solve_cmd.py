@@ -28,9 +28,12 @@ LEADER_STEPS = ("implicit", "full-space")
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--scenario", default="default",
-                        help="preset (tiny, default, large, xl) or a .toml/.yaml/.json file (default: default)")
+                        help="preset (tiny, default, large, xl; see 'metatrading presets'), a .toml/.yaml/.json "
+                             "scenario file, or an equilibrium.json/failure.json of an earlier solve (reruns its "
+                             "scenario) (default: default)")
     parser.add_argument("--out", required=True, help="output folder")
-    parser.add_argument("--seed", type=int, default=None, help="seed of the preset / file base (default 0)")
+    parser.add_argument("--seed", type=int, default=None, help="seed of every random draw: here the scenario drawn from the preset or the file's base "
+                             "(default: the file's seed, else 0)")
     add_epec_arguments(parser)
     parser.add_argument("--leader-step", choices=LEADER_STEPS, default="implicit",
                         help="implicit (default): each leader's reward by a bracketing secant search over the followers' exact "
@@ -65,21 +68,36 @@ def _check_args(args: argparse.Namespace) -> None:
         raise InputError("--damping", f"must be in (0, 1], got {args.damping}")
 
 
-def _progress_hooks(progress: Any) -> tuple[Any, Any]:
-    """``callback`` and ``progress`` for :func:`epec.solve_scenario` that drive a tqdm bar (one
-    tick per stage and per diagonalisation sweep)."""
-    def on_sweep(k: int, decisions: Any, step: float) -> None:
-        progress.set_description(f"sweep {k}: step {step:.2e}")
-        progress.update(1)
+class _Bars:
+    """Progress on stderr: a counter of diagonalisation sweeps (their number is not known in
+    advance), then a bar over the certificate's checks (whose number is). Nothing when
+    ``enabled`` is false (``--quiet``, or stderr not a terminal)."""
 
-    def on_progress(stage: str, done: int, total: int) -> None:
-        if stage == "certificate":
-            # the sweeps are over: the bar's total shrinks to what is left (the check stage)
-            progress.total = progress.n + 1
-            progress.set_description(f"certificate {done}/{total}")
-            progress.refresh()
+    def __init__(self, enabled: bool) -> None:
+        self.enabled, self.sweeps, self.cert = enabled, None, None
+        if enabled:
+            from tqdm import tqdm
 
-    return on_sweep, on_progress
+            self._tqdm = tqdm
+            self.sweeps = tqdm(desc="solving EPEC", unit="sweep", file=sys.stderr, leave=False)
+
+    def on_sweep(self, k: int, decisions: Any, step: float) -> None:
+        if self.sweeps is not None:
+            self.sweeps.set_description(f"sweep {k}: step {step:.2e}")
+            self.sweeps.update(1)
+
+    def on_progress(self, stage: str, done: int, total: int) -> None:
+        if not self.enabled or stage != "certificate":
+            return
+        if self.cert is None:
+            self.sweeps.close()
+            self.cert = self._tqdm(total=total, desc="certificate", unit="check", file=sys.stderr, leave=False)
+        self.cert.update(done - self.cert.n)
+
+    def close(self) -> None:
+        for bar in (self.sweeps, self.cert):
+            if bar is not None:
+                bar.close()
 
 
 def _summary(sc: Any, R: Any, I: Any, V: Any, U: Any, res: Any, numpy_kkt: Any) -> str:
@@ -120,8 +138,7 @@ def _history_json(history: Any) -> list[dict[str, Any]]:
 
 def run(args: argparse.Namespace) -> int:
     _check_args(args)
-    from tqdm import tqdm
-
+    from benchmarks.conventions import show_progress
     from benchmarks.plots import convergence_plot
     from epec import solve_scenario
     from models.io import atomic_write_json
@@ -134,12 +151,11 @@ def run(args: argparse.Namespace) -> int:
     options = {"method": args.method, "mode": args.mode, "tol": args.tol, "max_iter": args.max_iter,
                "damping": args.damping, "grid": args.grid, "leader_step": args.leader_step}
     t0 = time.perf_counter()
-    # one tick per stage (build, solve, check) and per diagonalisation sweep
-    with tqdm(total=3 + args.max_iter, desc="building game", file=sys.stderr, leave=False) as bar:
-        on_sweep, on_progress = _progress_hooks(bar)
-        bar.set_description("solving EPEC")
-        bar.update(1)
-        sol = solve_scenario(sc, callback=on_sweep, progress=on_progress, **options)
+    bars = _Bars(show_progress(args))
+    try:
+        sol = solve_scenario(sc, callback=bars.on_sweep, progress=bars.on_progress, **options)
+    finally:
+        bars.close()
     res = sol.result
     if not res.ok:
         # not certified, or no point at all: the evidence goes to failure.json, nothing else
@@ -178,7 +194,8 @@ def run(args: argparse.Namespace) -> int:
     }
     convergence_plot(out / "convergence.png", [[d[0] for d in s.decisions] for s in res.history],
                      [s.step for s in res.history], [f"MSP {m}" for m in range(sc.n_msp)],
-                     title=f"EPEC diagonalisation ({args.method}, {args.mode}) - {sc.name}")
+                     title=f"EPEC diagonalisation of {sc.name} ({sc.n_mu}x{sc.n_msp}, {sc.mechanism.value} mechanism): "
+                           f"{args.leader_step} leader step, {args.method}, {args.mode}")
     atomic_write_json(out / "equilibrium.json", result)
     print(_summary(sc, R, I, V, U, res, nk))
     print(f"wrote {out / 'equilibrium.json'} and {out / 'convergence.png'} ({time.perf_counter() - t0:.2f} s in all)")

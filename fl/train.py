@@ -135,7 +135,8 @@ def _check_client(x: Tensor, y: Tensor, field: str) -> None:
 def local_update_sequential(
     net: nn.Module, params: Mapping[str, Tensor], x: Tensor, y: Tensor, cfg: LocalTrainConfig, seed: int
 ) -> dict[str, Tensor]:
-    """Train one client from ``params`` with plain ``torch.optim.SGD`` (the reference path).
+    """Train one client from ``params`` with plain ``torch.optim.SGD`` (the reference path), with
+    one torch thread on CPU (the same weights whatever the number of cores).
 
     Parameters
     ----------
@@ -154,17 +155,29 @@ def local_update_sequential(
     dict name -> Tensor, the updated weights.
     """
     _check_client(x, y, "x")
-    model = copy.deepcopy(net)
-    with torch.no_grad():
-        for name, p in model.named_parameters():
-            p.copy_(params[name])
-    opt = torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
-    for epoch in batch_schedule(int(x.shape[0]), cfg, seed):
-        for idx in epoch:
-            opt.zero_grad(set_to_none=True)
-            F.cross_entropy(model(x[idx]), y[idx]).backward()
-            opt.step()
-    return get_params(model)
+    outer = torch.get_num_threads()
+    # one intra-op thread on CPU: a kernel's reductions split over T threads round differently
+    # for each T, so the weights would depend on the machine's core count (up to 1e-3 after one
+    # round at 2 threads); at one thread they do not, and the parallel path (one thread per
+    # worker) gives exactly these weights
+    single = x.device.type == "cpu" and outer != 1
+    if single:
+        torch.set_num_threads(1)
+    try:
+        model = copy.deepcopy(net)
+        with torch.no_grad():
+            for name, p in model.named_parameters():
+                p.copy_(params[name])
+        opt = torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+        for epoch in batch_schedule(int(x.shape[0]), cfg, seed):
+            for idx in epoch:
+                opt.zero_grad(set_to_none=True)
+                F.cross_entropy(model(x[idx]), y[idx]).backward()
+                opt.step()
+        return get_params(model)
+    finally:
+        if single:
+            torch.set_num_threads(outer)
 
 
 def local_update_parallel(

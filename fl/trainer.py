@@ -130,6 +130,7 @@ class FLResult:
     wall_time: list[float] = field(default_factory=list)
     target: float = 0.9
     path: str = ""
+    resumed_from: int = 0  #: rounds read from the checkpoint (0: a fresh run)
 
     @property
     def rounds(self) -> int:
@@ -150,7 +151,8 @@ class FLResult:
 
 
 def check_allocation(f: Any, sc: Scenario, field: str = "allocations") -> np.ndarray:
-    """An allocation ``f`` (N x M, GHz) as a float array: finite, >= 0, the scenario's shape."""
+    """An allocation ``f`` (N x M, GHz) as a float array: finite, >= 0, the scenario's shape, and
+    feasible for it: every MU's ``sum_m f_nm <= F_n`` (its CPU budget, relative tolerance 1e-6)."""
     try:
         arr = np.asarray(f, dtype=float)
     except (TypeError, ValueError):
@@ -164,6 +166,12 @@ def check_allocation(f: Any, sc: Scenario, field: str = "allocations") -> np.nda
     if (arr < 0).any():
         i, j = (int(v) for v in np.argwhere(arr < 0)[0])
         raise InputError(f"{field}[{i}][{j}]", f"must be >= 0 GHz, got {arr[i, j]:g}")
+    total = arr.sum(axis=1)
+    over = total > sc.F * (1 + 1e-6)
+    if over.any():
+        n = int(np.argmax(over))
+        raise InputError(f"{field}[{n}]", f"MU {n} is allocated {total[n]:g} GHz in all, more than its CPU budget "
+                                          f"F[{n}] = {sc.F[n]:g} GHz")
     return arr
 
 
@@ -252,6 +260,7 @@ def run_fl(
     progress: bool = False,
     stop_after: int | None = None,
     on_round: Callable[[int, float], None] | None = None,
+    on_resume: Callable[[int], None] | None = None,
 ) -> FLResult:
     """Train ``cfg.rounds`` FL rounds (or continue them from ``checkpoint`` when ``resume``).
 
@@ -263,7 +272,9 @@ def run_fl(
     checkpoint : path, optional
         Written atomically after every round (``torch.save``: round, weights, history).
     resume : bool
-        Continue from ``checkpoint`` if it exists (its settings must match).
+        Continue from ``checkpoint``, which must exist, be readable, hold at most ``cfg.rounds``
+        rounds and match every setting (InputError ``checkpoint.<setting>`` naming the first
+        that differs, ``checkpoint`` for a missing or unreadable file, ``rounds``).
     device : torch device, optional
         Default cuda when available, else cpu.
     progress : bool
@@ -272,6 +283,8 @@ def run_fl(
         Stop after this many completed rounds in total (simulates an interruption; tests).
     on_round : callable(round, accuracy), optional
         Called after each round.
+    on_resume : callable(rounds_done), optional
+        Called once the checkpoint is read, with the number of rounds it holds.
     """
     dev = torch.device(device) if device is not None else torch.device("cuda" if torch.cuda.is_available() else "cpu")
     path = resolve_path(cfg.path, dev)
@@ -282,13 +295,18 @@ def run_fl(
     params = get_params(net)
     result = FLResult(params=params, target=cfg.target, path=path.value)
     fp = _fingerprint(task, cfg)
-    if resume and checkpoint is not None and Path(checkpoint).exists():
-        state = torch.load(checkpoint, map_location=dev, weights_only=False)
-        if state.get("fingerprint") != fp:
-            raise InputError("--resume", f"checkpoint {checkpoint} was made with other settings (delete it or drop --resume)")
+    if resume:
+        state = _load_checkpoint(checkpoint, dev, fp)
+        done = len(state["history"]["accuracy"])
+        if done > cfg.rounds:
+            raise InputError("rounds", f"the checkpoint {checkpoint} holds {done} rounds already, more than the "
+                                       f"{cfg.rounds} asked for (ask for {done} or more)")
         result.params = state["params"]
         for key in ("accuracy", "sim_time", "participants", "wall_time"):
             setattr(result, key, list(state["history"][key]))
+        result.resumed_from = done
+        if on_resume is not None:
+            on_resume(done)
 
     xs = [ds.train_x[torch.as_tensor(i)].to(dev) for i in task.indices]
     ys = [ds.train_y[torch.as_tensor(i)].to(dev) for i in task.indices]
@@ -322,6 +340,42 @@ def run_fl(
         if bar is not None:
             bar.close()
     return result
+
+
+def _load_checkpoint(checkpoint: str | Path | None, dev: torch.device, fp: dict[str, Any]) -> dict[str, Any]:
+    """A checkpoint to resume from: present, readable and made with this run's settings."""
+    if checkpoint is None or not Path(checkpoint).is_file():
+        raise InputError("checkpoint", f"no checkpoint {checkpoint} to resume from (start without resuming)")
+    try:
+        state = torch.load(checkpoint, map_location=dev, weights_only=False)
+        history = state["history"]
+        if not isinstance(state["params"], dict) or not all(isinstance(history[k], list) for k in
+                                                           ("accuracy", "sim_time", "participants", "wall_time")):
+            raise TypeError("unexpected contents")
+    except Exception as exc:  # truncated, empty, not a torch file, or another file's contents
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise InputError("checkpoint", f"{checkpoint} cannot be read ({type(exc).__name__}: {reason[:120]}); "
+                                       "delete it to start again") from None
+    old = state.get("fingerprint")
+    if not isinstance(old, dict):
+        raise InputError("checkpoint", f"{checkpoint} holds no settings to check against; delete it to start again")
+    for key, new in fp.items():
+        if key == "local" and isinstance(old.get(key), dict):
+            for sub, v in new.items():
+                if old[key].get(sub) != v:
+                    raise InputError(f"checkpoint.local.{sub}", _differs(checkpoint, f"local {sub}", old[key].get(sub), v))
+        elif old.get(key) != new:
+            raise InputError(f"checkpoint.{key}", _differs(checkpoint, key, old.get(key), new))
+    return state
+
+
+def _differs(checkpoint: Any, setting: str, old: Any, new: Any) -> str:
+    import reprlib
+
+    short = reprlib.Repr()
+    short.maxlist = short.maxstring = 6
+    return (f"the checkpoint {checkpoint} was made with {setting} = {short.repr(old)}, this run has "
+            f"{short.repr(new)} (run with the checkpoint's setting, or without resuming into a new folder)")
 
 
 def _save_checkpoint(path: str | Path, result: FLResult, fp: dict[str, Any]) -> None:

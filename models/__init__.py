@@ -30,6 +30,17 @@ from .iom import (
     upload_rate,
     upload_time,
 )
+from .results import (
+    CertificateRecord,
+    EquilibriumResult,
+    FailureResult,
+    FLRunResult,
+    SweepRecord,
+    load_equilibrium,
+    load_failure,
+    load_fl,
+    load_result,
+)
 from .scenario import (
     PRESETS,
     Mechanism,
@@ -58,6 +69,8 @@ __all__ = [
     "atomic_save", "atomic_write_bytes", "atomic_write_json", "atomic_write_text", "to_jsonable",
     "GHZ", "aoi", "compute_cycles", "compute_time", "freshness", "freshness_coefficients", "iom",
     "iom_matrix", "quality", "round_time", "upload_rate", "upload_time",
+    "CertificateRecord", "EquilibriumResult", "FailureResult", "FLRunResult", "SweepRecord", "load_equilibrium",
+    "load_failure", "load_fl", "load_result",
     "PRESETS", "Mechanism", "Scenario", "generate", "label_entropy", "load_scenario", "preset",
     "scenario_from_dict",
     "energy_cost", "energy_cost_coefficient", "msp_payment", "msp_utilities", "msp_value",

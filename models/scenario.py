@@ -84,7 +84,22 @@ _META_KEYS = ("name", "seed", "mechanism")
 _BASE_KEYS = ("preset", "n_mu", "n_msp")
 
 
+def _reject_non_numbers(name: str, value: Any, index: tuple[int, ...] = ()) -> None:
+    """Booleans and strings are not numbers, inside an array as for a scalar field (numpy
+    would turn ``"30"`` into 30.0 and ``True`` into 1.0)."""
+    where = f"{name}{list(index)}" if index else name
+    if isinstance(value, (bool, np.bool_, str, bytes)):
+        raise InputError(where, f"expected a number, got {type(value).__name__} {value!r}")
+    if isinstance(value, np.ndarray):
+        if value.dtype.kind not in "iuf":
+            raise InputError(name, f"expected numbers, got an array of {value.dtype}")
+    elif isinstance(value, (list, tuple)):
+        for i, v in enumerate(value):
+            _reject_non_numbers(name, v, index + (i,))
+
+
 def _check_array(name: str, value: Any, shape: tuple[int, ...]) -> np.ndarray:
+    _reject_non_numbers(name, value)
     try:
         arr = np.asarray(value, dtype=float)
     except (TypeError, ValueError):
@@ -161,13 +176,7 @@ class Scenario:
     seed: int | None = None
 
     def __post_init__(self) -> None:
-        F = np.asarray(self.F)
-        D = np.asarray(self.D)
-        if F.ndim != 1 or F.size == 0:
-            raise InputError("F", f"expected a non-empty 1-D array (one per MU), got shape {F.shape}")
-        if D.ndim != 2 or D.shape[0] != F.size or D.shape[1] == 0:
-            raise InputError("D", f"expected shape ({F.size}, M) with M >= 1, got {D.shape}")
-        n, m = D.shape
+        n, m = self._sizes()
         for name in MU_FIELDS:
             object.__setattr__(self, name, _check_array(name, getattr(self, name), (n,)))
         for name in PAIR_FIELDS:
@@ -194,6 +203,40 @@ class Scenario:
             raise InputError("name", "must be a string")
         if self.seed is not None and (isinstance(self.seed, bool) or not isinstance(self.seed, (int, np.integer))):
             raise InputError("seed", f"must be an integer, got {self.seed!r}")
+
+    def _sizes(self) -> tuple[int, int]:
+        """``(N, M)`` read from the first array-shaped field of each kind, so that any field,
+        ``F`` and ``D`` included, may be a scalar broadcast to its shape."""
+        def dims(name: str) -> tuple[int, ...]:
+            value = getattr(self, name)
+            _reject_non_numbers(name, value)
+            try:
+                return np.shape(value)
+            except ValueError:  # ragged nested lists
+                raise InputError(name, "expected a rectangular array of numbers") from None
+
+        n = m = None
+        for name in MU_FIELDS:
+            if len(dims(name)) == 1:
+                n = dims(name)[0]
+                break
+        for name in MSP_FIELDS:
+            if len(dims(name)) == 1:
+                m = dims(name)[0]
+                break
+        for name in PAIR_FIELDS:
+            shape = dims(name)
+            if len(shape) == 2:
+                n = shape[0] if n is None else n
+                m = shape[1] if m is None else m
+                break
+        if n is None or n == 0:
+            raise InputError("F", f"cannot tell the number of MUs N: give F (or another per-MU field) one value "
+                                  f"per MU, got shape {dims('F')}")
+        if m is None or m == 0:
+            raise InputError("Rmax", "cannot tell the number of MSPs M: give Rmax (or another per-MSP field) one "
+                                     f"value per MSP, got shape {dims('Rmax')}")
+        return int(n), int(m)
 
     # ------------------------------------------------------------------ shape
     @property
@@ -337,7 +380,13 @@ def scenario_from_dict(data: Mapping[str, Any]) -> Scenario:
 
 
 def load_scenario(spec: str | Path, seed: int | None = None) -> Scenario:
-    """A preset name or a ``.toml`` / ``.yaml`` / ``.yml`` / ``.json`` file path."""
+    """A preset name or a ``.toml`` / ``.yaml`` / ``.yml`` / ``.json`` file path.
+
+    A JSON result of ``metatrading solve`` (``equilibrium.json`` or ``failure.json``, whose
+    ``scenario`` key holds the resolved scenario) reruns that scenario. ``seed`` replaces the
+    file's seed (the preset or base the file starts from is drawn again). A file without a
+    ``name`` is named after the file.
+    """
     spec_s = str(spec)
     if spec_s in PRESETS:
         return preset(spec_s, seed=0 if seed is None else seed)
@@ -362,6 +411,23 @@ def load_scenario(spec: str | Path, seed: int | None = None) -> Scenario:
         raise
     except Exception as exc:  # parse errors of the three formats
         raise InputError("scenario", f"cannot parse {path}: {str(exc).splitlines()[0]}") from None
+    if data is None:
+        raise InputError("scenario", f"{path} is empty: expected a table of parameters")
+    if not isinstance(data, Mapping):
+        raise InputError("scenario", f"{path}: expected a table of parameters, got a {type(data).__name__}")
+    prefix = ""
+    if suffix == ".json" and isinstance(data.get("scenario"), Mapping):
+        data, prefix = data["scenario"], "scenario."  # a result file: its resolved scenario
+        if seed is not None:
+            raise InputError("seed", f"{path} holds a resolved scenario (every parameter already drawn); "
+                                     "its seed cannot be replaced")
+    else:
+        data = {"name": path.stem, **data}
     if seed is not None:
         data = {**data, "seed": seed}
-    return scenario_from_dict(data)
+    try:
+        return scenario_from_dict(data)
+    except InputError as err:
+        if not prefix:
+            raise
+        raise InputError(f"{prefix}{err.field}", f"{err.reason} (in {path})") from None

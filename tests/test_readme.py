@@ -11,13 +11,18 @@ def _python_blocks() -> list[str]:
     return re.findall(r"```python\n(.*?)```", README.read_text(), flags=re.S)
 
 
+def _block(marker: str) -> str:
+    """The README's Python example that contains ``marker``."""
+    return next(b for b in _python_blocks() if marker in b)
+
+
 def test_readme_has_python_examples():
     assert _python_blocks()
 
 
 def test_readme_stackelberg_example_reaches_the_closed_form():
     # Prepare
-    code = _python_blocks()[0]
+    code = _block("solve_bilevel")
     out = io.StringIO()
     # Execute
     with contextlib.redirect_stdout(out):
@@ -62,7 +67,7 @@ def test_readme_bad_input_line_is_what_the_cli_prints(tmp_path, capsys):
 
 def test_readme_certify_example_finds_the_profitable_deviations():
     # Prepare
-    code = _python_blocks()[1]
+    code = _block("certify(game")
     out = io.StringIO()
     # Execute
     with contextlib.redirect_stdout(out):
@@ -72,3 +77,19 @@ def test_readme_certify_example_finds_the_profitable_deviations():
     assert len(gains) == len(best) == 3
     assert all(g > 1e-3 for g in gains)
     assert all(0.0 < b <= 30.0 and abs(b - 10.0) > 0.1 for b in best)
+
+
+def test_readme_results_example_reads_what_the_commands_write(tmp_path, monkeypatch, capsys):
+    # Prepare: the files the example reads, written by the commands themselves
+    from benchmarks.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    assert main(["solve", "--scenario", "tiny", "--grid", "5", "--out", "results/default"]) == 0
+    assert main(["fl", "--scenario", "tiny", "--epochs", "1", "--rounds", "1", "--batch-size", "8", "--threads", "1",
+                 "--out", "results/fl"]) == 0
+    # Execute
+    scope: dict = {}
+    exec(compile(_block("models.results"), "README.md", "exec"), scope)
+    # Assert
+    assert scope["eq"].status == "converged" and scope["sc"].name == "tiny"
+    assert scope["run"].rounds == 1

@@ -21,6 +21,8 @@ def test_bench_fl_smoke(tmp_path):
         assert r["vectorised_ratio"] > 0 and r["sequential_ratio"] > 0
     assert "skipped" in rep["flower"] and "skipped" in rep["gpu"]
     assert rep["accuracy"]["rounds"] == 1 and 0 <= rep["accuracy"]["final_accuracy"] <= 1
+    assert (tmp_path / "fl_throughput.png").stat().st_size > 1000  # issue 11: bench fl has a plot
+    assert (tmp_path / "fl_accuracy.png").stat().st_size > 1000
 
 
 @pytest.mark.parametrize("total,k", [(100, 10), (3000, 50), (7, 7)])

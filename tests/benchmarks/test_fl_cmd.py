@@ -55,8 +55,8 @@ def _zero_column(f):
 
 @pytest.mark.parametrize("case", ["dataset", "root", "zero", "negative", "nan"])
 def test_fl_bad_input(tmp_path, capsys, case):
-    # Prepare
-    f = np.ones((4, 2))
+    # Prepare: a feasible allocation (0.2 GHz per MU, every F_n >= 0.3) with one defect
+    f = np.full((4, 2), 0.1)
     args = ["fl", "--out", str(tmp_path / "out"), *BASE]
     if case == "dataset":
         args += ["--dataset", "cifar-1000", "--allocation", str(_equilibrium(tmp_path))]
@@ -78,3 +78,50 @@ def test_fl_bad_input(tmp_path, capsys, case):
     expected = {"zero": "allocations[:, 0]", "negative": "allocations[1][0]", "nan": "allocations[1][0]"}
     if case in expected:
         assert expected[case] in err
+
+
+def test_fl_resume_says_where_it_continues_and_names_a_changed_setting(tmp_path, capsys):
+    # Prepare: defect 3, a two-round run
+    alloc = _equilibrium(tmp_path)
+    out = tmp_path / "run"
+    assert main(["fl", "--allocation", str(alloc), "--out", str(out), *BASE]) == 0
+    capsys.readouterr()
+    # Execute
+    fewer = main(["fl", "--allocation", str(alloc), "--out", str(out), *BASE, "--rounds", "1", "--resume"])
+    fewer_err = capsys.readouterr().err
+    other_seed = main(["fl", "--allocation", str(alloc), "--out", str(out), *BASE, "--seed", "5", "--resume"])
+    seed_err = capsys.readouterr().err
+    more = main(["fl", "--allocation", str(alloc), "--out", str(out), *BASE, "--rounds", "3", "--resume"])
+    printed = capsys.readouterr().out
+    # Assert
+    assert fewer == 2 and fewer_err.startswith("metatrading: error: --rounds:") and "holds 2 rounds" in fewer_err
+    assert other_seed == 2 and seed_err.startswith("metatrading: error: --seed:") and "seed = 0" in seed_err
+    assert more == 0 and "2 of 3 rounds done, continuing with round 3" in printed
+    assert json.loads((out / "fl.json").read_text())["resumed_from"] == 2
+
+
+def test_fl_scenario_seed_is_apart_from_the_training_seed(tmp_path):
+    # --seed seeds everything, --scenario-seed the scenario alone
+    common = ["fl", "--scenario", "tiny", "--epochs", "1", *BASE, "--rounds", "1"]
+    assert main([*common, "--seed", "1", "--out", str(tmp_path / "a")]) == 0
+    assert main([*common, "--seed", "1", "--scenario-seed", "0", "--out", str(tmp_path / "b")]) == 0
+    a = json.loads((tmp_path / "a" / "fl.json").read_text())
+    b = json.loads((tmp_path / "b" / "fl.json").read_text())
+    assert (a["seed"], a["scenario_seed"]) == (1, 1) and (b["seed"], b["scenario_seed"]) == (1, 0)
+    assert a["sizes"] != b["sizes"] or a["round_time"] != b["round_time"]
+
+
+def test_fl_scenario_is_not_silently_ignored_and_allocation_errors_name_the_file(tmp_path, capsys):
+    # defect 9: --scenario was ignored next to --allocation; an error in the allocation's own
+    # scenario did not say where it came from
+    alloc = _equilibrium(tmp_path)
+    rc = main(["fl", "--allocation", str(alloc), "--scenario", "tiny", "--out", str(tmp_path / "a"), *BASE])
+    err = capsys.readouterr().err
+    assert rc == 2 and err.startswith("metatrading: error: --scenario: cannot be combined with --allocation")
+    data = json.loads(alloc.read_text())
+    data["scenario"]["zeta"] = [[1.5, 0.5]] * 4
+    alloc.write_text(json.dumps(data))
+    rc = main(["fl", "--allocation", str(alloc), "--out", str(tmp_path / "b"), *BASE])
+    err = capsys.readouterr().err
+    assert rc == 2 and f"--allocation {alloc}: scenario.zeta[0, 0]" in err
+    assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()

@@ -121,3 +121,19 @@ def test_cli_choices_match_the_epec_enums():
     assert set(METHODS) == {m.value for m in epec.Method}
     assert set(MODES) == {k.value for k in epec.ModeKind}
     assert set(LEADER_STEPS) == {s.value for s in epec.LeaderStep}
+
+
+def test_scenario_from_an_equilibrium_json_reruns_it(tmp_path, capsys):
+    # Prepare: a solve of a modified scenario file
+    scen = tmp_path / "mine.toml"
+    scen.write_text('preset = "tiny"\nseed = 4\nrho = 0.4\n')
+    assert main(["solve", "--scenario", str(scen), "--grid", "5", "--out", str(tmp_path / "a")]) == 0
+    # Execute: rerun from the stored result
+    rc = main(["solve", "--scenario", str(tmp_path / "a" / "equilibrium.json"), "--grid", "5",
+               "--out", str(tmp_path / "b")])
+    # Assert: the same scenario, hence the same equilibrium
+    a = json.loads((tmp_path / "a" / "equilibrium.json").read_text())
+    b = json.loads((tmp_path / "b" / "equilibrium.json").read_text())
+    assert rc == 0
+    assert a["scenario"] == b["scenario"] and a["scenario"]["name"] == "mine"
+    np.testing.assert_allclose(b["rewards"], a["rewards"], rtol=1e-9)

@@ -130,3 +130,22 @@ def test_config_validation(kwargs, field):
     with pytest.raises(InputError) as err:
         LocalTrainConfig(**kwargs)
     assert err.value.field == field
+
+
+def test_sequential_and_parallel_agree_exactly_with_two_threads():
+    # Prepare: issue 11 defect 8 (with 2 torch threads the two paths differed by up to 9e-4)
+    net, params, xs, ys = _setup([40, 33, 27])
+    cfg = LocalTrainConfig(epochs=2, batch_size=16, lr=0.1, momentum=0.5)
+    seeds = [client_seed(2, 0, k) for k in range(3)]
+    torch.set_num_threads(2)
+    try:
+        # Execute
+        seq = _sequential(net, params, xs, ys, cfg, seeds)
+        par = local_update(TrainPath.PARALLEL, net, params, xs, ys, cfg, seeds)
+        threads_after = torch.get_num_threads()
+    finally:
+        torch.set_num_threads(1)
+    # Assert: identical weights, and the caller's thread count is left as it was
+    for k in range(3):
+        assert _max_diff(par[k], seq[k]) == 0.0
+    assert threads_after == 2

@@ -118,3 +118,69 @@ def test_scaled_to_fit_small_dataset(ds):
     assert task.round_time == pytest.approx(round_time(sc, f, 1))
     with pytest.raises(InputError):
         build_task(ds, sc, f, _cfg(), scale_to_fit=False)
+
+
+# ---------------------------------------------------------------- issue 11 defects 3 and 6
+def _one_round_checkpoint(ds, tmp_path):
+    sc = _scenario()
+    f = np.tile(sc.F[:, None] / 2, (1, 2))
+    ckpt = tmp_path / "c.pt"
+    run_fl(build_task(ds, sc, f, _cfg(rounds=2)), _cfg(rounds=2), checkpoint=ckpt, stop_after=2)
+    return sc, f, ckpt
+
+
+@pytest.mark.parametrize("damage", ["empty", "garbage", "truncated", "missing"])
+def test_resume_from_a_bad_or_missing_checkpoint_is_an_input_error(ds, tmp_path, damage):
+    # Prepare: defect 3 (ValueError / EOFError tracebacks; a missing one silently started over)
+    sc, f, ckpt = _one_round_checkpoint(ds, tmp_path)
+    if damage == "empty":
+        ckpt.write_bytes(b"")
+    elif damage == "garbage":
+        ckpt.write_bytes(b"not a checkpoint at all")
+    elif damage == "truncated":
+        ckpt.write_bytes(ckpt.read_bytes()[:200])
+    else:
+        ckpt.unlink()
+    # Execute
+    with pytest.raises(InputError) as err:
+        run_fl(build_task(ds, sc, f, _cfg()), _cfg(), checkpoint=ckpt, resume=True)
+    # Assert
+    assert err.value.field == "checkpoint"
+
+
+def test_resume_with_fewer_rounds_than_the_checkpoint_is_refused(ds, tmp_path):
+    sc, f, ckpt = _one_round_checkpoint(ds, tmp_path)
+    with pytest.raises(InputError) as err:
+        run_fl(build_task(ds, sc, f, _cfg(rounds=1)), _cfg(rounds=1), checkpoint=ckpt, resume=True)
+    assert err.value.field == "rounds" and "holds 2 rounds" in err.value.reason
+
+
+@pytest.mark.parametrize("change,field", [({"seed": 4}, "checkpoint.seed"), ({"lr": 0.1}, "checkpoint.local.lr"),
+                                          ({"aggregation": "fedavg"}, "checkpoint.aggregation"),
+                                          ({"alpha": 2.0}, "checkpoint.alpha")])
+def test_resume_mismatch_names_the_setting(ds, tmp_path, change, field):
+    sc, f, ckpt = _one_round_checkpoint(ds, tmp_path)
+    cfg = _cfg(**change)
+    with pytest.raises(InputError) as err:
+        run_fl(build_task(ds, sc, f, cfg), cfg, checkpoint=ckpt, resume=True)
+    assert err.value.field == field
+
+
+def test_resumed_run_says_where_it_continues(ds, tmp_path):
+    sc, f, ckpt = _one_round_checkpoint(ds, tmp_path)
+    seen = []
+    res = run_fl(build_task(ds, sc, f, _cfg()), _cfg(), checkpoint=ckpt, resume=True, on_resume=seen.append)
+    assert seen == [2] and res.resumed_from == 2 and res.rounds == 3
+
+
+def test_allocation_beyond_a_cpu_budget_is_refused_naming_the_mu(ds):
+    # Prepare: defect 6 (100 GHz against a budget of about 1 GHz was accepted)
+    sc = _scenario()
+    f = np.tile(sc.F[:, None] / 2, (1, 2))
+    f[2, 0] = 100.0
+    # Execute
+    with pytest.raises(InputError) as err:
+        build_task(ds, sc, f, _cfg())
+    # Assert
+    assert err.value.field == "allocations[2]" and "CPU budget" in err.value.reason
+    check_allocation(np.tile(sc.F[:, None] / 2, (1, 2)), sc)  # the whole budget, split: feasible

@@ -120,3 +120,81 @@ def test_generate_rejects_bad_sizes():
     with pytest.raises(InputError) as err:
         generate(0, 2)
     assert err.value.field == "n_mu"
+
+
+# ---------------------------------------------------------------- issue 11 defects
+@pytest.mark.parametrize("field,value", [("D", 100), ("F", 1.0), ("D", 100.0), ("Rmax", 25.0)])
+def test_a_scalar_for_any_array_field_is_broadcast(field, value):
+    # Prepare / Execute: issue 11 defect 4 (D and F were refused with "expected shape ... got ()")
+    sc = scenario_from_dict({"preset": "tiny", field: value})
+    # Assert
+    arr = getattr(sc, field)
+    assert arr.shape == getattr(preset("tiny"), field).shape
+    assert np.all(arr == float(value))
+
+
+def test_scenario_without_any_array_shaped_field_names_the_missing_size():
+    base = {k: 1.0 for k in MU_FIELDS + PAIR_FIELDS + MSP_FIELDS}
+    with pytest.raises(InputError) as err:
+        scenario_from_dict(base)
+    assert err.value.field == "F"
+
+
+@pytest.mark.parametrize("value,field", [("30", "Rmax"), (True, "Rmax"), ([30.0, "40"], "Rmax[1]"),
+                                         ([30.0, False], "Rmax[1]"), ([[1, 2], [3, "4"], [5, 6], [7, 8]], "D[1, 1]")])
+def test_array_fields_refuse_strings_and_booleans_as_scalar_fields_do(value, field):
+    # Prepare / Execute: issue 11 defect 5 (Rmax = "30" and Rmax = true became numbers)
+    key = field.split("[")[0]
+    with pytest.raises(InputError) as err:
+        scenario_from_dict({"preset": "tiny", key: value})
+    # Assert
+    assert err.value.field == field
+    assert "expected a number" in err.value.reason
+
+
+@pytest.mark.parametrize("text,kind", [("", "empty"), ("- 1\n- 2\n", "list"), ("null\n", "empty")])
+@pytest.mark.parametrize("seed", [None, 3])
+def test_empty_or_list_yaml_file_is_an_input_error_with_or_without_seed(tmp_path, text, kind, seed):
+    # Prepare: issue 11 defect 2 (with --seed: TypeError traceback)
+    path = tmp_path / "s.yaml"
+    path.write_text(text)
+    # Execute
+    with pytest.raises(InputError) as err:
+        load_scenario(path, seed=seed)
+    # Assert
+    assert err.value.field == "scenario"
+    assert ("empty" in err.value.reason) if kind == "empty" else ("list" in err.value.reason)
+
+
+def test_a_result_file_reruns_its_stored_scenario(tmp_path):
+    # Prepare: an equilibrium.json-like file holding a resolved (modified) scenario
+    sc = preset("tiny", seed=5).replace(rho=np.full(4, 0.25), name="mine")
+    path = tmp_path / "equilibrium.json"
+    path.write_text(json.dumps({"status": "converged", "allocations": [[0.0] * 2] * 4, "scenario": sc.to_dict()}))
+    # Execute
+    back = load_scenario(path)
+    # Assert
+    assert back.name == "mine" and back.seed == 5
+    for name in MU_FIELDS + PAIR_FIELDS + MSP_FIELDS:
+        np.testing.assert_array_equal(getattr(back, name), getattr(sc, name))
+    with pytest.raises(InputError) as err:  # its parameters are drawn already: no new seed
+        load_scenario(path, seed=1)
+    assert err.value.field == "seed"
+
+
+def test_an_error_inside_a_result_file_scenario_says_so(tmp_path):
+    data = preset("tiny").to_dict()
+    data["Rmax"] = [30.0, -1.0]
+    path = tmp_path / "equilibrium.json"
+    path.write_text(json.dumps({"allocations": [], "scenario": data}))
+    with pytest.raises(InputError) as err:
+        load_scenario(path)
+    assert err.value.field == "scenario.Rmax[1]"
+
+
+def test_a_scenario_file_is_named_after_the_file(tmp_path):
+    path = tmp_path / "highway_peak.toml"
+    path.write_text('preset = "tiny"\n')
+    assert load_scenario(path).name == "highway_peak"
+    path.write_text('preset = "tiny"\nname = "given"\n')
+    assert load_scenario(path).name == "given"

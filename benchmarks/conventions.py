@@ -1,0 +1,136 @@
+"""What every ``metatrading`` command shares: the output-folder policy and the progress bars.
+
+Output-folder policy (applied by :func:`benchmarks.cli.main` to every command with ``--out``,
+before the command does any work):
+
+- ``--out DIR`` must name a folder: not an empty string, not a file, not a path under a file,
+  and its nearest existing parent must accept a new folder.
+- A folder's files always describe one run. A ``DIR`` that already holds files is refused
+  unless ``--force`` (replace the previous results) or, for a command that checkpoints,
+  ``--resume`` (continue the run whose checkpoint is there). ``--resume`` on a missing or empty
+  folder is refused too: there is nothing to continue.
+- ``--force``: the previous results are moved aside (to a hidden sibling
+  ``.DIR.previous-*``), the command writes into a fresh empty ``DIR``, and the previous
+  results are deleted once the command has finished (exit 0, or 1 with its status reported).
+  If it stops on bad input (exit 2), an error or Ctrl-C, the new files are removed and the
+  previous results are moved back, unchanged.
+- A command that stops on bad input (exit 2) leaves nothing behind: a folder it created is
+  removed. A run into a new folder stopped by Ctrl-C or an error keeps what it wrote (a
+  checkpoint to ``--resume`` from).
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import sys
+import tempfile
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator
+
+from models.errors import InputError
+
+__all__ = ["check_out", "output_folder", "show_progress"]
+
+
+def show_progress(args: argparse.Namespace) -> bool:
+    """A progress bar only for a person watching: not with ``--quiet`` and not when stderr is
+    redirected to a file or a pipe (the bar would flood the log)."""
+    if getattr(args, "quiet", False) or getattr(args, "no_progress", False):
+        return False
+    try:
+        return sys.stderr.isatty()
+    except (AttributeError, ValueError):
+        return False
+
+
+def _nearest_existing(path: Path) -> Path:
+    p = path
+    while not p.exists():
+        if p.parent == p:
+            break
+        p = p.parent
+    return p
+
+
+def check_out(out: str, force: bool = False, resume: bool = False) -> None:
+    """Refuse an ``--out`` that cannot hold this run's results (InputError naming the flag).
+
+    Nothing is created or changed.
+    """
+    if force and resume:
+        raise InputError("--force", "cannot be combined with --resume (replace the results, or continue them)")
+    if not out or not out.strip():
+        raise InputError("--out", "must name a folder, got an empty string")
+    path = Path(out)
+    if path.exists() and not path.is_dir():
+        raise InputError("--out", f"not a folder: {out}")
+    for parent in path.parents:
+        if parent.exists() and not parent.is_dir():
+            raise InputError("--out", f"{out} is under a file ({parent}), not a folder")
+    base = _nearest_existing(path.absolute())
+    try:  # os.access says yes to root even on a read-only file system: try it
+        probe = tempfile.mkdtemp(prefix=".metatrading-probe-", dir=base)
+        os.rmdir(probe)
+    except OSError as exc:
+        raise InputError("--out", f"cannot create folders in {base} ({exc.strerror or exc})") from None
+    held = path.is_dir() and any(path.iterdir())
+    if force and held:
+        here, target = Path.cwd().resolve(), path.resolve()
+        if target == here or target in here.parents:
+            raise InputError("--force", f"will not replace {out}: it is the current folder or holds it")
+    if resume and not held:
+        raise InputError("--resume", f"nothing to resume: {out} holds no checkpoint")
+    if held and not force and not resume:
+        raise InputError("--out", f"{out} already holds results; pass --force to replace them"
+                                  " (or --resume where the command checkpoints)")
+
+
+@contextmanager
+def output_folder(out: str, force: bool = False) -> Iterator[dict]:
+    """Around a command's run: apply the ``--force`` swap and the no-trace-on-bad-input rule.
+
+    Yields a dict; the caller sets ``state["rc"]`` to the command's exit code.
+    """
+    path = Path(out)
+    created = None if path.exists() else _first_missing(path)
+    backup = None
+    if force and path.is_dir() and any(path.iterdir()):
+        backup = Path(tempfile.mkdtemp(prefix=f".{path.name}.previous-", dir=path.absolute().parent))
+        os.rmdir(backup)
+        os.rename(path, backup)
+        path.mkdir()
+    state: dict = {"rc": None}
+    try:
+        yield state
+    except BaseException:
+        # an error or Ctrl-C: a --force run gives the previous results back; a run into a new
+        # folder keeps what it wrote (its checkpoint, for --resume)
+        if backup is not None:
+            _undo(path, None, backup)
+        raise
+    if state["rc"] == 2:
+        _undo(path, created, backup)
+    elif backup is not None:
+        shutil.rmtree(backup, ignore_errors=True)
+
+
+def _first_missing(path: Path) -> Path:
+    """The outermost folder of ``path`` that does not exist yet (what a run would create)."""
+    p = path.absolute()
+    first = p
+    while not p.exists():
+        first = p
+        if p.parent == p:
+            break
+        p = p.parent
+    return first
+
+
+def _undo(path: Path, created: Path | None, backup: Path | None) -> None:
+    if backup is not None:
+        shutil.rmtree(path, ignore_errors=True)
+        os.rename(backup, path)
+    elif created is not None and created.exists():
+        shutil.rmtree(created, ignore_errors=True)

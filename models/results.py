@@ -1,0 +1,197 @@
+"""Typed loaders of the result files the ``metatrading`` commands write.
+
+Each file is validated by a pydantic model on reading, so a result that does not have the
+shape it claims is an :class:`~models.errors.InputError` naming the field, never a surprise
+later. Arrays come back as numpy arrays through the ``*_array`` properties; the resolved
+scenario of a solve comes back as a validated :class:`~models.scenario.Scenario`.
+
+>>> from models.results import load_equilibrium
+>>> eq = load_equilibrium("results/default/equilibrium.json")       # doctest: +SKIP
+>>> eq.status, eq.rewards_array, eq.certificate.max_deviation_gain  # doctest: +SKIP
+>>> eq.to_scenario().n_mu                                           # doctest: +SKIP
+
+``load_result(path)`` picks the model from the file's keys (``equilibrium.json``,
+``failure.json``, ``fl.json``).
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Optional
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from .errors import InputError
+from .scenario import Scenario, scenario_from_dict
+
+__all__ = [
+    "CertificateRecord",
+    "SweepRecord",
+    "EquilibriumResult",
+    "FailureResult",
+    "FLRunResult",
+    "load_equilibrium",
+    "load_failure",
+    "load_fl",
+    "load_result",
+]
+
+
+class _Record(BaseModel):
+    # results written by a newer version may carry more keys: keep them, do not fail
+    model_config = ConfigDict(extra="allow", frozen=True, strict=False)
+
+
+class CertificateRecord(_Record):
+    """The equilibrium certificate (MODEL.md section 5)."""
+
+    max_deviation_gain: Optional[float]
+    kkt_residual: Optional[float]
+    follower_unique: Optional[bool]
+    deviation_gains: list[Optional[float]] = []
+    follower_spread: Optional[float] = None
+    numpy_kkt_residual: Optional[float] = None
+
+
+class SweepRecord(_Record):
+    """One diagonalisation sweep of the history."""
+
+    sweep: int
+    rewards: list[float]
+    utilities: list[float]
+    step: float
+    relative_step: Optional[float] = None
+    stationarity: Optional[float] = None
+    iterations: int = 0
+
+
+class EquilibriumResult(_Record):
+    """``equilibrium.json`` of ``metatrading solve``: rewards ``R_m``, allocations ``f_nm`` (GHz),
+    IoM, utilities, certificate, per-sweep history, options and the resolved scenario."""
+
+    status: str
+    rewards: list[float]
+    allocations: list[list[float]]
+    iom: list[list[float]]
+    msp_utility: list[float]
+    mu_utility: list[float]
+    certificate: CertificateRecord
+    iterations: int
+    sweeps: int
+    seconds: float
+    timings: dict[str, float] = {}
+    history: list[SweepRecord] = []
+    options: dict[str, Any] = {}
+    scenario: dict[str, Any]
+
+    @property
+    def rewards_array(self) -> np.ndarray:
+        """``R``, shape (M,)."""
+        return np.asarray(self.rewards, dtype=float)
+
+    @property
+    def allocations_array(self) -> np.ndarray:
+        """``f``, shape (N, M), GHz."""
+        return np.asarray(self.allocations, dtype=float)
+
+    @property
+    def iom_array(self) -> np.ndarray:
+        return np.asarray(self.iom, dtype=float)
+
+    def to_scenario(self) -> Scenario:
+        """The resolved scenario the equilibrium was computed for (validated)."""
+        try:
+            return scenario_from_dict(self.scenario)
+        except InputError as err:
+            raise InputError(f"scenario.{err.field}", err.reason) from None
+
+
+class FailureResult(_Record):
+    """``failure.json`` of a ``metatrading solve`` that did not converge."""
+
+    status: str
+    message: str = ""
+    options: dict[str, Any] = {}
+    scenario: dict[str, Any]
+
+    def to_scenario(self) -> Scenario:
+        try:
+            return scenario_from_dict(self.scenario)
+        except InputError as err:
+            raise InputError(f"scenario.{err.field}", err.reason) from None
+
+
+class FLRunResult(_Record):
+    """``fl.json`` of ``metatrading fl``: per-round test accuracy and simulated time (s)."""
+
+    dataset: str
+    msp: int
+    aggregation: str
+    seed: int
+    rounds: int
+    accuracy: list[float]
+    sim_time: list[float]
+    participants: list[int] = []
+    wall_time: list[float] = []
+    target: float
+    time_to_target: Optional[float] = None
+    rounds_to_target: Optional[int] = None
+    final_accuracy: float
+    allocation_source: str = ""
+    path: str = ""
+    round_time: Optional[float] = None
+
+    def model_post_init(self, _context: Any) -> None:
+        if not (len(self.accuracy) == len(self.sim_time) == self.rounds):
+            raise ValueError(f"accuracy ({len(self.accuracy)}) and sim_time ({len(self.sim_time)}) "
+                             f"must hold one value per round ({self.rounds})")
+
+
+def _read_json(path: str | Path, field: str) -> Any:
+    p = Path(path)
+    if not p.is_file():
+        raise InputError(field, f"file not found: {path}")
+    try:
+        return json.loads(p.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise InputError(field, f"not a JSON file: {exc}") from None
+
+
+def _validate(model: type[_Record], data: Any, field: str, path: str | Path) -> Any:
+    if not isinstance(data, dict):
+        raise InputError(field, f"{path}: expected a JSON object, got {type(data).__name__}")
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        loc = "".join(f"[{x}]" if isinstance(x, int) else f".{x}" for x in err["loc"]).lstrip(".")
+        where = f"{field}: {loc}" if loc else field
+        raise InputError(where, f"{err['msg']} (in {path})") from None
+
+
+def load_equilibrium(path: str | Path, field: str = "equilibrium") -> EquilibriumResult:
+    """An ``equilibrium.json`` as an :class:`EquilibriumResult` (InputError naming the field)."""
+    return _validate(EquilibriumResult, _read_json(path, field), field, path)
+
+
+def load_failure(path: str | Path, field: str = "failure") -> FailureResult:
+    """A ``failure.json`` as a :class:`FailureResult`."""
+    return _validate(FailureResult, _read_json(path, field), field, path)
+
+
+def load_fl(path: str | Path, field: str = "fl") -> FLRunResult:
+    """An ``fl.json`` as an :class:`FLRunResult`."""
+    return _validate(FLRunResult, _read_json(path, field), field, path)
+
+
+def load_result(path: str | Path, field: str = "result") -> EquilibriumResult | FailureResult | FLRunResult:
+    """Any result file of the toolkit, typed by its keys."""
+    data = _read_json(path, field)
+    if isinstance(data, dict) and "accuracy" in data:
+        return _validate(FLRunResult, data, field, path)
+    if isinstance(data, dict) and "allocations" in data:
+        return _validate(EquilibriumResult, data, field, path)
+    if isinstance(data, dict) and "status" in data and "scenario" in data:
+        return _validate(FailureResult, data, field, path)
+    raise InputError(field, f"{path}: not a result of metatrading solve or fl")

@@ -1,0 +1,312 @@
+"""benchmarks.cli: the conventions every command shares, and a table of bad inputs over every
+command (issue 11): one line naming the flag or field, a non-zero exit, no traceback, and both a
+new and an existing output folder left as they were."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from benchmarks.cli import BENCHES, COMMANDS, build_parser, main
+from models.scenario import generate, preset
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+# ---------------------------------------------------------------- fixtures of the table
+def _write_equilibrium(path: Path, sc, f) -> Path:
+    path.write_text(json.dumps({"status": "converged", "allocations": np.asarray(f).tolist(), "rewards": [1.0] * sc.n_msp,
+                                "iom": np.zeros_like(np.asarray(f)).tolist(), "scenario": sc.to_dict()}))
+    return path
+
+
+@pytest.fixture
+def files(tmp_path):
+    """Inputs of the table, an existing results folder and a path for a new one."""
+    d = tmp_path / "inputs"
+    d.mkdir()
+    sc = generate(4, 2, seed=2).replace(D=np.full((4, 2), 20.0), L=1)
+    ok_f = np.tile(sc.F[:, None] / 4, (1, 2))
+    over = ok_f.copy()
+    over[1, 0] = 100.0
+    bad_sc = sc.to_dict()
+    bad_sc["Rmax"] = [30.0, -1.0]
+    (d / "bad_sc.json").write_text(json.dumps({"allocations": ok_f.tolist(), "scenario": bad_sc}))
+    (d / "empty.yaml").write_text("")
+    (d / "list.yaml").write_text("- 1\n- 2\n")
+    (d / "rmax_str.toml").write_text('preset = "tiny"\nRmax = "30"\n')
+    (d / "rmax_bool.toml").write_text('preset = "tiny"\nRmax = true\n')
+    (d / "a_file.txt").write_text("not a folder")
+    (d / "fl_bad.json").write_text(json.dumps({"dataset": "mnist5k", "accuracy": [0.5]}))
+    (d / "fl_ok.json").write_text(json.dumps({"dataset": "mnist5k", "msp": 0, "aggregation": "iom", "seed": 0,
+                                              "rounds": 1, "accuracy": [0.5], "sim_time": [1.0], "target": 0.9,
+                                              "final_accuracy": 0.5}))
+    existing = tmp_path / "existing"
+    existing.mkdir()
+    (existing / "equilibrium.json").write_text('{"old": true}')
+    (existing / "notes.txt").write_text("a previous run")
+    return {
+        "tmp": tmp_path, "new": tmp_path / "new" / "run", "existing": existing,
+        "alloc": _write_equilibrium(d / "alloc.json", sc, ok_f),
+        "over": _write_equilibrium(d / "over.json", sc, over),
+        "bad_sc": d / "bad_sc.json", "empty": d / "empty.yaml", "list": d / "list.yaml",
+        "rmax_str": d / "rmax_str.toml", "rmax_bool": d / "rmax_bool.toml", "file": d / "a_file.txt",
+        "fl_bad": d / "fl_bad.json", "fl_ok": d / "fl_ok.json",
+    }
+
+
+def _snapshot(folder: Path) -> dict:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+NEW, OLD = "{new}", "{existing}"
+FL = ["fl", "--rounds", "1", "--threads", "1"]
+# (argv, text the one error line must contain); {name} is replaced by the fixture's path
+TABLE = [
+    # the output folder, for every command (defect 1, defect 7)
+    (["solve", "--scenario", "tiny", "--out", ""], "--out: must name a folder"),
+    (["solve", "--scenario", "tiny", "--out", "{file}/sub"], "--out"),
+    (["solve", "--scenario", "tiny", "--out", "{file}"], "--out: not a folder"),
+    (["solve", "--scenario", "tiny", "--out", "/proc/metatrading-results"], "--out: cannot create folders"),
+    (["solve", "--scenario", "tiny", "--out", OLD], "--out"),
+    ([*FL, "--out", ""], "--out"),
+    ([*FL, "--out", "{file}/sub"], "--out"),
+    ([*FL, "--out", OLD], "--force"),
+    (["bench", "epec", "--sizes", "4x2", "--out", ""], "--out"),
+    (["bench", "epec", "--sizes", "4x2", "--out", "{file}/x/y"], "--out"),
+    (["bench", "fl", "--out", OLD], "--out"),
+    (["bench", "derivatives", "--sizes", "5", "--out", "{file}/x"], "--out"),
+    (["bench", "derivatives", "--sizes", "5"], "--out"),
+    (["plot-fl", "{fl_ok}", "--out", ""], "--out"),
+    (["plot-fl", "{fl_ok}", "--out", OLD], "--out"),
+    # solve: scenario and options
+    (["solve", "--scenario", "nosuch", "--out", NEW], "scenario"),
+    (["solve", "--scenario", "{empty}", "--seed", "3", "--out", NEW], "scenario"),
+    (["solve", "--scenario", "{list}", "--seed", "3", "--out", NEW], "scenario"),
+    (["solve", "--scenario", "{rmax_str}", "--out", NEW], "Rmax"),
+    (["solve", "--scenario", "{rmax_bool}", "--out", NEW], "Rmax"),
+    (["solve", "--scenario", "{bad_sc}", "--out", NEW], "scenario.Rmax[1]"),
+    (["solve", "--scenario", "{alloc}", "--seed", "2", "--out", NEW], "seed"),
+    (["solve", "--tol", "0", "--out", NEW], "--tol"),
+    (["solve", "--tol", "abc", "--out", NEW], "--tol"),
+    (["solve", "--max-iter", "0", "--out", NEW], "--max-iter"),
+    (["solve", "--grid", "1", "--out", NEW], "--grid"),
+    (["solve", "--damping", "0", "--out", NEW], "--damping"),
+    (["solve", "--method", "newton", "--out", NEW], "--method"),
+    (["solve", "--seed", "-1", "--out", NEW], "seed"),
+    (["solve", "--colour", "red", "--out", NEW], "--colour"),
+    (["solve", "--tol", "-1", "--out", OLD, "--force"], "--tol"),
+    (["solve", "--scenario", "{rmax_str}", "--out", OLD, "--force"], "Rmax"),
+    # fl
+    ([*FL, "--rounds", "0", "--out", NEW], "--rounds"),
+    ([*FL, "--target", "1.5", "--out", NEW], "--target"),
+    ([*FL, "--threads", "0", "--out", NEW], "--threads"),
+    ([*FL, "--seed", "-2", "--out", NEW], "--seed"),
+    ([*FL, "--aggregation", "median", "--out", NEW], "--aggregation"),
+    ([*FL, "--allocation", "{alloc}", "--scenario", "tiny", "--out", NEW], "--scenario"),
+    ([*FL, "--allocation", "{alloc}", "--scenario-seed", "1", "--out", NEW], "--scenario-seed"),
+    ([*FL, "--allocation", "{over}", "--out", NEW], "CPU budget"),
+    ([*FL, "--allocation", "{bad_sc}", "--out", NEW], "scenario.Rmax[1]"),
+    ([*FL, "--allocation", "{tmp}/missing.json", "--out", NEW], "--allocation"),
+    ([*FL, "--allocation", "{alloc}", "--dataset", "cifar-1000", "--out", NEW], "dataset"),
+    ([*FL, "--allocation", "{alloc}", "--msp", "7", "--out", NEW], "msp"),
+    ([*FL, "--allocation", "{alloc}", "--resume", "--out", NEW], "--resume"),
+    ([*FL, "--allocation", "{alloc}", "--resume", "--out", OLD], "--resume"),
+    ([*FL, "--allocation", "{alloc}", "--resume", "--force", "--out", OLD], "--force"),
+    ([*FL, "--allocation", "{over}", "--force", "--out", OLD], "CPU budget"),
+    # bench epec
+    (["bench", "epec", "--sizes", "3y2", "--out", NEW], "--sizes"),
+    (["bench", "epec", "--sizes", "4x2", "--naive-max-n", "-1", "--out", NEW], "--naive-max-n"),
+    (["bench", "epec", "--sizes", "4x2", "--grid", "0", "--out", NEW], "--grid"),
+    (["bench", "epec", "--sizes", "4x2", "--seed", "-1", "--out", NEW], "seed"),
+    # bench fl
+    (["bench", "fl", "--clients", "0", "--out", NEW], "--clients"),
+    (["bench", "fl", "--reps", "0", "--out", NEW], "--reps"),
+    (["bench", "fl", "--flower-rounds", "-1", "--out", NEW], "--flower-rounds"),
+    (["bench", "fl", "--seed", "-1", "--out", NEW], "--seed"),
+    (["bench", "fl", "--samples", "100000", "--out", NEW], "--samples"),
+    # bench derivatives
+    (["bench", "derivatives", "--sizes", "2", "--out", NEW], "--sizes"),
+    (["bench", "derivatives", "--repeats", "0", "--out", NEW], "--repeats"),
+    (["bench", "derivatives", "--families", "tree", "--out", NEW], "--families"),
+    (["bench", "derivatives", "--seed", "-1", "--out", NEW], "--seed"),
+    # plot-fl, presets, the command itself
+    (["plot-fl", "{tmp}/missing.json", "--out", NEW], "FL_JSON"),
+    (["plot-fl", "{fl_bad}", "--out", NEW], "FL_JSON"),
+    (["plot-fl", "{fl_ok}", "--labels", "a,b", "--out", NEW], "--labels"),
+    (["plot-fl", "--out", NEW], "FL_JSON"),
+    (["presets", "--seed", "-1"], "--seed"),
+    (["presets", "--bogus"], "--bogus"),
+    (["nosuch"], "COMMAND"),
+    (["bench", "nosuch"], "TARGET"),
+]
+
+
+def _argv(argv, files):
+    return [a.format(**{k: str(v) for k, v in files.items()}) for a in argv]
+
+
+def test_the_table_covers_every_command_with_40_kinds_of_bad_input():
+    commands = {a[0] if a[0] != "bench" else f"bench {a[1]}" for a, _ in TABLE}
+    assert {*COMMANDS, *(f"bench {b}" for b in BENCHES)} <= commands
+    assert len(TABLE) >= 40
+
+
+@pytest.mark.parametrize("argv,text", TABLE, ids=[" ".join(a[:3]) + f"-{i}" for i, (a, _) in enumerate(TABLE)])
+def test_bad_input_gives_one_line_naming_the_field_and_changes_nothing(files, capsys, argv, text):
+    # Prepare
+    before = _snapshot(files["existing"])
+    siblings = set(os.listdir(files["tmp"]))
+    # Execute
+    rc = main(_argv(argv, files))
+    # Assert
+    err = capsys.readouterr().err
+    lines = err.strip().splitlines()
+    assert rc == 2
+    assert len(lines) == 1, err
+    assert text in lines[0] and "Traceback" not in err
+    assert not files["new"].exists() and not files["new"].parent.exists()
+    assert _snapshot(files["existing"]) == before
+    assert set(os.listdir(files["tmp"])) == siblings  # no staging or backup folder left behind
+
+
+@pytest.mark.parametrize("argv,text", [
+    (["solve", "--scenario", "tiny", "--out", ""], "--out"),
+    ([*FL, "--allocation", "{over}", "--out", NEW], "CPU budget"),
+    (["bench", "derivatives", "--sizes", "5"], "--out"),
+])
+def test_bad_input_through_a_real_process(files, argv, text):
+    # Prepare
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    # Execute
+    proc = subprocess.run([sys.executable, "-m", "benchmarks.cli", *_argv(argv, files)], cwd=files["tmp"],
+                          capture_output=True, text=True, env=env, timeout=300)
+    # Assert
+    lines = proc.stderr.strip().splitlines()
+    assert proc.returncode == 2 and len(lines) == 1 and text in lines[0], proc.stderr
+    assert not files["new"].exists()
+    assert sorted(os.listdir(files["tmp"])) == ["existing", "inputs"]  # nothing written into the cwd
+
+
+# ---------------------------------------------------------------- the output-folder policy
+def test_empty_out_writes_nothing_into_the_current_folder(tmp_path, monkeypatch, capsys):
+    # defect 1: --out "" wrote equilibrium.json and convergence.png into the current folder
+    monkeypatch.chdir(tmp_path)
+    assert main(["solve", "--scenario", "tiny", "--grid", "5", "--out", ""]) == 2
+    assert os.listdir(tmp_path) == []
+
+
+def test_out_under_a_file_is_refused_before_any_work(tmp_path, capsys, monkeypatch):
+    # defect 1: NotADirectoryError traceback after the whole solve
+    import epec
+
+    calls = []
+    monkeypatch.setattr(epec, "solve_scenario", lambda *a, **k: calls.append(1))
+    (tmp_path / "some.toml").write_text('preset = "tiny"\n')
+    rc = main(["solve", "--scenario", "tiny", "--out", str(tmp_path / "some.toml" / "sub")])
+    assert rc == 2 and calls == []
+    assert "under a file" in capsys.readouterr().err
+
+
+def test_a_failure_next_to_a_later_success_is_impossible(tmp_path, capsys):
+    # Prepare: defect 7, a failed solve leaves failure.json
+    out = tmp_path / "run"
+    assert main(["solve", "--scenario", "tiny", "--out", str(out), "--max-iter", "1", "--tol", "1e-12"]) == 1
+    assert (out / "failure.json").exists()
+    # Execute: the next run into that folder is refused, then replaces it with --force
+    refused = main(["solve", "--scenario", "tiny", "--grid", "5", "--out", str(out)])
+    forced = main(["solve", "--scenario", "tiny", "--grid", "5", "--out", str(out), "--force"])
+    # Assert: the folder describes one run, the successful one
+    assert refused == 2 and forced == 0
+    assert sorted(os.listdir(out)) == ["convergence.png", "equilibrium.json"]
+    assert sorted(os.listdir(tmp_path)) == ["run"]
+
+
+@pytest.mark.parametrize("out", [".", ".."])
+def test_force_never_replaces_the_current_folder_or_one_above_it(tmp_path, monkeypatch, capsys, out):
+    here = tmp_path / "project" / "work"
+    here.mkdir(parents=True)
+    (here / "notes.txt").write_text("mine")
+    monkeypatch.chdir(here)
+    assert main(["solve", "--scenario", "tiny", "--out", out, "--force"]) == 2
+    assert "--force: will not replace" in capsys.readouterr().err
+    assert (here / "notes.txt").read_text() == "mine" and sorted(os.listdir(tmp_path)) == ["project"]
+
+
+def test_force_gives_the_previous_results_back_when_the_run_is_interrupted(tmp_path, capsys, monkeypatch):
+    # Prepare: a finished folder, and a run that is interrupted (Ctrl-C) after writing a file
+    import benchmarks.presets_cmd as cmd
+
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "fl.json").write_text("old")
+
+    def interrupted(args):
+        (Path(args.out) / "fl_checkpoint.pt").write_text("new, from another seed")
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cmd, "run", interrupted)
+    monkeypatch.setattr(cmd, "add_arguments", lambda p: p.add_argument("--out", required=True))
+    # Execute
+    rc = main(["presets", "--out", str(out), "--force"])
+    # Assert: the old results are back, alone
+    assert rc == 130
+    assert _snapshot(out) == {"fl.json": b"old"}
+    assert sorted(os.listdir(tmp_path)) == ["run"]
+
+
+def test_every_command_with_out_gets_force_and_quiet():
+    parser = build_parser()
+    subs = parser._subparsers._group_actions[0].choices
+    parsers = [p for name, p in subs.items() if name != "bench"]
+    parsers += list(subs["bench"]._subparsers._group_actions[0].choices.values())
+    for p in parsers:
+        flags = p._option_string_actions
+        assert "--quiet" in flags, p.prog
+        if "--out" in flags:
+            assert "--force" in flags, p.prog
+
+
+def test_help_text_for_every_flag_and_no_backticks():
+    parser = build_parser()
+    assert "`" not in parser.format_help()
+    subs = parser._subparsers._group_actions[0].choices
+    parsers = [p for name, p in subs.items() if name != "bench"]
+    parsers += list(subs["bench"]._subparsers._group_actions[0].choices.values())
+    for p in parsers:
+        assert "`" not in p.format_help(), p.prog
+        for action in p._actions:
+            if action.option_strings or action.dest not in ("help",):
+                assert action.help, f"{p.prog} {action.option_strings or action.dest} has no help"
+    flower = next(a for a in subs["bench"]._subparsers._group_actions[0].choices["fl"]._actions
+                  if "--flower-rounds" in a.option_strings)
+    assert "0 leaves" in flower.help
+
+
+def test_version_and_presets(capsys):
+    from importlib.metadata import version
+
+    assert main(["--version"]) == 0
+    assert capsys.readouterr().out.strip() == f"metatrading {version('metatrading')}"
+    assert main(["presets"]) == 0
+    out = capsys.readouterr().out
+    for name in ("tiny", "default", "large", "xl"):
+        sc = preset(name)
+        row = next(line.split() for line in out.splitlines() if line.split()[:1] == [name])
+        assert row[1:3] == [str(sc.n_mu), str(sc.n_msp)]
+
+
+def test_no_progress_bar_off_a_terminal_or_with_quiet(tmp_path, capfd):
+    from types import SimpleNamespace
+
+    from benchmarks.conventions import show_progress
+
+    assert show_progress(SimpleNamespace(quiet=True)) is False
+    assert main(["solve", "--scenario", "tiny", "--grid", "5", "--out", str(tmp_path / "a")]) == 0
+    err = capfd.readouterr().err
+    assert "sweep" not in err and "\r" not in err  # stderr is captured (not a terminal): no bar
