@@ -116,6 +116,7 @@ def bench_size(n: int, m: int, args: argparse.Namespace, options: Any, bar: Any 
     res = epec.solve_epec(model, leaders=[model.msp], followers=[model.mu], method=args.method, mode=args.mode,
                           tol=args.tol, max_iter=args.max_iter, certify=True,
                           certificate=epec.CertificateOptions(grid=args.grid), options=options,
+                          global_search=epec.GlobalOptions(moves=args.global_moves, starts=args.starts),
                           progress=lambda stage, done, total: show(f"{stage} {done}"
                                                                    + (f"/{total}" if stage == "certificate" else "")))
     cert = res.certificate

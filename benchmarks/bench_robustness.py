@@ -138,11 +138,13 @@ def run(args: argparse.Namespace) -> int:
         raise InputError("--verify-grid", f"must be >= 0, got {args.verify_grid}")
     from tqdm import tqdm
 
+    from benchmarks.conventions import show_progress
     from models.io import atomic_write_json
 
     out = Path(args.out)
     t0 = time.perf_counter()
-    with tqdm(total=args.count, desc="random scenarios", file=sys.stderr, leave=False) as bar:
+    with tqdm(total=args.count, desc="random scenarios", file=sys.stderr, leave=False,
+              disable=not show_progress(args)) as bar:
         def tick(row: dict) -> None:
             bar.set_postfix_str(f"seed {row['seed']}: {row['status']}")
             bar.update(1)

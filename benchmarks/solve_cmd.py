@@ -49,6 +49,11 @@ def add_epec_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--tol", type=float, default=1e-6, help="tolerance on the leaders' step per sweep (default 1e-6)")
     parser.add_argument("--max-iter", type=int, default=50, help="most diagonalisation sweeps (default 50)")
     parser.add_argument("--grid", type=int, default=41, help="deviation-grid points per leader in the certificate (default 41)")
+    parser.add_argument("--global-moves", type=int, default=8,
+                        help="times a leader that gains by deviating from a stopped point is moved to its best deviation "
+                             "before the start is given up (default 8; 0: stop at the first refuted point)")
+    parser.add_argument("--starts", type=int, default=2,
+                        help="further random start profiles tried when a start ends without a certified point (default 2)")
 
 
 def check_epec_args(args: argparse.Namespace) -> None:
@@ -60,6 +65,10 @@ def check_epec_args(args: argparse.Namespace) -> None:
         raise InputError("--max-iter", f"must be >= 1, got {args.max_iter}")
     if args.grid < 2:
         raise InputError("--grid", f"must be >= 2, got {args.grid}")
+    if args.global_moves < 0:
+        raise InputError("--global-moves", f"must be >= 0, got {args.global_moves}")
+    if args.starts < 0:
+        raise InputError("--starts", f"must be >= 0, got {args.starts}")
 
 
 def _check_args(args: argparse.Namespace) -> None:
@@ -140,7 +149,7 @@ def run(args: argparse.Namespace) -> int:
     _check_args(args)
     from benchmarks.conventions import show_progress
     from benchmarks.plots import convergence_plot
-    from epec import solve_scenario
+    from epec import GlobalOptions, solve_scenario
     from models.io import atomic_write_json
     from models.iom import iom_matrix
     from models.scenario import load_scenario
@@ -149,11 +158,14 @@ def run(args: argparse.Namespace) -> int:
     sc = load_scenario(args.scenario, seed=args.seed)
     out = Path(args.out)
     options = {"method": args.method, "mode": args.mode, "tol": args.tol, "max_iter": args.max_iter,
-               "damping": args.damping, "grid": args.grid, "leader_step": args.leader_step}
+               "damping": args.damping, "grid": args.grid, "leader_step": args.leader_step,
+               "global_moves": args.global_moves, "starts": args.starts}
     t0 = time.perf_counter()
     bars = _Bars(show_progress(args))
     try:
-        sol = solve_scenario(sc, callback=bars.on_sweep, progress=bars.on_progress, **options)
+        solve_options = {k: v for k, v in options.items() if k not in ("global_moves", "starts")}
+        sol = solve_scenario(sc, callback=bars.on_sweep, progress=bars.on_progress,
+                             global_search=GlobalOptions(moves=args.global_moves, starts=args.starts), **solve_options)
     finally:
         bars.close()
     res = sol.result

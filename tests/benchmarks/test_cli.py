@@ -135,6 +135,12 @@ TABLE = [
     (["bench", "derivatives", "--repeats", "0", "--out", NEW], "--repeats"),
     (["bench", "derivatives", "--families", "tree", "--out", NEW], "--families"),
     (["bench", "derivatives", "--seed", "-1", "--out", NEW], "--seed"),
+    # bench robustness
+    (["bench", "robustness", "--count", "0", "--out", NEW], "--count"),
+    (["bench", "robustness", "--seed", "-3", "--out", NEW], "--seed"),
+    (["bench", "robustness", "--grid", "1", "--out", NEW], "--grid"),
+    (["bench", "robustness", "--verify-grid", "-1", "--out", NEW], "--verify-grid"),
+    (["bench", "robustness", "--count", "2", "--out", OLD], "--out"),
     # plot-fl, presets, the command itself
     (["plot-fl", "{tmp}/missing.json", "--out", NEW], "FL_JSON"),
     (["plot-fl", "{fl_bad}", "--out", NEW], "FL_JSON"),

@@ -53,6 +53,33 @@ def test_failed_solve_exits_1_and_writes_no_results(tmp_path):
     assert json.loads((out / "failure.json").read_text())["status"] == "max_iter"
 
 
+def test_refuted_point_exits_1_with_the_certificate_and_best_deviations(tmp_path, capsys):
+    # Prepare: the first reproducer, with the global moves switched off, stops at a point
+    # where MSP 3 (at R = 0) gains by posting a larger reward
+    scen = tmp_path / "trapped.json"
+    scen.write_text(json.dumps({"n_mu": 8, "n_msp": 6, "seed": 3893, "mechanism": "unit_price", "L": 1,
+                                "Rmax": [0.10890879970680446, 0.9970635097246182, 0.6214069178558589,
+                                         61.77287568379547, 0.349701012863344, 2.5552933173249417]}))
+    out = tmp_path / "run"
+    # Execute
+    rc = main(["solve", "--scenario", str(scen), "--out", str(out), "--grid", "21", "--global-moves", "0",
+               "--starts", "0", "--quiet"])
+    # Assert: exit 1, the verdict printed, only failure.json written, with the evidence
+    assert rc == 1
+    assert "not_certified" in capsys.readouterr().out
+    assert sorted(p.name for p in out.iterdir()) == ["failure.json"]
+    fail = json.loads((out / "failure.json").read_text())
+    assert fail["status"] == "not_certified" and "msp[3]" in fail["message"]
+    cert = fail["certificate"]
+    assert cert["holds"] is False and cert["deviation_gains"][3] > 1.0
+    assert cert["best_deviations"][3] > 0.5 and any("msp[3]" in r for r in cert["reasons"])
+    # ... and with the global moves (the default) the same scenario is certified
+    out2 = tmp_path / "run2"
+    assert main(["solve", "--scenario", str(scen), "--out", str(out2), "--grid", "21", "--quiet"]) == 0
+    eq = json.loads((out2 / "equilibrium.json").read_text())
+    assert eq["status"] == "converged" and eq["certificate"]["holds"] is True
+
+
 def _write(path, data):
     if path.suffix == ".toml":
         lines = []
