@@ -97,6 +97,9 @@ class Certificate:
 
 #: random starts tried by Newton for one uniqueness start before Ipopt takes the last one
 _NEWTON_DRAWS = 10
+#: Newton draws of one uniqueness start before the caller's random start is tried (cheap draws
+#: first: on the presets the first converges)
+_HINT_AFTER = 2
 
 
 def _box(lo: np.ndarray, hi: np.ndarray, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -365,11 +368,14 @@ def _certify_newton(game: Any, options: Any, tick: Callable[[], None]) -> Certif
         # Newton's basin from a far start is not global (about half of the uniform starts on the
         # default scenario): a few draws before Ipopt's homotopy, which costs ~30x more
         z_end = None
-        hinted = game.hinted_start(z_star, x_star, rng)  # the caller's random start, if any
-        if hinted is not None:
-            r = resp.solve(hinted, y_star, p, retry_cold=False)
-            z_end = r.z if r.ok else None
-        for _attempt in range(_NEWTON_DRAWS if z_end is None else 0):
+        for attempt in range(_NEWTON_DRAWS):
+            if attempt == _HINT_AFTER:
+                # the caller's random start (see solve_epec's follower_start), polished by Newton
+                hinted = game.hinted_start(z_star, x_star, rng)
+                r = resp.solve(hinted, y_star, p, retry_cold=False) if hinted is not None else None
+                if r is not None and r.ok:
+                    z_end = r.z
+                    break
             z = random_start()
             r = resp.solve(z, y_star, p, cold=True)
             if r.ok:

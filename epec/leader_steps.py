@@ -77,12 +77,21 @@ def implicit_step(game: Game, i: int, state: FollowerState) -> tuple[np.ndarray,
                             sensitivity=True)
             count["newton"] += r.iterations
             count["evals"] += 1
+            if not r.ok or r.lu is None:  # the caller's start for the followers, if any
+                hinted = game.hinted_start(start.z, [y[pos] for pos in resp.leader_pos])
+                if hinted is not None:
+                    r2 = resp.solve(hinted, y, start.p, sensitivity=True, retry_cold=False)
+                    count["newton"] += r2.iterations
+                    r = r2 if r2.ok and r2.lu is not None else r
             if not r.ok or r.lu is None:
                 raise StepFailed(f"no follower response at {ld.name} = {xi.tolist()} ({r.status.name})",
                                   np.array(xi, dtype=float))
             Fx = resp.system.input_jacobian(r.z, y, start.p, resp.options.mu)[:, resp.leader_pos[i]]
             last.update(z=r.z, x=np.array(xi, dtype=float), lu=r.lu, Fx=Fx)
             v, g = resp.utility_gradient(i, r, y, start.p, Fx=Fx)
+            if not (math.isfinite(v) and np.all(np.isfinite(g))):  # never hand a NaN to a search
+                raise StepFailed(f"non-finite utility or gradient of {ld.name} at {xi.tolist()}",
+                                 np.array(xi, dtype=float))
             cache[key] = (v, g, r, y)
         v, g, _, _ = cache[key]
         return -v, -g

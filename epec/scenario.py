@@ -94,17 +94,14 @@ def solve_scenario(
     from models.equilibrium import follower_equilibrium, follower_kkt_residual
     from models.game import allocations, build_game, rewards
 
-    # The followers start at their equilibrium at the first rewards (Rmax / 2), from the
-    # independent numpy solver: Newton's cold start (a continuation in the smoothing) lost its way
-    # on a few corners of the model's range (tiny energy prices, a reward cap of 0); a warm one
-    # from the answer does not. When that solver does not converge, the even split is the start.
-    first = follower_equilibrium(scenario, scenario.Rmax / 2.0)
-    model = build_game(scenario, f0=first.f if first.converged else None)
+    model = build_game(scenario)
     free = [(n, m) for n in model.MU for m in model.MSP if not model.mu[n].f[m].fixed]
 
     def numpy_start(decisions: list, rng: np.random.Generator | None = None) -> list | None:
-        """The followers' equilibrium from the numpy best-response solver (MODEL.md section 5),
-        from its default start, or with ``rng`` from a random feasible split of every budget
+        """The followers' equilibrium from the numpy best-response solver, for the Newton
+        response to start from where its own starts fail (Newton's cold start, a continuation
+        in the smoothing, lost its way on a few corners of the model's range: tiny energy
+        prices, reward caps of 0); with ``rng``, from a random feasible split of every budget
         (the certificate's uniqueness starts)."""
         R = np.array([float(d[0]) for d in decisions])
         f0 = None
