@@ -4,15 +4,16 @@ from __future__ import annotations
 import time
 from typing import Any, Sequence
 
+import numpy as np
 import pyomo.environ as pyo
 from pyomo.core.base.block import BlockData
 
 from .certificate import certify_game
 from .game import Game, expand_players, finish, make_solver
 from .kkt import owned_by
-from .options import CertificateOptions
+from .options import CertificateOptions, GlobalOptions
 from .reformulation import make_mode
-from .results import GameResult, GameStatus
+from .results import GameResult, GameStatus, GlobalMove
 
 __all__ = ["solve_bilevel"]
 
@@ -27,6 +28,7 @@ def solve_bilevel(
     certificate: CertificateOptions = CertificateOptions(),
     solver: Any = None,
     options: Any = None,
+    global_search: GlobalOptions = GlobalOptions(),
 ) -> GameResult:
     """Bilevel program: the leader (the model's active objective, over every unfixed Var no
     follower owns) subject to the followers' Nash equilibrium, as one MPEC (Dempe,
@@ -35,7 +37,15 @@ def solve_bilevel(
     ``min_x F(x, y) s.t. G(x) <= 0, y solves the followers' KKT system``, with the
     complementarity reformulated by ``mode``. Parameters as :func:`solve_nash`, plus
     ``certify`` / ``certificate`` (see :func:`epec.certify`, MODEL.md section 5).
+
+    Ipopt finds a local solution of the MPEC; the certificate scans the leader's whole range.
+    ``ok`` only when it holds: when the scan finds a better decision, the MPEC is solved again
+    from there (up to ``global_search.moves`` times, each recorded in ``moves``), and a point
+    whose certificate still fails is ``NOT_CERTIFIED`` with the reasons in the message.
+    ``certify=False`` gives ``UNCERTIFIED`` (the point is loaded, but not ok).
     """
+    if not isinstance(global_search, GlobalOptions):
+        raise ValueError(f"global_search: must be a GlobalOptions, got {type(global_search).__name__}")
     t0 = time.perf_counter()
     followers = expand_players(followers)
     objs = [o for o in model.component_data_objects(pyo.Objective, active=True, descend_into=True)
@@ -46,19 +56,37 @@ def solve_bilevel(
                    if not v.fixed and not any(owned_by(v, f) for f in followers)]
     game = Game(model, followers, [("leader", leader_vars, objs[0])], make_mode(mode),
                 make_solver(solver, options), lift)
+    ld = game.leaders[0]
     # Start the MPEC from the followers' equilibrium at the initial leader point.
     runs = [game.respond(None, warm=False)]
-    for v in game.leaders[0].vars:
-        v.unfix()
-    ld = game.leaders[0]
-    run = game.mode.solve(game.data, game.solver, ld.objective, warm=runs[0].ok)
-    runs.append(run)
-    iters = sum(r.iterations for r in runs)
-    if not run.ok:
-        return finish(game, GameStatus.SOLVER_FAILED, run.message, iters, 1, t0, runs)
-    cert, cert_s = None, 0.0
-    if certify:
+    cert, cert_s, moves = None, 0.0, []
+    status, message = GameStatus.CONVERGED, ""
+    while True:
+        for v in ld.vars:
+            v.unfix()
+        run = game.mode.solve(game.data, game.solver, ld.objective, warm=runs[-1].ok)
+        runs.append(run)
+        if not run.ok:
+            status, message = GameStatus.SOLVER_FAILED, run.message
+            break
+        if not certify:
+            status, message = GameStatus.UNCERTIFIED, "stopped, not certified (certify=False)"
+            break
         tc = time.perf_counter()
         cert = certify_game(game, certificate)
-        cert_s = time.perf_counter() - tc
-    return finish(game, GameStatus.CONVERGED, "", iters, 1, t0, runs, certificate=cert, cert_seconds=cert_s)
+        cert_s += time.perf_counter() - tc
+        if cert.holds:
+            status, message = GameStatus.CONVERGED, ""
+            break
+        status, message = GameStatus.NOT_CERTIFIED, "certificate fails: " + "; ".join(cert.reasons)
+        if not cert.profitable or len(moves) >= global_search.moves:
+            break
+        x = ld.values()
+        moves.append(GlobalMove(len(moves) + 1, (tuple(float(t) for t in x),), cert.utilities,
+                                cert.deviation_gains, cert.best_deviations, 0))
+        # the MPEC again, from the followers' equilibrium at the best deviation found
+        runs.append(game.respond([np.clip(np.asarray(cert.best_deviations[0], dtype=float), ld.lower, ld.upper)],
+                                 warm=True))
+    iters = sum(r.iterations for r in runs)
+    return finish(game, status, message, iters, 1, t0, runs, certificate=cert, cert_seconds=cert_s,
+                  moves=tuple(moves))

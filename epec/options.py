@@ -71,8 +71,12 @@ class CertificateOptions:
         ... and the followers' KKT residual is at most this. Default 1e-6.
     max_failed : float
         ... and at most this fraction of each leader's deviation evaluations found no follower
-        response (no follower equilibrium there: an infeasible decision, or a solver failure). Default
-        0.5: a leader whose scan mostly failed has not been checked.
+        response. Default 1 (no limit): in a general game a decision where the followers have no
+        equilibrium is an infeasible one (Bard's example 5.1.1 has them on 70% of the leader's
+        range), not a gap in the check. Where the followers always have an equilibrium (the
+        MetaTrading game: a concave game, Rosen 1965) a failed evaluation is a solver's failure,
+        and :func:`epec.solve_scenario` sets 0.5: a leader whose scan mostly failed has not
+        been checked.
     """
 
     grid: int = 41
@@ -86,7 +90,7 @@ class CertificateOptions:
     gain_rtol: float = 1e-6
     gain_atol: float = 1e-8
     kkt_tol: float = 1e-6
-    max_failed: float = 0.5
+    max_failed: float = 1.0
 
     def __post_init__(self) -> None:
         for name, low in (("grid", 2), ("refine_iter", 1), ("directions", 1), ("starts", 0),
@@ -97,8 +101,8 @@ class CertificateOptions:
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
                 raise ValueError(f"{name}: must be > 0, got {value!r}")
         if isinstance(self.max_failed, bool) or not isinstance(self.max_failed, (int, float)) \
-                or not 0 <= self.max_failed < 1:
-            raise ValueError(f"max_failed: must be in [0, 1), got {self.max_failed!r}")
+                or not 0 <= self.max_failed <= 1:
+            raise ValueError(f"max_failed: must be in [0, 1], got {self.max_failed!r}")
 
     def gain_tolerance(self, utility: float) -> float:
         """The largest deviation gain still called no gain for a leader of utility ``utility``."""

@@ -78,8 +78,9 @@ def solve_scenario(
         As :func:`epec.solve_epec` (defaults: Gauss-Seidel, Scholtes, 1e-6, 50 sweeps, no
         damping, implicit leader steps).
     grid : int, default 41
-        Deviation-grid points per MSP in the certificate (:class:`epec.CertificateOptions`;
-        a ``certificate=`` keyword replaces it).
+        Deviation-grid points per MSP in the certificate (:class:`epec.CertificateOptions`, with
+        ``max_failed=0.5``: the MUs' game always has an equilibrium, so a failed evaluation is
+        the solver's; a ``certificate=`` keyword replaces both).
     certify : bool, default True
     **epec_options
         Any other keyword of :func:`epec.solve_epec`.
@@ -115,7 +116,8 @@ def solve_scenario(
         model, leaders=[model.msp], followers=[model.mu], method=method, mode=mode, damping=damping,
         tol=tol, max_iter=max_iter, certify=certify,
         leader_step=LeaderStep(leader_step), callback=callback, progress=progress,
-        **{"certificate": CertificateOptions(grid=grid), "follower_start": numpy_start, **epec_options},
+        **{"certificate": CertificateOptions(grid=grid, max_failed=0.5), "follower_start": numpy_start,
+           **epec_options},
     )
     if not res.ok:
         return ScenarioSolution(scenario, res, model)

@@ -141,7 +141,7 @@ def test_golden_search_survives_failed_evaluations():
     assert len(calls) == 30 and all(0.0 <= c <= 1.0 for c in calls)
 
 
-@pytest.mark.parametrize("field, value", [("gain_rtol", 0.0), ("kkt_tol", -1.0), ("max_failed", 1.0),
+@pytest.mark.parametrize("field, value", [("gain_rtol", 0.0), ("kkt_tol", -1.0), ("max_failed", 1.5),
                                           ("gain_atol", True)])
 def test_certificate_tolerances_are_validated(field, value):
     with pytest.raises(ValueError, match=field):
