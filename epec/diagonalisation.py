@@ -184,8 +184,10 @@ def solve_epec(
             i = max(cert.profitable, key=lambda j: cert.relative_gains[j])
             sweeps.moves.append(GlobalMove(len(sweeps.history), tuple(tuple(float(t) for t in a) for a in x),
                                            cert.utilities, cert.deviation_gains, cert.best_deviations, i))
-            if any(_close(x, old, tol) for old in refuted) or len(refuted) >= global_search.moves:
-                status, message = GameStatus.NO_EQUILIBRIUM, _no_equilibrium(game, sweeps.moves, len(refuted))
+            revisit = any(_close(x, old, tol) for old in refuted)
+            if revisit or len(refuted) >= global_search.moves:
+                status, message = GameStatus.NO_EQUILIBRIUM, _no_equilibrium(game, sweeps.moves, revisit,
+                                                                              len(refuted))
                 break
             refuted.append([a.copy() for a in x])
             x = [a.copy() for a in x]
@@ -225,14 +227,14 @@ def _random_profile(game: Game, rng: np.random.Generator) -> list[np.ndarray]:
     return out
 
 
-def _no_equilibrium(game: Game, moves: list[GlobalMove], count: int) -> str:
+def _no_equilibrium(game: Game, moves: list[GlobalMove], revisit: bool, count: int) -> str:
     """The evidence of a run without a pure equilibrium: the last refuted profiles, each with
     every leader's gain."""
     def profile(mv: GlobalMove) -> str:
         xs = ", ".join(f"{ld.name}={_fmt(d)} (gain {g:.4g})" for ld, d, g in zip(game.leaders, mv.decisions, mv.gains))
         return f"[{xs}]"
 
-    why = "came back to a refuted profile" if count < len(moves) else f"{count} global moves"
+    why = "came back to a refuted profile" if revisit else f"{count} global moves"
     last = "; ".join(profile(mv) for mv in moves[-3:])
     return f"no pure equilibrium found ({why}); last refuted profiles: {last}"
 
