@@ -52,10 +52,13 @@ class SolverOptions:
         solved (default 1e-12).
     max_iter : int
         Most Newton iterations (default 60).
+    compile : bool
+        Run the Newton step through ``torch.compile`` (default False; the first call compiles).
     """
 
     tol: float = 1e-12
     max_iter: int = 60
+    compile: bool = False
 
     def __post_init__(self) -> None:
         if not (self.tol > 0):
@@ -178,6 +181,56 @@ def _natural_residual(f: torch.Tensor, mu: torch.Tensor, g: torch.Tensor, F: tor
     return torch.maximum(stat, bud)
 
 
+def _newton_step(cf: Coefficients, Rb: torch.Tensor, has: torch.Tensor, F: torch.Tensor, f: torch.Tensor,
+                 mu: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """One semismooth Newton step from ``(f, mu)``; also the natural residual at ``(f, mu)``."""
+    M = f.shape[-1]
+    zero = torch.zeros((), dtype=f.dtype, device=f.device)
+    eye = torch.eye(M, dtype=f.dtype, device=f.device)
+    I, I1, I2 = _iom_derivatives(cf, f)
+    T = I.sum(-2, keepdim=True)
+    q, qI, qT = _payment_derivatives(cf, Rb, I, T)
+    c1, c2 = _cost_derivatives(cf, f)
+    g = q * I1 - c1
+    residual = _natural_residual(f, mu, g, F)
+    a = qI * I1 * I1 + q * I2 - c2  # dg/df at fixed T (< 0)
+    b = qT * I1  # dg/dT
+    x = 1.0 / a
+    # Active sets (primal-dual): a pair is free when its own Newton step keeps f > 0; a
+    # budget binds when the free pairs' allocation at mu = 0 would exceed it.
+    free = has & (f + (mu.unsqueeze(-1) - g) * x > 0)
+    xf = torch.where(free, x, zero)
+    s = xf.sum(-1)  # sum of 1/a over the free pairs (< 0 when any)
+    base = torch.where(free, f - g * x, zero)
+    cap = base.sum(-1)
+    binding = (s < 0) & (cap > F)
+    ssafe = torch.where(binding, s, -torch.ones_like(s))
+    # f_new = base + x (mu_new - b dT) on free pairs (0 elsewhere), mu_new = alpha_n + beta_n . dT:
+    # mu and f are eliminated per MU, leaving M unknowns dT per market.
+    alpha_n = torch.where(binding, (F - cap) / ssafe, zero)
+    beta_nm = torch.where(binding.unsqueeze(-1), b * xf / ssafe.unsqueeze(-1), zero)
+    c = torch.where(free, base + xf * alpha_n.unsqueeze(-1), zero)
+    # dT = sum_n I1 (f_new - f):  (1 - A) dT = r with A = (I1 x)^T beta - diag(sum_n I1 x b).
+    w = I1 * xf
+    A = torch.einsum("bnm,bnk->bmk", w, beta_nm) - torch.diag_embed((w * b).sum(-2))
+    r = (I1 * (c - f)).sum(-2)
+    dT = torch.linalg.solve(eye - A, r.unsqueeze(-1)).squeeze(-1)  # (B, M)
+    bdT = torch.einsum("bnk,bk->bn", beta_nm, dT)
+    f_new = c + xf * (bdT.unsqueeze(-1) - b * dT.unsqueeze(-2))
+    mu_new = alpha_n + bdT
+    return torch.minimum(f_new.clamp(min=0.0), F.unsqueeze(-1)), mu_new.clamp(min=0.0), residual
+
+
+_COMPILED: list[Any] = []
+
+
+def _compiled_step() -> Any:
+    """:func:`_newton_step` through ``torch.compile`` (built once per process)."""
+    if not _COMPILED:
+        _COMPILED.append(torch.compile(_newton_step, dynamic=True))
+    return _COMPILED[0]
+
+
 def solve_followers(
     cf: Coefficients,
     R: Any,
@@ -215,48 +268,16 @@ def solve_followers(
     else:
         f = torch.as_tensor(f0, dtype=dt, device=dev).expand(B, N, M).clone()
     mu = torch.zeros(B, N, dtype=dt, device=dev)
-    eye = torch.eye(M, dtype=dt, device=dev)
-    zero = torch.zeros((), dtype=dt, device=dev)
     tol = options.tol
     residual = torch.full((B,), math.inf, dtype=dt, device=dev)
+    step = _compiled_step() if options.compile else _newton_step
     it = 0
     for it in range(1, options.max_iter + 1):
-        I, I1, I2 = _iom_derivatives(cf, f)
-        T = I.sum(-2, keepdim=True)
-        q, qI, qT = _payment_derivatives(cf, Rb, I, T)
-        c1, c2 = _cost_derivatives(cf, f)
-        g = q * I1 - c1
-        residual = _natural_residual(f, mu, g, F)
+        f_new, mu_new, residual = step(cf, Rb, has, F, f, mu)
         if bool((residual <= tol).all()):
             break
-        a = qI * I1 * I1 + q * I2 - c2  # dg/df at fixed T (< 0)
-        b = qT * I1  # dg/dT
-        x = 1.0 / a
-        # Active sets (primal-dual): a pair is free when its own Newton step keeps f > 0; a
-        # budget binds when the free pairs' allocation at mu = 0 would exceed it.
-        free = has & (f + (mu.unsqueeze(-1) - g) * x > 0)
-        xf = torch.where(free, x, zero)
-        s = xf.sum(-1)  # sum of 1/a over the free pairs (< 0 when any)
-        base = torch.where(free, f - g * x, zero)
-        cap = base.sum(-1)
-        binding = (s < 0) & (cap > F)
-        ssafe = torch.where(binding, s, -torch.ones_like(s))
-        # f_new = base + x (mu_new - b dT) on free pairs (0 elsewhere), mu_new = alpha_n + beta_n . dT:
-        # mu and f are eliminated per MU, leaving M unknowns dT per market.
-        alpha_n = torch.where(binding, (F - cap) / ssafe, zero)
-        beta_nm = torch.where(binding.unsqueeze(-1), b * xf / ssafe.unsqueeze(-1), zero)
-        c = torch.where(free, base + xf * alpha_n.unsqueeze(-1), zero)
-        # dT = sum_n I1 (f_new - f):  (1 - A) dT = r with A = (I1 x)^T beta - diag(sum_n I1 x b).
-        w = I1 * xf
-        A = torch.einsum("bnm,bnk->bmk", w, beta_nm) - torch.diag_embed((w * b).sum(-2))
-        r = (I1 * (c - f)).sum(-2)
-        dT = torch.linalg.solve(eye - A, r.unsqueeze(-1))  # (B, M, 1)
-        bdT = torch.einsum("bnk,bk->bn", beta_nm, dT.squeeze(-1))
-        dT = dT.transpose(-1, -2)  # (B, 1, M)
-        f_new = c + xf * (bdT.unsqueeze(-1) - b * dT)
-        mu_new = alpha_n + bdT
-        f = torch.minimum(f_new.clamp(min=0.0), F.unsqueeze(-1))
-        mu = mu_new.clamp(min=0.0)
+        f, mu = f_new, mu_new
+    zero = torch.zeros((), dtype=dt, device=dev)
     # Newton reaches a pair's zero only in the limit: a leftover below 1e-14 F_n is that zero.
     f = torch.where(f <= 1e-14 * F.unsqueeze(-1), zero, f)
     I = iom(f, cf.Q, cf.alpha, cf.beta)

@@ -98,6 +98,7 @@ def train_pricing(
     market: MarketOptions | None = None,
     checkpoint_every: float = 30.0,
     reference: tuple[np.ndarray, np.ndarray] | None = None,
+    solve_reference: bool = True,
 ) -> TrainingResult:
     """Train one PPO pricing agent per MSP of ``scenario`` until the budget is spent.
 
@@ -126,6 +127,8 @@ def train_pricing(
         Seconds between checkpoints (one is always written at the end).
     reference : (rewards, utilities), optional
         The EPEC to compare with (default: :func:`epec.solve_scenario` of ``scenario``, stationary only).
+    solve_reference : bool
+        Solve that default reference (default True; False trains without one, e.g. for timing).
 
     Returns
     -------
@@ -149,7 +152,7 @@ def train_pricing(
         if state.get("fingerprint") != json.loads(json.dumps(fp)):
             raise InputError("--resume", f"checkpoint {ckpt_path} was made with another scenario, config, seed or mode")
     out.mkdir(parents=True, exist_ok=True)
-    if reference is None and not dynamic:
+    if reference is None and not dynamic and solve_reference:
         reference = state["reference"] if state is not None else _reference(scenario)
     ref_R, ref_V = reference if reference is not None else (None, None)
 
@@ -224,6 +227,9 @@ def train_pricing(
         if ref_R is not None:
             entry["reward_gap_pct"] = (100.0 * (np.array(R_det) - ref_R) / np.abs(ref_R)).tolist()
         log.append(entry)
+        if time.perf_counter() - t_ckpt >= checkpoint_every:
+            save_checkpoint()
+            t_ckpt = time.perf_counter()
         if callable(progress):
             progress(entry)
         if bar is not None:
@@ -232,9 +238,6 @@ def train_pricing(
                 post["gap%"] = " ".join(f"{g:+.1f}" for g in entry["reward_gap_pct"])
             bar.set_postfix(post, refresh=False)
             bar.update(1)
-        if time.perf_counter() - t_ckpt >= checkpoint_every:
-            save_checkpoint()
-            t_ckpt = time.perf_counter()
     if bar is not None:
         bar.close()
     save_checkpoint()
