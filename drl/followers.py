@@ -52,13 +52,10 @@ class SolverOptions:
         solved (default 1e-12).
     max_iter : int
         Most Newton iterations (default 60).
-    compile : bool
-        Run the Newton step through ``torch.compile`` (default False; the first call compiles).
     """
 
     tol: float = 1e-12
     max_iter: int = 60
-    compile: bool = False
 
     def __post_init__(self) -> None:
         if not (self.tol > 0):
@@ -221,16 +218,6 @@ def _newton_step(cf: Coefficients, Rb: torch.Tensor, has: torch.Tensor, F: torch
     return torch.minimum(f_new.clamp(min=0.0), F.unsqueeze(-1)), mu_new.clamp(min=0.0), residual
 
 
-_COMPILED: list[Any] = []
-
-
-def _compiled_step() -> Any:
-    """:func:`_newton_step` through ``torch.compile`` (built once per process)."""
-    if not _COMPILED:
-        _COMPILED.append(torch.compile(_newton_step, dynamic=True))
-    return _COMPILED[0]
-
-
 def solve_followers(
     cf: Coefficients,
     R: Any,
@@ -270,10 +257,9 @@ def solve_followers(
     mu = torch.zeros(B, N, dtype=dt, device=dev)
     tol = options.tol
     residual = torch.full((B,), math.inf, dtype=dt, device=dev)
-    step = _compiled_step() if options.compile else _newton_step
     it = 0
     for it in range(1, options.max_iter + 1):
-        f_new, mu_new, residual = step(cf, Rb, has, F, f, mu)
+        f_new, mu_new, residual = _newton_step(cf, Rb, has, F, f, mu)
         if bool((residual <= tol).all()):
             break
         f, mu = f_new, mu_new
