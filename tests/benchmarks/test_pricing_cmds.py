@@ -107,3 +107,15 @@ def test_bench_pricing_smoke(tmp_path):
     assert all(r["converged"] and r["max_abs_f_diff_numpy"] < 1e-8 for r in batched)
     assert data["rows"][2]["max_abs_f_diff_batched"] < 1e-8
     assert data["training"]["market_rounds"] > 0
+
+
+def test_validate_several_policies_gives_confidence_intervals(trained, tmp_path):
+    rc = main(["validate", "--policy", f"{trained},{trained}", "--scenario", "tiny", "--out", str(tmp_path / "m"),
+               "--grid", "11", "--warmup", "4", "--no-progress"])
+    assert rc == 0
+    m = json.loads((tmp_path / "m" / "validation.json").read_text())
+    assert m["policies"] == 2 and len(m["runs"]) == 2
+    assert len(m["reward_gap_pct_ci"]) == 2 and m["reward_gap_pct_ci"][0]["n"] == 2
+    # the same policy twice: zero spread
+    assert m["reward_gap_pct_ci"][0]["half_width"] == pytest.approx(0.0, abs=1e-9)
+    assert len(m["within_targets"]) == 2
