@@ -92,7 +92,7 @@ def _plot(path: Path, res: dict[str, Any]) -> None:
             title += f" +/- {ci['half_width']:.2f} (95% CI over seeds)"
         ax.set_title(title)
         ax.set_xlabel("round")
-        ax.set_ylabel("MSP utility gap to the round's EPEC, % (mean over MSPs)")
+        ax.set_ylabel("utility gap to round EPEC, % (MSP mean)")
         ax.legend(fontsize=8)
     fig.tight_layout()
     atomic_save(path, lambda tmp: fig.savefig(tmp, format="png", dpi=110))
