@@ -103,7 +103,25 @@ def _plot(path: Path, res: dict[str, Any]) -> None:
 TARGETS = {"reward_gap_pct": 2.0, "utility_gap_pct": 0.5, "deviation_gain_pct": 0.1}
 
 
-def _aggregate(runs: list[dict[str, Any]], policies: list[Any]) -> dict[str, Any]:
+def rounds_to_stay_within(training_json: Path, pct: float = TARGETS["reward_gap_pct"]) -> int | None:
+    """Market rounds after which every logged reward gap of a training run stayed within ``pct``
+    percent of the EPEC until the end (None when the log has no gaps or never settles)."""
+    import json
+
+    if not training_json.exists():
+        return None
+    ups = json.loads(training_json.read_text()).get("updates", [])
+    if not ups or "reward_gap_pct" not in ups[-1]:
+        return None
+    out = None
+    for u in reversed(ups):
+        if max(abs(g) for g in u["reward_gap_pct"]) > pct:
+            break
+        out = u["market_rounds"]
+    return out
+
+
+def _aggregate(runs: list[dict[str, Any]], policies: list[Any], dirs: list[str]) -> dict[str, Any]:
     """Several policies' stationary validations: per-MSP means with 95% CIs over the policies."""
     from drl import confidence_interval
 
@@ -119,6 +137,9 @@ def _aggregate(runs: list[dict[str, Any]], policies: list[Any]) -> dict[str, Any
     rounds = [p.budget["market_rounds"] for p in policies]
     out["market_rounds"] = confidence_interval(rounds)
     out["training_seconds"] = confidence_interval([p.budget["seconds"] for p in policies])
+    settle = [rounds_to_stay_within(Path(d) / "training.json") for d in dirs]
+    out["market_rounds_to_stay_within_2pct"] = settle
+    out["market_rounds_to_stay_within_2pct_ci"] = confidence_interval([np.nan if x is None else x for x in settle])
     out["within_targets"] = [bool(all(np.all(np.abs(r[k]) <= v) for k, v in TARGETS.items())) for r in runs]
     out["targets"] = TARGETS
     out["runs"] = runs
@@ -174,7 +195,7 @@ def run(args: argparse.Namespace) -> int:
             ref = epec.solve_scenario(sc, grid=args.grid)
             runs = [validate_stationary(sc, play_stationary(p, sc, args.warmup)[-1], reference=ref, grid=args.grid,
                                         progress=progress) for p in policies]
-            res = _aggregate(runs, policies)
+            res = _aggregate(runs, policies, [d for d in args.policy.split(",") if d.strip()])
         else:
             R = play_stationary(pricing, sc, args.warmup)[-1] if args.policy is not None else pricing
             res = validate_stationary(sc, R, grid=args.grid, progress=progress)
@@ -204,8 +225,10 @@ def run(args: argparse.Namespace) -> int:
             cis = ", ".join(f"{c['mean']:+.3f} +/- {c['half_width']:.3f}" for c in res[key + "_ci"])
             print(f"{key} over {res['policies']} policies (mean +/- 95% CI half-width, per MSP): {cis}")
         mr = res["market_rounds"]
-        print(f"market rounds of training: {mr['mean']:.0f} +/- {mr['half_width']:.0f}; all targets met by "
-              f"{sum(res['within_targets'])}/{res['policies']} policies")
+        st = res["market_rounds_to_stay_within_2pct_ci"]
+        st_text = "n/a" if st["mean"] is None else f"{st['mean']:.0f}" + ("" if st["half_width"] is None else f" +/- {st['half_width']:.0f}")
+        print(f"market rounds of training: {mr['mean']:.0f} +/- {mr['half_width']:.0f}; rounds after which every reward "
+              f"gap stayed within 2%: {st_text}; all targets met by {sum(res['within_targets'])}/{res['policies']} policies")
     if res["mode"] == "dynamic":
         ci = res["mean_gap_pct"]
         hw = "n/a" if ci["half_width"] is None else f"{ci['half_width']:.3f}"

@@ -119,3 +119,14 @@ def test_validate_several_policies_gives_confidence_intervals(trained, tmp_path)
     # the same policy twice: zero spread
     assert m["reward_gap_pct_ci"][0]["half_width"] == pytest.approx(0.0, abs=1e-9)
     assert len(m["within_targets"]) == 2
+
+
+def test_rounds_to_stay_within(tmp_path):
+    from benchmarks.validate_cmd import rounds_to_stay_within
+
+    path = tmp_path / "training.json"
+    gaps = [[5.0, 1.0], [1.0, 1.5], [3.0, 0.1], [1.0, -1.9], [0.5, 0.2]]
+    path.write_text(json.dumps({"updates": [{"market_rounds": 10 * (k + 1), "reward_gap_pct": g} for k, g in enumerate(gaps)]}))
+    assert rounds_to_stay_within(path) == 40
+    assert rounds_to_stay_within(path, pct=0.1) is None
+    assert rounds_to_stay_within(tmp_path / "missing.json") is None
