@@ -58,6 +58,22 @@ def test_batched_equilibrium_matches_the_ipopt_reference(mechanism):
     # Prepare: the followers' Nash game through Pyomo/Ipopt, smoothed complementarity a b = 1e-20
     sc = preset("default").replace(mechanism=mechanism)
     R = np.array([[13.0, 9.0, 3.0], [30.0, 0.0, 17.5]])
+    _check_against_ipopt(sc, R)
+    # every regime: an MU skipping a paying MSP, binding and slack budgets
+    f = solve_followers(Coefficients.of(sc), R).f.numpy()
+    if mechanism is Mechanism.UNIT_PRICE:
+        return  # prices of 3-30 per unit IoM make every budget bind
+    assert ((f == 0) & (R[:, None, :] > 0)).any()
+    assert (f.sum(-1) > sc.F - 1e-9).any() and (f.sum(-1) < sc.F - 1e-3).any()
+
+
+@pytest.mark.parametrize("n, m, seed", [(9, 2, 11), (14, 4, 12)])
+def test_batched_equilibrium_matches_the_ipopt_reference_on_random_scenarios(n, m, seed):
+    sc = generate(n, m, seed=seed)
+    _check_against_ipopt(sc, _random_rewards(sc, 5, seed)[2:])
+
+
+def _check_against_ipopt(sc, R):
     eq = solve_followers(Coefficients.of(sc), R)
     for b in range(R.shape[0]):
         model = build_game(sc)
@@ -70,12 +86,6 @@ def test_batched_equilibrium_matches_the_ipopt_reference(mechanism):
         # Assert
         assert res.ok, res.message
         np.testing.assert_allclose(eq.f[b].numpy(), allocations(model), rtol=0, atol=1e-8)
-    # every regime: an MU skipping a paying MSP, binding and slack budgets
-    f = eq.f.numpy()
-    if mechanism is Mechanism.UNIT_PRICE:
-        return  # prices of 3-30 per unit IoM make every budget bind
-    assert ((f == 0) & (R[:, None, :] > 0)).any()
-    assert (f.sum(-1) > sc.F - 1e-9).any() and (f.sum(-1) < sc.F - 1e-3).any()
 
 
 def test_a_batch_of_different_scenarios_in_one_call():
