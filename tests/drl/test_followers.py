@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import torch
 
 import epec
 from drl.followers import Coefficients, SolverOptions, scenario_arrays, solve_followers
