@@ -23,6 +23,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "fl": ("benchmarks.fl_cmd", "run federated learning driven by an allocation"),
     "presets": ("benchmarks.presets_cmd", "list the scenario presets with their sizes"),
     "plot-fl": ("benchmarks.plot_fl_cmd", "overlay the accuracy curves of several fl.json runs"),
+    "train-pricing": ("benchmarks.train_pricing_cmd", "train independent PPO pricing agents (one per MSP)"),
+    "validate": ("benchmarks.validate_cmd", "gaps of learned or given rewards to the certified EPEC"),
 }
 #: bench target -> (module, help)
 BENCHES: dict[str, tuple[str, str]] = {
@@ -30,6 +32,7 @@ BENCHES: dict[str, tuple[str, str]] = {
     "fl": ("benchmarks.bench_fl", "FL trainer throughput (vectorised, sequential, Flower)"),
     "derivatives": ("benchmarks.bench_derivatives", "exact-derivative back ends: CasADi vs Pyomo symbolic"),
     "robustness": ("benchmarks.bench_robustness", "EPEC solves over random scenarios from the model's whole range"),
+    "pricing": ("benchmarks.bench_pricing", "batched follower equilibria per second and market rounds per second"),
 }
 
 DESCRIPTION = ("MetaTrading: exact equilibria of FL incentive mechanisms for vehicular metaverse services, "
