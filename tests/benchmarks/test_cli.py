@@ -135,6 +135,15 @@ TABLE = [
     (["bench", "derivatives", "--repeats", "0", "--out", NEW], "--repeats"),
     (["bench", "derivatives", "--families", "tree", "--out", NEW], "--families"),
     (["bench", "derivatives", "--seed", "-1", "--out", NEW], "--seed"),
+    # train-pricing, validate, bench pricing
+    (["train-pricing", "--seconds", "0", "--out", NEW], "--seconds"),
+    (["train-pricing", "--scenario", "nosuch", "--seconds", "1", "--out", NEW], "scenario"),
+    (["train-pricing", "--seconds", "1", "--out", OLD], "--out"),
+    (["validate", "--rewards", "1.0,2.0", "--scenario", "default", "--out", NEW], "--rewards"),
+    (["validate", "--rewards", "1.0,2.0,-3.0", "--scenario", "default", "--out", NEW], "--rewards"),
+    (["validate", "--policy", "{file}", "--scenario", "default", "--out", NEW], "--policy"),
+    (["bench", "pricing", "--batches", "0", "--out", NEW], "--batches"),
+    (["bench", "pricing", "--repeats", "0", "--out", NEW], "--repeats"),
     # bench robustness
     (["bench", "robustness", "--count", "0", "--out", NEW], "--count"),
     (["bench", "robustness", "--seed", "-3", "--out", NEW], "--seed"),
