@@ -13,6 +13,7 @@ from .equilibrium import (
     follower_uniqueness,
     leader_deviation_gain,
 )
+from .dynamics import DynamicsOptions, MarketState, Trajectory, base_distances, trajectory
 from .errors import InputError
 from .game import allocations, build_game, rewards, set_allocations, set_rewards
 from .io import atomic_save, atomic_write_bytes, atomic_write_json, atomic_write_text, to_jsonable
@@ -52,6 +53,7 @@ from .utility import (
 
 __all__ = [
     "InputError",
+    "DynamicsOptions", "MarketState", "Trajectory", "base_distances", "trajectory",
     "EquilibriumOptions", "FollowerEquilibrium", "FollowerKKTResidual", "best_response", "follower_equilibrium",
     "follower_gradient", "follower_kkt_residual", "follower_uniqueness", "leader_deviation_gain",
     "allocations", "build_game", "rewards", "set_allocations", "set_rewards",
