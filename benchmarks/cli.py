@@ -20,6 +20,7 @@ from models.errors import InputError
 COMMANDS: dict[str, tuple[str, str]] = {
     "solve": ("benchmarks.solve_cmd", "compute and certify the EPEC equilibrium of a scenario"),
     "fl": ("benchmarks.fl_cmd", "run federated learning driven by an allocation"),
+    "compare": ("benchmarks.compare_cmd", "compare pricing schemes on dynamic markets with FL on real images"),
 }
 #: bench target -> (module, help)
 BENCHES: dict[str, tuple[str, str]] = {
