@@ -87,7 +87,7 @@ class CompareConfig:
     data_root: str | None = None
     schemes: tuple[str, ...] = ()
     seeds: int = 3
-    rounds: int = 20
+    rounds: int = 10
     target: float | None = None
     epochs: int | None = None
     alpha: float = 0.5

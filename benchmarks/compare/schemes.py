@@ -276,12 +276,12 @@ class DRLScheme(Scheme):
             self._source = f"loaded from {folder}"
         else:
             folder = setup.out / "drl_policy"
-            if not folder.exists():
+            if not (folder / "policy.pt").is_file():  # absent, or a training interrupted: (re)start it
                 drl.train_pricing(setup.base, out=folder, seconds=setup.drl_seconds, seed=0, dynamic=True,
-                                  device="cpu", progress=setup.progress)
-                self._source = f"trained for {setup.base.name} into {folder}"
+                                  device="cpu", progress=setup.progress, resume=folder.exists())
+                self._source = f"trained for {setup.base.name} (dynamic market) into {folder}"
             else:
-                self._source = f"trained for {setup.base.name}, reused from {folder}"
+                self._source = f"trained for {setup.base.name} (dynamic market), reused from {folder}"
         self._policy = drl.load_policy(folder)
         if int(self._policy.n_msp) != setup.base.n_msp:
             raise InputError("--drl-policy", f"the policy has {self._policy.n_msp} MSPs, the scenario "
