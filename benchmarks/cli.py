@@ -21,12 +21,15 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "solve": ("benchmarks.solve_cmd", "compute and certify the EPEC equilibrium of a scenario"),
     "fl": ("benchmarks.fl_cmd", "run federated learning driven by an allocation"),
     "compare": ("benchmarks.compare_cmd", "compare pricing schemes on dynamic markets with FL on real images"),
+    "train-pricing": ("benchmarks.train_pricing_cmd", "train independent PPO pricing agents (one per MSP)"),
+    "validate": ("benchmarks.validate_cmd", "gaps of learned or given rewards to the certified EPEC"),
 }
 #: bench target -> (module, help)
 BENCHES: dict[str, tuple[str, str]] = {
     "epec": ("benchmarks.bench_epec", "EPEC solve time against the rebuild-every-step approach"),
     "fl": ("benchmarks.bench_fl", "FL trainer throughput (vectorised, sequential, Flower)"),
     "derivatives": ("benchmarks.bench_derivatives", "exact-derivative back ends: CasADi vs Pyomo symbolic"),
+    "pricing": ("benchmarks.bench_pricing", "batched follower equilibria per second and market rounds per second"),
 }
 
 

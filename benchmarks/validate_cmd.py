@@ -1,0 +1,167 @@
+"""``metatrading validate``: how far learned (or any) pricing is from the certified EPEC.
+
+``--policy DIR`` (a ``train-pricing`` output) or ``--rewards R1,R2,...`` (rewards from anywhere).
+Stationary: the policy plays ``--warmup`` rounds of the market (deterministic actions, each MSP
+fed its own outcome) and its last rewards are compared with :func:`epec.solve_scenario`'s
+certified equilibrium, then certified with :func:`epec.certify` (deviation gains). Dynamic
+(``--dynamic --rounds T --seeds ...``): each round of each seed's trajectory against that
+round's EPEC oracle, with 95% confidence intervals over seeds.
+
+Writes ``DIR/validation.json`` (``rewards``, ``epec_rewards``, ``msp_utility``,
+``epec_msp_utility``, ``utility_gap_pct``, ``reward_gap_pct``, ``deviation_gain_pct``,
+``max_deviation_gain_pct``; dynamic adds ``per_round`` and ``mean_gap_pct`` with its CI) and
+``DIR/validation.png``. Bad input: one line naming the flag, exit 2, nothing written; an EPEC
+reference that is not certified: exit 1, nothing written.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from models.errors import InputError
+
+__all__ = ["add_arguments", "run", "parse_floats"]
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--policy", help="a train-pricing output folder (policy.pt)")
+    src.add_argument("--rewards", help="comma-separated rewards, one per MSP, e.g. 12.0,9.1,13.0")
+    p.add_argument("--scenario", default="default", help="preset or scenario file (default: default)")
+    p.add_argument("--dynamic", action="store_true", help="validate per round in the dynamic market against each round's EPEC")
+    p.add_argument("--rounds", type=int, default=20, help="dynamic rounds per seed (default 20)")
+    p.add_argument("--seeds", default="0,1,2,3,4", help="dynamic trajectory seeds (default 0,1,2,3,4)")
+    p.add_argument("--warmup", type=int, default=32, help="stationary: rounds the policy plays before its rewards are read (default 32)")
+    p.add_argument("--grid", type=int, default=41, help="deviation-grid points per MSP in the certificate (default 41)")
+    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def parse_floats(text: str, flag: str) -> list[float]:
+    try:
+        return [float(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise InputError(flag, f"expected comma-separated numbers, got {text!r}") from None
+
+
+def parse_seeds(text: str) -> list[int]:
+    try:
+        seeds = [int(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise InputError("--seeds", f"expected comma-separated integers, got {text!r}") from None
+    if not seeds or min(seeds) < 0:
+        raise InputError("--seeds", f"expected integers >= 0, got {text!r}")
+    return seeds
+
+
+def _plot(path: Path, res: dict[str, Any]) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from models.io import atomic_save
+
+    M = len(res["rewards"])
+    x = np.arange(M)
+    if res["mode"] == "stationary":
+        fig, axes = plt.subplots(1, 2, figsize=(10, 4))
+        for ax, key, label in ((axes[0], "rewards", "reward R_m"), (axes[1], "msp_utility", "utility V_m")):
+            ax.bar(x - 0.2, res[key], 0.4, label="validated")
+            ax.bar(x + 0.2, res["epec_" + key], 0.4, label="EPEC")
+            ax.set_xticks(x, [f"MSP {m}\n{g:+.2f}%" for m, g in
+                              enumerate(res["reward_gap_pct" if key == "rewards" else "utility_gap_pct"])])
+            ax.set_ylabel(label)
+            ax.legend(fontsize=8)
+        axes[0].set_title(f"{res['scenario']}: max deviation gain {res['max_deviation_gain_pct']:.3f}% of V")
+    else:
+        fig, ax = plt.subplots(figsize=(8, 4))
+        for seed in res["seeds"]:
+            rows = [r for r in res["per_round"] if r["seed"] == seed and r["oracle_ok"]]
+            ax.plot([r["round"] for r in rows], [r["mean_gap_pct"] for r in rows], marker=".", label=f"seed {seed}")
+        ci = res["mean_gap_pct"]
+        ax.axhline(0.0, color="k", lw=0.8)
+        title = f"{res['scenario']} dynamic: mean utility gap {ci['mean']:+.2f}%"
+        if ci["half_width"] is not None:
+            title += f" +/- {ci['half_width']:.2f} (95% CI over seeds)"
+        ax.set_title(title)
+        ax.set_xlabel("round")
+        ax.set_ylabel("MSP utility gap to the round's EPEC, % (mean over MSPs)")
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    atomic_save(path, lambda tmp: fig.savefig(tmp, format="png", dpi=110))
+    plt.close(fig)
+
+
+def run(args: argparse.Namespace) -> int:
+    from models.scenario import load_scenario
+
+    sc = load_scenario(args.scenario)
+    if args.rounds < 1:
+        raise InputError("--rounds", f"must be >= 1, got {args.rounds}")
+    if args.warmup < 1:
+        raise InputError("--warmup", f"must be >= 1, got {args.warmup}")
+    if args.grid < 2:
+        raise InputError("--grid", f"must be >= 2, got {args.grid}")
+    seeds = parse_seeds(args.seeds)
+    from drl import check_rewards, load_policy, play_stationary, validate_dynamic, validate_stationary
+    from models.io import atomic_write_json
+
+    if args.policy is not None:
+        pol = load_policy(args.policy)
+        if pol.n_msp != sc.n_msp or pol.n_mu != sc.n_mu:
+            raise InputError("--policy", f"trained for {pol.n_mu} MUs x {pol.n_msp} MSPs, but --scenario {sc.name} has "
+                                         f"{sc.n_mu} x {sc.n_msp}")
+        pricing: Any = pol
+    else:
+        pricing = check_rewards(sc, parse_floats(args.rewards, "--rewards"))
+    from tqdm import tqdm
+
+    bar = None if args.no_progress else tqdm(desc="validate", file=sys.stderr, leave=False)
+
+    def progress(stage: str, done: int, total: int) -> None:
+        if bar is not None:
+            bar.total = total
+            bar.set_description(stage)
+            bar.n = done
+            bar.refresh()
+
+    try:
+        if args.dynamic:
+            res = validate_dynamic(sc, pricing, rounds=args.rounds, seeds=seeds, grid=max(args.grid // 2, 5),
+                                   progress=progress)
+        else:
+            R = play_stationary(pricing, sc, args.warmup)[-1] if args.policy is not None else pricing
+            res = validate_stationary(sc, R, grid=args.grid, progress=progress)
+    except RuntimeError as err:
+        if bar is not None:
+            bar.close()
+        print(f"metatrading validate: {err}", file=sys.stderr)
+        return 1
+    if bar is not None:
+        bar.close()
+    res["source"] = {"policy": args.policy} if args.policy is not None else {"rewards": args.rewards}
+    if args.policy is not None:
+        res["policy_budget"] = pricing.budget
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write_json(out / "validation.json", res)
+    _plot(out / "validation.png", res)
+    M = sc.n_msp
+    print(f"validation of {sc.name} ({res['mode']}) against the certified EPEC")
+    print(f"{'MSP':>4} {'reward':>9} {'EPEC R':>9} {'R gap %':>8} {'V':>9} {'EPEC V':>9} {'V gap %':>8} {'dev gain %':>10}")
+    for m in range(M):
+        print(f"{m:>4} {res['rewards'][m]:>9.4f} {res['epec_rewards'][m]:>9.4f} {res['reward_gap_pct'][m]:>+8.3f} "
+              f"{res['msp_utility'][m]:>9.3f} {res['epec_msp_utility'][m]:>9.3f} {res['utility_gap_pct'][m]:>+8.3f} "
+              f"{res['deviation_gain_pct'][m]:>10.4f}")
+    if res["mode"] == "dynamic":
+        ci = res["mean_gap_pct"]
+        hw = "n/a" if ci["half_width"] is None else f"{ci['half_width']:.3f}"
+        print(f"mean per-round utility gap {ci['mean']:+.3f}% (95% CI half-width {hw}, {ci['n']} seeds); "
+              f"oracle failed in {res['oracle_failed_rounds']} rounds")
+    print(f"wrote {out}/validation.json, validation.png")
+    return 0

@@ -1,0 +1,289 @@
+"""Independent PPO pricing: M learners, one per MSP, trained in E parallel markets.
+
+:func:`train_pricing` is the loop (CleanRL's shape: one seeding block, rollout, GAE, one
+update per agent, metrics under namespaces). Each agent acts on its own observation
+(:class:`drl.market.History`) and learns from its own reward ``V_m / lambda_m``. The run stops
+at its budget (wall-clock seconds, or a number of updates), writes checkpoints (``--resume``
+continues from the last one and ends with the same weights as an uninterrupted run on CPU),
+``training.json`` (per update: rewards, utilities, market rounds so far), ``training.png``
+and the trained policy ``policy.pt`` (:func:`drl.load_policy`).
+"""
+from __future__ import annotations
+
+import json
+import math
+import random
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import torch
+
+from models.errors import InputError
+from models.io import atomic_save, atomic_write_json
+from models.scenario import Scenario
+
+from .agent import PPOConfig, PricingAgent
+from .market import FEATURES, History, Market, MarketOptions
+
+__all__ = ["TrainingResult", "train_pricing", "POLICY_FILE", "CHECKPOINT_FILE", "POLICY_VERSION"]
+
+POLICY_FILE = "policy.pt"
+CHECKPOINT_FILE = "checkpoint.pt"
+POLICY_VERSION = 1
+
+
+@dataclass(frozen=True)
+class TrainingResult:
+    """What a training run did.
+
+    ``budget``: ``{"seconds": s, "market_rounds": r, "updates": u}`` spent (``market_rounds``
+    counts every round of every parallel market); ``log`` one entry per update;
+    ``rewards``/``utilities`` the deterministic rewards at the end and the mean utilities of the
+    last rollout per MSP; ``epec_rewards``/``epec_utilities`` the certified reference (None if
+    unavailable or dynamic).
+    """
+
+    out: Path
+    budget: dict[str, float]
+    log: list[dict[str, Any]]
+    rewards: np.ndarray
+    utilities: np.ndarray
+    epec_rewards: np.ndarray | None
+    epec_utilities: np.ndarray | None
+
+
+def _gae(r: torch.Tensor, v: torch.Tensor, v_next: torch.Tensor, gamma: float, lam: float) -> torch.Tensor:
+    """Generalised advantage estimates of a continuing rollout (S, E)."""
+    adv = torch.zeros_like(r)
+    last = torch.zeros_like(r[0])
+    for t in reversed(range(r.shape[0])):
+        nv = v_next if t == r.shape[0] - 1 else v[t + 1]
+        delta = r[t] + gamma * nv - v[t]
+        last = delta + gamma * lam * last
+        adv[t] = last
+    return adv
+
+
+def _fingerprint(scenario: Scenario, config: PPOConfig, seed: int, dynamic: bool) -> dict[str, Any]:
+    return {"scenario": scenario.to_dict(), "config": config.to_dict(), "seed": int(seed), "dynamic": bool(dynamic)}
+
+
+def _reference(scenario: Scenario) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """The certified EPEC rewards and MSP utilities, or (None, None) when the solve is not ok."""
+    import epec
+    from models.utility import msp_utilities
+
+    sol = epec.solve_scenario(scenario, grid=21)
+    if not sol.ok:
+        return None, None
+    return sol.R, msp_utilities(scenario, sol.R, sol.f)
+
+
+def train_pricing(
+    scenario: Scenario,
+    out: str | Path,
+    *,
+    seconds: float = 300.0,
+    updates: int | None = None,
+    seed: int = 0,
+    dynamic: bool = False,
+    device: str = "cpu",
+    progress: bool | Callable[[dict[str, Any]], Any] = False,
+    resume: bool = False,
+    config: PPOConfig = PPOConfig(),
+    market: MarketOptions | None = None,
+    checkpoint_every: float = 30.0,
+    reference: tuple[np.ndarray, np.ndarray] | None = None,
+    solve_reference: bool = True,
+) -> TrainingResult:
+    """Train one PPO pricing agent per MSP of ``scenario`` until the budget is spent.
+
+    Parameters
+    ----------
+    scenario : Scenario
+    out : path
+        Folder for ``checkpoint.pt``, ``policy.pt``, ``training.json`` and ``training.png``.
+    seconds : float
+        Wall-clock budget of the training loop (> 0; the EPEC reference is solved before it starts).
+    updates : int, optional
+        Stop after this many PPO updates (a reproducible budget; also the learning-rate schedule).
+    seed : int
+    dynamic : bool
+        Train in the dynamic market (MODEL.md section 6) instead of the stationary one.
+    device : "cpu" or "cuda"
+    progress : bool or callable
+        True: a tqdm bar on stderr with the current rewards (and the gap to the EPEC); a callable
+        gets each update's log entry.
+    resume : bool
+        Continue from ``out/checkpoint.pt`` (same scenario, config, seed and mode required).
+    config : PPOConfig
+    market : MarketOptions, optional
+        Default: ``MarketOptions(history=config.history, dynamic=dynamic)``.
+    checkpoint_every : float
+        Seconds between checkpoints (one is always written at the end).
+    reference : (rewards, utilities), optional
+        The EPEC to compare with (default: :func:`epec.solve_scenario` of ``scenario``, stationary only).
+    solve_reference : bool
+        Solve that default reference (default True; False trains without one, e.g. for timing).
+
+    Returns
+    -------
+    TrainingResult
+    """
+    if not (isinstance(seconds, (int, float)) and math.isfinite(seconds) and seconds > 0):
+        raise InputError("--seconds", f"must be > 0, got {seconds!r}")
+    if updates is not None and (isinstance(updates, bool) or not isinstance(updates, int) or updates < 1):
+        raise InputError("--updates", f"must be an integer >= 1, got {updates!r}")
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise InputError("--seed", f"must be an integer >= 0, got {seed!r}")
+    if device not in ("cpu", "cuda") or (device == "cuda" and not torch.cuda.is_available()):
+        raise InputError("--device", f"must be cpu or cuda (available: {torch.cuda.is_available()}), got {device!r}")
+    out = Path(out)
+    mopt = market or MarketOptions(history=config.history, dynamic=dynamic)
+    fp = _fingerprint(scenario, config, seed, dynamic)
+    ckpt_path = out / CHECKPOINT_FILE
+    state = None
+    if resume and ckpt_path.exists():
+        state = torch.load(ckpt_path, map_location=device, weights_only=False)
+        if state.get("fingerprint") != json.loads(json.dumps(fp)):
+            raise InputError("--resume", f"checkpoint {ckpt_path} was made with another scenario, config, seed or mode")
+    out.mkdir(parents=True, exist_ok=True)
+    if reference is None and not dynamic and solve_reference:
+        reference = state["reference"] if state is not None else _reference(scenario)
+    ref_R, ref_V = reference if reference is not None else (None, None)
+
+    # Seeding: one block.
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+    M, N, E, S = scenario.n_msp, scenario.n_mu, config.n_markets, config.num_steps
+    env = Market(scenario, E, mopt, seed=seed, device=device)
+    obs_dim = len(FEATURES) * mopt.history
+    agents = [PricingAgent(float(scenario.Rmax[m]), obs_dim, config, device) for m in range(M)]
+    hists = [History(float(scenario.Rmax[m]), float(scenario.lam[m]), N, mopt.history, E, device) for m in range(M)]
+    lam = torch.as_tensor(np.maximum(np.array(scenario.lam), 1e-12), dtype=torch.float64, device=device)
+    log: list[dict[str, Any]] = []
+    update, rounds, elapsed = 0, 0, 0.0
+    if state is not None:
+        for ag, st in zip(agents, state["agents"]):
+            ag.load_state_dict(st)
+        for h, st in zip(hists, state["histories"]):
+            h.load_state_dict(st)
+        env.load_state_dict(state["market"])
+        torch.set_rng_state(state["torch_rng"])
+        update, rounds, elapsed, log = state["update"], state["rounds"], state["elapsed"], state["log"]
+
+    def save_checkpoint() -> None:
+        st = {"fingerprint": json.loads(json.dumps(fp)), "agents": [a.state_dict() for a in agents],
+              "histories": [h.state_dict() for h in hists], "market": env.state_dict(),
+              "torch_rng": torch.get_rng_state(), "update": update, "rounds": rounds, "elapsed": elapsed,
+              "log": log, "reference": reference}
+        atomic_save(ckpt_path, lambda tmp: torch.save(st, tmp))
+
+    bar = None
+    if progress is True:
+        from tqdm import tqdm
+
+        bar = tqdm(total=updates if updates is not None else None, initial=update, desc="train-pricing",
+                   unit="update", file=sys.stderr, dynamic_ncols=True)
+    t_start, t_ckpt = time.perf_counter() - elapsed, time.perf_counter()
+    while (updates is None or update < updates) and elapsed < seconds:
+        obs = torch.zeros(S, M, E, obs_dim, device=device)
+        acts, logps, vals, rews = (torch.zeros(S, M, E, device=device) for _ in range(4))
+        Vsum = torch.zeros(M, dtype=torch.float64, device=device)
+        for t in range(S):
+            for m, (ag, h) in enumerate(zip(agents, hists)):
+                obs[t, m] = h.observation()
+                acts[t, m], logps[t, m], vals[t, m] = ag.act(obs[t, m])
+            R = torch.stack([ag.reward_of(acts[t, m]) for m, ag in enumerate(agents)], -1)
+            res = env.step(R)
+            for m, h in enumerate(hists):
+                h.push(*res.column(m))  # each MSP's own entries only
+            rews[t] = (res.utility / lam).T.to(rews)
+            Vsum += res.utility.mean(0)
+        rounds += E * S
+        frac = 1.0 - (update / updates if updates is not None else elapsed / seconds)
+        lr_frac = max(frac, 0.05) if config.anneal_lr else 1.0
+        metrics: dict[str, Any] = {}
+        R_det = []
+        for m, (ag, h) in enumerate(zip(agents, hists)):
+            o_next = h.observation()
+            v_next = ag.act(o_next)[2]
+            adv = _gae(rews[:, m], vals[:, m], v_next, config.gamma, config.gae_lambda)
+            ret = adv + vals[:, m]
+            mets = ag.update(obs[:, m].reshape(S * E, -1), acts[:, m].reshape(-1), logps[:, m].reshape(-1),
+                             adv.reshape(-1), ret.reshape(-1), lr_frac)
+            metrics.update({f"msp{m}/{k}": v for k, v in mets.items()})
+            R_det.append(float(ag.reward_of(ag.act(o_next, deterministic=True)[0]).mean()))
+        update += 1
+        elapsed = time.perf_counter() - t_start
+        entry: dict[str, Any] = {"update": update, "market_rounds": rounds, "seconds": round(elapsed, 3),
+                                 "rewards": R_det, "utilities": (Vsum / S).tolist(), **metrics}
+        if ref_R is not None:
+            entry["reward_gap_pct"] = (100.0 * (np.array(R_det) - ref_R) / np.abs(ref_R)).tolist()
+        log.append(entry)
+        if time.perf_counter() - t_ckpt >= checkpoint_every:
+            save_checkpoint()
+            t_ckpt = time.perf_counter()
+        if callable(progress):
+            progress(entry)
+        if bar is not None:
+            post = {"R": " ".join(f"{r:.2f}" for r in R_det)}
+            if ref_R is not None:
+                post["gap%"] = " ".join(f"{g:+.1f}" for g in entry["reward_gap_pct"])
+            bar.set_postfix(post, refresh=False)
+            bar.update(1)
+    if bar is not None:
+        bar.close()
+    save_checkpoint()
+    budget = {"seconds": round(elapsed, 3), "market_rounds": rounds, "updates": update}
+    R_final = np.array(log[-1]["rewards"]) if log else np.full(M, np.nan)
+    V_final = np.array(log[-1]["utilities"]) if log else np.full(M, np.nan)
+    policy = {"version": POLICY_VERSION, "n_msp": M, "n_mu": N, "Rmax": np.array(scenario.Rmax).tolist(),
+              "lam": np.array(scenario.lam).tolist(), "config": config.to_dict(), "history": mopt.history,
+              "actors": [{k: v.cpu() for k, v in a.actor.state_dict().items()} for a in agents],
+              "budget": budget, "scenario": scenario.to_dict(), "dynamic": bool(dynamic), "seed": seed}
+    atomic_save(out / POLICY_FILE, lambda tmp: torch.save(policy, tmp))
+    atomic_write_json(out / "training.json", {
+        "scenario": scenario.name, "dynamic": bool(dynamic), "seed": seed, "device": device,
+        "config": config.to_dict(), "budget": budget,
+        "epec_rewards": None if ref_R is None else np.asarray(ref_R).tolist(),
+        "epec_msp_utility": None if ref_V is None else np.asarray(ref_V).tolist(),
+        "updates": log,
+    })
+    _plot(out / "training.png", log, ref_R, ref_V, scenario.name, dynamic)
+    return TrainingResult(out=out, budget=budget, log=log, rewards=R_final, utilities=V_final,
+                          epec_rewards=None if ref_R is None else np.asarray(ref_R),
+                          epec_utilities=None if ref_V is None else np.asarray(ref_V))
+
+
+def _plot(path: Path, log: list[dict[str, Any]], ref_R: Any, ref_V: Any, name: str, dynamic: bool) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4))
+    x = [e["market_rounds"] for e in log]
+    M = len(log[0]["rewards"]) if log else 0
+    for m in range(M):
+        line = ax1.plot(x, [e["rewards"][m] for e in log], label=f"MSP {m}")[0]
+        ax2.plot(x, [e["utilities"][m] for e in log], color=line.get_color(), label=f"MSP {m}")
+        if ref_R is not None:
+            ax1.axhline(ref_R[m], color=line.get_color(), ls="--", lw=1)
+            ax2.axhline(ref_V[m], color=line.get_color(), ls="--", lw=1)
+    ax1.set_xlabel("market rounds")
+    ax1.set_ylabel("reward R_m (deterministic)")
+    ax2.set_xlabel("market rounds")
+    ax2.set_ylabel("utility V_m (rollout mean)")
+    mode = "dynamic" if dynamic else "stationary"
+    ax1.set_title(f"{name} ({mode}); dashed: EPEC" if ref_R is not None else f"{name} ({mode})")
+    ax1.legend(fontsize=8)
+    fig.tight_layout()
+    atomic_save(path, lambda tmp: fig.savefig(tmp, format="png", dpi=110))
+    plt.close(fig)
