@@ -48,6 +48,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--drl-policy", default=None,
                    help="folder written by 'metatrading train-pricing' for the drl scheme (default: train one into DIR/drl_policy)")
     p.add_argument("--drl-seconds", type=float, default=300.0, help="training budget of drl when trained here (default 300 s)")
+    p.add_argument("--drl-updates", type=int, default=None,
+                   help="or stop the drl training after this many PPO updates (reproducible budget)")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: all cores)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
@@ -75,7 +77,7 @@ def config(args: argparse.Namespace):
         scenario=args.scenario, dataset=args.dataset, data_root=args.data_root,
         schemes=tuple(scheme_names(args.schemes)), seeds=seeds, rounds=rounds, target=args.target,
         epochs=epochs, alpha=args.alpha, aggregation=args.aggregation, drl_policy=args.drl_policy,
-        drl_seconds=args.drl_seconds, reference=args.reference,
+        drl_seconds=args.drl_seconds, drl_updates=args.drl_updates, reference=args.reference,
     )
 
 

@@ -75,7 +75,9 @@ class CompareConfig:
     drl_policy : str or None
         Folder of trained pricing for ``drl``; None: trained into ``OUT/drl_policy``.
     drl_seconds : float
-        Training budget of ``drl`` when it is trained here (default 300 s).
+        Training budget of ``drl`` when it is trained here (default 300 s of wall clock).
+    drl_updates : int or None
+        Or stop its training after this many PPO updates (reproducible).
     image_size : int or None
         Image side (GTSRB default 32).
     reference : str
@@ -97,6 +99,7 @@ class CompareConfig:
     aggregation: str = "iom"
     drl_policy: str | None = None
     drl_seconds: float = 300.0
+    drl_updates: int | None = None
     image_size: int | None = None
     reference: str = "drl"
 
@@ -122,6 +125,8 @@ class CompareConfig:
             raise InputError("--alpha", f"must be a finite number > 0, got {self.alpha}")
         if not (math.isfinite(self.drl_seconds) and self.drl_seconds > 0):
             raise InputError("--drl-seconds", f"must be > 0, got {self.drl_seconds}")
+        if self.drl_updates is not None and (isinstance(self.drl_updates, bool) or self.drl_updates < 1):
+            raise InputError("--drl-updates", f"must be an integer >= 1, got {self.drl_updates!r}")
         if self.aggregation not in ("iom", "fedavg"):
             raise InputError("--aggregation", f"unknown rule {self.aggregation!r} (choose: iom, fedavg)")
 
@@ -135,6 +140,7 @@ class CompareConfig:
         d.pop("schemes")
         d.pop("seeds")
         d.pop("drl_seconds")
+        d.pop("drl_updates")
         d.pop("reference")
         d["target"] = self.accuracy_target
         d["base"] = base.to_dict()
@@ -297,7 +303,7 @@ def run_comparison(cfg: CompareConfig, out: str | Path, resume: bool = False, pr
             todo.append((name, s))
     out.mkdir(parents=True, exist_ok=True)
     setup = SchemeSetup(base=base, out=out, seeds=cfg.seeds, rounds=cfg.rounds, drl_policy=cfg.drl_policy,
-                        drl_seconds=cfg.drl_seconds, progress=progress)
+                        drl_seconds=cfg.drl_seconds, drl_updates=cfg.drl_updates, progress=progress)
     bar = None
     if progress:
         from tqdm import tqdm

@@ -112,7 +112,8 @@ class SchemeSetup:
     seeds: int
     rounds: int
     drl_policy: str | None = None  #: a folder written by ``metatrading train-pricing``
-    drl_seconds: float = 300.0  #: training budget when no policy is given
+    drl_seconds: float = 300.0  #: training budget when no policy is given (wall-clock seconds)
+    drl_updates: int | None = None  #: or a number of PPO updates (reproducible)
     progress: bool = False
 
 
@@ -277,8 +278,9 @@ class DRLScheme(Scheme):
         else:
             folder = setup.out / "drl_policy"
             if not (folder / "policy.pt").is_file():  # absent, or a training interrupted: (re)start it
-                drl.train_pricing(setup.base, out=folder, seconds=setup.drl_seconds, seed=0, dynamic=True,
-                                  device="cpu", progress=setup.progress, resume=folder.exists())
+                drl.train_pricing(setup.base, out=folder, seconds=setup.drl_seconds, updates=setup.drl_updates,
+                                  seed=0, dynamic=True, device="cpu", progress=setup.progress,
+                                  resume=folder.exists())
                 self._source = f"trained for {setup.base.name} (dynamic market) into {folder}"
             else:
                 self._source = f"trained for {setup.base.name} (dynamic market), reused from {folder}"

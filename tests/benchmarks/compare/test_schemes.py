@@ -92,9 +92,53 @@ def test_unknown_scheme_refused(spec, field):
         scheme_names(spec)
 
 
-@pytest.mark.skipif(drl_available(), reason="drl/ provides the learned pricing")
-def test_drl_without_learned_pricing_is_a_clear_error(tmp_path):
+def test_drl_without_learned_pricing_is_a_clear_error(monkeypatch):
+    # a build whose drl/ lacks load_policy / train_pricing
+    import benchmarks.compare.run as run_mod
     from benchmarks.compare import CompareConfig
 
+    monkeypatch.setattr(run_mod, "drl_available", lambda: False)
     with pytest.raises(InputError, match="drl.load_policy"):
         CompareConfig(schemes=("drl", "fixed"))
+
+
+@pytest.fixture(scope="module")
+def tiny_policy(tmp_path_factory):
+    """A pricing policy trained for 'tiny' in the dynamic market with a one-update budget."""
+    import drl
+
+    out = tmp_path_factory.mktemp("policy") / "p"
+    drl.train_pricing(preset("tiny"), out=out, seconds=60.0, updates=1, seed=0, dynamic=True, device="cpu")
+    return out
+
+
+@pytest.mark.skipif(not drl_available(), reason="drl/ has no learned pricing in this build")
+def test_drl_scheme_acts_on_its_own_history_only(tmp_path, tiny_policy):
+    # Prepare
+    import drl
+    from benchmarks.compare import CompareConfig, SchemeSetup, run_scheme
+    from fl.data import load_dataset
+
+    base = preset("tiny")
+    scheme = make_scheme("drl")
+    scheme.prepare(SchemeSetup(base=base, out=tmp_path, seeds=1, rounds=3, drl_policy=str(tiny_policy)))
+    cfg = CompareConfig(scenario="tiny", schemes=("drl",), seeds=1, rounds=3, epochs=1, drl_policy=str(tiny_policy))
+    # Execute
+    rec = run_scheme(scheme, base, cfg, 0, load_dataset("mnist5k"))
+    # Assert: replaying the policy on the recorded outcomes gives the recorded rewards, and the
+    # training budget is recorded
+    pol = drl.load_policy(tiny_policy)
+    pol.reset()
+    for r in rec["rounds"]:
+        np.testing.assert_allclose(r["R"], pol.act(deterministic=True), rtol=1e-12)
+        pol.feedback(r["R"], r["iom"], r["contributors"], r["msp_utility"])
+    assert rec["describe"]["training_budget"]["updates"] == 1
+
+
+@pytest.mark.skipif(not drl_available(), reason="drl/ has no learned pricing in this build")
+def test_drl_policy_of_another_market_is_refused(tmp_path, tiny_policy):
+    from benchmarks.compare import SchemeSetup
+
+    with pytest.raises(InputError, match="--drl-policy"):
+        make_scheme("drl").prepare(SchemeSetup(base=preset("default"), out=tmp_path, seeds=1, rounds=1,
+                                               drl_policy=str(tiny_policy)))
