@@ -19,7 +19,9 @@ from pathlib import Path
 from models.errors import InputError
 
 #: --quick: a smoke-size comparison (all schemes, minutes on a CPU)
-QUICK = {"seeds": 2, "rounds": 3, "epochs": 1}
+QUICK = {"seeds": 2, "rounds": 3, "epochs": 1, "drl_seconds": 60.0}
+#: wall-clock training budget of drl when it is trained here (without --drl-policy)
+DRL_SECONDS = 300.0
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -35,8 +37,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--rounds", type=int, default=10, help="trading rounds T per trajectory, one FL round each (default 10)")
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--quick", action="store_true",
-                   help=f"smoke size: {QUICK['seeds']} seeds, {QUICK['rounds']} rounds, {QUICK['epochs']} local epoch "
-                        "(overrides --seeds, --rounds and --epochs)")
+                   help=f"smoke size: {QUICK['seeds']} seeds, {QUICK['rounds']} rounds, {QUICK['epochs']} local epoch, "
+                        f"drl trained for {QUICK['drl_seconds']:g} s (overrides --seeds, --rounds and --epochs; "
+                        "--drl-seconds when not given)")
     p.add_argument("--resume", action="store_true", help="skip the (scheme, seed) runs already in DIR/runs")
     p.add_argument("--target", type=float, default=None,
                    help="target test accuracy (default per data set: mnist5k 0.9, mnist 0.95, fashion-mnist 0.75, gtsrb 0.8)")
@@ -47,7 +50,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="iom: IoM-weighted FedAvg (default); fedavg: weights by data amount")
     p.add_argument("--drl-policy", default=None,
                    help="folder written by 'metatrading train-pricing' for the drl scheme (default: train one into DIR/drl_policy)")
-    p.add_argument("--drl-seconds", type=float, default=300.0, help="training budget of drl when trained here (default 300 s)")
+    p.add_argument("--drl-seconds", type=float, default=None,
+                   help=f"wall-clock training budget of drl when trained here (default {DRL_SECONDS:g} s)")
     p.add_argument("--drl-updates", type=int, default=None,
                    help="or stop the drl training after this many PPO updates (reproducible budget)")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: all cores)")
@@ -71,13 +75,15 @@ def config(args: argparse.Namespace):
     if args.drl_policy is not None and not Path(args.drl_policy).is_dir():
         raise InputError("--drl-policy", f"not a folder: {args.drl_policy}")
     seeds, rounds, epochs = args.seeds, args.rounds, args.epochs
+    drl_seconds = DRL_SECONDS if args.drl_seconds is None else args.drl_seconds
     if args.quick:
         seeds, rounds, epochs = QUICK["seeds"], QUICK["rounds"], QUICK["epochs"]
+        drl_seconds = QUICK["drl_seconds"] if args.drl_seconds is None else args.drl_seconds
     return CompareConfig(
         scenario=args.scenario, dataset=args.dataset, data_root=args.data_root,
         schemes=tuple(scheme_names(args.schemes)), seeds=seeds, rounds=rounds, target=args.target,
         epochs=epochs, alpha=args.alpha, aggregation=args.aggregation, drl_policy=args.drl_policy,
-        drl_seconds=args.drl_seconds, drl_updates=args.drl_updates, reference=args.reference,
+        drl_seconds=drl_seconds, drl_updates=args.drl_updates, reference=args.reference,
     )
 
 
