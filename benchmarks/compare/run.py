@@ -291,8 +291,8 @@ def run_comparison(cfg: CompareConfig, out: str | Path, resume: bool = False, pr
     out = Path(out)
     fp = cfg.fingerprint(base)
     todo, records = [], {}
-    for name in cfg.schemes:
-        for s in range(cfg.seeds):
+    for s in range(cfg.seeds):  # seed by seed: an interrupted run leaves whole seeds behind
+        for name in cfg.schemes:
             p = record_path(out, name, s)
             if resume and p.is_file():
                 rec = json.loads(p.read_text())
