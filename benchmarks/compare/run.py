@@ -301,26 +301,27 @@ def run_comparison(cfg: CompareConfig, out: str | Path, resume: bool = False, pr
                     continue
                 raise InputError("--resume", f"{p} was made with other settings (use --force to start over)")
             todo.append((name, s))
-    out.mkdir(parents=True, exist_ok=True)
     setup = SchemeSetup(base=base, out=out, seeds=cfg.seeds, rounds=cfg.rounds, drl_policy=cfg.drl_policy,
                         drl_seconds=cfg.drl_seconds, drl_updates=cfg.drl_updates, progress=progress)
+    timing: dict[str, Any] = {"runs": {}}
+    prepared: dict[str, Any] = {}
+    for name, _ in todo:  # every scheme loads (or trains) what it needs before any round
+        if name not in prepared:
+            scheme = make_scheme(name)
+            t0 = time.perf_counter()
+            scheme.prepare(setup)
+            timing["runs"][f"{name}/prepare"] = time.perf_counter() - t0
+            prepared[name] = scheme
+    out.mkdir(parents=True, exist_ok=True)
     bar = None
     if progress:
         from tqdm import tqdm
 
         bar = tqdm(total=len(cfg.schemes) * cfg.seeds * cfg.rounds, initial=len(records) * cfg.rounds,
                    desc="compare", unit="round")
-    timing: dict[str, Any] = {"runs": {}}
     t_all = time.perf_counter()
     try:
-        prepared: dict[str, Any] = {}
         for name, s in todo:
-            if name not in prepared:
-                scheme = make_scheme(name)
-                t0 = time.perf_counter()
-                scheme.prepare(setup)
-                timing["runs"][f"{name}/prepare"] = time.perf_counter() - t0
-                prepared[name] = scheme
             scheme = prepared[name]
             if bar is not None:
                 bar.set_postfix(scheme=name, seed=s)

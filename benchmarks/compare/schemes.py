@@ -285,9 +285,10 @@ class DRLScheme(Scheme):
             else:
                 self._source = f"trained for {setup.base.name} (dynamic market), reused from {folder}"
         self._policy = drl.load_policy(folder)
-        if int(self._policy.n_msp) != setup.base.n_msp:
-            raise InputError("--drl-policy", f"the policy has {self._policy.n_msp} MSPs, the scenario "
-                                             f"{setup.base.n_msp}")
+        pol, base = self._policy, setup.base
+        if (int(pol.n_msp), int(getattr(pol, "n_mu", base.n_mu))) != (base.n_msp, base.n_mu):
+            raise InputError("--drl-policy", f"the policy was trained for {getattr(pol, 'n_mu', '?')} MUs x "
+                                             f"{pol.n_msp} MSPs, the scenario has {base.n_mu} x {base.n_msp}")
 
     def reset(self, base: Scenario, seed: int) -> None:
         self._policy.reset()

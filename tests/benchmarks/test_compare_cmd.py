@@ -66,3 +66,12 @@ def test_compare_on_a_generated_gtsrb_folder_with_some_classes(tmp_path):
     assert data["headline"]["paper_dataset"] == "GTSRB"
     rec = json.loads((out / "runs" / "fixed__seed0.json").read_text())
     assert rec["rounds"][0]["data_scale"][0] < 1.0  # 240 images for the MUs' D: shares shrunk alike
+
+
+def test_unusable_drl_policy_refused_before_any_round(tmp_path, capsys):
+    empty = tmp_path / "policy"
+    empty.mkdir()
+    out = tmp_path / "out"
+    rc = main(["compare", "--scenario", "tiny", "--schemes", "fixed,drl", "--drl-policy", str(empty),
+               "--out", str(out), "--no-progress"])
+    assert rc == 2 and "policy" in capsys.readouterr().err and not out.exists()
