@@ -29,7 +29,9 @@ __all__ = ["add_arguments", "run", "parse_floats"]
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     src = p.add_mutually_exclusive_group(required=True)
-    src.add_argument("--policy", help="a train-pricing output folder (policy.pt)")
+    src.add_argument("--policy", help="a train-pricing output folder (policy.pt); stationary mode takes several, "
+                                      "comma-separated (e.g. one per training seed): each is validated and the "
+                                      "per-MSP means get 95%% confidence intervals over them")
     src.add_argument("--rewards", help="comma-separated rewards, one per MSP, e.g. 12.0,9.1,13.0")
     p.add_argument("--scenario", default="default", help="preset or scenario file (default: default)")
     p.add_argument("--dynamic", action="store_true", help="validate per round in the dynamic market against each round's EPEC")
@@ -90,11 +92,58 @@ def _plot(path: Path, res: dict[str, Any]) -> None:
             title += f" +/- {ci['half_width']:.2f} (95% CI over seeds)"
         ax.set_title(title)
         ax.set_xlabel("round")
-        ax.set_ylabel("MSP utility gap to the round's EPEC, % (mean over MSPs)")
+        ax.set_ylabel("utility gap to round EPEC, % (MSP mean)")
         ax.legend(fontsize=8)
     fig.tight_layout()
     atomic_save(path, lambda tmp: fig.savefig(tmp, format="png", dpi=110))
     plt.close(fig)
+
+
+#: the issue's stationary targets: |reward gap| <= 2%, |utility gap| <= 0.5%, deviation gain <= 0.1% of V
+TARGETS = {"reward_gap_pct": 2.0, "utility_gap_pct": 0.5, "deviation_gain_pct": 0.1}
+
+
+def rounds_to_stay_within(training_json: Path, pct: float = TARGETS["reward_gap_pct"]) -> int | None:
+    """Market rounds after which every logged reward gap of a training run stayed within ``pct``
+    percent of the EPEC until the end (None when the log has no gaps or never settles)."""
+    import json
+
+    if not training_json.exists():
+        return None
+    ups = json.loads(training_json.read_text()).get("updates", [])
+    if not ups or "reward_gap_pct" not in ups[-1]:
+        return None
+    out = None
+    for u in reversed(ups):
+        if max(abs(g) for g in u["reward_gap_pct"]) > pct:
+            break
+        out = u["market_rounds"]
+    return out
+
+
+def _aggregate(runs: list[dict[str, Any]], policies: list[Any], dirs: list[str]) -> dict[str, Any]:
+    """Several policies' stationary validations: per-MSP means with 95% CIs over the policies."""
+    from drl import confidence_interval
+
+    M = len(runs[0]["rewards"])
+    out: dict[str, Any] = {"mode": "stationary", "scenario": runs[0]["scenario"], "policies": len(runs),
+                           "epec_rewards": runs[0]["epec_rewards"], "epec_msp_utility": runs[0]["epec_msp_utility"],
+                           "epec_iom": runs[0]["epec_iom"]}
+    for key in ("rewards", "msp_utility", "iom", "reward_gap_pct", "utility_gap_pct", "iom_gap_pct", "deviation_gain_pct"):
+        vals = np.array([r[key] for r in runs])
+        out[key] = vals.mean(0)
+        out[key + "_ci"] = [confidence_interval(vals[:, m]) for m in range(M)]
+    out["max_deviation_gain_pct"] = float(max(r["max_deviation_gain_pct"] for r in runs))
+    rounds = [p.budget["market_rounds"] for p in policies]
+    out["market_rounds"] = confidence_interval(rounds)
+    out["training_seconds"] = confidence_interval([p.budget["seconds"] for p in policies])
+    settle = [rounds_to_stay_within(Path(d) / "training.json") for d in dirs]
+    out["market_rounds_to_stay_within_2pct"] = settle
+    out["market_rounds_to_stay_within_2pct_ci"] = confidence_interval([np.nan if x is None else x for x in settle])
+    out["within_targets"] = [bool(all(np.all(np.abs(r[k]) <= v) for k, v in TARGETS.items())) for r in runs]
+    out["targets"] = TARGETS
+    out["runs"] = runs
+    return out
 
 
 def run(args: argparse.Namespace) -> int:
@@ -111,12 +160,18 @@ def run(args: argparse.Namespace) -> int:
     from drl import check_rewards, load_policy, play_stationary, validate_dynamic, validate_stationary
     from models.io import atomic_write_json
 
+    policies: list[Any] = []
     if args.policy is not None:
-        pol = load_policy(args.policy)
-        if pol.n_msp != sc.n_msp or pol.n_mu != sc.n_mu:
-            raise InputError("--policy", f"trained for {pol.n_mu} MUs x {pol.n_msp} MSPs, but --scenario {sc.name} has "
-                                         f"{sc.n_mu} x {sc.n_msp}")
-        pricing: Any = pol
+        dirs = [d for d in args.policy.split(",") if d.strip()]
+        if args.dynamic and len(dirs) != 1:
+            raise InputError("--policy", "dynamic validation takes one policy folder")
+        for d in dirs:
+            pol = load_policy(d)
+            if pol.n_msp != sc.n_msp or pol.n_mu != sc.n_mu:
+                raise InputError("--policy", f"{d} was trained for {pol.n_mu} MUs x {pol.n_msp} MSPs, but --scenario "
+                                             f"{sc.name} has {sc.n_mu} x {sc.n_msp}")
+            policies.append(pol)
+        pricing: Any = policies[0]
     else:
         pricing = check_rewards(sc, parse_floats(args.rewards, "--rewards"))
     from tqdm import tqdm
@@ -134,6 +189,13 @@ def run(args: argparse.Namespace) -> int:
         if args.dynamic:
             res = validate_dynamic(sc, pricing, rounds=args.rounds, seeds=seeds, grid=max(args.grid // 2, 5),
                                    progress=progress)
+        elif len(policies) > 1:
+            import epec
+
+            ref = epec.solve_scenario(sc, grid=args.grid)
+            runs = [validate_stationary(sc, play_stationary(p, sc, args.warmup)[-1], reference=ref, grid=args.grid,
+                                        progress=progress) for p in policies]
+            res = _aggregate(runs, policies, [d for d in args.policy.split(",") if d.strip()])
         else:
             R = play_stationary(pricing, sc, args.warmup)[-1] if args.policy is not None else pricing
             res = validate_stationary(sc, R, grid=args.grid, progress=progress)
@@ -145,7 +207,7 @@ def run(args: argparse.Namespace) -> int:
     if bar is not None:
         bar.close()
     res["source"] = {"policy": args.policy} if args.policy is not None else {"rewards": args.rewards}
-    if args.policy is not None:
+    if len(policies) == 1:
         res["policy_budget"] = pricing.budget
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -158,6 +220,15 @@ def run(args: argparse.Namespace) -> int:
         print(f"{m:>4} {res['rewards'][m]:>9.4f} {res['epec_rewards'][m]:>9.4f} {res['reward_gap_pct'][m]:>+8.3f} "
               f"{res['msp_utility'][m]:>9.3f} {res['epec_msp_utility'][m]:>9.3f} {res['utility_gap_pct'][m]:>+8.3f} "
               f"{res['deviation_gain_pct'][m]:>10.4f}")
+    if "within_targets" in res:
+        for key in ("reward_gap_pct", "utility_gap_pct", "deviation_gain_pct"):
+            cis = ", ".join(f"{c['mean']:+.3f} +/- {c['half_width']:.3f}" for c in res[key + "_ci"])
+            print(f"{key} over {res['policies']} policies (mean +/- 95% CI half-width, per MSP): {cis}")
+        mr = res["market_rounds"]
+        st = res["market_rounds_to_stay_within_2pct_ci"]
+        st_text = "n/a" if st["mean"] is None else f"{st['mean']:.0f}" + ("" if st["half_width"] is None else f" +/- {st['half_width']:.0f}")
+        print(f"market rounds of training: {mr['mean']:.0f} +/- {mr['half_width']:.0f}; rounds after which every reward "
+              f"gap stayed within 2%: {st_text}; all targets met by {sum(res['within_targets'])}/{res['policies']} policies")
     if res["mode"] == "dynamic":
         ci = res["mean_gap_pct"]
         hw = "n/a" if ci["half_width"] is None else f"{ci['half_width']:.3f}"

@@ -4,9 +4,10 @@ A :class:`Jet` carries a value, its first partial derivatives in ``k`` direction
 second ones, and propagates them through ``+ - * /`` (Griewank & Walther, *Evaluating
 Derivatives*, 2nd ed. 2008, ch. 13). The formulas of :mod:`models.iom` and
 :mod:`models.utility` use only those operations, so calling them on jets gives their exact first
-and second derivatives without re-typing them. Measured against ``torch.func.jvp`` nested twice
-on the 20x3 default at batch 1024: the jets cost a fraction of the forward-mode AD, whose
-per-call overhead dominated the Newton iteration (see ``benchmarks/bench_pricing.py``).
+and second derivatives without re-typing them. They replaced ``torch.func.jvp`` nested twice:
+on the 20x3 default at batch 1024 one evaluation of the IoM, payment and cost derivatives took
+about 3 ms with jets against 17 ms with ``jvp`` (measured once on the shared 2-core machine,
+1 thread), whose per-call overhead dominated the Newton iteration.
 
 A derivative that is identically zero is stored as ``None`` and costs nothing.
 """
