@@ -23,6 +23,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "fl": ("benchmarks.fl_cmd", "run federated learning driven by an allocation"),
     "presets": ("benchmarks.presets_cmd", "list the scenario presets with their sizes"),
     "plot-fl": ("benchmarks.plot_fl_cmd", "overlay the accuracy curves of several fl.json runs"),
+    "compare": ("benchmarks.compare_cmd", "compare pricing schemes on dynamic markets with FL on real images"),
     "train-pricing": ("benchmarks.train_pricing_cmd", "train independent PPO pricing agents (one per MSP)"),
     "validate": ("benchmarks.validate_cmd", "gaps of learned or given rewards to the certified EPEC"),
 }

@@ -11,7 +11,7 @@ from typing import Sequence
 from models.io import atomic_save
 
 __all__ = ["convergence_plot", "accuracy_plot", "fl_overlay_plot", "throughput_plot", "derivatives_plot",
-           "scaling_plot", "loglog_slope"]
+           "scaling_plot", "loglog_slope", "bar_plot", "curves_plot"]
 
 
 def _pyplot():
@@ -232,4 +232,42 @@ def scaling_plot(
     _legend_outside(ax)
     fig.tight_layout()
     _save(fig, path)
+    plt.close(fig)
+
+
+def bar_plot(path: str | os.PathLike, names: Sequence[str], means: Sequence[float | None],
+             half_widths: Sequence[float | None], ylabel: str, title: str) -> None:
+    """One bar per name with its error bar (``half_widths``; None: no bar); a None mean is
+    written as "n/a" at the axis."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(max(5.0, 0.9 * len(names) + 2), 4))
+    x = list(range(len(names)))
+    ax.bar(x, [m if m is not None else 0.0 for m in means],
+           yerr=[h if h is not None else 0.0 for h in half_widths], capsize=4, color="tab:blue", alpha=0.8)
+    for k, m in enumerate(means):
+        if m is None:
+            ax.text(k, 0.0, "n/a", ha="center", va="bottom", fontsize=8)
+    ax.set_xticks(x, names, rotation=30, ha="right")
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    fig.tight_layout()
+    atomic_save(path, lambda tmp: fig.savefig(tmp, format="png", dpi=120))
+    plt.close(fig)
+
+
+def curves_plot(path: str | os.PathLike, curves: dict[str, tuple[Sequence[float], Sequence[float]]],
+                target: float | None, xlabel: str, ylabel: str, title: str) -> None:
+    """One line per name (``curves[name] = (x, y)``), with ``target`` as a dashed line."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for name, (x, y) in curves.items():
+        ax.plot(x, y, marker="o", ms=3, label=name)
+    if target is not None:
+        ax.axhline(target, color="grey", ls="--", lw=1, label=f"target {target:g}")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.legend(fontsize=8, loc="lower right")
+    fig.tight_layout()
+    atomic_save(path, lambda tmp: fig.savefig(tmp, format="png", dpi=120))
     plt.close(fig)

@@ -15,9 +15,10 @@ Four data sets, all returned as normalised float tensors in memory (``DatasetSpl
   ``<root>/gtsrb/GTSRB/Training/<00000..00042>/*.ppm``,
   ``<root>/gtsrb/GTSRB/Final_Test/Images/*.ppm`` and ``<root>/gtsrb/GT-final_test.csv``.
   Images are resized to ``image_size`` x ``image_size`` RGB (32 by default). As in
-  torchvision, a training image's label is its class folder (all 43 must be present) and the
-  archive's per-class ``GT-<class>.csv`` files (ROI boxes) are not read; test labels come from
-  ``GT-final_test.csv``.
+  torchvision, a training image's class is its class folder (any subset of the 43 folders is
+  accepted) and the archive's per-class ``GT-<class>.csv`` files (ROI boxes) are not read; test
+  classes come from ``GT-final_test.csv``. The labels are the places of those classes in the
+  sorted union of both (``DatasetSplits.classes``; all 43 present: label = class number).
 
 Normalisation: every data set is standardised per channel with the mean and standard deviation
 of its own *training* split after scaling pixels to [0, 1], ``x' = (x / 255 - mean_c) / std_c``
@@ -108,6 +109,9 @@ class DatasetSplits:
         The ``root`` it was loaded with (resolved), so another process can reload the same data.
     image_size : int or None
         The ``image_size`` it was loaded with.
+    classes : tuple[int, ...] or None
+        The data set's own class number of each label ``0 .. num_classes - 1`` (GTSRB with only
+        some class folders: the sorted union of the folders and the test ``ClassId``s).
     """
 
     name: str
@@ -122,6 +126,7 @@ class DatasetSplits:
     source: str
     root: str | None = None
     image_size: int | None = None
+    classes: tuple[int, ...] | None = None
 
     def __post_init__(self) -> None:
         for split, x, y in (("train", self.train_x, self.train_y),
@@ -201,6 +206,7 @@ def load_dataset(name: str | DatasetName, root: str | os.PathLike | None = None,
 
 @functools.lru_cache(maxsize=8)
 def _load_cached(key: DatasetName, folder: str | None, image_size: int | None) -> DatasetSplits:
+    classes = tuple(range(10))
     if key is DatasetName.MNIST5K:
         (tr_x, tr_y, te_x, te_y), source = _read_mnist5k()
     elif key is DatasetName.FASHION_MNIST:
@@ -209,10 +215,9 @@ def _load_cached(key: DatasetName, folder: str | None, image_size: int | None) -
         (tr_x, tr_y, te_x, te_y), source = _read_torchvision_mnist(Path(folder))
     else:
         size = GTSRB_DEFAULT_SIZE if image_size is None else image_size
-        (tr_x, tr_y, te_x, te_y), source = _read_torchvision_gtsrb(Path(folder), size)
-    num_classes = GTSRB_NUM_CLASSES if key is DatasetName.GTSRB else 10
-    ds = _finish(key.value, tr_x, tr_y, te_x, te_y, num_classes, image_size, source)
-    return dataclasses.replace(ds, root=folder, image_size=image_size)
+        (tr_x, tr_y, te_x, te_y), source, classes = _read_torchvision_gtsrb(Path(folder), size)
+    ds = _finish(key.value, tr_x, tr_y, te_x, te_y, len(classes), image_size, source)
+    return dataclasses.replace(ds, root=folder, image_size=image_size, classes=classes)
 
 
 def _finish(name: str, tr_x: torch.Tensor, tr_y: torch.Tensor, te_x: torch.Tensor,
@@ -375,19 +380,30 @@ def _read_torchvision_mnist(root: Path):
 # GTSRB
 # ---------------------------------------------------------------------------------------------
 
-def _check_gtsrb(root: Path) -> None:
-    """Name the first missing piece of torchvision's GTSRB layout, before any decoding."""
+def _check_gtsrb(root: Path) -> tuple[list[str], list[int], list[int]]:
+    """Name the first missing piece of torchvision's GTSRB layout, before any decoding.
+
+    Returns ``(folders, folder_ids, test_ids)``: the training class folders in torchvision's
+    order (``find_classes``: every sub-folder, sorted by name), the class number each folder
+    names, and the ``ClassId`` of every row of ``GT-final_test.csv``. As in torchvision, any
+    subset of the 43 class folders is a valid training set.
+    """
     where = _WHERE[DatasetName.GTSRB]
     base = root / "gtsrb"
     training = base / "GTSRB" / "Training"
     if not training.is_dir():
         raise InputError("root", f"missing folder {training}; {where}")
-    for c in range(GTSRB_NUM_CLASSES):
-        cls = training / f"{c:05d}"
-        if not cls.is_dir():
-            raise InputError("root", f"missing class folder {cls}; {where}")
+    folders = sorted(e.name for e in os.scandir(training) if e.is_dir())
+    if not folders:
+        raise InputError("root", f"no class folder (00000 .. {GTSRB_NUM_CLASSES - 1:05d}) in {training}; {where}")
+    folder_ids = []
+    for name in folders:
+        cls = training / name
+        if not name.isdigit() or int(name) >= GTSRB_NUM_CLASSES:
+            raise InputError("root", f"{cls} is not a GTSRB class folder (00000 .. {GTSRB_NUM_CLASSES - 1:05d})")
         if not any(p.suffix == ".ppm" for p in cls.iterdir()):
             raise InputError("root", f"no .ppm image in {cls}; {where}")
+        folder_ids.append(int(name))
     images = base / "GTSRB" / "Final_Test" / "Images"
     if not images.is_dir():
         raise InputError("root", f"missing folder {images}; {where}")
@@ -402,19 +418,38 @@ def _check_gtsrb(root: Path) -> None:
     if missing:
         raise InputError("root", f"missing {images / missing[0]} ({len(missing)} of {len(rows)} "
                                  f"test images listed in {gt.name} absent); {where}")
+    test_ids = []
+    for k, r in enumerate(rows):
+        cid = str(r["ClassId"]).strip()
+        if not cid.isdigit() or int(cid) >= GTSRB_NUM_CLASSES:
+            raise InputError("root", f"{gt} row {k + 2}: ClassId must be 0 .. {GTSRB_NUM_CLASSES - 1}, got {cid!r}")
+        test_ids.append(int(cid))
+    return folders, folder_ids, test_ids
 
 
 def _read_torchvision_gtsrb(root: Path, size: int):
+    """Decode both splits through ``torchvision.datasets.GTSRB``; returns the tensors, the
+    source and the GTSRB class numbers present (label ``k`` is class ``classes[k]``).
+
+    torchvision labels a training image with the *position* of its folder among the folders
+    present, and a test image with the CSV's ``ClassId``; with only some class folders the two
+    disagree. Here the classes are the union of the folder numbers and the test ``ClassId``s,
+    and both splits are labelled by their place in that sorted union (the identity when all 43
+    folders are there).
+    """
     from torchvision.datasets import GTSRB
     from torchvision.transforms import InterpolationMode, PILToTensor, Resize
 
-    _check_gtsrb(root)
+    folders, folder_ids, test_ids = _check_gtsrb(root)
+    classes = sorted(set(folder_ids) | set(test_ids))
+    index = {c: k for k, c in enumerate(classes)}
+    relabel = {"train": lambda pos: index[folder_ids[pos]], "test": lambda cid: index[int(cid)]}
     resize, to_tensor = Resize((size, size), InterpolationMode.BILINEAR, antialias=True), \
         PILToTensor()
     out = []
     for split in ("train", "test"):
         ds = GTSRB(str(root), split=split, download=False,
-                   transform=lambda img: to_tensor(resize(img)))
+                   transform=lambda img: to_tensor(resize(img)), target_transform=relabel[split])
         n = len(ds)
         x = torch.empty((n, 3, size, size), dtype=torch.uint8)
         y = torch.empty(n, dtype=torch.int64)
@@ -424,4 +459,4 @@ def _read_torchvision_gtsrb(root: Path, size: int):
             except OSError as err:  # an unreadable or truncated .ppm
                 raise InputError("root", f"cannot decode GTSRB {split} image {i}: {err}") from None
         out += [x, y]
-    return tuple(out), str(root / "gtsrb")
+    return tuple(out), str(root / "gtsrb"), tuple(classes)

@@ -17,7 +17,8 @@ from typing import Any
 
 import numpy as np
 
-from .scenario import Scenario
+from .errors import InputError
+from .scenario import Metric, Scenario
 
 __all__ = [
     "GHZ",
@@ -29,6 +30,7 @@ __all__ = [
     "freshness_coefficients",
     "freshness",
     "quality",
+    "full_quality",
     "iom",
     "iom_matrix",
     "round_time",
@@ -80,9 +82,33 @@ def freshness(f: Any, alpha: Any, beta: Any) -> Any:
 
 
 def quality(sc: Scenario) -> np.ndarray:
-    """``Q_nm = w_acc zeta + w_amt ln(1 + D)/ln(1 + Dref) + w_val v``, shape (N, M)."""
+    """``Q_nm`` of the scenario's metric (:class:`models.Metric`), shape (N, M).
+
+    Full IoM (default): ``w_acc zeta + w_amt ln(1 + D)/ln(1 + Dref) + w_val v``. The partial
+    metrics keep one part: ``aoi`` ``Q = 1`` (freshness alone), ``accuracy`` ``Q = zeta``,
+    ``data`` ``Q = (w_amt amount + w_val v) / (w_amt + w_val)``. Everything built on ``quality``
+    (the Pyomo game, the numpy follower solver, the KKT checker, the FL weights) then plays the
+    partial game; :func:`full_quality` is the model's IoM whatever the metric.
+    """
     amount = np.log1p(sc.D) / math.log1p(sc.Dref)
+    metric = getattr(sc, "metric", Metric.FULL)  # scenario-like views without the field value the IoM
+    if metric is Metric.AOI:
+        return np.ones_like(sc.zeta)
+    if metric is Metric.ACCURACY:
+        return np.array(sc.zeta, dtype=float)
+    if metric is Metric.DATA:
+        w = sc.w_amt + sc.w_val
+        if w <= 0:
+            raise InputError("metric", "the data metric needs w_amt + w_val > 0")
+        return (sc.w_amt * amount + sc.w_val * sc.v) / w
     return sc.w_acc * sc.zeta + sc.w_amt * amount + sc.w_val * sc.v
+
+
+def full_quality(sc: Scenario) -> np.ndarray:
+    """The model's ``Q_nm`` (the full IoM's), whatever ``sc.metric``."""
+    if getattr(sc, "metric", Metric.FULL) is Metric.FULL:
+        return quality(sc)
+    return quality(sc.replace(metric=Metric.FULL))
 
 
 def iom(f: Any, Q: Any, alpha: Any, beta: Any) -> Any:

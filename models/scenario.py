@@ -27,6 +27,7 @@ from .errors import InputError
 
 __all__ = [
     "Mechanism",
+    "Metric",
     "Scenario",
     "PRESETS",
     "preset",
@@ -44,6 +45,20 @@ class Mechanism(str, enum.Enum):
 
     PROPORTIONAL = "proportional"  #: MU n gets R_m IoM_nm / (sum_k IoM_km + eps0)
     UNIT_PRICE = "unit_price"  #: MU n gets R_m IoM_nm; R_m is a price per unit IoM
+
+
+class Metric(str, enum.Enum):
+    """Which quality the IoM values (MODEL.md sections 3 and 8): ``IoM_nm(f) = Q_nm phi_nm(f)``
+    with ``Q`` given by :func:`models.iom.quality`.
+
+    The partial metrics are the ablations of the scheme comparison: MSPs that reward only one
+    part of the immersion, and MUs that respond to that part. ``FULL`` is the model's IoM.
+    """
+
+    FULL = "iom"  #: Q = w_acc zeta + w_amt ln(1 + D)/ln(1 + Dref) + w_val v (the IoM)
+    AOI = "aoi"  #: Q = 1: the freshness phi = 1 / (1 + AoI / A0) alone
+    ACCURACY = "accuracy"  #: Q = zeta: local accuracy times freshness
+    DATA = "data"  #: Q = (w_amt amount + w_val v) / (w_amt + w_val): data amount and value times freshness
 
 
 # name -> (unit, lower bound, lower bound inclusive?, upper bound or None)
@@ -80,7 +95,7 @@ MU_FIELDS = ("F", "c", "kappa", "rho", "p")
 PAIR_FIELDS = ("D", "tau", "zeta", "v", "h", "B")
 MSP_FIELDS = ("S", "lam", "Rmax")
 SCALAR_FIELDS = ("L", "A0", "N0", "eps0", "w_acc", "w_amt", "w_val", "Dref")
-_META_KEYS = ("name", "seed", "mechanism")
+_META_KEYS = ("name", "seed", "mechanism", "metric")
 _BASE_KEYS = ("preset", "n_mu", "n_msp")
 
 
@@ -146,7 +161,8 @@ class Scenario:
     per pair ``(N, M)``: ``D``, ``tau`` (s), ``zeta``, ``v``, ``h``, ``B`` (Hz);
     per MSP ``(M,)``: ``S`` (bits), ``lam``, ``Rmax``. Scalars: ``L`` (local
     epochs), ``A0`` (s), ``N0`` (W/Hz), ``eps0``, IoM weights
-    ``w_acc + w_amt + w_val = 1``, ``Dref``. ``mechanism`` picks the payment rule.
+    ``w_acc + w_amt + w_val = 1``, ``Dref``. ``mechanism`` picks the payment rule, ``metric`` the
+    quality the IoM values (default the full IoM; the others are the partial-metric games).
     """
 
     F: np.ndarray
@@ -172,6 +188,7 @@ class Scenario:
     w_val: float = 0.3
     Dref: float = 1000.0
     mechanism: Mechanism = Mechanism.PROPORTIONAL
+    metric: Metric = Metric.FULL
     name: str = "custom"
     seed: int | None = None
 
@@ -199,6 +216,11 @@ class Scenario:
         except ValueError:
             options = ", ".join(x.value for x in Mechanism)
             raise InputError("mechanism", f"unknown mechanism {self.mechanism!r} (choose: {options})") from None
+        try:
+            object.__setattr__(self, "metric", Metric(self.metric))
+        except ValueError:
+            options = ", ".join(x.value for x in Metric)
+            raise InputError("metric", f"unknown metric {self.metric!r} (choose: {options})") from None
         if not isinstance(self.name, str):
             raise InputError("name", "must be a string")
         if self.seed is not None and (isinstance(self.seed, bool) or not isinstance(self.seed, (int, np.integer))):
@@ -252,7 +274,8 @@ class Scenario:
     # ------------------------------------------------------------- conversion
     def to_dict(self) -> dict[str, Any]:
         """Every resolved parameter as JSON types; ``scenario_from_dict`` inverts it."""
-        out: dict[str, Any] = {"name": self.name, "seed": self.seed, "mechanism": self.mechanism.value}
+        out: dict[str, Any] = {"name": self.name, "seed": self.seed, "mechanism": self.mechanism.value,
+                               "metric": self.metric.value}
         for name in MU_FIELDS + PAIR_FIELDS + MSP_FIELDS:
             out[name] = getattr(self, name).tolist()
         for name in SCALAR_FIELDS:

@@ -37,12 +37,17 @@ def write_mnist_folder(folder: Path, n_train: int, n_test: int, seed: int, gz: b
     return data
 
 
-def write_gtsrb(root: Path, per_class: int = 1, n_test: int = 5) -> dict[str, list[int]]:
-    """torchvision's GTSRB layout with tiny PPM images of varying sizes."""
+def write_gtsrb(root: Path, per_class: int = 1, n_test: int = 5, classes=None,
+                test_classes=None) -> dict[str, list[int]]:
+    """torchvision's GTSRB layout with tiny PPM images of varying sizes.
+
+    ``classes``: the training class folders written (default all 43); ``test_classes``: the
+    ``ClassId`` cycle of the test rows (default ``7 k mod 43``).
+    """
     rng = np.random.default_rng(0)
     base = root / "gtsrb"
     labels: dict[str, list[int]] = {"train": [], "test": []}
-    for c in range(GTSRB_NUM_CLASSES):
+    for c in (range(GTSRB_NUM_CLASSES) if classes is None else classes):
         folder = base / "GTSRB" / "Training" / f"{c:05d}"
         folder.mkdir(parents=True)
         rows = ["Filename;Width;Height;Roi.X1;Roi.Y1;Roi.X2;Roi.Y2;ClassId"]
@@ -61,7 +66,7 @@ def write_gtsrb(root: Path, per_class: int = 1, n_test: int = 5) -> dict[str, li
         img = rng.integers(0, 256, size=(20, 24, 3), dtype=np.uint8)
         name = f"{k:05d}.ppm"
         Image.fromarray(img).save(images / name)
-        c = (7 * k) % GTSRB_NUM_CLASSES
+        c = (7 * k) % GTSRB_NUM_CLASSES if test_classes is None else test_classes[k % len(test_classes)]
         rows.append(f"{name};24;20;1;1;23;19;{c}")
         labels["test"].append(c)
     (base / "GT-final_test.csv").write_text("\n".join(rows) + "\n")

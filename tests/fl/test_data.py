@@ -145,8 +145,48 @@ def test_gtsrb_read_through_torchvision_layout(tmp_path, gtsrb_writer, size):
     assert float(ds.train_x.mean()) == pytest.approx(0.0, abs=1e-4)
 
 
+def test_gtsrb_some_class_folders_as_torchvision_reads_them(tmp_path, gtsrb_writer):
+    # Prepare: 3 of the 43 training folders; the test CSV names one class without a folder
+    gtsrb_writer(tmp_path, per_class=2, n_test=4, classes=[4, 17, 30], test_classes=[17, 4, 9, 30])
+    # Execute
+    ds = load_dataset("gtsrb", root=tmp_path, image_size=8)
+    # Assert: the classes are the union of the folders and the test CSV, labelled in order
+    assert ds.classes == (4, 9, 17, 30) and ds.num_classes == 4
+    assert sorted(ds.train_y.tolist()) == [0, 0, 2, 2, 3, 3]
+    assert ds.test_y.tolist() == [2, 0, 1, 3]
+
+
+def test_gtsrb_full_folder_keeps_class_numbers(tmp_path, gtsrb_writer):
+    gtsrb_writer(tmp_path, per_class=1, n_test=3)
+    ds = load_dataset("gtsrb", root=tmp_path, image_size=8)
+    assert ds.classes == tuple(range(GTSRB_NUM_CLASSES))
+
+
+@pytest.mark.parametrize("setup, named", [
+    ("empty_class", "no .ppm image in"),
+    ("no_classes", "no class folder"),
+    ("bad_name", "not a GTSRB class folder"),
+])
+def test_gtsrb_unusable_training_folder_is_named(tmp_path, gtsrb_writer, setup, named):
+    # Prepare
+    import shutil
+
+    gtsrb_writer(tmp_path, per_class=1, n_test=2, classes=[0, 1])
+    training = tmp_path / "gtsrb" / "GTSRB" / "Training"
+    if setup == "empty_class":
+        (training / "00005").mkdir()
+    elif setup == "no_classes":
+        for d in training.iterdir():
+            shutil.rmtree(d)
+    else:
+        (training / "signs").mkdir()
+    # Execute / Assert
+    with pytest.raises(InputError, match=named):
+        load_dataset("gtsrb", root=tmp_path)
+
+
 @pytest.mark.parametrize("remove, named", [
-    ("gtsrb/GTSRB/Training/00017", "Training/00017"),
+    ("gtsrb/GTSRB/Training", "Training"),
     ("gtsrb/GT-final_test.csv", "GT-final_test.csv"),
     ("gtsrb/GTSRB/Final_Test/Images/00003.ppm", "Images/00003.ppm"),
     ("gtsrb/GTSRB/Final_Test", "Final_Test/Images"),

@@ -5,7 +5,7 @@ import numpy as np
 import pyomo.environ as pyo
 import pytest
 
-from models import Mechanism, preset
+from models import Mechanism, Metric, preset
 from models.game import allocations, build_game, rewards, set_allocations, set_rewards
 from models.iom import iom_matrix
 from models.utility import msp_utilities, mu_utilities
@@ -26,10 +26,11 @@ def test_structure(name):
     assert all(model.mu[n].f[m].lb == 0.0 for n in model.MU for m in model.MSP)
 
 
-@pytest.mark.parametrize("mechanism", list(Mechanism))
-def test_objectives_equal_numpy_utilities(mechanism):
-    # Prepare
-    sc = preset("default", seed=5).replace(mechanism=mechanism)
+@pytest.mark.parametrize("mechanism, metric", [(m, Metric.FULL) for m in Mechanism]
+                         + [(Mechanism.PROPORTIONAL, m) for m in Metric if m is not Metric.FULL])
+def test_objectives_equal_numpy_utilities(mechanism, metric):
+    # Prepare: the partial-metric games are the same game with another quality
+    sc = preset("default", seed=5).replace(mechanism=mechanism, metric=metric)
     rng = np.random.default_rng(2)
     R = rng.uniform(0, sc.Rmax)
     f = rng.uniform(0, 1, sc.D.shape) * sc.F[:, None] / sc.n_msp

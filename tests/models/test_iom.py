@@ -6,9 +6,9 @@ import math
 import numpy as np
 import pytest
 
-from models import preset
-from models.iom import (GHZ, aoi, compute_time, freshness, freshness_coefficients, iom, iom_matrix, quality,
-                        round_time, upload_rate, upload_time)
+from models import InputError, Metric, preset
+from models.iom import (GHZ, aoi, compute_time, freshness, freshness_coefficients, full_quality, iom, iom_matrix,
+                        quality, round_time, upload_rate, upload_time)
 
 
 @pytest.fixture
@@ -65,3 +65,26 @@ def test_round_time_is_slowest_participant(sc):
     hand = max(sc.L * sc.c[n] * sc.D[n, 0] / GHZ + upload_time(sc)[n, 0] for n in part)
     assert round_time(sc, f, 0) == pytest.approx(hand, rel=1e-12)
     assert round_time(sc, np.zeros(sc.D.shape), 0) == 0.0
+
+
+@pytest.mark.parametrize("metric, expected", [
+    (Metric.AOI, lambda sc: np.ones_like(sc.zeta)),
+    (Metric.ACCURACY, lambda sc: sc.zeta),
+    (Metric.DATA, lambda sc: (sc.w_amt * np.log1p(sc.D) / np.log1p(sc.Dref) + sc.w_val * sc.v)
+     / (sc.w_amt + sc.w_val)),
+])
+def test_partial_metric_replaces_the_quality(sc, metric, expected):
+    # Prepare
+    part = sc.replace(metric=metric)
+    f = np.full(sc.D.shape, 0.3)
+    alpha, beta = freshness_coefficients(sc)
+    # Execute / Assert: IoM = partial Q times the same freshness; full_quality is the model's
+    np.testing.assert_allclose(quality(part), expected(sc), rtol=1e-14)
+    np.testing.assert_allclose(iom_matrix(part, f), expected(sc) * f / (alpha * f + beta), rtol=1e-13)
+    np.testing.assert_allclose(full_quality(part), quality(sc), rtol=1e-14)
+    assert not np.allclose(quality(part), quality(sc))
+
+
+def test_unknown_metric_is_refused(sc):
+    with pytest.raises(InputError, match="metric"):
+        sc.replace(metric="speed")

@@ -1,0 +1,36 @@
+"""Scheme comparisons (MODEL.md section 8): pricing schemes, one comparison run with FL per
+trading round, and its report (means and 95% intervals over seeds, the headline beside the
+paper's figures, plots).
+
+One import line::
+
+    from benchmarks.compare import Scheme, Decision, register_scheme, CompareConfig, run_comparison
+"""
+from .report import PAPER, mean_ci, run_metrics, summarise, write_plots
+from .run import DEFAULT_TARGETS, CompareConfig, record_path, run_comparison, run_scheme
+from .schemes import (
+    BUILTIN_SCHEMES,
+    SCHEMES,
+    Decision,
+    DRLScheme,
+    EpecScheme,
+    FixedScheme,
+    RandomScheme,
+    RoundInfo,
+    RoundOutcome,
+    Scheme,
+    SchemeSetup,
+    SingleLeaderScheme,
+    drl_available,
+    make_scheme,
+    register_scheme,
+    scheme_names,
+)
+
+__all__ = [
+    "PAPER", "mean_ci", "run_metrics", "summarise", "write_plots",
+    "DEFAULT_TARGETS", "CompareConfig", "record_path", "run_comparison", "run_scheme",
+    "BUILTIN_SCHEMES", "SCHEMES", "Decision", "DRLScheme", "EpecScheme", "FixedScheme", "RandomScheme",
+    "RoundInfo", "RoundOutcome", "Scheme", "SchemeSetup", "SingleLeaderScheme", "drl_available",
+    "make_scheme", "register_scheme", "scheme_names",
+]

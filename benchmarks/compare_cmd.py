@@ -1,0 +1,139 @@
+"""``metatrading compare``: pricing schemes side by side on the same dynamic markets, with FL
+on real images per trading round (MODEL.md section 8; :mod:`benchmarks.compare`).
+
+Writes ``DIR/compare.json`` (per scheme the means and 95% intervals over seeds of IoM,
+utilities, final accuracy and time to target; ``headline``: the reference scheme's IoM
+improvement and time-to-target reduction over each baseline and on average, beside the
+paper's figures), ``DIR/iom.png``, ``DIR/accuracy.png``, ``DIR/time_to_target.png``, one record
+per (scheme, seed) in ``DIR/runs/`` (the checkpoints ``--resume`` skips) and
+``DIR/timing.json`` (wall-clock seconds, kept out of ``compare.json``).
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import time
+from pathlib import Path
+
+from models.errors import InputError
+
+#: --quick: a smoke-size comparison (all schemes, minutes on a CPU)
+QUICK = {"seeds": 2, "rounds": 3, "epochs": 1, "drl_seconds": 60.0}
+#: wall-clock training budget of drl when it is trained here (without --drl-policy)
+DRL_SECONDS = 300.0
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--scenario", default="default", help="preset name or scenario file of the base market (default: default)")
+    p.add_argument("--dataset", default="mnist5k", help="FL data set: mnist5k (default), fashion-mnist, mnist or gtsrb")
+    p.add_argument("--data-root", default=None, help="folder of the data set (see fl.data)")
+    p.add_argument("--schemes", default="all",
+                   help="'all' (default) or a comma list of: epec, drl, fixed, random, single_leader, "
+                        "aoi_only, accuracy_only, data_only, and any registered by --scheme-module")
+    p.add_argument("--scheme-module", action="append", default=[], metavar="MODULE",
+                   help="import MODULE first (it registers its own schemes with benchmarks.compare.register_scheme)")
+    p.add_argument("--seeds", type=int, default=3, help="market trajectories (seeds 0..K-1; default 3)")
+    p.add_argument("--rounds", type=int, default=10, help="trading rounds T per trajectory, one FL round each (default 10)")
+    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--quick", action="store_true",
+                   help=f"smoke size: {QUICK['seeds']} seeds, {QUICK['rounds']} rounds, {QUICK['epochs']} local epoch, "
+                        f"drl trained for {QUICK['drl_seconds']:g} s (overrides --seeds, --rounds and --epochs; "
+                        "--drl-seconds when not given)")
+    p.add_argument("--resume", action="store_true", help="skip the (scheme, seed) runs already in DIR/runs")
+    p.add_argument("--target", type=float, default=None,
+                   help="target test accuracy (default per data set: mnist5k 0.9, mnist 0.95, fashion-mnist 0.75, gtsrb 0.8)")
+    p.add_argument("--reference", default="drl", help="the scheme the headline compares with the others (default drl)")
+    p.add_argument("--epochs", type=int, default=None, help="local epochs (default: the scenario's L)")
+    p.add_argument("--alpha", type=float, default=0.5, help="Dirichlet label-split concentration (default 0.5)")
+    p.add_argument("--aggregation", default="iom", choices=["iom", "fedavg"],
+                   help="iom: IoM-weighted FedAvg (default); fedavg: weights by data amount")
+    p.add_argument("--drl-policy", default=None,
+                   help="folder written by 'metatrading train-pricing' for the drl scheme (default: train one into DIR/drl_policy)")
+    p.add_argument("--drl-seconds", type=float, default=None,
+                   help=f"wall-clock training budget of drl when trained here (default {DRL_SECONDS:g} s)")
+    p.add_argument("--drl-updates", type=int, default=None,
+                   help="or stop the drl training after this many PPO updates (reproducible budget)")
+    p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: all cores)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def config(args: argparse.Namespace):
+    """The :class:`~benchmarks.compare.CompareConfig` of the flags; every check before any work."""
+    for module in args.scheme_module:
+        try:
+            importlib.import_module(module)
+        except ImportError as exc:
+            raise InputError("--scheme-module", f"cannot import {module!r}: {exc}") from None
+    from benchmarks.compare import CompareConfig, scheme_names
+    from fl.data import DATASETS
+
+    if args.dataset not in DATASETS:
+        raise InputError("--dataset", f"unknown data set {args.dataset!r}; choose one of {', '.join(DATASETS)}")
+    if args.threads is not None and args.threads < 1:
+        raise InputError("--threads", f"must be >= 1, got {args.threads}")
+    if args.drl_policy is not None and not Path(args.drl_policy).is_dir():
+        raise InputError("--drl-policy", f"not a folder: {args.drl_policy}")
+    seeds, rounds, epochs = args.seeds, args.rounds, args.epochs
+    drl_seconds = DRL_SECONDS if args.drl_seconds is None else args.drl_seconds
+    if args.quick:
+        seeds, rounds, epochs = QUICK["seeds"], QUICK["rounds"], QUICK["epochs"]
+        drl_seconds = QUICK["drl_seconds"] if args.drl_seconds is None else args.drl_seconds
+    return CompareConfig(
+        scenario=args.scenario, dataset=args.dataset, data_root=args.data_root,
+        schemes=tuple(scheme_names(args.schemes)), seeds=seeds, rounds=rounds, target=args.target,
+        epochs=epochs, alpha=args.alpha, aggregation=args.aggregation, drl_policy=args.drl_policy,
+        drl_seconds=drl_seconds, drl_updates=args.drl_updates, reference=args.reference,
+    )
+
+
+def _fmt(s, scale: float = 1.0, digits: int = 3) -> str:
+    if s["mean"] is None:
+        return "n/a"
+    if s["half_width"] is None:
+        return f"{s['mean'] * scale:.{digits}f}"
+    return f"{s['mean'] * scale:.{digits}f} +- {s['half_width'] * scale:.{digits}f}"
+
+
+def print_report(compare: dict) -> None:
+    st = compare["settings"]
+    print(f"scheme comparison: {st['base']} ({st['n_mu']} MUs x {st['n_msp']} MSPs), {st['dataset']}, "
+          f"{st['seeds']} seed(s) x {st['rounds']} round(s), {st['local_epochs']} local epoch(s), target {st['target']:g}")
+    print(f"{'scheme':>14} {'IoM':>17} {'MSP utility':>19} {'MU utility':>17} {'final acc':>15} {'time to target s':>21} uncert.")
+    for name, e in compare["schemes"].items():
+        print(f"{name:>14} {_fmt(e['iom']):>17} {_fmt(e['msp_utility'], digits=2):>19} {_fmt(e['mu_utility'], digits=2):>17} "
+              f"{_fmt(e['final_accuracy']):>15} {_fmt(e['time_to_target'], digits=0):>21} {e['uncertified_rounds']:>7}")
+    h = compare["headline"]
+    if not h["available"]:
+        print(f"headline: {h['reason']}")
+        return
+    paper = h["paper"]
+    print(f"headline ({h['reference']} against each baseline, % with 95% CI over seeds; paper: {h['paper_dataset'] or 'none'})")
+    for b in h["baselines"]:
+        print(f"  vs {b:>14}: IoM {_fmt(h['iom_improvement']['per_baseline'][b], digits=1):>17}   "
+              f"time to target {_fmt(h['time_to_target_reduction']['per_baseline'][b], digits=1):>17}")
+    pi = f"{paper['iom_improvement']:+.1f}" if paper else "n/a"
+    pt = f"-{paper['time_to_target_reduction']:.1f}" if paper else "n/a"
+    print(f"  average over {', '.join(h['averaged_over'])}: IoM {_fmt(h['iom_improvement']['average'], digits=1)} "
+          f"(paper {pi}), time to target reduced {_fmt(h['time_to_target_reduction']['average'], digits=1)} (paper {pt})")
+
+
+def run(args: argparse.Namespace) -> int:
+    cfg = config(args)
+    import torch
+
+    from benchmarks.compare import run_comparison
+
+    torch.set_num_threads(args.threads or os.cpu_count() or 1)
+    t0 = time.perf_counter()
+    compare, timing = run_comparison(cfg, args.out, resume=args.resume, progress=not args.no_progress)
+    print_report(compare)
+    out = Path(args.out)
+    print(f"wrote {out / 'compare.json'}, {out / 'iom.png'}, {out / 'accuracy.png'}, {out / 'time_to_target.png'} "
+          f"({time.perf_counter() - t0:.1f} s wall)")
+    bad = {n: e["uncertified_rounds"] for n, e in compare["schemes"].items() if e["uncertified_rounds"]}
+    if bad:
+        print("not certified: " + ", ".join(f"{n} {k} round(s)" for n, k in bad.items())
+              + " (kept the last certified rewards; listed under 'uncertified' in compare.json)")
+        return 1
+    return 0

@@ -1,0 +1,77 @@
+"""``metatrading compare``: a tiny run and bad input refused before any work (benchmarks/compare_cmd.py)."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from benchmarks.cli import main
+
+
+def test_tiny_compare_command(tmp_path, capsys):
+    out = tmp_path / "cmp"
+    rc = main(["compare", "--scenario", "tiny", "--schemes", "fixed,random", "--seeds", "1", "--rounds", "2",
+               "--epochs", "1", "--reference", "random", "--out", str(out), "--no-progress"])
+    assert rc == 0
+    data = json.loads((out / "compare.json").read_text())
+    assert list(data["schemes"]) == ["fixed", "random"] and data["settings"]["rounds"] == 2
+    assert data["headline"]["reference"] == "random" and data["headline"]["available"]
+    assert "headline" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("argv, named", [
+    (["--schemes", "epec,nope"], "--schemes"),
+    (["--dataset", "cifar"], "--dataset"),
+    (["--seeds", "0"], "--seeds"),
+    (["--rounds", "0"], "--rounds"),
+    (["--target", "1.5"], "--target"),
+    (["--epochs", "0"], "--epochs"),
+    (["--reference", "oracle"], "--reference"),
+    (["--scenario", "nowhere.toml"], "scenario"),
+    (["--scheme-module", "no_such_module_here"], "--scheme-module"),
+    (["--drl-policy", "/nonexistent/policy"], "--drl-policy"),
+    (["--dataset", "gtsrb", "--data-root", "EMPTY"], "gtsrb/GTSRB/Training"),
+    (["--dataset", "mnist"], "--data-root"),
+])
+def test_bad_input_refused_before_any_work(tmp_path, capsys, argv, named):
+    out = tmp_path / "out"
+    argv = [str(tmp_path) if a == "EMPTY" else a for a in argv]
+    rc = main(["compare", "--schemes", "fixed", "--out", str(out), "--no-progress", *argv])
+    err = capsys.readouterr().err
+    assert rc == 2 and named in err and err.count("\n") == 1
+    assert not out.exists()
+
+
+def test_drl_refused_in_a_build_without_learned_pricing(tmp_path, capsys, monkeypatch):
+    import benchmarks.compare.run as run_mod
+
+    monkeypatch.setattr(run_mod, "drl_available", lambda: False)
+    rc = main(["compare", "--schemes", "all", "--out", str(tmp_path / "o"), "--no-progress"])
+    assert rc == 2 and "drl.load_policy" in capsys.readouterr().err
+
+
+def test_compare_on_a_generated_gtsrb_folder_with_some_classes(tmp_path):
+    # Prepare: torchvision's GTSRB layout with 12 of the 43 class folders (issue 9, point 4)
+    from tests.fl.conftest import write_gtsrb
+
+    write_gtsrb(tmp_path / "data", per_class=20, n_test=24, classes=list(range(0, 43, 4)))
+    out = tmp_path / "cmp"
+    # Execute
+    rc = main(["compare", "--scenario", "tiny", "--dataset", "gtsrb", "--data-root", str(tmp_path / "data"),
+               "--schemes", "fixed,random", "--seeds", "1", "--rounds", "2", "--epochs", "1", "--reference", "random",
+               "--out", str(out), "--no-progress"])
+    # Assert
+    data = json.loads((out / "compare.json").read_text())
+    assert rc == 0 and data["settings"]["dataset"] == "gtsrb" and data["settings"]["target"] == 0.8
+    assert data["headline"]["paper_dataset"] == "GTSRB"
+    rec = json.loads((out / "runs" / "fixed__seed0.json").read_text())
+    assert rec["rounds"][0]["data_scale"][0] < 1.0  # 240 images for the MUs' D: shares shrunk alike
+
+
+def test_unusable_drl_policy_refused_before_any_round(tmp_path, capsys):
+    empty = tmp_path / "policy"
+    empty.mkdir()
+    out = tmp_path / "out"
+    rc = main(["compare", "--scenario", "tiny", "--schemes", "fixed,drl", "--drl-policy", str(empty),
+               "--out", str(out), "--no-progress"])
+    assert rc == 2 and "policy" in capsys.readouterr().err and not out.exists()
