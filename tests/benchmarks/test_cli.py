@@ -144,6 +144,12 @@ TABLE = [
     (["validate", "--policy", "{file}", "--scenario", "default", "--out", NEW], "--policy"),
     (["bench", "pricing", "--batches", "0", "--out", NEW], "--batches"),
     (["bench", "pricing", "--repeats", "0", "--out", NEW], "--repeats"),
+    # compare
+    (["compare", "--schemes", "fixed,nosuch", "--out", NEW], "--schemes"),
+    (["compare", "--dataset", "cifar", "--schemes", "fixed", "--out", NEW], "--dataset"),
+    (["compare", "--seeds", "0", "--schemes", "fixed", "--out", NEW], "--seeds"),
+    (["compare", "--rounds", "0", "--schemes", "fixed", "--out", NEW], "--rounds"),
+    (["compare", "--schemes", "fixed", "--out", OLD], "--out"),
     # bench robustness
     (["bench", "robustness", "--count", "0", "--out", NEW], "--count"),
     (["bench", "robustness", "--seed", "-3", "--out", NEW], "--seed"),
