@@ -13,6 +13,7 @@ uninterrupted one.
 """
 from __future__ import annotations
 
+import json
 import math
 import time
 from dataclasses import asdict, dataclass, field
@@ -34,7 +35,8 @@ from .nets import make_net
 from .partition import data_value, dirichlet_partition
 from .train import LocalTrainConfig, TrainPath, client_seed, evaluate, get_params, local_update
 
-__all__ = ["FLConfig", "FLTask", "FLResult", "build_task", "check_allocation", "resolve_path", "run_fl", "CHECKPOINT_VERSION"]
+__all__ = ["FLConfig", "FLTask", "FLResult", "build_task", "check_allocation", "default_allocation", "fl_report",
+           "load_allocation", "resolve_path", "run_fl", "CHECKPOINT_VERSION"]
 
 CHECKPOINT_VERSION = 1
 
@@ -165,6 +167,41 @@ def check_allocation(f: Any, sc: Scenario, field: str = "allocations") -> np.nda
         i, j = (int(v) for v in np.argwhere(arr < 0)[0])
         raise InputError(f"{field}[{i}][{j}]", f"must be >= 0 GHz, got {arr[i, j]:g}")
     return arr
+
+
+def load_allocation(path: str | Path, field: str = "--allocation") -> tuple[Scenario, np.ndarray]:
+    """``(scenario, f)`` from an equilibrium.json of ``metatrading solve`` (keys 'allocations', 'scenario')."""
+    from models.scenario import scenario_from_dict
+
+    p = Path(path)
+    if not p.is_file():
+        raise InputError(field, f"file not found: {path}")
+    try:
+        data = json.loads(p.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise InputError(field, f"not a JSON file: {exc}") from None
+    if not isinstance(data, dict):
+        raise InputError(field, "expected a JSON object")
+    for key in ("allocations", "scenario"):
+        if key not in data:
+            raise InputError(f"allocation.{key}", f"missing in {path}")
+    return scenario_from_dict(data["scenario"]), data["allocations"]
+
+
+def default_allocation(spec: str) -> tuple[Scenario, np.ndarray]:
+    """The scenario ``spec`` and its followers' Nash allocation at ``R = Rmax / 2``.
+
+    The MUs respond exactly (MODEL.md section 5, lower level) to the ``fixed`` scheme's
+    rewards; a response that did not converge is an error, never an allocation.
+    """
+    from models.equilibrium import follower_equilibrium
+    from models.scenario import load_scenario
+
+    sc = load_scenario(spec)
+    eq = follower_equilibrium(sc, sc.Rmax / 2.0)
+    if not eq.converged:
+        raise RuntimeError(f"follower equilibrium of {spec!r} at R = Rmax/2 did not converge (step {eq.step:.2e})")
+    return sc, eq.f
 
 
 def build_task(dataset: DatasetSplits, sc: Scenario, f: Any, cfg: FLConfig, scale_to_fit: bool = True) -> FLTask:
@@ -332,3 +369,33 @@ def _save_checkpoint(path: str | Path, result: FLResult, fp: dict[str, Any]) -> 
         "history": {k: list(getattr(result, k)) for k in ("accuracy", "sim_time", "participants", "wall_time")},
     }
     atomic_save(path, lambda tmp: torch.save(state, tmp))
+
+
+def fl_report(task: FLTask, cfg: FLConfig, res: FLResult, source: str) -> dict[str, Any]:
+    """The content of ``fl.json`` (``metatrading fl`` and the Flower deployment write the same keys)."""
+    return {
+        "dataset": task.dataset.name,
+        "msp": task.msp,
+        "allocation_source": source,
+        "aggregation": cfg.aggregation.value,
+        "path": res.path,
+        "participant_ids": task.participants.tolist(),
+        "sizes": task.sizes.tolist(),
+        "data_scale": task.data_scale,
+        "iom": task.iom.tolist(),
+        "data_value": task.value.tolist(),
+        "round_time": task.round_time,
+        "local": {"epochs": task.local.epochs, "batch_size": task.local.batch_size, "lr": task.local.lr,
+                  "momentum": task.local.momentum},
+        "alpha": cfg.alpha,
+        "seed": cfg.seed,
+        "rounds": res.rounds,
+        "accuracy": res.accuracy,
+        "sim_time": res.sim_time,
+        "participants": res.participants,
+        "wall_time": res.wall_time,
+        "target": cfg.target,
+        "time_to_target": res.time_to_target,
+        "rounds_to_target": res.rounds_to_target,
+        "final_accuracy": res.accuracy[-1],
+    }

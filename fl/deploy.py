@@ -1,0 +1,405 @@
+"""A local Flower deployment: a real SuperLink, one real SuperNode per MU, and ``flwr run``.
+
+``run_local_deployment`` starts ``flower-superlink`` and K ``flower-supernode`` processes on
+loopback (TLS with a CA and a SuperLink certificate made for the run, unless ``insecure``),
+submits the packaged App (``fl.flower_app``, ``[tool.flwr.app]`` of ``pyproject.toml``) with
+``flwr run --stream``, follows the ServerApp's ``progress.json`` round by round, and stops
+every process it started, on success, failure, timeout or interrupt.
+
+Processes: each is started in its own session (so a Ctrl-C in the terminal reaches only this
+process, which then stops them in order) and remembered by pid and start time. Flower starts
+helpers of its own (the SuperLink's SuperExec in a new session, the ServerApp and ClientApp
+processes); their pids are collected from ``/proc`` while the deployment runs, so they are
+stopped too even when their parent is already gone. Stop order: SIGTERM to everything, a grace
+period, then SIGKILL to what is left. Linux only (``/proc``).
+"""
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from models.errors import InputError
+
+from .tls import make_local_certificates
+
+__all__ = ["DeploymentError", "DeploymentResult", "NodeSpec", "ProcessSet", "free_ports",
+           "run_local_deployment", "wait_for_port", "CONNECTION_NAME"]
+
+#: Name of the SuperLink connection written into the deployment's own FLWR_HOME.
+CONNECTION_NAME = "local-deployment"
+LOOPBACK = "127.0.0.1"
+
+
+class DeploymentError(RuntimeError):
+    """The deployment failed; the message says where (and the logs folder)."""
+
+
+@dataclass(frozen=True)
+class NodeSpec:
+    """One SuperNode: its ``--node-config`` (``partition-id``, ``num-partitions``, ``mu-id``)."""
+
+    partition_id: int
+    num_partitions: int
+    mu_id: int
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+    def node_config(self) -> str:
+        items = {"partition-id": self.partition_id, "num-partitions": self.num_partitions,
+                 "mu-id": self.mu_id, **self.extra}
+        return " ".join(f"{k}={json.dumps(v)}" for k, v in items.items())
+
+
+@dataclass
+class DeploymentResult:
+    """What a finished local deployment leaves: the ServerApp's output and the bookkeeping."""
+
+    out_dir: Path
+    run_id: int | None
+    wall_s: float
+    pids: list[int]  #: every process seen (started here, or by Flower below them)
+    logs: Path
+
+
+# ---------------------------------------------------------------------------------------------
+# Processes
+# ---------------------------------------------------------------------------------------------
+
+def _proc_stat(pid: int) -> tuple[int, int] | None:
+    """``(ppid, start time in clock ticks)`` of a live pid, None if gone (or a zombie)."""
+    try:
+        raw = Path(f"/proc/{pid}/stat").read_text()
+    except (FileNotFoundError, ProcessLookupError, PermissionError):
+        return None
+    rest = raw[raw.rfind(")") + 2:].split()  # the name may hold spaces or parentheses
+    if rest[0] in ("Z", "X"):
+        return None
+    return int(rest[1]), int(rest[19])
+
+
+class ProcessSet:
+    """Processes of one deployment, by pid and start time (a reused pid is never signalled)."""
+
+    def __init__(self) -> None:
+        self.roots: dict[str, subprocess.Popen] = {}
+        self.seen: dict[int, int] = {}  # pid -> start time, everything started here or below
+
+    def start(self, name: str, argv: Sequence[str], log: Path, env: Mapping[str, str], cwd: Path) -> subprocess.Popen:
+        with open(log, "ab") as fh:
+            proc = subprocess.Popen(list(argv), stdout=fh, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                    env=dict(env), cwd=str(cwd), start_new_session=True)
+        self.roots[name] = proc
+        stat = _proc_stat(proc.pid)
+        if stat is not None:
+            self.seen[proc.pid] = stat[1]
+        return proc
+
+    def refresh(self) -> None:
+        """Record the descendants of every known process (Flower's own helper processes)."""
+        children: dict[int, list[tuple[int, int]]] = {}
+        for entry in os.listdir("/proc"):
+            if entry.isdigit():
+                stat = _proc_stat(int(entry))
+                if stat is not None:
+                    children.setdefault(stat[0], []).append((int(entry), stat[1]))
+        stack = [p for p in self.seen if self._alive(p)]
+        while stack:
+            pid = stack.pop()
+            for child, start in children.get(pid, []):
+                if child not in self.seen:
+                    self.seen[child] = start
+                    stack.append(child)
+
+    def _alive(self, pid: int) -> bool:
+        stat = _proc_stat(pid)
+        return stat is not None and stat[1] == self.seen.get(pid)
+
+    def alive(self) -> list[int]:
+        return [p for p in self.seen if self._alive(p)]
+
+    def _signal(self, pids: Sequence[int], sig: int) -> None:
+        for pid in pids:
+            if self._alive(pid):
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.kill(pid, sig)
+
+    def _reap(self) -> None:
+        for proc in self.roots.values():
+            with contextlib.suppress(ChildProcessError, OSError):
+                proc.poll()
+
+    def _wait_gone(self, timeout: float) -> list[int]:
+        deadline = time.monotonic() + timeout
+        while True:
+            self._reap()
+            left = self.alive()
+            if not left or time.monotonic() > deadline:
+                return left
+            time.sleep(0.05)
+
+    def stop(self, grace_s: float = 5.0) -> list[int]:
+        """SIGTERM every process, wait ``grace_s``, SIGKILL the rest; returns pids still alive."""
+        self.refresh()
+        self._signal(self.alive(), signal.SIGTERM)
+        left = self._wait_gone(grace_s)
+        self.refresh()  # a helper started during shutdown
+        left = self.alive()
+        if left:
+            self._signal(left, signal.SIGKILL)
+            left = self._wait_gone(5.0)
+        for proc in self.roots.values():
+            with contextlib.suppress(subprocess.TimeoutExpired, OSError):
+                proc.wait(timeout=1.0)
+        return left
+
+
+@contextlib.contextmanager
+def _terminate_as_interrupt() -> Iterator[None]:
+    """SIGTERM / SIGHUP raise KeyboardInterrupt while the deployment runs (so it cleans up)."""
+    def handler(signum, frame):  # noqa: ARG001
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    previous = {}
+    if threading_is_main():
+        for sig in (signal.SIGTERM, signal.SIGHUP):
+            previous[sig] = signal.signal(sig, handler)
+    try:
+        yield
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+
+
+def threading_is_main() -> bool:
+    import threading
+
+    return threading.current_thread() is threading.main_thread()
+
+
+def free_ports(n: int, host: str = LOOPBACK) -> list[int]:
+    """``n`` distinct ports that were free on ``host`` a moment ago (bound, then released)."""
+    socks, ports = [], []
+    try:
+        for _ in range(n):
+            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            s.bind((host, 0))
+            socks.append(s)
+            ports.append(s.getsockname()[1])
+    finally:
+        for s in socks:
+            s.close()
+    return ports
+
+
+def port_open(port: int, host: str = LOOPBACK) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.settimeout(0.5)
+        return s.connect_ex((host, port)) == 0
+
+
+def wait_for_port(port: int, proc: subprocess.Popen, timeout: float, what: str, log: Path) -> None:
+    """Until ``port`` accepts connections; DeploymentError if ``proc`` exits or time runs out."""
+    deadline = time.monotonic() + timeout
+    while not port_open(port):
+        if proc.poll() is not None:
+            raise DeploymentError(f"{what} exited with code {proc.returncode} before listening on port {port}: "
+                                  f"{_tail(log)}")
+        if time.monotonic() > deadline:
+            raise DeploymentError(f"{what} did not listen on port {port} within {timeout:g} s (log {log})")
+        time.sleep(0.2)
+
+
+def _tail(log: Path, lines: int = 6) -> str:
+    try:
+        text = [ln for ln in _strip_ansi(log.read_text(errors="replace")).splitlines() if ln.strip()]
+    except FileNotFoundError:
+        return f"(no log at {log})"
+    return " | ".join(text[-lines:]) + f" (log {log})"
+
+
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+
+def _strip_ansi(text: str) -> str:
+    return _ANSI.sub("", text)
+
+
+# ---------------------------------------------------------------------------------------------
+# The deployment
+# ---------------------------------------------------------------------------------------------
+
+def _flower_env(flwr_home: Path) -> dict[str, str]:
+    env = dict(os.environ)
+    bin_dir = str(Path(sys.executable).parent)  # flower-superlink, flower-superexec, flwr-* live here
+    env["PATH"] = bin_dir + os.pathsep + env.get("PATH", "")
+    env["FLWR_HOME"] = str(flwr_home)
+    env["FLWR_TELEMETRY_ENABLED"] = "0"
+    env.setdefault("PYTHONUNBUFFERED", "1")
+    return env
+
+
+def _write_connection(flwr_home: Path, port: int, ca_cert: Path | None) -> None:
+    import tomli_w
+
+    conn: dict[str, Any] = {"address": f"{LOOPBACK}:{port}"}
+    if ca_cert is None:
+        conn["insecure"] = True
+    else:
+        conn["root-certificates"] = str(ca_cert)
+    flwr_home.mkdir(parents=True, exist_ok=True)
+    (flwr_home / "config.toml").write_text(tomli_w.dumps({"superlink": {"default": CONNECTION_NAME,
+                                                                        CONNECTION_NAME: conn}}))
+
+
+def run_local_deployment(app_dir: str | os.PathLike, nodes: Sequence[NodeSpec], run_config: Mapping[str, Any],
+                         work_dir: str | os.PathLike, *, insecure: bool = False, timeout_s: float = 3600.0,
+                         start_timeout_s: float = 60.0,
+                         on_progress: Callable[[dict], None] | None = None,
+                         on_started: Callable[[ProcessSet], None] | None = None,
+                         processes: ProcessSet | None = None) -> DeploymentResult:
+    """Start a SuperLink and ``len(nodes)`` SuperNodes on loopback, run the App, stop them all.
+
+    Parameters
+    ----------
+    app_dir : path
+        Folder of the Flower App (its ``pyproject.toml`` has ``[tool.flwr.app]``).
+    nodes : sequence of NodeSpec
+        One SuperNode each.
+    run_config : mapping
+        Run-config overrides (``flwr run --run-config``); ``out-dir`` must be an absolute path,
+        where the ServerApp writes ``fl.json``, ``fl_params.pt`` and ``progress.json``.
+    work_dir : path
+        Certificates (``tls/``), the deployment's own FLWR_HOME (``flwr-home/``) and the
+        processes' logs (``logs/``).
+    insecure : bool
+        Plain HTTP instead of TLS (loopback only).
+    timeout_s : float
+        Bound on the whole run after the processes are up (DeploymentError past it).
+    start_timeout_s : float
+        Bound on the SuperLink's start.
+    on_progress : callable(dict), optional
+        Called with the ServerApp's ``progress.json`` content whenever it changes.
+    on_started : callable(ProcessSet), optional
+        Called once the run is submitted (tests use it to kill a SuperNode).
+    processes : ProcessSet, optional
+        Where the processes are recorded (a test can check afterwards that none is alive).
+
+    Raises
+    ------
+    DeploymentError
+        A process failed to start, the run failed, or it timed out (the message says which).
+    KeyboardInterrupt
+        Ctrl-C, SIGTERM or SIGHUP (every process is stopped first).
+    """
+    app_dir = Path(app_dir).resolve()
+    if not (app_dir / "pyproject.toml").is_file():
+        raise InputError("app_dir", f"no pyproject.toml in {app_dir}")
+    out_dir = Path(str(run_config.get("out-dir", "")))
+    if not out_dir.is_absolute():
+        raise InputError("run_config.out-dir", f"must be an absolute path, got {str(out_dir)!r}")
+    work = Path(work_dir).resolve()
+    logs = work / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    flwr_home = work / "flwr-home"
+    certs = None if insecure else make_local_certificates(work / "tls")
+    ports = free_ports(1 + len(nodes))
+    link_port, node_ports = ports[0], ports[1:]
+    _write_connection(flwr_home, link_port, None if certs is None else certs.ca_cert)
+    env = _flower_env(flwr_home)
+    procs = processes if processes is not None else ProcessSet()
+    progress_file = out_dir / "progress.json"
+    t0 = time.perf_counter()
+    run_id: int | None = None
+    with _terminate_as_interrupt():
+        try:
+            tls = ["--insecure"] if certs is None else [
+                "--ssl-ca-certfile", str(certs.ca_cert), "--ssl-certfile", str(certs.server_cert),
+                "--ssl-keyfile", str(certs.server_key)]
+            link_log = logs / "superlink.log"
+            link = procs.start("superlink", ["flower-superlink", "--host", LOOPBACK, "--port", str(link_port),
+                                             "--disable-runtime-dependency-installation", *tls],
+                               link_log, env, work)
+            wait_for_port(link_port, link, start_timeout_s, "flower-superlink", link_log)
+            node_tls = ["--insecure"] if certs is None else ["--root-certificates", str(certs.ca_cert)]
+            for spec, port in zip(nodes, node_ports):
+                procs.start(f"supernode-{spec.partition_id}",
+                            ["flower-supernode", "--superlink", f"{LOOPBACK}:{link_port}", *node_tls,
+                             "--host", LOOPBACK, "--port", str(port), "--node-config", spec.node_config(),
+                             "--max-wait-time", str(start_timeout_s)],
+                            logs / f"supernode-{spec.partition_id}.log", env, work)
+            overrides = work / "run_config.toml"
+            import tomli_w
+
+            overrides.write_text(tomli_w.dumps(dict(run_config)))
+            run_log = logs / "flwr-run.log"
+            runner = procs.start("flwr-run", ["flwr", "run", str(app_dir), CONNECTION_NAME,
+                                              "--run-config", str(overrides), "--stream"], run_log, env, work)
+            if on_started is not None:
+                on_started(procs)
+            deadline = time.monotonic() + timeout_s
+            last = None
+            while runner.poll() is None:
+                procs.refresh()
+                if run_id is None:
+                    run_id = _run_id(run_log)
+                for name, proc in procs.roots.items():
+                    if name.startswith("super") and proc.poll() is not None and name == "superlink":
+                        raise DeploymentError(f"flower-superlink exited with code {proc.returncode}: "
+                                              f"{_tail(link_log)}")
+                last = _poll_progress(progress_file, last, on_progress)
+                if time.monotonic() > deadline:
+                    raise DeploymentError(f"the run did not finish within {timeout_s:g} s "
+                                          f"(logs in {logs})")
+                time.sleep(0.25)
+            run_id = run_id if run_id is not None else _run_id(run_log)
+            _poll_progress(progress_file, last, on_progress)
+            if runner.returncode != 0 or run_id is None:
+                raise DeploymentError(f"flwr run failed (exit {runner.returncode}): {_tail(run_log)}")
+            if not (out_dir / "fl.json").is_file():
+                raise DeploymentError(f"run {run_id} ended without a result: {_run_failure(run_log)}")
+        finally:
+            left = procs.stop()
+            if left:  # pragma: no cover - reported, never expected
+                print(f"warning: processes {left} did not stop", file=sys.stderr)
+    return DeploymentResult(out_dir=out_dir, run_id=run_id, wall_s=time.perf_counter() - t0,
+                            pids=sorted(procs.seen), logs=logs)
+
+
+def _run_id(log: Path) -> int | None:
+    try:
+        m = re.search(r"Successfully started run (\d+)", _strip_ansi(log.read_text(errors="replace")))
+    except FileNotFoundError:
+        return None
+    return int(m.group(1)) if m else None
+
+
+def _run_failure(log: Path) -> str:
+    """The ServerApp's error out of the streamed run log (its last ERROR lines)."""
+    try:
+        text = _strip_ansi(log.read_text(errors="replace"))
+    except FileNotFoundError:
+        return f"(no log at {log})"
+    errors = [ln.strip() for ln in text.splitlines() if "Error" in ln or "ERROR" in ln]
+    return (errors[-1] if errors else _tail(log)) + f" (log {log})"
+
+
+def _poll_progress(path: Path, last: Any, on_progress: Callable[[dict], None] | None) -> Any:
+    if on_progress is None:
+        return last
+    try:
+        data = json.loads(path.read_text())
+    except (FileNotFoundError, json.JSONDecodeError):
+        return last
+    if data != last:
+        on_progress(data)
+    return data
