@@ -20,6 +20,7 @@ from models.errors import InputError
 COMMANDS: dict[str, tuple[str, str]] = {
     "solve": ("benchmarks.solve_cmd", "compute and certify the EPEC equilibrium of a scenario"),
     "fl": ("benchmarks.fl_cmd", "run federated learning driven by an allocation"),
+    "fl-deploy": ("benchmarks.fl_deploy_cmd", "the FL run on a local Flower deployment (SuperLink, SuperNodes, TLS)"),
 }
 #: bench target -> (module, help)
 BENCHES: dict[str, tuple[str, str]] = {

@@ -33,8 +33,8 @@ from models.errors import InputError
 
 from .tls import make_local_certificates
 
-__all__ = ["DeploymentError", "DeploymentResult", "NodeSpec", "ProcessSet", "free_ports",
-           "run_local_deployment", "wait_for_port", "CONNECTION_NAME"]
+__all__ = ["DeploymentError", "DeploymentResult", "NodeSpec", "ProcessSet", "deployment_processes", "free_ports",
+           "port_open", "run_local_deployment", "wait_for_port", "CONNECTION_NAME"]
 
 #: Name of the SuperLink connection written into the deployment's own FLWR_HOME.
 CONNECTION_NAME = "local-deployment"
@@ -184,6 +184,23 @@ def threading_is_main() -> bool:
     import threading
 
     return threading.current_thread() is threading.main_thread()
+
+
+def deployment_processes(flwr_home: str | os.PathLike) -> list[int]:
+    """Live pids whose environment has ``FLWR_HOME=flwr_home``: every process of one deployment
+    (each inherits it: SuperLink, SuperNodes, ``flwr``, SuperExec, ServerApp, ClientApps)."""
+    needle = f"FLWR_HOME={Path(flwr_home).resolve()}".encode()
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit() or _proc_stat(int(entry)) is None:
+            continue
+        try:
+            env = Path(f"/proc/{entry}/environ").read_bytes()
+        except (FileNotFoundError, ProcessLookupError, PermissionError):
+            continue
+        if needle in env.split(b"\0"):
+            found.append(int(entry))
+    return found
 
 
 def free_ports(n: int, host: str = LOOPBACK) -> list[int]:

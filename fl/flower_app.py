@@ -162,11 +162,8 @@ def _client_app():
 
     @app.query()
     def whoami(msg, context):
+        # no warm-up here: Flower 1.42 starts a fresh ClientApp process for every message
         k, _, mu = node_identity(context.node_config)
-        # warm torch up (lazy imports cost seconds on the first SGD step), off the round clock
-        net = make_net((1, 28, 28), 10)
-        local_update_sequential(net, get_params(net), torch.zeros(2, 1, 28, 28), torch.zeros(2, dtype=torch.long),
-                                LocalTrainConfig(epochs=1, batch_size=2), 0)
         return Message(RecordDict({METRICS_KEY: MetricRecord({CLIENT_ID: k, MU_ID: mu})}), reply_to=msg)
 
     @app.train()
