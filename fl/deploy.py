@@ -9,8 +9,9 @@ every process it started, on success, failure, timeout or interrupt.
 Processes: each is started in its own session (so a Ctrl-C in the terminal reaches only this
 process, which then stops them in order) and remembered by pid and start time. Flower starts
 helpers of its own (the SuperLink's SuperExec in a new session, the ServerApp and ClientApp
-processes); their pids are collected from ``/proc`` while the deployment runs, so they are
-stopped too even when their parent is already gone. Stop order: SIGTERM to everything, a grace
+processes); their pids are collected from ``/proc`` (as descendants, and by a marker variable
+in the environment they inherit, ``METATRADING_DEPLOYMENT_ID``), so they are stopped too even
+when their parent is already gone. Stop order: SIGTERM to everything, a grace
 period, then SIGKILL to what is left. Linux only (``/proc``).
 """
 from __future__ import annotations
@@ -39,6 +40,8 @@ __all__ = ["DeploymentError", "DeploymentResult", "NodeSpec", "ProcessSet", "dep
 #: Name of the SuperLink connection written into the deployment's own FLWR_HOME.
 CONNECTION_NAME = "local-deployment"
 LOOPBACK = "127.0.0.1"
+#: Environment variable that marks every process of one deployment (a fresh value per ProcessSet).
+MARKER_VAR = "METATRADING_DEPLOYMENT_ID"
 
 
 class DeploymentError(RuntimeError):
@@ -91,13 +94,18 @@ class ProcessSet:
     """Processes of one deployment, by pid and start time (a reused pid is never signalled)."""
 
     def __init__(self) -> None:
+        import uuid
+
         self.roots: dict[str, subprocess.Popen] = {}
         self.seen: dict[int, int] = {}  # pid -> start time, everything started here or below
+        #: inherited by every process below the ones started here: finds them after reparenting
+        self.marker = f"{MARKER_VAR}={uuid.uuid4().hex}".encode()
 
     def start(self, name: str, argv: Sequence[str], log: Path, env: Mapping[str, str], cwd: Path) -> subprocess.Popen:
+        env = {**env, MARKER_VAR: self.marker.split(b"=", 1)[1].decode()}
         with open(log, "ab") as fh:
             proc = subprocess.Popen(list(argv), stdout=fh, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                    env=dict(env), cwd=str(cwd), start_new_session=True)
+                                    env=env, cwd=str(cwd), start_new_session=True)
         self.roots[name] = proc
         stat = _proc_stat(proc.pid)
         if stat is not None:
@@ -112,6 +120,8 @@ class ProcessSet:
                 stat = _proc_stat(int(entry))
                 if stat is not None:
                     children.setdefault(stat[0], []).append((int(entry), stat[1]))
+                    if int(entry) not in self.seen and _has_env(int(entry), self.marker):
+                        self.seen[int(entry)] = stat[1]
         stack = [p for p in self.seen if self._alive(p)]
         while stack:
             pid = stack.pop()
@@ -186,21 +196,19 @@ def threading_is_main() -> bool:
     return threading.current_thread() is threading.main_thread()
 
 
+def _has_env(pid: int, entry: bytes) -> bool:
+    try:
+        return entry in Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+    except (FileNotFoundError, ProcessLookupError, PermissionError):
+        return False
+
+
 def deployment_processes(flwr_home: str | os.PathLike) -> list[int]:
     """Live pids whose environment has ``FLWR_HOME=flwr_home``: every process of one deployment
     (each inherits it: SuperLink, SuperNodes, ``flwr``, SuperExec, ServerApp, ClientApps)."""
     needle = f"FLWR_HOME={Path(flwr_home).resolve()}".encode()
-    found = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit() or _proc_stat(int(entry)) is None:
-            continue
-        try:
-            env = Path(f"/proc/{entry}/environ").read_bytes()
-        except (FileNotFoundError, ProcessLookupError, PermissionError):
-            continue
-        if needle in env.split(b"\0"):
-            found.append(int(entry))
-    return found
+    return [int(e) for e in os.listdir("/proc")
+            if e.isdigit() and _proc_stat(int(e)) is not None and _has_env(int(e), needle)]
 
 
 def free_ports(n: int, host: str = LOOPBACK) -> list[int]:
@@ -406,8 +414,10 @@ def _run_failure(log: Path) -> str:
         text = _strip_ansi(log.read_text(errors="replace"))
     except FileNotFoundError:
         return f"(no log at {log})"
-    errors = [ln.strip() for ln in text.splitlines() if "Error" in ln or "ERROR" in ln]
-    return (errors[-1] if errors else _tail(log)) + f" (log {log})"
+    # the exception's own line ("RuntimeError: round 1: ..."), else Flower's last ERROR line
+    raised = [ln.strip() for ln in text.splitlines() if re.match(r"^[\w.]*(Error|Exception): ", ln)]
+    errors = [ln.strip() for ln in text.splitlines() if ln.startswith("ERROR")]
+    return (raised or errors or [_tail(log)])[-1] + f" (log {log})"
 
 
 def _poll_progress(path: Path, last: Any, on_progress: Callable[[dict], None] | None) -> Any:

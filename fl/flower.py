@@ -266,9 +266,13 @@ def weighted_strategy_class():
             by_client = {int(m.content[METRICS_KEY][CLIENT_ID]): m for m in replies}
             expected = self.round_clients[server_round]
             if sorted(by_client) != expected:
-                raise RuntimeError(f"round {server_round}: replies from clients "
-                                   f"{sorted(by_client)}, expected {expected} (timeout "
-                                   f"{self.timeout:g} s?)")
+                missing = sorted(set(expected) - set(by_client))
+                mus = (f" (MU {', '.join(str(self.mu_of[i]) for i in missing)})"
+                       if all(i in self.mu_of for i in missing) else "")
+                raise RuntimeError(f"round {server_round}: no reply from client(s) {missing}{mus} "
+                                   f"within the round timeout of {self.timeout:g} s (its node or "
+                                   f"ClientApp stopped?); replies came from {sorted(by_client)}; "
+                                   f"the run stops here")
             if not expected:
                 return None, None
             ids = np.array(expected)

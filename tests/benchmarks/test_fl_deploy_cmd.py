@@ -72,7 +72,7 @@ def test_deployment_used_tls_and_left_nothing_running(deployed):
     conn = tomllib.loads((home / "config.toml").read_text())["superlink"]["local-deployment"]
     assert conn["root-certificates"].endswith("ca.crt") and not conn.get("insecure", False)
     link_log = (out / "deployment" / "logs" / "superlink.log").read_text()
-    assert "https://" in link_log or "TLS" in link_log or "SSL" in link_log or "ssl" in link_log
+    assert "running on https://127.0.0.1:" in link_log
     assert deployment_processes(home) == []
     assert not port_open(int(conn["address"].rsplit(":", 1)[1]))
 

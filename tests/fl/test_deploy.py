@@ -1,0 +1,102 @@
+"""fl/deploy.py and fl/tls.py: real SuperLink / SuperNode processes on loopback.
+
+- a SuperNode killed in the middle of a round: the run stops with a clear error, in bounded time;
+- a SuperNode without the deployment's CA certificate cannot join (one with it can);
+- after each test, no process it started (or that Flower started below them) is alive.
+"""
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+
+pytest.importorskip("flwr", reason="the deployment needs the 'flower' extra")
+pytest.importorskip("cryptography")
+
+from fl.deploy import (DeploymentError, NodeSpec, ProcessSet, _flower_env, deployment_processes,  # noqa: E402
+                       free_ports, run_local_deployment, wait_for_port)
+from fl.tls import make_local_certificates  # noqa: E402
+from models.io import atomic_write_json  # noqa: E402
+from models.scenario import generate  # noqa: E402
+
+REPO = __import__("pathlib").Path(__file__).resolve().parents[2]
+
+
+def wait_for_text(path, text: str, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if path.exists() and text in path.read_text(errors="replace"):
+            return True
+        time.sleep(0.2)
+    return False
+
+
+@pytest.mark.slow
+def test_supernode_killed_mid_round_stops_the_run_with_a_clear_error(tmp_path):
+    # Prepare: 3 MUs x 1 MSP; SuperNode 1 is killed (SIGKILL) once its first train message arrives
+    sc = generate(3, 1, seed=0)
+    atomic_write_json(tmp_path / "eq.json", {"allocations": sc.F[:, None].tolist(), "scenario": sc.to_dict()})
+    run_config = {"allocation": str(tmp_path / "eq.json"), "rounds": 1, "epochs": 1, "round-timeout": 20.0,
+                  "out-dir": str(tmp_path / "out")}
+    procs = ProcessSet()
+    killed = threading.Event()
+
+    def kill_node_1(ps: ProcessSet) -> None:
+        def watch():
+            if wait_for_text(tmp_path / "work" / "logs" / "supernode-1.log", "Receiving: train message", 200):
+                ps.roots["supernode-1"].kill()
+                killed.set()
+        threading.Thread(target=watch, daemon=True).start()
+
+    # Execute
+    t0 = time.monotonic()
+    with pytest.raises(DeploymentError) as err:
+        run_local_deployment(REPO, [NodeSpec(k, 3, k) for k in range(3)], run_config, tmp_path / "work",
+                             timeout_s=240, on_started=kill_node_1, processes=procs)
+    # Assert: it was killed mid-round, the error names the round and the client, nothing hangs or survives
+    assert killed.is_set()
+    assert "round 1: no reply from client(s) [1] (MU 1)" in str(err.value)
+    assert time.monotonic() - t0 < 240
+    assert not (tmp_path / "out" / "fl.json").exists()
+    assert procs.alive() == []
+    assert deployment_processes(tmp_path / "work" / "flwr-home") == []
+
+
+@pytest.mark.slow
+def test_supernode_without_the_ca_cannot_join(tmp_path):
+    # Prepare: a TLS SuperLink with the deployment's CA; a second, foreign CA
+    certs = make_local_certificates(tmp_path / "tls")
+    foreign = make_local_certificates(tmp_path / "other")
+    home = tmp_path / "home"
+    env = _flower_env(home)
+    link_port, *node_ports = free_ports(4)
+    procs = ProcessSet()
+    try:
+        link = procs.start("superlink", ["flower-superlink", "--host", "127.0.0.1", "--port", str(link_port),
+                                         "--disable-runtime-dependency-installation",
+                                         "--ssl-ca-certfile", str(certs.ca_cert), "--ssl-certfile",
+                                         str(certs.server_cert), "--ssl-keyfile", str(certs.server_key)],
+                           tmp_path / "superlink.log", env, tmp_path)
+        wait_for_port(link_port, link, 60, "flower-superlink", tmp_path / "superlink.log")
+        # Execute: one SuperNode with the CA, one with a foreign CA, one with the system's roots only
+        cases = {"good": ["--root-certificates", str(certs.ca_cert)],
+                 "foreign": ["--root-certificates", str(foreign.ca_cert)],
+                 "system": []}
+        for (name, tls), port in zip(cases.items(), node_ports):
+            procs.start(name, ["flower-supernode", "--superlink", f"127.0.0.1:{link_port}", *tls,
+                               "--host", "127.0.0.1", "--port", str(port), "--max-retries", "2",
+                               "--max-wait-time", "20", "--node-config", "partition-id=0 num-partitions=1 mu-id=0"],
+                        tmp_path / f"{name}.log", env, tmp_path)
+        # Assert: the node with the CA registers; the others never do, and give up
+        assert wait_for_text(tmp_path / "good.log", "SuperNode ID", 90)
+        for name in ("foreign", "system"):
+            proc = procs.roots[name]
+            proc.wait(timeout=90)
+            log = (tmp_path / f"{name}.log").read_text(errors="replace")
+            assert "SuperNode ID" not in log
+            assert "CERTIFICATE_VERIFY_FAILED" in log or "certificate verify failed" in log
+    finally:
+        left = procs.stop()
+    assert left == [] and procs.alive() == []
+    assert deployment_processes(home) == []
