@@ -15,7 +15,11 @@ Each is timed ``--reps`` times in interleaved order and the best run is kept (ro
 other processes on a shared machine). Ratios are samples/s over the limit's samples/s.
 Then: the same workload in Flower's simulation engine (``fl.flower.run_flower_simulation``)
 against the built-in trainer (seconds per round); on CUDA, vectorised vs sequential for the
-largest K; and the accuracy run (mnist5k, 10 clients, time to 90% test accuracy).
+largest K; the deployment engine (``--deploy-rounds``): one generated task (``--flower-clients``
+MUs x 1 MSP, mnist5k) run by the built-in trainer, Flower's simulation engine and a real local
+deployment (``fl.deploy``: SuperLink, one SuperNode per MU, ``flwr run``, TLS), seconds per
+steady round (rounds after the first) of each, same run; and the accuracy run (mnist5k, 10
+clients, time to 90% test accuracy).
 Writes ``DIR/fl_throughput.json`` and prints a table.
 """
 from __future__ import annotations
@@ -40,6 +44,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--reps", type=int, default=3, help="timed repetitions, best kept (default 3)")
     p.add_argument("--flower-rounds", type=int, default=2, help="rounds for the Flower comparison (0 skips)")
     p.add_argument("--flower-clients", type=int, default=10, help="clients for the Flower comparison (default 10)")
+    p.add_argument("--deploy-rounds", type=int, default=3,
+                   help="rounds of the deployment-engine comparison (0 skips; default 3: 2 steady rounds)")
     p.add_argument("--accuracy-rounds", type=int, default=30, help="rounds of the accuracy run (0 skips)")
     p.add_argument("--accuracy-clients", type=int, default=10, help="clients of the accuracy run (default 10)")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: all cores)")
@@ -50,7 +56,7 @@ def _check(args: argparse.Namespace) -> None:
     for name in ("samples", "epochs", "batch_size", "limit_batch", "reps", "flower_clients", "accuracy_clients"):
         if getattr(args, name) < 1:
             raise InputError(f"--{name.replace('_', '-')}", f"must be >= 1, got {getattr(args, name)}")
-    for name in ("flower_rounds", "accuracy_rounds"):
+    for name in ("flower_rounds", "accuracy_rounds", "deploy_rounds"):
         if getattr(args, name) < 0:
             raise InputError(f"--{name.replace('_', '-')}", f"must be >= 0, got {getattr(args, name)}")
     if any(k < 1 for k in args.clients):
@@ -196,6 +202,75 @@ def _flower(ds, args) -> dict:
     }
 
 
+def _steady(wall: list[float]) -> float:
+    """Mean seconds of the rounds after the first (the first pays start-up), or of the only one."""
+    import numpy as np
+
+    return float(np.mean(wall[1:] if len(wall) > 1 else wall))
+
+
+def _deployment(args, out: Path) -> dict:
+    """Seconds per steady round: built-in trainer, simulation engine, deployment engine, one task."""
+    try:
+        import flwr  # noqa: F401
+
+        from fl.deploy import DeploymentError, NodeSpec, run_local_deployment
+        from fl.flower import FlowerOptions, run_flower_simulation
+    except ImportError as exc:
+        return {"skipped": f"flwr not installed ({exc}); pip install -e '.[flower]'"}
+    import json
+
+    import torch
+
+    from fl.data import load_dataset
+    from fl.trainer import FLConfig, build_task, run_fl
+    from models.io import atomic_write_json
+    from models.scenario import generate
+
+    k, rounds = args.flower_clients, args.deploy_rounds
+    sc = generate(k, 1, seed=args.seed)
+    f = sc.F[:, None].copy()
+    cfg = FLConfig(rounds=rounds, seed=args.seed, epochs=args.epochs, batch_size=args.batch_size)
+    task = build_task(load_dataset("mnist5k"), sc, f, cfg)
+    builtin = run_fl(task, cfg)
+    try:
+        sim = run_flower_simulation(task.dataset, task.indices, task.iom, rounds, task.local, args.seed,
+                                    options=FlowerOptions())
+        sim_round_s = _steady([float(r["wall_s"]) for r in sim.rounds])
+        sim_diff = max(float((sim.params[n] - builtin.params[n]).abs().max()) for n in builtin.params)
+    except Exception as exc:  # the comparison is optional; say why it is missing
+        sim_round_s, sim_diff = None, None
+        sim_error = f"{type(exc).__name__}: {exc}"
+    else:
+        sim_error = None
+    work = out / "deployment"
+    atomic_write_json(work / "allocation.json", {"allocations": f.tolist(), "scenario": sc.to_dict()})
+    run_config = {"allocation": str((work / "allocation.json").resolve()), "rounds": rounds, "seed": args.seed,
+                  "epochs": args.epochs, "batch-size": args.batch_size, "out-dir": str((work / "out").resolve())}
+    nodes = [NodeSpec(i, k, int(n)) for i, n in enumerate(task.participants)]
+    try:
+        dep = run_local_deployment(Path(__file__).resolve().parents[1], nodes, run_config, work,
+                                   timeout_s=rounds * 600.0 + 300.0)
+    except DeploymentError as exc:
+        return {"skipped": f"deployment failed: {exc}"}
+    report = json.loads((work / "out" / "fl.json").read_text())
+    params = torch.load(work / "out" / "fl_params.pt", weights_only=True)
+    builtin_round_s = _steady(builtin.wall_time)
+    deploy_round_s = _steady(report["wall_time"])
+    return {
+        "clients": k, "rounds": rounds, "samples_per_round": int(task.sizes.sum()) * task.local.epochs,
+        "builtin_path": builtin.path, "builtin_round_s": builtin_round_s,
+        "simulation_round_s": sim_round_s, "simulation_error": sim_error, "deployment_round_s": deploy_round_s,
+        "deployment_round_over_builtin_round": deploy_round_s / builtin_round_s,
+        "simulation_round_over_builtin_round": None if sim_round_s is None else sim_round_s / builtin_round_s,
+        "builtin_wall_s": list(builtin.wall_time), "deployment_wall_s": report["wall_time"],
+        "deployment_total_s": dep.wall_s, "deployment_processes": len(dep.pids), "tls": True,
+        "max_weight_difference_deployment": max(float((params[n] - builtin.params[n]).abs().max())
+                                                for n in builtin.params),
+        "max_weight_difference_simulation": sim_diff,
+    }
+
+
 def _accuracy(args) -> dict:
     """mnist5k, ``--accuracy-clients`` MUs (a generated 1-MSP scenario, equal split of F)."""
     import numpy as np
@@ -254,11 +329,15 @@ def run(args: argparse.Namespace) -> int:
         report["flower"] = _flower(ds, args)
     else:
         report["flower"] = {"skipped": "--flower-rounds 0"}
+    out = Path(args.out)
+    if args.deploy_rounds > 0:
+        report["deployment"] = _deployment(args, out)
+    else:
+        report["deployment"] = {"skipped": "--deploy-rounds 0"}
     if args.accuracy_rounds > 0:
         report["accuracy"] = _accuracy(args)
     else:
         report["accuracy"] = {"skipped": "--accuracy-rounds 0"}
-    out = Path(args.out)
     atomic_write_json(out / "fl_throughput.json", report)
     _print(report)
     print(f"wrote {out / 'fl_throughput.json'}")
@@ -282,6 +361,15 @@ def _print(rep: dict) -> None:
                         f"{fl['builtin_total_s']:.2f} s (Flower/built-in = {fl['flower_over_builtin']:.1f}); "
                         f"steady rounds {fl['flower_round_s']:.2f} vs {fl['builtin_round_s']:.2f} s/round "
                         f"(= {fl['flower_round_over_builtin_round']:.2f})"))
+    d = rep.get("deployment", {"skipped": "not run"})
+    if "skipped" in d:
+        print("Deployment: " + d["skipped"])
+    else:
+        sim = ("failed" if d["simulation_round_s"] is None else
+               f"simulation {d['simulation_round_s']:.2f} s (= {d['simulation_round_over_builtin_round']:.2f}x)")
+        print(f"Deployment: K={d['clients']}, {d['rounds']} rounds, TLS: steady round {d['deployment_round_s']:.2f} s "
+              f"vs built-in {d['builtin_round_s']:.2f} s (= {d['deployment_round_over_builtin_round']:.2f}x), "
+              f"{sim}; max |weight diff| vs built-in {d['max_weight_difference_deployment']:.1e}")
     a = rep["accuracy"]
     if "skipped" in a:
         print("Accuracy: " + a["skipped"])
