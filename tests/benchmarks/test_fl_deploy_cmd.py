@@ -105,3 +105,39 @@ def test_nodes_must_match_the_allocation(tmp_path, capsys):
     assert main(["fl-deploy", "--nodes", "3", "--allocation", str(tmp_path / "eq.json"), "--out", str(out)]) == 2
     assert "--nodes: MSP 0 has 4 participants" in capsys.readouterr().err
     assert not out.exists()
+
+
+@pytest.mark.slow
+def test_ctrl_c_stops_every_process(tmp_path):
+    # Prepare: fl-deploy in its own process, interrupted (SIGINT, as Ctrl-C) once its SuperNodes joined
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parents[2]
+    out = tmp_path / "run"
+    proc = subprocess.Popen([sys.executable, "-m", "benchmarks.cli", "fl-deploy", "--nodes", "2", "--rounds", "5",
+                             "--epochs", "1", "--out", str(out), "--no-progress", "--timeout", "300"],
+                            cwd=repo, env={**os.environ, "PYTHONPATH": str(repo)}, start_new_session=True,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    log = out / "deployment" / "logs" / "supernode-1.log"
+    try:
+        deadline = time.monotonic() + 180
+        while not (log.exists() and "SuperNode ID" in log.read_text(errors="replace")):
+            assert proc.poll() is None and time.monotonic() < deadline
+            time.sleep(0.2)
+        # Execute
+        os.kill(proc.pid, signal.SIGINT)
+        rc = proc.wait(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    # Assert: exit 130 after stopping everything; nothing of the deployment survives
+    assert rc == 130
+    assert "interrupted" in proc.stderr.read().decode()
+    assert deployment_processes(out / "deployment" / "flwr-home") == []
+    assert not (out / "fl.json").exists()
