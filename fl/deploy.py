@@ -24,6 +24,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -34,7 +35,8 @@ from models.errors import InputError
 
 from .tls import make_local_certificates
 
-__all__ = ["DeploymentError", "DeploymentResult", "NodeSpec", "ProcessSet", "deployment_processes", "free_ports",
+__all__ = ["DeploymentError", "DeploymentResult", "NodeSpec", "ProcessSet", "deployment_processes", "flower_env",
+           "free_ports",
            "port_open", "run_local_deployment", "wait_for_port", "CONNECTION_NAME"]
 
 #: Name of the SuperLink connection written into the deployment's own FLWR_HOME.
@@ -180,7 +182,7 @@ def _terminate_as_interrupt() -> Iterator[None]:
         raise KeyboardInterrupt(f"signal {signum}")
 
     previous = {}
-    if threading_is_main():
+    if threading.current_thread() is threading.main_thread():  # signal handlers live there
         for sig in (signal.SIGTERM, signal.SIGHUP):
             previous[sig] = signal.signal(sig, handler)
     try:
@@ -188,12 +190,6 @@ def _terminate_as_interrupt() -> Iterator[None]:
     finally:
         for sig, old in previous.items():
             signal.signal(sig, old)
-
-
-def threading_is_main() -> bool:
-    import threading
-
-    return threading.current_thread() is threading.main_thread()
 
 
 def _has_env(pid: int, entry: bytes) -> bool:
@@ -263,7 +259,8 @@ def _strip_ansi(text: str) -> str:
 # The deployment
 # ---------------------------------------------------------------------------------------------
 
-def _flower_env(flwr_home: Path) -> dict[str, str]:
+def flower_env(flwr_home: Path) -> dict[str, str]:
+    """This environment, with Flower's executables on PATH, its own FLWR_HOME and no telemetry."""
     env = dict(os.environ)
     bin_dir = str(Path(sys.executable).parent)  # flower-superlink, flower-superexec, flwr-* live here
     env["PATH"] = bin_dir + os.pathsep + env.get("PATH", "")
@@ -274,7 +271,7 @@ def _flower_env(flwr_home: Path) -> dict[str, str]:
 
 
 def _write_connection(flwr_home: Path, port: int, ca_cert: Path | None) -> None:
-    import tomli_w
+    import tomli_w  # flwr's dependency: imported when a deployment starts, not with fl
 
     conn: dict[str, Any] = {"address": f"{LOOPBACK}:{port}"}
     if ca_cert is None:
@@ -340,7 +337,7 @@ def run_local_deployment(app_dir: str | os.PathLike, nodes: Sequence[NodeSpec], 
     ports = free_ports(1 + len(nodes))
     link_port, node_ports = ports[0], ports[1:]
     _write_connection(flwr_home, link_port, None if certs is None else certs.ca_cert)
-    env = _flower_env(flwr_home)
+    env = flower_env(flwr_home)
     procs = processes if processes is not None else ProcessSet()
     progress_file = out_dir / "progress.json"
     t0 = time.perf_counter()
@@ -377,10 +374,8 @@ def run_local_deployment(app_dir: str | os.PathLike, nodes: Sequence[NodeSpec], 
                 procs.refresh()
                 if run_id is None:
                     run_id = _run_id(run_log)
-                for name, proc in procs.roots.items():
-                    if name.startswith("super") and proc.poll() is not None and name == "superlink":
-                        raise DeploymentError(f"flower-superlink exited with code {proc.returncode}: "
-                                              f"{_tail(link_log)}")
+                if link.poll() is not None:  # a dead SuperNode is the strategy's to report
+                    raise DeploymentError(f"flower-superlink exited with code {link.returncode}: {_tail(link_log)}")
                 last = _poll_progress(progress_file, last, on_progress)
                 if time.monotonic() > deadline:
                     raise DeploymentError(f"the run did not finish within {timeout_s:g} s "

@@ -14,7 +14,7 @@ import pytest
 pytest.importorskip("flwr", reason="the deployment needs the 'flower' extra")
 pytest.importorskip("cryptography")
 
-from fl.deploy import (DeploymentError, NodeSpec, ProcessSet, _flower_env, deployment_processes,  # noqa: E402
+from fl.deploy import (DeploymentError, NodeSpec, ProcessSet, flower_env, deployment_processes,  # noqa: E402
                        free_ports, run_local_deployment, wait_for_port)
 from fl.tls import make_local_certificates  # noqa: E402
 from models.io import atomic_write_json  # noqa: E402
@@ -69,7 +69,7 @@ def test_supernode_without_the_ca_cannot_join(tmp_path):
     certs = make_local_certificates(tmp_path / "tls")
     foreign = make_local_certificates(tmp_path / "other")
     home = tmp_path / "home"
-    env = _flower_env(home)
+    env = flower_env(home)
     link_port, *node_ports = free_ports(4)
     procs = ProcessSet()
     try:
