@@ -43,6 +43,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--target", type=float, default=0.9, help="target test accuracy (default 0.9)")
     p.add_argument("--insecure", action="store_true",
                    help="plain HTTP without TLS; only on loopback (this command listens on 127.0.0.1 only)")
+    p.add_argument("--supernode-auth", action="store_true",
+                   help="SuperNode authentication: a key pair per SuperNode, registered with the SuperLink, "
+                        "which refuses any other node")
     p.add_argument("--round-timeout", type=float, default=600.0,
                    help="seconds the server waits for a round's replies (default 600)")
     p.add_argument("--timeout", type=float, default=None,
@@ -57,6 +60,8 @@ def _check_args(args: argparse.Namespace) -> None:
         raise InputError("--rounds", f"must be >= 1, got {args.rounds}")
     if args.epochs is not None and args.epochs < 1:
         raise InputError("--epochs", f"must be >= 1, got {args.epochs}")
+    if args.supernode_auth and args.insecure:
+        raise InputError("--supernode-auth", "needs TLS (Flower refuses SuperNode authentication with --insecure)")
     for name in ("round_timeout", "timeout"):
         v = getattr(args, name)
         if v is not None and not (math.isfinite(v) and v > 0):
@@ -116,7 +121,8 @@ def run(args: argparse.Namespace) -> int:
     nodes = [NodeSpec(i, k, int(n)) for i, n in enumerate(task.participants)]
     timeout = args.timeout or args.rounds * args.round_timeout + 120.0
     print(f"Flower deployment: 1 SuperLink + {k} SuperNodes on 127.0.0.1, "
-          f"{'INSECURE plain HTTP' if args.insecure else 'TLS (CA made for this run)'}; "
+          f"{'INSECURE plain HTTP' if args.insecure else 'TLS (CA made for this run)'}"
+          f"{', SuperNode authentication' if args.supernode_auth else ''}; "
           f"FL {task.dataset.name}, MSP {task.msp}, {args.rounds} rounds, {task.local.epochs} local epochs")
     bar = None
     if not args.no_progress:
@@ -131,7 +137,8 @@ def run(args: argparse.Namespace) -> int:
 
     try:
         res = run_local_deployment(Path(__file__).resolve().parents[1], nodes, run_config, out / "deployment",
-                                   insecure=args.insecure, timeout_s=timeout, on_progress=on_progress)
+                                   insecure=args.insecure, supernode_auth=args.supernode_auth, timeout_s=timeout,
+                                   on_progress=on_progress)
     except DeploymentError as err:
         print(f"metatrading: fl-deploy failed: {err}")
         return 1

@@ -33,11 +33,12 @@ from typing import Any
 
 from models.errors import InputError
 
-from .tls import make_local_certificates
+from .tls import make_local_certificates, make_supernode_key
 
 __all__ = ["DeploymentError", "DeploymentResult", "NodeSpec", "ProcessSet", "deployment_processes", "flower_env",
            "free_ports",
-           "port_open", "run_local_deployment", "wait_for_port", "CONNECTION_NAME"]
+           "port_open", "register_supernode", "run_local_deployment", "wait_for_port", "write_connection",
+           "CONNECTION_NAME"]
 
 #: Name of the SuperLink connection written into the deployment's own FLWR_HOME.
 CONNECTION_NAME = "local-deployment"
@@ -270,7 +271,8 @@ def flower_env(flwr_home: Path) -> dict[str, str]:
     return env
 
 
-def _write_connection(flwr_home: Path, port: int, ca_cert: Path | None) -> None:
+def write_connection(flwr_home: Path, port: int, ca_cert: Path | None) -> None:
+    """``flwr_home/config.toml`` with the SuperLink connection ``CONNECTION_NAME`` (the default)."""
     import tomli_w  # flwr's dependency: imported when a deployment starts, not with fl
 
     conn: dict[str, Any] = {"address": f"{LOOPBACK}:{port}"}
@@ -284,7 +286,8 @@ def _write_connection(flwr_home: Path, port: int, ca_cert: Path | None) -> None:
 
 
 def run_local_deployment(app_dir: str | os.PathLike, nodes: Sequence[NodeSpec], run_config: Mapping[str, Any],
-                         work_dir: str | os.PathLike, *, insecure: bool = False, timeout_s: float = 3600.0,
+                         work_dir: str | os.PathLike, *, insecure: bool = False, supernode_auth: bool = False,
+                         timeout_s: float = 3600.0,
                          start_timeout_s: float = 60.0,
                          on_progress: Callable[[dict], None] | None = None,
                          on_started: Callable[[ProcessSet], None] | None = None,
@@ -305,6 +308,9 @@ def run_local_deployment(app_dir: str | os.PathLike, nodes: Sequence[NodeSpec], 
         processes' logs (``logs/``).
     insecure : bool
         Plain HTTP instead of TLS (loopback only).
+    supernode_auth : bool
+        SuperNode authentication: the SuperLink accepts only the nodes whose public keys are
+        registered (``flwr supernode register``); each node gets its key pair in ``keys/``.
     timeout_s : float
         Bound on the whole run after the processes are up (DeploymentError past it).
     start_timeout_s : float
@@ -323,6 +329,8 @@ def run_local_deployment(app_dir: str | os.PathLike, nodes: Sequence[NodeSpec], 
     KeyboardInterrupt
         Ctrl-C, SIGTERM or SIGHUP (every process is stopped first).
     """
+    if supernode_auth and insecure:
+        raise InputError("supernode_auth", "needs TLS (Flower refuses SuperNode authentication when insecure)")
     app_dir = Path(app_dir).resolve()
     if not (app_dir / "pyproject.toml").is_file():
         raise InputError("app_dir", f"no pyproject.toml in {app_dir}")
@@ -336,7 +344,7 @@ def run_local_deployment(app_dir: str | os.PathLike, nodes: Sequence[NodeSpec], 
     certs = None if insecure else make_local_certificates(work / "tls")
     ports = free_ports(1 + len(nodes))
     link_port, node_ports = ports[0], ports[1:]
-    _write_connection(flwr_home, link_port, None if certs is None else certs.ca_cert)
+    write_connection(flwr_home, link_port, None if certs is None else certs.ca_cert)
     env = flower_env(flwr_home)
     procs = processes if processes is not None else ProcessSet()
     progress_file = out_dir / "progress.json"
@@ -348,14 +356,20 @@ def run_local_deployment(app_dir: str | os.PathLike, nodes: Sequence[NodeSpec], 
                 "--ssl-ca-certfile", str(certs.ca_cert), "--ssl-certfile", str(certs.server_cert),
                 "--ssl-keyfile", str(certs.server_key)]
             link_log = logs / "superlink.log"
+            auth = ["--enable-supernode-auth"] if supernode_auth else []
             link = procs.start("superlink", ["flower-superlink", "--host", LOOPBACK, "--port", str(link_port),
-                                             "--disable-runtime-dependency-installation", *tls],
+                                             "--disable-runtime-dependency-installation", *auth, *tls],
                                link_log, env, work)
             wait_for_port(link_port, link, start_timeout_s, "flower-superlink", link_log)
             node_tls = ["--insecure"] if certs is None else ["--root-certificates", str(certs.ca_cert)]
             for spec, port in zip(nodes, node_ports):
+                node_auth = []
+                if supernode_auth:
+                    key, pub = make_supernode_key(work / "keys" / f"supernode-{spec.partition_id}")
+                    register_supernode(pub, procs, env, work, logs / "register.log", start_timeout_s)
+                    node_auth = ["--auth-supernode-private-key", str(key)]
                 procs.start(f"supernode-{spec.partition_id}",
-                            ["flower-supernode", "--superlink", f"{LOOPBACK}:{link_port}", *node_tls,
+                            ["flower-supernode", "--superlink", f"{LOOPBACK}:{link_port}", *node_tls, *node_auth,
                              "--host", LOOPBACK, "--port", str(port), "--node-config", spec.node_config(),
                              "--max-wait-time", str(start_timeout_s)],
                             logs / f"supernode-{spec.partition_id}.log", env, work)
@@ -393,6 +407,19 @@ def run_local_deployment(app_dir: str | os.PathLike, nodes: Sequence[NodeSpec], 
                 print(f"warning: processes {left} did not stop", file=sys.stderr)
     return DeploymentResult(out_dir=out_dir, run_id=run_id, wall_s=time.perf_counter() - t0,
                             pids=sorted(procs.seen), logs=logs)
+
+
+def register_supernode(public_key: Path, procs: ProcessSet, env: Mapping[str, str], cwd: Path, log: Path,
+                       timeout: float, connection: str = CONNECTION_NAME) -> None:
+    """``flwr supernode register public_key connection``, bounded by ``timeout``."""
+    proc = procs.start(f"register-{public_key.stem}", ["flwr", "supernode", "register", str(public_key), connection],
+                       log, env, cwd)
+    try:
+        code = proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        raise DeploymentError(f"flwr supernode register {public_key.name} took over {timeout:g} s") from None
+    if code != 0:
+        raise DeploymentError(f"flwr supernode register {public_key.name} failed (exit {code}): {_tail(log)}")
 
 
 def _run_id(log: Path) -> int | None:

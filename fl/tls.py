@@ -7,6 +7,11 @@ serves with ``--ssl-ca-certfile ca.crt --ssl-certfile server.crt --ssl-keyfile s
 SuperNodes and ``flwr`` verify it with ``--root-certificates ca.crt`` / ``root-certificates``.
 A client that does not hold ``ca.crt`` cannot complete the TLS handshake.
 
+SuperNode authentication (``flower-superlink --enable-supernode-auth``): each SuperNode holds
+an ECDSA key pair in OpenSSH format (``make_supernode_key``, as ``ssh-keygen -t ecdsa -b 384``
+makes), its public key is registered with ``flwr supernode register``, and the node starts with
+``--auth-supernode-private-key``; the SuperLink refuses nodes whose key is not registered.
+
 Keys are ECDSA P-256 (``cryptography``, which flwr itself depends on); certificates are valid
 for ``days`` (default 7: they are for one local deployment, not for keeping).
 """
@@ -20,7 +25,7 @@ from pathlib import Path
 
 from models.io import atomic_write_bytes
 
-__all__ = ["LocalCertificates", "make_local_certificates", "LOCAL_HOSTS"]
+__all__ = ["LocalCertificates", "make_local_certificates", "make_supernode_key", "LOCAL_HOSTS"]
 
 #: Names the local SuperLink certificate is valid for.
 LOCAL_HOSTS = ("localhost", "127.0.0.1", "::1")
@@ -90,3 +95,21 @@ def make_local_certificates(folder: str | os.PathLike, days: int = 7) -> LocalCe
         atomic_write_bytes(path, pem_key(k))
         os.chmod(path, 0o600)
     return paths
+
+
+def make_supernode_key(path: str | os.PathLike) -> tuple[Path, Path]:
+    """Write an ECDSA P-384 key pair in OpenSSH format: ``path`` (private, owner-only) and
+    ``path.pub``; returns both paths."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    key = ec.generate_private_key(ec.SECP384R1())
+    atomic_write_bytes(path, key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.OpenSSH,
+                                               serialization.NoEncryption()))
+    os.chmod(path, 0o600)
+    pub = path.with_name(path.name + ".pub")
+    atomic_write_bytes(pub, key.public_key().public_bytes(serialization.Encoding.OpenSSH,
+                                                          serialization.PublicFormat.OpenSSH))
+    return path, pub

@@ -1,4 +1,5 @@
-"""metatrading fl-deploy: a real SuperLink, 3 real SuperNodes and flwr run, over TLS, on loopback.
+"""metatrading fl-deploy: a real SuperLink, 3 real SuperNodes and flwr run, over TLS with SuperNode
+authentication, on loopback.
 
 The deployed App must train exactly what ``metatrading fl`` trains (``fl.trainer.run_fl``)
 for the same seeds: global weights within 1e-5. Bounded in time by the command's own
@@ -28,7 +29,7 @@ NODES, ROUNDS, SEED, TOL = 3, 2, 5, 1e-5
 def deployed(tmp_path_factory):
     out = tmp_path_factory.mktemp("deploy") / "run"
     rc = main(["fl-deploy", "--nodes", str(NODES), "--rounds", str(ROUNDS), "--epochs", "1", "--seed", str(SEED),
-               "--out", str(out), "--round-timeout", "120", "--timeout", "400", "--no-progress"])
+               "--out", str(out), "--round-timeout", "120", "--timeout", "400", "--supernode-auth", "--no-progress"])
     return rc, out
 
 
@@ -65,7 +66,7 @@ def test_deployment_equals_builtin_trainer(deployed):
 
 
 @pytest.mark.slow
-def test_deployment_used_tls_and_left_nothing_running(deployed):
+def test_deployment_used_tls_and_auth_and_left_nothing_running(deployed):
     rc, out = deployed
     assert rc == 0
     home = out / "deployment" / "flwr-home"
@@ -73,6 +74,8 @@ def test_deployment_used_tls_and_left_nothing_running(deployed):
     assert conn["root-certificates"].endswith("ca.crt") and not conn.get("insecure", False)
     link_log = (out / "deployment" / "logs" / "superlink.log").read_text()
     assert "running on https://127.0.0.1:" in link_log
+    assert "SuperNode authentication is disabled" not in link_log  # --supernode-auth
+    assert len(list((out / "deployment" / "keys").glob("supernode-*.pub"))) == NODES
     assert deployment_processes(home) == []
     assert not port_open(int(conn["address"].rsplit(":", 1)[1]))
 
@@ -82,6 +85,7 @@ def test_deployment_used_tls_and_left_nothing_running(deployed):
     (["--nodes", "2", "--rounds", "0"], "--rounds"),
     (["--nodes", "2", "--round-timeout", "-1"], "--round-timeout"),
     (["--nodes", "2", "--msp", "1"], "--msp"),
+    (["--nodes", "2", "--insecure", "--supernode-auth"], "--supernode-auth"),
     (["--nodes", "2", "--dataset", "nope"], None),
 ])
 def test_bad_input_exit_2_nothing_written(tmp_path, capsys, argv, field):

@@ -1,7 +1,8 @@
 """fl/deploy.py and fl/tls.py: real SuperLink / SuperNode processes on loopback.
 
 - a SuperNode killed in the middle of a round: the run stops with a clear error, in bounded time;
-- a SuperNode without the deployment's CA certificate cannot join (one with it can);
+- a SuperNode without the deployment's CA certificate cannot join, nor one whose key is not
+  registered when SuperNode authentication is on (one with both can);
 - after each test, no process it started (or that Flower started below them) is alive.
 """
 from __future__ import annotations
@@ -14,9 +15,9 @@ import pytest
 pytest.importorskip("flwr", reason="the deployment needs the 'flower' extra")
 pytest.importorskip("cryptography")
 
-from fl.deploy import (DeploymentError, NodeSpec, ProcessSet, flower_env, deployment_processes,  # noqa: E402
-                       free_ports, run_local_deployment, wait_for_port)
-from fl.tls import make_local_certificates  # noqa: E402
+from fl.deploy import (DeploymentError, NodeSpec, ProcessSet, deployment_processes, flower_env,  # noqa: E402
+                       free_ports, register_supernode, run_local_deployment, wait_for_port, write_connection)
+from fl.tls import make_local_certificates, make_supernode_key  # noqa: E402
 from models.io import atomic_write_json  # noqa: E402
 from models.scenario import generate  # noqa: E402
 
@@ -64,38 +65,47 @@ def test_supernode_killed_mid_round_stops_the_run_with_a_clear_error(tmp_path):
 
 
 @pytest.mark.slow
-def test_supernode_without_the_ca_cannot_join(tmp_path):
-    # Prepare: a TLS SuperLink with the deployment's CA; a second, foreign CA
+def test_only_supernodes_with_the_ca_and_a_registered_key_join(tmp_path):
+    # Prepare: a TLS SuperLink with SuperNode authentication; the deployment's CA and a foreign CA
     certs = make_local_certificates(tmp_path / "tls")
     foreign = make_local_certificates(tmp_path / "other")
     home = tmp_path / "home"
     env = flower_env(home)
-    link_port, *node_ports = free_ports(4)
+    link_port, *node_ports = free_ports(5)
+    write_connection(home, link_port, certs.ca_cert)
     procs = ProcessSet()
     try:
         link = procs.start("superlink", ["flower-superlink", "--host", "127.0.0.1", "--port", str(link_port),
-                                         "--disable-runtime-dependency-installation",
+                                         "--disable-runtime-dependency-installation", "--enable-supernode-auth",
                                          "--ssl-ca-certfile", str(certs.ca_cert), "--ssl-certfile",
                                          str(certs.server_cert), "--ssl-keyfile", str(certs.server_key)],
                            tmp_path / "superlink.log", env, tmp_path)
         wait_for_port(link_port, link, 60, "flower-superlink", tmp_path / "superlink.log")
-        # Execute: one SuperNode with the CA, one with a foreign CA, one with the system's roots only
+        keys = {}
+        for name in ("good", "foreign", "system", "unregistered"):
+            keys[name], pub = make_supernode_key(tmp_path / "keys" / name)
+            if name != "unregistered":
+                register_supernode(pub, procs, env, tmp_path, tmp_path / "register.log", 120)
+        # Execute: registered keys with the CA, a foreign CA, the system's roots only; the CA but
+        # an unregistered key
         cases = {"good": ["--root-certificates", str(certs.ca_cert)],
                  "foreign": ["--root-certificates", str(foreign.ca_cert)],
-                 "system": []}
+                 "system": [],
+                 "unregistered": ["--root-certificates", str(certs.ca_cert)]}
         for (name, tls), port in zip(cases.items(), node_ports):
             procs.start(name, ["flower-supernode", "--superlink", f"127.0.0.1:{link_port}", *tls,
+                               "--auth-supernode-private-key", str(keys[name]),
                                "--host", "127.0.0.1", "--port", str(port), "--max-retries", "2",
                                "--max-wait-time", "20", "--node-config", "partition-id=0 num-partitions=1 mu-id=0"],
                         tmp_path / f"{name}.log", env, tmp_path)
-        # Assert: the node with the CA registers; the others never do, and give up
+        # Assert: only the node with the CA and a registered key joins; the others give up
         assert wait_for_text(tmp_path / "good.log", "SuperNode ID", 90)
-        for name in ("foreign", "system"):
-            proc = procs.roots[name]
-            proc.wait(timeout=90)
+        for name in ("foreign", "system", "unregistered"):
+            procs.roots[name].wait(timeout=90)
             log = (tmp_path / f"{name}.log").read_text(errors="replace")
             assert "SuperNode ID" not in log
-            assert "CERTIFICATE_VERIFY_FAILED" in log or "certificate verify failed" in log
+            if name != "unregistered":
+                assert "CERTIFICATE_VERIFY_FAILED" in log or "certificate verify failed" in log
     finally:
         left = procs.stop()
     assert left == [] and procs.alive() == []
