@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import sys
 from pathlib import Path
 
 from models.errors import InputError
@@ -140,7 +141,7 @@ def run(args: argparse.Namespace) -> int:
                                    insecure=args.insecure, supernode_auth=args.supernode_auth, timeout_s=timeout,
                                    on_progress=on_progress)
     except DeploymentError as err:
-        print(f"metatrading: fl-deploy failed: {err}")
+        print(f"metatrading: fl-deploy failed: {err}", file=sys.stderr)
         return 1
     finally:
         if bar is not None:

@@ -208,6 +208,20 @@ def deployment_processes(flwr_home: str | os.PathLike) -> list[int]:
             if e.isdigit() and _proc_stat(int(e)) is not None and _has_env(int(e), needle)]
 
 
+@contextlib.contextmanager
+def _uninterrupted() -> Iterator[None]:
+    """A second Ctrl-C (or SIGTERM) while the processes are being stopped must not cut that short."""
+    previous = {}
+    if threading.current_thread() is threading.main_thread():
+        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+            previous[sig] = signal.signal(sig, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+
+
 def free_ports(n: int, host: str = LOOPBACK) -> list[int]:
     """``n`` distinct ports that were free on ``host`` a moment ago (bound, then released)."""
     socks, ports = [], []
@@ -402,7 +416,8 @@ def run_local_deployment(app_dir: str | os.PathLike, nodes: Sequence[NodeSpec], 
             if not (out_dir / "fl.json").is_file():
                 raise DeploymentError(f"run {run_id} ended without a result: {_run_failure(run_log)}")
         finally:
-            left = procs.stop()
+            with _uninterrupted():
+                left = procs.stop()
             if left:  # pragma: no cover - reported, never expected
                 print(f"warning: processes {left} did not stop", file=sys.stderr)
     return DeploymentResult(out_dir=out_dir, run_id=run_id, wall_s=time.perf_counter() - t0,
