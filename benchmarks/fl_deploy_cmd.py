@@ -136,10 +136,14 @@ def run(args: argparse.Namespace) -> int:
             bar.update(int(p["done"]) - bar.n)
             bar.set_postfix(acc=f"{p['accuracy'][-1]:.3f}", round_s=f"{p['wall_time'][-1]:.1f}")
 
+    def on_status(text: str) -> None:
+        if bar is not None:
+            bar.set_postfix_str(text)
+
     try:
         res = run_local_deployment(Path(__file__).resolve().parents[1], nodes, run_config, out / "deployment",
                                    insecure=args.insecure, supernode_auth=args.supernode_auth, timeout_s=timeout,
-                                   on_progress=on_progress)
+                                   on_progress=on_progress, on_status=on_status)
     except DeploymentError as err:
         print(f"metatrading: fl-deploy failed: {err}", file=sys.stderr)
         return 1

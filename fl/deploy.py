@@ -304,6 +304,7 @@ def run_local_deployment(app_dir: str | os.PathLike, nodes: Sequence[NodeSpec], 
                          timeout_s: float = 3600.0,
                          start_timeout_s: float = 60.0,
                          on_progress: Callable[[dict], None] | None = None,
+                         on_status: Callable[[str], None] | None = None,
                          on_started: Callable[[ProcessSet], None] | None = None,
                          processes: ProcessSet | None = None) -> DeploymentResult:
     """Start a SuperLink and ``len(nodes)`` SuperNodes on loopback, run the App, stop them all.
@@ -331,6 +332,9 @@ def run_local_deployment(app_dir: str | os.PathLike, nodes: Sequence[NodeSpec], 
         Bound on the SuperLink's start.
     on_progress : callable(dict), optional
         Called with the ServerApp's ``progress.json`` content whenever it changes.
+    on_status : callable(str), optional
+        Called with a few words at each start-up step (SuperLink up, SuperNodes started, run
+        submitted), for a progress display.
     on_started : callable(ProcessSet), optional
         Called once the run is submitted (tests use it to kill a SuperNode).
     processes : ProcessSet, optional
@@ -364,6 +368,11 @@ def run_local_deployment(app_dir: str | os.PathLike, nodes: Sequence[NodeSpec], 
     progress_file = out_dir / "progress.json"
     t0 = time.perf_counter()
     run_id: int | None = None
+
+    def status(text: str) -> None:
+        if on_status is not None:
+            on_status(text)
+
     with _terminate_as_interrupt():
         try:
             tls = ["--insecure"] if certs is None else [
@@ -375,6 +384,7 @@ def run_local_deployment(app_dir: str | os.PathLike, nodes: Sequence[NodeSpec], 
                                              "--disable-runtime-dependency-installation", *auth, *tls],
                                link_log, env, work)
             wait_for_port(link_port, link, start_timeout_s, "flower-superlink", link_log)
+            status(f"SuperLink up on {LOOPBACK}:{link_port}")
             node_tls = ["--insecure"] if certs is None else ["--root-certificates", str(certs.ca_cert)]
             for spec, port in zip(nodes, node_ports):
                 node_auth = []
@@ -387,6 +397,7 @@ def run_local_deployment(app_dir: str | os.PathLike, nodes: Sequence[NodeSpec], 
                              "--host", LOOPBACK, "--port", str(port), "--node-config", spec.node_config(),
                              "--max-wait-time", str(start_timeout_s)],
                             logs / f"supernode-{spec.partition_id}.log", env, work)
+            status(f"{len(nodes)} SuperNodes started")
             overrides = work / "run_config.toml"
             import tomli_w
 
@@ -402,6 +413,8 @@ def run_local_deployment(app_dir: str | os.PathLike, nodes: Sequence[NodeSpec], 
                 procs.refresh()
                 if run_id is None:
                     run_id = _run_id(run_log)
+                    if run_id is not None:
+                        status(f"run {run_id} submitted")
                 if link.poll() is not None:  # a dead SuperNode is the strategy's to report
                     raise DeploymentError(f"flower-superlink exited with code {link.returncode}: {_tail(link_log)}")
                 last = _poll_progress(progress_file, last, on_progress)
