@@ -35,8 +35,8 @@ def wait_for_text(path, text: str, timeout: float) -> bool:
 
 @pytest.mark.slow
 def test_supernode_killed_mid_round_stops_the_run_with_a_clear_error(tmp_path):
-    # Prepare: 3 MUs x 1 MSP; SuperNode 1 is killed (SIGKILL) once its first train message arrives
-    sc = generate(3, 1, seed=0)
+    # Prepare: 2 MUs x 1 MSP; SuperNode 1 is killed (SIGKILL) once its first train message arrives
+    sc = generate(2, 1, seed=0)
     atomic_write_json(tmp_path / "eq.json", {"allocations": sc.F[:, None].tolist(), "scenario": sc.to_dict()})
     run_config = {"allocation": str(tmp_path / "eq.json"), "rounds": 1, "epochs": 1, "round-timeout": 20.0,
                   "out-dir": str(tmp_path / "out")}
@@ -53,7 +53,7 @@ def test_supernode_killed_mid_round_stops_the_run_with_a_clear_error(tmp_path):
     # Execute
     t0 = time.monotonic()
     with pytest.raises(DeploymentError) as err:
-        run_local_deployment(REPO, [NodeSpec(k, 3, k) for k in range(3)], run_config, tmp_path / "work",
+        run_local_deployment(REPO, [NodeSpec(k, 2, k) for k in range(2)], run_config, tmp_path / "work",
                              timeout_s=240, on_started=kill_node_1, processes=procs)
     # Assert: it was killed mid-round, the error names the round and the client, nothing hangs or survives
     assert killed.is_set()
