@@ -17,8 +17,9 @@ Then: the same workload in Flower's simulation engine (``fl.flower.run_flower_si
 against the built-in trainer (seconds per round); on CUDA, vectorised vs sequential for the
 largest K; the deployment engine (``--deploy-rounds``): one generated task (``--flower-clients``
 MUs x 1 MSP, mnist5k) run by the built-in trainer, Flower's simulation engine and a real local
-deployment (``fl.deploy``: SuperLink, one SuperNode per MU, ``flwr run``, TLS), seconds per
-steady round (rounds after the first) of each, same run; and the accuracy run (mnist5k, 10
+deployment (``fl.deploy``: SuperLink, one SuperNode per MU, ``flwr run``, TLS; ``--deploy-isolation``:
+a long-lived ClientApp process per SuperNode, Flower's ClientApp process per message, or both),
+seconds per steady round (rounds after the first) of each, same run; and the accuracy run (mnist5k, 10
 clients, time to 90% test accuracy).
 Writes ``DIR/fl_throughput.json`` and prints a table.
 """
@@ -46,6 +47,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--flower-clients", type=int, default=10, help="clients for the Flower comparison (default 10)")
     p.add_argument("--deploy-rounds", type=int, default=3,
                    help="rounds of the deployment-engine comparison (0 skips; default 3: 2 steady rounds)")
+    p.add_argument("--deploy-isolation", default="process", choices=["process", "subprocess", "both"],
+                   help="SuperNode isolation of the deployment row: process (a long-lived ClientApp process per "
+                        "node, default), subprocess (Flower's default: a new ClientApp process per message) "
+                        "or both, one deployment each, in the same run")
     p.add_argument("--accuracy-rounds", type=int, default=30, help="rounds of the accuracy run (0 skips)")
     p.add_argument("--accuracy-clients", type=int, default=10, help="clients of the accuracy run (default 10)")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: all cores)")
@@ -245,29 +250,41 @@ def _deployment(args, out: Path) -> dict:
         sim_error = None
     work = out / "deployment"
     atomic_write_json(work / "allocation.json", {"allocations": f.tolist(), "scenario": sc.to_dict()})
-    run_config = {"allocation": str((work / "allocation.json").resolve()), "rounds": rounds, "seed": args.seed,
-                  "epochs": args.epochs, "batch-size": args.batch_size, "out-dir": str((work / "out").resolve())}
     nodes = [NodeSpec(i, k, int(n)) for i, n in enumerate(task.participants)]
-    try:
-        dep = run_local_deployment(Path(__file__).resolve().parents[1], nodes, run_config, work,
-                                   timeout_s=rounds * 600.0 + 300.0)
-    except DeploymentError as exc:
-        return {"skipped": f"deployment failed: {exc}"}
-    report = json.loads((work / "out" / "fl.json").read_text())
-    params = torch.load(work / "out" / "fl_params.pt", weights_only=True)
     builtin_round_s = _steady(builtin.wall_time)
-    deploy_round_s = _steady(report["wall_time"])
+    modes = ["process", "subprocess"] if args.deploy_isolation == "both" else [args.deploy_isolation]
+    by_mode = {}
+    for mode in modes:
+        mode_dir = work / mode if len(modes) > 1 else work
+        run_config = {"allocation": str((work / "allocation.json").resolve()), "rounds": rounds, "seed": args.seed,
+                      "epochs": args.epochs, "batch-size": args.batch_size,
+                      "out-dir": str((mode_dir / "out").resolve())}
+        try:
+            dep = run_local_deployment(Path(__file__).resolve().parents[1], nodes, run_config, mode_dir,
+                                       isolation=mode, timeout_s=rounds * 600.0 + 300.0)
+        except DeploymentError as exc:
+            return {"skipped": f"deployment ({mode} isolation) failed: {exc}"}
+        report = json.loads((mode_dir / "out" / "fl.json").read_text())
+        params = torch.load(mode_dir / "out" / "fl_params.pt", weights_only=True)
+        round_s = _steady(report["wall_time"])
+        by_mode[mode] = {
+            "round_s": round_s, "round_over_builtin_round": round_s / builtin_round_s,
+            "wall_s": report["wall_time"], "total_s": dep.wall_s, "processes": len(dep.pids),
+            "max_weight_difference": max(float((params[n] - builtin.params[n]).abs().max()) for n in builtin.params),
+        }
+    first = by_mode[modes[0]]
     return {
         "clients": k, "rounds": rounds, "samples_per_round": int(task.sizes.sum()) * task.local.epochs,
         "builtin_path": builtin.path, "builtin_round_s": builtin_round_s,
-        "simulation_round_s": sim_round_s, "simulation_error": sim_error, "deployment_round_s": deploy_round_s,
-        "deployment_round_over_builtin_round": deploy_round_s / builtin_round_s,
+        "simulation_round_s": sim_round_s, "simulation_error": sim_error,
+        "isolation": modes[0], "deployment_round_s": first["round_s"],
+        "deployment_round_over_builtin_round": first["round_over_builtin_round"],
         "simulation_round_over_builtin_round": None if sim_round_s is None else sim_round_s / builtin_round_s,
-        "builtin_wall_s": list(builtin.wall_time), "deployment_wall_s": report["wall_time"],
-        "deployment_total_s": dep.wall_s, "deployment_processes": len(dep.pids), "tls": True,
-        "max_weight_difference_deployment": max(float((params[n] - builtin.params[n]).abs().max())
-                                                for n in builtin.params),
+        "builtin_wall_s": list(builtin.wall_time), "deployment_wall_s": first["wall_s"],
+        "deployment_total_s": first["total_s"], "deployment_processes": first["processes"], "tls": True,
+        "max_weight_difference_deployment": first["max_weight_difference"],
         "max_weight_difference_simulation": sim_diff,
+        "by_isolation": by_mode,
     }
 
 
@@ -367,9 +384,12 @@ def _print(rep: dict) -> None:
     else:
         sim = ("failed" if d["simulation_round_s"] is None else
                f"simulation {d['simulation_round_s']:.2f} s (= {d['simulation_round_over_builtin_round']:.2f}x)")
-        print(f"Deployment: K={d['clients']}, {d['rounds']} rounds, TLS: steady round {d['deployment_round_s']:.2f} s "
-              f"vs built-in {d['builtin_round_s']:.2f} s (= {d['deployment_round_over_builtin_round']:.2f}x), "
-              f"{sim}; max |weight diff| vs built-in {d['max_weight_difference_deployment']:.1e}")
+        for mode, m in d.get("by_isolation", {d.get("isolation", "subprocess"): {
+                "round_s": d["deployment_round_s"], "round_over_builtin_round": d["deployment_round_over_builtin_round"],
+                "max_weight_difference": d["max_weight_difference_deployment"]}}).items():
+            print(f"Deployment: K={d['clients']}, {d['rounds']} rounds, TLS, {mode} isolation: steady round "
+                  f"{m['round_s']:.2f} s vs built-in {d['builtin_round_s']:.2f} s (= {m['round_over_builtin_round']:.2f}x), "
+                  f"{sim}; max |weight diff| vs built-in {m['max_weight_difference']:.1e}")
     a = rep["accuracy"]
     if "skipped" in a:
         print("Accuracy: " + a["skipped"])

@@ -47,6 +47,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--supernode-auth", action="store_true",
                    help="SuperNode authentication: a key pair per SuperNode, registered with the SuperLink, "
                         "which refuses any other node")
+    p.add_argument("--isolation", default="process", choices=["process", "subprocess"],
+                   help="process (default): each SuperNode runs --isolation process with one long-lived ClientApp "
+                        "process that serves all its messages; subprocess: Flower's default, a new ClientApp "
+                        "process per message (slower: each pays the imports and the data load)")
     p.add_argument("--round-timeout", type=float, default=600.0,
                    help="seconds the server waits for a round's replies (default 600)")
     p.add_argument("--timeout", type=float, default=None,
@@ -123,7 +127,7 @@ def run(args: argparse.Namespace) -> int:
     timeout = args.timeout or args.rounds * args.round_timeout + 120.0
     print(f"Flower deployment: 1 SuperLink + {k} SuperNodes on 127.0.0.1, "
           f"{'INSECURE plain HTTP' if args.insecure else 'TLS (CA made for this run)'}"
-          f"{', SuperNode authentication' if args.supernode_auth else ''}; "
+          f"{', SuperNode authentication' if args.supernode_auth else ''}, {args.isolation} isolation; "
           f"FL {task.dataset.name}, MSP {task.msp}, {args.rounds} rounds, {task.local.epochs} local epochs")
     bar = None
     if not args.no_progress:
@@ -143,7 +147,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         res = run_local_deployment(Path(__file__).resolve().parents[1], nodes, run_config, out / "deployment",
                                    insecure=args.insecure, supernode_auth=args.supernode_auth, timeout_s=timeout,
-                                   on_progress=on_progress, on_status=on_status)
+                                   isolation=args.isolation, on_progress=on_progress, on_status=on_status)
     except DeploymentError as err:
         print(f"metatrading: fl-deploy failed: {err}", file=sys.stderr)
         return 1

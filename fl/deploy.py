@@ -6,6 +6,11 @@ submits the packaged App (``fl.flower_app``, ``[tool.flwr.app]`` of ``pyproject.
 ``flwr run --stream``, follows the ServerApp's ``progress.json`` round by round, and stops
 every process it started, on success, failure, timeout or interrupt.
 
+By default each SuperNode runs with ``--isolation process`` next to one long-lived ClientApp
+process of its own (``fl/clientapp_worker.py``) that serves all its messages; Flower's default
+(``isolation="subprocess"``) starts a new ``flwr-clientapp`` process for every message, which
+costs each node a Python start, the imports of flwr and torch and a data-set load per round.
+
 Processes: each is started in its own session (so a Ctrl-C in the terminal reaches only this
 process, which then stops them in order) and remembered by pid and start time. Flower starts
 helpers of its own (the SuperLink's SuperExec in a new session, the ServerApp and ClientApp
@@ -45,6 +50,11 @@ CONNECTION_NAME = "local-deployment"
 LOOPBACK = "127.0.0.1"
 #: Environment variable that marks every process of one deployment (a fresh value per ProcessSet).
 MARKER_VAR = "METATRADING_DEPLOYMENT_ID"
+#: SuperNode isolation modes: a long-lived ClientApp process per node, or Flower's default.
+ISOLATION_PROCESS, ISOLATION_SUBPROCESS = "process", "subprocess"
+ISOLATION_MODES = (ISOLATION_PROCESS, ISOLATION_SUBPROCESS)
+#: The long-lived ClientApp process, run as a script (see its docstring).
+WORKER_SCRIPT = Path(__file__).resolve().parent / "clientapp_worker.py"
 
 
 class DeploymentError(RuntimeError):
@@ -301,6 +311,7 @@ def write_connection(flwr_home: Path, port: int, ca_cert: Path | None) -> None:
 
 def run_local_deployment(app_dir: str | os.PathLike, nodes: Sequence[NodeSpec], run_config: Mapping[str, Any],
                          work_dir: str | os.PathLike, *, insecure: bool = False, supernode_auth: bool = False,
+                         isolation: str = "process",
                          timeout_s: float = 3600.0,
                          start_timeout_s: float = 60.0,
                          on_progress: Callable[[dict], None] | None = None,
@@ -326,6 +337,11 @@ def run_local_deployment(app_dir: str | os.PathLike, nodes: Sequence[NodeSpec], 
     supernode_auth : bool
         SuperNode authentication: the SuperLink accepts only the nodes whose public keys are
         registered (``flwr supernode register``); each node gets its key pair in ``keys/``.
+    isolation : {"process", "subprocess"}
+        ``process`` (default): each SuperNode runs ``--isolation process`` with one long-lived
+        ClientApp process beside it (``fl/clientapp_worker.py``, log ``clientapp-k.log``) that
+        serves every message of the run; ``subprocess``: Flower's default, a new
+        ``flwr-clientapp`` process per message.
     timeout_s : float
         Bound on the whole run after the processes are up (DeploymentError past it).
     start_timeout_s : float
@@ -349,6 +365,8 @@ def run_local_deployment(app_dir: str | os.PathLike, nodes: Sequence[NodeSpec], 
     """
     if supernode_auth and insecure:
         raise InputError("supernode_auth", "needs TLS (Flower refuses SuperNode authentication when insecure)")
+    if isolation not in ISOLATION_MODES:
+        raise InputError("isolation", f"must be one of {', '.join(ISOLATION_MODES)}, got {isolation!r}")
     app_dir = Path(app_dir).resolve()
     if not (app_dir / "pyproject.toml").is_file():
         raise InputError("app_dir", f"no pyproject.toml in {app_dir}")
@@ -386,18 +404,28 @@ def run_local_deployment(app_dir: str | os.PathLike, nodes: Sequence[NodeSpec], 
             wait_for_port(link_port, link, start_timeout_s, "flower-superlink", link_log)
             status(f"SuperLink up on {LOOPBACK}:{link_port}")
             node_tls = ["--insecure"] if certs is None else ["--root-certificates", str(certs.ca_cert)]
+            supernodes: list[subprocess.Popen] = []
             for spec, port in zip(nodes, node_ports):
                 node_auth = []
                 if supernode_auth:
                     key, pub = make_supernode_key(work / "keys" / f"supernode-{spec.partition_id}")
                     register_supernode(pub, procs, env, work, logs / "register.log", start_timeout_s)
                     node_auth = ["--auth-supernode-private-key", str(key)]
-                procs.start(f"supernode-{spec.partition_id}",
-                            ["flower-supernode", "--superlink", f"{LOOPBACK}:{link_port}", *node_tls, *node_auth,
-                             "--host", LOOPBACK, "--port", str(port), "--node-config", spec.node_config(),
-                             "--max-wait-time", str(start_timeout_s)],
-                            logs / f"supernode-{spec.partition_id}.log", env, work)
-            status(f"{len(nodes)} SuperNodes started")
+                supernodes.append(procs.start(
+                    f"supernode-{spec.partition_id}",
+                    ["flower-supernode", "--superlink", f"{LOOPBACK}:{link_port}", *node_tls, *node_auth,
+                     "--host", LOOPBACK, "--port", str(port), "--node-config", spec.node_config(),
+                     "--max-wait-time", str(start_timeout_s), "--isolation", isolation],
+                    logs / f"supernode-{spec.partition_id}.log", env, work))
+            if isolation == ISOLATION_PROCESS:  # each SuperNode's long-lived ClientApp process
+                for spec, port, node in zip(nodes, node_ports, supernodes):
+                    log = logs / f"supernode-{spec.partition_id}.log"
+                    wait_for_port(port, node, start_timeout_s, f"flower-supernode {spec.partition_id}", log)
+                    procs.start(f"clientapp-{spec.partition_id}",
+                                [sys.executable, str(WORKER_SCRIPT), "--runtime-api-address", f"{LOOPBACK}:{port}",
+                                 "--insecure", "--supernode-pid", str(node.pid)],
+                                logs / f"clientapp-{spec.partition_id}.log", env, work)
+            status(f"{len(nodes)} SuperNodes started ({isolation} isolation)")
             overrides = work / "run_config.toml"
             import tomli_w
 

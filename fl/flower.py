@@ -198,7 +198,8 @@ def weighted_strategy_class():
         the participants S, ordered by client id.
         """
 
-        def __init__(self, iom: np.ndarray, sizes: np.ndarray, rule, timeout: float) -> None:
+        def __init__(self, iom: np.ndarray, sizes: np.ndarray, rule, timeout: float,
+                     connect_timeout: float | None = None) -> None:
             # iom: [rounds, clients]; row r is round r's IoM (0 = not participating)
             super().__init__(min_available_nodes=iom.shape[1], min_train_nodes=0)
             self.iom = np.asarray(iom, dtype=float)
@@ -206,6 +207,8 @@ def weighted_strategy_class():
             self.sizes = np.asarray(sizes, dtype=float)
             self.rule = rule
             self.timeout = timeout
+            #: bound on the nodes' arrival and their client-id query (default: the round timeout)
+            self.connect_timeout = timeout if connect_timeout is None else connect_timeout
             self.node_of: dict[int, int] = {}
             self.mu_of: dict[int, int] = {}  # client id -> MU id, when the node reports one
             self.round_clients: dict[int, list[int]] = {}
@@ -216,16 +219,16 @@ def weighted_strategy_class():
             """Map every client id to its node id with one QUERY round."""
             # Flower's sample_nodes waits for the nodes without a bound; a deployment whose
             # SuperNode never connects must fail instead
-            deadline = time.monotonic() + self.timeout
+            deadline = time.monotonic() + self.connect_timeout
             while len(nodes := sorted(grid.get_node_ids())) < self.n_clients:
                 if time.monotonic() > deadline:
                     raise RuntimeError(f"only {len(nodes)} of {self.n_clients} Flower nodes "
-                                       f"connected within {self.timeout:g} s")
+                                       f"connected within {self.connect_timeout:g} s")
                 time.sleep(0.2)
             replies = grid.send_and_receive(
                 [Message(RecordDict({CONFIG_KEY: ConfigRecord()}), dst_node_id=n,
                          message_type=MessageType.QUERY) for n in nodes],
-                timeout=self.timeout)
+                timeout=max(0.0, deadline - time.monotonic()) + self.timeout)
             for msg in replies:
                 if msg.has_error():
                     raise RuntimeError(f"Flower node {msg.metadata.src_node_id} failed the "

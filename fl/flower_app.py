@@ -45,13 +45,16 @@ from .partition import dirichlet_partition
 from .train import LocalTrainConfig, client_seed, evaluate, get_params, local_update_sequential
 from .trainer import FLConfig, FLResult, FLTask, build_task, default_allocation, fl_report, load_allocation
 
-__all__ = ["DeployRunConfig", "RUN_CONFIG_DEFAULTS", "PARAMS_FILE", "PROGRESS_FILE", "RESULT_FILE",
+__all__ = ["DeployRunConfig", "PromptGrid", "RUN_CONFIG_DEFAULTS", "PARAMS_FILE", "PROGRESS_FILE", "RESULT_FILE",
            "client_app", "server_app", "node_identity", "task_from_run_config"]
 
 #: Files the ServerApp writes into ``out-dir``.
 RESULT_FILE = "fl.json"
 PARAMS_FILE = "fl_params.pt"
 PROGRESS_FILE = "progress.json"
+#: At least this long the ServerApp waits for the SuperNodes to connect and answer the
+#: client-id query (their first message: a ClientApp process may still be starting).
+CONNECT_TIMEOUT_S = 120.0
 #: ``path`` recorded in fl.json for this engine.
 DEPLOY_PATH = "flower-deployment"
 
@@ -154,6 +157,26 @@ def node_identity(node_config: Mapping[str, Any]) -> tuple[int, int, int]:
 # ClientApp
 # ---------------------------------------------------------------------------------------------
 
+#: What a ClientApp process keeps between messages: the last partition it trained on and the
+#: network definition. Flower's default SuperNode starts a new process for every message, so
+#: this only pays off in a long-lived one (``fl.clientapp_worker``, what ``fl.deploy`` starts).
+_CLIENT_CACHE: dict[str, tuple] = {}
+
+
+def _client_partition(dataset: str, root: str | None, sizes: list[int], alpha: float, seed: int, k: int):
+    """``(net, x, y)``: this node's share of the data set (the server's Dirichlet recipe), cached."""
+    key = (dataset, root, tuple(sizes), alpha, seed, k)
+    hit = _CLIENT_CACHE.get("partition")
+    if hit is None or hit[0] != key:
+        ds = load_dataset(dataset, root=root)
+        # the same Dirichlet split as build_task on the server; this node keeps its own share
+        idx = dirichlet_partition(ds.train_y.cpu().numpy(), sizes, alpha, seed)[k]
+        idx = torch.as_tensor(np.asarray(idx, dtype=np.int64))
+        hit = (key, make_net(ds.shape, ds.num_classes), ds.train_x[idx].contiguous(), ds.train_y[idx].contiguous())
+        _CLIENT_CACHE["partition"] = hit  # one node, one partition: the data set itself is not kept
+    return hit[1:]
+
+
 def _client_app():
     from flwr.app import ArrayRecord, Message, MetricRecord, RecordDict
     from flwr.clientapp import ClientApp
@@ -162,7 +185,6 @@ def _client_app():
 
     @app.query()
     def whoami(msg, context):
-        # no warm-up here: Flower 1.42 starts a fresh ClientApp process for every message
         k, _, mu = node_identity(context.node_config)
         return Message(RecordDict({METRICS_KEY: MetricRecord({CLIENT_ID: k, MU_ID: mu})}), reply_to=msg)
 
@@ -176,19 +198,16 @@ def _client_app():
             raise InputError("node-config.num-partitions",
                              f"this node says {n_parts}, the server's allocation has {len(sizes)} participants")
         root = context.node_config.get("data-root") or context.run_config.get("data-root") or None
-        ds = load_dataset(str(context.run_config["dataset"]), root=root)
-        # the same Dirichlet split as build_task on the server; this node keeps its own share
-        idx = dirichlet_partition(ds.train_y.cpu().numpy(), sizes, float(cfg["alpha"]), int(cfg["seed"]))[k]
-        idx = torch.as_tensor(np.asarray(idx, dtype=np.int64))
+        net, x, y = _client_partition(str(context.run_config["dataset"]), None if root is None else str(root),
+                                      sizes, float(cfg["alpha"]), int(cfg["seed"]), k)
         local = LocalTrainConfig(epochs=int(cfg["epochs"]), batch_size=int(cfg["batch-size"]), lr=float(cfg["lr"]),
                                  momentum=float(cfg["momentum"]), weight_decay=float(cfg["weight-decay"]))
         rnd = int(cfg[ROUND_KEY]) - FLOWER_FIRST_ROUND
-        net = make_net(ds.shape, ds.num_classes)
-        new = local_update_sequential(net, msg.content[ARRAYS_KEY].to_torch_state_dict(), ds.train_x[idx],
-                                      ds.train_y[idx], local, client_seed(int(cfg["seed"]), rnd, k))
+        new = local_update_sequential(net, msg.content[ARRAYS_KEY].to_torch_state_dict(), x, y, local,
+                                      client_seed(int(cfg["seed"]), rnd, k))
         return Message(RecordDict({
             ARRAYS_KEY: ArrayRecord(torch_state_dict={n: v.detach().contiguous() for n, v in new.items()}),
-            METRICS_KEY: MetricRecord({CLIENT_ID: k, NUM_EXAMPLES: int(len(idx))}),
+            METRICS_KEY: MetricRecord({CLIENT_ID: k, NUM_EXAMPLES: int(x.shape[0])}),
         }), reply_to=msg)
 
     return app
@@ -198,6 +217,39 @@ def _client_app():
 # ServerApp
 # ---------------------------------------------------------------------------------------------
 
+#: Seconds between two looks for a round's replies. Flower 1.42's ``Grid.send_and_receive``
+#: sleeps 3 s between them, which alone costs up to 3 s per round.
+REPLY_POLL_S = 0.2
+
+
+class PromptGrid:
+    """The ServerApp's Grid, except that ``send_and_receive`` looks for replies every ``poll_s``.
+
+    Same calls as Flower's own (``push_messages``, then ``pull_messages`` until every reply is
+    in or ``timeout`` has passed); everything else is the wrapped Grid's.
+    """
+
+    def __init__(self, grid, poll_s: float = REPLY_POLL_S) -> None:
+        self._grid = grid
+        self._poll_s = poll_s
+
+    def __getattr__(self, name: str):
+        return getattr(self._grid, name)
+
+    def send_and_receive(self, messages, *, timeout: float | None = None) -> list:
+        pending = set(self._grid.push_messages(messages))
+        end = time.time() + (timeout if timeout is not None else 0.0)
+        replies: list = []
+        while pending:
+            got = list(self._grid.pull_messages(pending))
+            replies.extend(got)
+            pending.difference_update(m.metadata.reply_to_message_id for m in got)
+            if not pending or (timeout is not None and time.time() >= end):
+                break
+            time.sleep(self._poll_s)
+        return replies
+
+
 def _server_app():
     from flwr.app import ArrayRecord, ConfigRecord, MetricRecord
     from flwr.serverapp import ServerApp
@@ -206,7 +258,7 @@ def _server_app():
 
     @app.main()
     def main(grid, context) -> None:
-        run_deployed(grid, DeployRunConfig.from_run_config(context.run_config))
+        run_deployed(PromptGrid(grid), DeployRunConfig.from_run_config(context.run_config))
 
     def run_deployed(grid, rc: DeployRunConfig) -> None:
         out = Path(rc.out_dir)
@@ -214,7 +266,8 @@ def _server_app():
         cfg = rc.fl
         n = len(task.participants)
         iom = np.broadcast_to(task.iom, (cfg.rounds, n))
-        strategy = weighted_strategy_class()(iom, task.sizes, make_strategy(cfg.aggregation), rc.round_timeout)
+        strategy = weighted_strategy_class()(iom, task.sizes, make_strategy(cfg.aggregation), rc.round_timeout,
+                                             connect_timeout=max(rc.round_timeout, CONNECT_TIMEOUT_S))
         strategy.discover(grid)
         for k, mu in sorted(strategy.mu_of.items()):
             if mu != int(task.participants[k]):

@@ -8,6 +8,7 @@ for the same seeds: global weights within 1e-5. Bounded in time by the command's
 from __future__ import annotations
 
 import json
+import re
 import tomllib
 
 import numpy as np
@@ -78,6 +79,19 @@ def test_deployment_used_tls_and_auth_and_left_nothing_running(deployed):
     assert len(list((out / "deployment" / "keys").glob("supernode-*.pub"))) == NODES
     assert deployment_processes(home) == []
     assert not port_open(int(conn["address"].rsplit(":", 1)[1]))
+
+
+@pytest.mark.slow
+def test_each_supernode_had_one_clientapp_process_for_all_its_messages(deployed):
+    # --isolation process (the default): one long-lived ClientApp process per SuperNode served the
+    # client-id query and every round's train message; no flwr-clientapp process per message
+    rc, out = deployed
+    assert rc == 0
+    logs = out / "deployment" / "logs"
+    for k in range(NODES):
+        worker_log = (logs / f"clientapp-{k}.log").read_text(errors="replace")
+        served = re.search(r"ClientApp worker stops after (\d+) task", worker_log)
+        assert served and int(served.group(1)) == 1 + ROUNDS, worker_log[-500:]
 
 
 @pytest.mark.parametrize("argv, field", [

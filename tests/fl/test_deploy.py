@@ -7,6 +7,7 @@
 """
 from __future__ import annotations
 
+import re
 import threading
 import time
 
@@ -38,7 +39,9 @@ def test_supernode_killed_mid_round_stops_the_run_with_a_clear_error(tmp_path):
     # Prepare: 2 MUs x 1 MSP; SuperNode 1 is killed (SIGKILL) once its first train message arrives
     sc = generate(2, 1, seed=0)
     atomic_write_json(tmp_path / "eq.json", {"allocations": sc.F[:, None].tolist(), "scenario": sc.to_dict()})
-    run_config = {"allocation": str(tmp_path / "eq.json"), "rounds": 1, "epochs": 1, "round-timeout": 20.0,
+    # a short round timeout keeps the test short; the SuperNodes' connection and the client-id
+    # query still get fl.flower_app.CONNECT_TIMEOUT_S
+    run_config = {"allocation": str(tmp_path / "eq.json"), "rounds": 1, "epochs": 1, "round-timeout": 8.0,
                   "out-dir": str(tmp_path / "out")}
     procs = ProcessSet()
     killed = threading.Event()
@@ -57,11 +60,23 @@ def test_supernode_killed_mid_round_stops_the_run_with_a_clear_error(tmp_path):
                              timeout_s=240, on_started=kill_node_1, processes=procs)
     # Assert: it was killed mid-round, the error names the round and the client, nothing hangs or survives
     assert killed.is_set()
-    assert "round 1: no reply from client(s) [1] (MU 1)" in str(err.value)
+    # the killed client is named (with its MU); on a loaded machine the live one may miss the
+    # short timeout too and be named beside it
+    assert re.search(r"round 1: no reply from client\(s\) \[(0, )?1\] \(MU (0, )?1\)", str(err.value)), str(err.value)
     assert time.monotonic() - t0 < 240
     assert not (tmp_path / "out" / "fl.json").exists()
     assert procs.alive() == []
     assert deployment_processes(tmp_path / "work" / "flwr-home") == []
+
+
+def test_clientapp_worker_refuses_a_bad_poll_interval(capsys):
+    from fl.clientapp_worker import parse_args
+
+    assert parse_args(["--runtime-api-address", "127.0.0.1:1", "--insecure"]).poll > 0
+    with pytest.raises(SystemExit) as exc:
+        parse_args(["--runtime-api-address", "127.0.0.1:1", "--insecure", "--poll", "0"])
+    assert exc.value.code == 2
+    assert "--poll" in capsys.readouterr().err
 
 
 @pytest.mark.slow
