@@ -41,7 +41,7 @@ import time
 from logging import ERROR, INFO
 
 #: the seconds between two AcquireTask polls while the node has no task (Flower's SuperExec: 1 s)
-DEFAULT_POLL_S = 0.2
+DEFAULT_POLL_S = 0.5
 #: modules imported at start (this project's App needs them; the App itself comes with the FAB)
 PRELOAD = ("numpy", "torch")
 #: first and longest wait before asking the SuperNode again for a message object it does not
