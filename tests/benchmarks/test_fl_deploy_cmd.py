@@ -140,7 +140,10 @@ def test_ctrl_c_stops_every_process(tmp_path):
     proc = subprocess.Popen([sys.executable, "-m", "benchmarks.cli", "fl-deploy", "--nodes", "2", "--rounds", "5",
                              "--epochs", "1", "--out", str(out), "--no-progress", "--timeout", "300"],
                             cwd=repo, env={**os.environ, "PYTHONPATH": str(repo)}, start_new_session=True,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            # Ctrl-C's default action, even when pytest itself was started with
+                            # SIGINT ignored (a background job of a non-interactive shell)
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     log = out / "deployment" / "logs" / "supernode-1.log"
     try:
         deadline = time.monotonic() + 180
