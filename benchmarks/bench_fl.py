@@ -15,7 +15,12 @@ Each is timed ``--reps`` times in interleaved order and the best run is kept (ro
 other processes on a shared machine). Ratios are samples/s over the limit's samples/s.
 Then: the same workload in Flower's simulation engine (``fl.flower.run_flower_simulation``)
 against the built-in trainer (seconds per round); on CUDA, vectorised vs sequential for the
-largest K; and the accuracy run (mnist5k, 10 clients, time to 90% test accuracy).
+largest K; the deployment engine (``--deploy-rounds``): one generated task (``--flower-clients``
+MUs x 1 MSP, mnist5k) run by the built-in trainer, Flower's simulation engine and a real local
+deployment (``fl.deploy``: SuperLink, one SuperNode per MU, ``flwr run``, TLS; ``--deploy-isolation``:
+a long-lived ClientApp process per SuperNode, Flower's ClientApp process per message, or both),
+seconds per steady round (rounds after the first) of each, same run; and the accuracy run (mnist5k, 10
+clients, time to 90% test accuracy).
 Writes ``DIR/fl_throughput.json``, ``DIR/fl_throughput.png`` (samples/s of each path per K) and,
 when the accuracy run ran, ``DIR/fl_accuracy.png`` (its test accuracy against simulated time),
 and prints a table.
@@ -44,6 +49,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="rounds of the comparison with Flower's simulation engine (default 2; 0 leaves the Flower "
                         "comparison out, which also saves Ray's start-up)")
     p.add_argument("--flower-clients", type=int, default=10, help="clients for the Flower comparison (default 10)")
+    p.add_argument("--deploy-rounds", type=int, default=3,
+                   help="rounds of the deployment-engine comparison (0 skips; default 3: 2 steady rounds)")
+    p.add_argument("--deploy-isolation", default="process", choices=["process", "subprocess", "both"],
+                   help="SuperNode isolation of the deployment row: process (a long-lived ClientApp process per "
+                        "node, default), subprocess (Flower's default: a new ClientApp process per message) "
+                        "or both, one deployment each, in the same run")
     p.add_argument("--accuracy-rounds", type=int, default=30,
                    help="rounds of the accuracy run (default 30; 0 leaves the accuracy run out)")
     p.add_argument("--accuracy-clients", type=int, default=10, help="clients of the accuracy run (default 10)")
@@ -57,7 +68,7 @@ def _check(args: argparse.Namespace) -> None:
     for name in ("samples", "epochs", "batch_size", "limit_batch", "reps", "flower_clients", "accuracy_clients"):
         if getattr(args, name) < 1:
             raise InputError(f"--{name.replace('_', '-')}", f"must be >= 1, got {getattr(args, name)}")
-    for name in ("flower_rounds", "accuracy_rounds"):
+    for name in ("flower_rounds", "accuracy_rounds", "deploy_rounds"):
         if getattr(args, name) < 0:
             raise InputError(f"--{name.replace('_', '-')}", f"must be >= 0, got {getattr(args, name)}")
     if any(k < 1 for k in args.clients):
@@ -207,6 +218,87 @@ def _flower(ds, args) -> dict:
     }
 
 
+def _steady(wall: list[float]) -> float:
+    """Mean seconds of the rounds after the first (the first pays start-up), or of the only one."""
+    import numpy as np
+
+    return float(np.mean(wall[1:] if len(wall) > 1 else wall))
+
+
+def _deployment(args, out: Path) -> dict:
+    """Seconds per steady round: built-in trainer, simulation engine, deployment engine, one task."""
+    try:
+        import flwr  # noqa: F401
+
+        from fl.deploy import DeploymentError, NodeSpec, run_local_deployment
+        from fl.flower import FlowerOptions, run_flower_simulation
+    except ImportError as exc:
+        return {"skipped": f"flwr not installed ({exc}); pip install -e '.[flower]'"}
+    import json
+
+    import torch
+
+    from fl.data import load_dataset
+    from fl.trainer import FLConfig, build_task, run_fl
+    from models.io import atomic_write_json
+    from models.scenario import generate
+
+    k, rounds = args.flower_clients, args.deploy_rounds
+    sc = generate(k, 1, seed=args.seed)
+    f = sc.F[:, None].copy()
+    cfg = FLConfig(rounds=rounds, seed=args.seed, epochs=args.epochs, batch_size=args.batch_size)
+    task = build_task(load_dataset("mnist5k"), sc, f, cfg)
+    builtin = run_fl(task, cfg)
+    try:
+        sim = run_flower_simulation(task.dataset, task.indices, task.iom, rounds, task.local, args.seed,
+                                    options=FlowerOptions())
+        sim_round_s = _steady([float(r["wall_s"]) for r in sim.rounds])
+        sim_diff = max(float((sim.params[n] - builtin.params[n]).abs().max()) for n in builtin.params)
+    except Exception as exc:  # the comparison is optional; say why it is missing
+        sim_round_s, sim_diff = None, None
+        sim_error = f"{type(exc).__name__}: {exc}"
+    else:
+        sim_error = None
+    work = out / "deployment"
+    atomic_write_json(work / "allocation.json", {"allocations": f.tolist(), "scenario": sc.to_dict()})
+    nodes = [NodeSpec(i, k, int(n)) for i, n in enumerate(task.participants)]
+    builtin_round_s = _steady(builtin.wall_time)
+    modes = ["process", "subprocess"] if args.deploy_isolation == "both" else [args.deploy_isolation]
+    by_mode = {}
+    for mode in modes:
+        mode_dir = work / mode if len(modes) > 1 else work
+        run_config = {"allocation": str((work / "allocation.json").resolve()), "rounds": rounds, "seed": args.seed,
+                      "epochs": args.epochs, "batch-size": args.batch_size,
+                      "out-dir": str((mode_dir / "out").resolve())}
+        try:
+            dep = run_local_deployment(Path(__file__).resolve().parents[1], nodes, run_config, mode_dir,
+                                       isolation=mode, timeout_s=rounds * 600.0 + 300.0)
+        except DeploymentError as exc:
+            return {"skipped": f"deployment ({mode} isolation) failed: {exc}"}
+        report = json.loads((mode_dir / "out" / "fl.json").read_text())
+        params = torch.load(mode_dir / "out" / "fl_params.pt", weights_only=True)
+        round_s = _steady(report["wall_time"])
+        by_mode[mode] = {
+            "round_s": round_s, "round_over_builtin_round": round_s / builtin_round_s,
+            "wall_s": report["wall_time"], "total_s": dep.wall_s, "processes": len(dep.pids),
+            "max_weight_difference": max(float((params[n] - builtin.params[n]).abs().max()) for n in builtin.params),
+        }
+    first = by_mode[modes[0]]
+    return {
+        "clients": k, "rounds": rounds, "samples_per_round": int(task.sizes.sum()) * task.local.epochs,
+        "builtin_path": builtin.path, "builtin_round_s": builtin_round_s,
+        "simulation_round_s": sim_round_s, "simulation_error": sim_error,
+        "isolation": modes[0], "deployment_round_s": first["round_s"],
+        "deployment_round_over_builtin_round": first["round_over_builtin_round"],
+        "simulation_round_over_builtin_round": None if sim_round_s is None else sim_round_s / builtin_round_s,
+        "builtin_wall_s": list(builtin.wall_time), "deployment_wall_s": first["wall_s"],
+        "deployment_total_s": first["total_s"], "deployment_processes": first["processes"], "tls": True,
+        "max_weight_difference_deployment": first["max_weight_difference"],
+        "max_weight_difference_simulation": sim_diff,
+        "by_isolation": by_mode,
+    }
+
+
 def _accuracy(args) -> dict:
     """mnist5k, ``--accuracy-clients`` MUs (a generated 1-MSP scenario, equal split of F)."""
     import numpy as np
@@ -265,11 +357,15 @@ def run(args: argparse.Namespace) -> int:
         report["flower"] = _flower(ds, args)
     else:
         report["flower"] = {"skipped": "--flower-rounds 0"}
+    out = Path(args.out)
+    if args.deploy_rounds > 0:
+        report["deployment"] = _deployment(args, out)
+    else:
+        report["deployment"] = {"skipped": "--deploy-rounds 0"}
     if args.accuracy_rounds > 0:
         report["accuracy"] = _accuracy(args)
     else:
         report["accuracy"] = {"skipped": "--accuracy-rounds 0"}
-    out = Path(args.out)
     atomic_write_json(out / "fl_throughput.json", report)
     _plot(out / "fl_throughput.png", report)
     _print(report)
@@ -312,6 +408,18 @@ def _print(rep: dict) -> None:
                         f"{fl['builtin_total_s']:.2f} s (Flower/built-in = {fl['flower_over_builtin']:.1f}); "
                         f"steady rounds {fl['flower_round_s']:.2f} vs {fl['builtin_round_s']:.2f} s/round "
                         f"(= {fl['flower_round_over_builtin_round']:.2f})"))
+    d = rep.get("deployment", {"skipped": "not run"})
+    if "skipped" in d:
+        print("Deployment: " + d["skipped"])
+    else:
+        sim = ("failed" if d["simulation_round_s"] is None else
+               f"simulation {d['simulation_round_s']:.2f} s (= {d['simulation_round_over_builtin_round']:.2f}x)")
+        for mode, m in d.get("by_isolation", {d.get("isolation", "subprocess"): {
+                "round_s": d["deployment_round_s"], "round_over_builtin_round": d["deployment_round_over_builtin_round"],
+                "max_weight_difference": d["max_weight_difference_deployment"]}}).items():
+            print(f"Deployment: K={d['clients']}, {d['rounds']} rounds, TLS, {mode} isolation: steady round "
+                  f"{m['round_s']:.2f} s vs built-in {d['builtin_round_s']:.2f} s (= {m['round_over_builtin_round']:.2f}x), "
+                  f"{sim}; max |weight diff| vs built-in {m['max_weight_difference']:.1e}")
     a = rep["accuracy"]
     if "skipped" in a:
         print("Accuracy: " + a["skipped"])

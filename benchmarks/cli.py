@@ -26,6 +26,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "compare": ("benchmarks.compare_cmd", "compare pricing schemes on dynamic markets with FL on real images"),
     "train-pricing": ("benchmarks.train_pricing_cmd", "train independent PPO pricing agents (one per MSP)"),
     "validate": ("benchmarks.validate_cmd", "gaps of learned or given rewards to the certified EPEC"),
+    "fl-deploy": ("benchmarks.fl_deploy_cmd", "the FL run on a local Flower deployment (SuperLink, SuperNodes, TLS)"),
 }
 #: bench target -> (module, help)
 BENCHES: dict[str, tuple[str, str]] = {

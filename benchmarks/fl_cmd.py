@@ -7,7 +7,6 @@ Writes ``DIR/fl.json`` (per round ``accuracy``, ``sim_time``, ``participants``; 
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import os
 from pathlib import Path
@@ -53,44 +52,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-progress", action="store_true", help="no progress bar (the same as --quiet)")
 
 
-def load_allocation(path: str):
-    """``(scenario, f)`` from an equilibrium.json of ``metatrading solve``."""
-    from models.scenario import scenario_from_dict
-
-    p = Path(path)
-    if not p.is_file():
-        raise InputError("--allocation", f"file not found: {path}")
-    try:
-        data = json.loads(p.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise InputError("--allocation", f"not a JSON file: {exc}") from None
-    if not isinstance(data, dict):
-        raise InputError("--allocation", "expected a JSON object")
-    for key in ("allocations", "scenario"):
-        if key not in data:
-            raise InputError(f"--allocation {path}: {key}", "missing (expected an equilibrium.json of metatrading solve)")
-    try:
-        return scenario_from_dict(data["scenario"]), data["allocations"]
-    except InputError as err:  # say that the scenario at fault is the one inside the allocation file
-        raise InputError(f"--allocation {path}: scenario.{err.field}", err.reason) from None
-
-
-def default_allocation(spec: str, seed: int | None = None):
-    """The scenario ``spec`` and its followers' Nash allocation at ``R = Rmax / 2``.
-
-    The MUs respond exactly (MODEL.md section 5, lower level) to the ``fixed`` scheme's
-    rewards; a response that did not converge is an error, never an allocation.
-    """
-    from models.equilibrium import follower_equilibrium
-    from models.scenario import load_scenario
-
-    sc = load_scenario(spec, seed=seed)
-    eq = follower_equilibrium(sc, sc.Rmax / 2.0)
-    if not eq.converged:
-        raise RuntimeError(f"follower equilibrium of {spec!r} at R = Rmax/2 did not converge (step {eq.step:.2e})")
-    return sc, eq.f
-
-
 def _check_args(args: argparse.Namespace) -> None:
     if args.rounds < 1:
         raise InputError("--rounds", f"must be >= 1, got {args.rounds}")
@@ -130,7 +91,7 @@ def run(args: argparse.Namespace) -> int:
 
     from benchmarks.plots import accuracy_plot
     from fl.data import load_dataset
-    from fl.trainer import FLConfig, build_task, run_fl
+    from fl.trainer import FLConfig, build_task, default_allocation, fl_report, load_allocation, run_fl
     from models.io import atomic_write_json
 
     torch.set_num_threads(args.threads or os.cpu_count() or 1)
@@ -174,34 +135,7 @@ def run(args: argparse.Namespace) -> int:
     except InputError as err:
         raise _flag_error(err) from None
     rtt, ttt = res.rounds_to_target, res.time_to_target
-    report = {
-        "dataset": ds.name,
-        "msp": task.msp,
-        "allocation_source": source,
-        "aggregation": cfg.aggregation.value,
-        "path": res.path,
-        "participant_ids": task.participants.tolist(),
-        "sizes": task.sizes.tolist(),
-        "data_scale": task.data_scale,
-        "iom": task.iom.tolist(),
-        "data_value": task.value.tolist(),
-        "round_time": task.round_time,
-        "local": {"epochs": task.local.epochs, "batch_size": task.local.batch_size, "lr": task.local.lr,
-                  "momentum": task.local.momentum},
-        "alpha": cfg.alpha,
-        "seed": cfg.seed,
-        "scenario_seed": sc.seed,
-        "rounds": res.rounds,
-        "resumed_from": res.resumed_from,
-        "accuracy": res.accuracy,
-        "sim_time": res.sim_time,
-        "participants": res.participants,
-        "wall_time": res.wall_time,
-        "target": cfg.target,
-        "time_to_target": ttt,
-        "rounds_to_target": rtt,
-        "final_accuracy": res.accuracy[-1],
-    }
+    report = fl_report(task, cfg, res, source, scenario_seed=sc.seed)
     atomic_write_json(out / "fl.json", report)
     accuracy_plot(out / "fl.png", res.sim_time, res.accuracy, cfg.target,
                   f"FL on {ds.name}, MSP {task.msp} of {sc.name}: {len(task.participants)} MUs, "

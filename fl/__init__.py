@@ -3,14 +3,19 @@
 Data sets and non-IID partitions (``fl.data``, ``fl.partition``), the shared CNN
 (``fl.nets``), sequential and vectorised local training (``fl.train``), aggregation
 strategies (``fl.aggregate``), the FL loop with its simulated clock and checkpoints
-(``fl.trainer``) and a Flower adapter (``fl.flower``; ``run_flower_simulation`` imports
-flwr only when called).
+(``fl.trainer``), a Flower adapter (``fl.flower``; ``run_flower_simulation`` imports
+flwr only when called), the packaged Flower App (``fl.flower_app``, imported by Flower, not
+here) and its local deployment (``fl.deploy``: SuperLink, SuperNodes, ``flwr run``; ``fl.tls``:
+the certificates).
 """
 from .aggregate import Aggregation, FedAvg, IoMFedAvg, Strategy, make_strategy, normalise_weights, weighted_average
 from .data import DatasetSplits, load_dataset
+from .deploy import DeploymentError, DeploymentResult, NodeSpec, ProcessSet, run_local_deployment
 from .nets import grouped_forward, make_net, stack_params, supports_grouped, unstack_params
 from .partition import data_value, dirichlet_partition
-from .trainer import FLConfig, FLResult, FLTask, build_task, check_allocation, resolve_path, run_fl
+from .tls import LocalCertificates, make_local_certificates
+from .trainer import (FLConfig, FLResult, FLTask, build_task, check_allocation, default_allocation, fl_report,
+                      load_allocation, resolve_path, run_fl)
 from .train import (
     CPU_CHUNK,
     LocalTrainConfig,
@@ -33,7 +38,10 @@ __all__ = [
     "LocalTrainConfig", "TrainPath", "batch_schedule", "client_seed", "evaluate", "get_params",
     "local_update", "local_update_parallel", "local_update_sequential", "local_update_stacked",
     "local_update_vectorised",
-    "CPU_CHUNK", "FLConfig", "FLResult", "FLTask", "build_task", "check_allocation", "resolve_path", "run_fl",
+    "CPU_CHUNK", "FLConfig", "FLResult", "FLTask", "build_task", "check_allocation", "default_allocation",
+    "fl_report", "load_allocation", "resolve_path", "run_fl",
+    "DeploymentError", "DeploymentResult", "NodeSpec", "ProcessSet", "run_local_deployment",
+    "LocalCertificates", "make_local_certificates",
     "run_flower_simulation",
 ]
 

@@ -17,8 +17,10 @@ that count; the Message API carries records explicitly and is what 1.42's strate
 
 Driver: ``flwr.simulation.run_simulation`` (in-process ServerApp thread + Ray actors for the
 ClientApps). Flower 1.42 logs it as deprecated in favour of ``flwr run`` on a packaged Flower
-App; it is still the only in-process entry point, which the tests and ``bench fl`` need. For a
-multi-machine deployment wrap ``make_client_app`` / ``make_server_app`` in a Flower App.
+App; it is still the only in-process entry point, which the tests and ``bench fl`` need, so
+that one warning is filtered out (``_quiet_flower``). The packaged App for Flower's deployment
+engine (one SuperLink, one SuperNode per MU, ``flwr run``) is ``fl.flower_app``, started
+locally by ``fl.deploy`` / ``metatrading fl-deploy``; it uses the same strategy class.
 
 Which client a SuperNode is: the simulation engine gives each node ``node_config
 ["partition-id"]``; the server learns the node -> client map with one QUERY message per node
@@ -53,6 +55,7 @@ ARRAYS_KEY = "arrays"
 CONFIG_KEY = "config"
 METRICS_KEY = "metrics"
 CLIENT_ID = "client-id"
+MU_ID = "mu-id"
 NUM_EXAMPLES = "num-examples"
 ROUND_KEY = "server-round"
 #: Flower numbers rounds 1..R; the built-in trainer (and ``client_seed``) 0..R-1.
@@ -181,8 +184,8 @@ def make_client_app(dataset: DatasetSplits, partitions: Sequence[np.ndarray], cf
 # ServerApp strategy
 # ---------------------------------------------------------------------------------------------
 
-def _strategy_class():
-    """Build the strategy class lazily: flwr is an optional dependency."""
+def weighted_strategy_class():
+    """The ``WeightedFedAvg`` strategy class, built lazily: flwr is an optional dependency."""
     from flwr.app import ArrayRecord, ConfigRecord, Message, MessageType, MetricRecord, RecordDict
     from flwr.serverapp.strategy import FedAvg as FlowerFedAvg
 
@@ -195,7 +198,8 @@ def _strategy_class():
         the participants S, ordered by client id.
         """
 
-        def __init__(self, iom: np.ndarray, sizes: np.ndarray, rule, timeout: float) -> None:
+        def __init__(self, iom: np.ndarray, sizes: np.ndarray, rule, timeout: float,
+                     connect_timeout: float | None = None) -> None:
             # iom: [rounds, clients]; row r is round r's IoM (0 = not participating)
             super().__init__(min_available_nodes=iom.shape[1], min_train_nodes=0)
             self.iom = np.asarray(iom, dtype=float)
@@ -203,25 +207,41 @@ def _strategy_class():
             self.sizes = np.asarray(sizes, dtype=float)
             self.rule = rule
             self.timeout = timeout
+            #: bound on the nodes' arrival and their client-id query (default: the round timeout)
+            self.connect_timeout = timeout if connect_timeout is None else connect_timeout
             self.node_of: dict[int, int] = {}
+            self.mu_of: dict[int, int] = {}  # client id -> MU id, when the node reports one
             self.round_clients: dict[int, list[int]] = {}
             self.round_t0: dict[int, float] = {}
             self.round_wall: dict[int, float] = {}
 
         def discover(self, grid) -> None:
             """Map every client id to its node id with one QUERY round."""
-            from flwr.serverapp.strategy.strategy_utils import sample_nodes
-
-            nodes, _ = sample_nodes(grid, self.n_clients, self.n_clients)
+            # Flower's sample_nodes waits for the nodes without a bound; a deployment whose
+            # SuperNode never connects must fail instead
+            deadline = time.monotonic() + self.connect_timeout
+            while len(nodes := sorted(grid.get_node_ids())) < self.n_clients:
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"only {len(nodes)} of {self.n_clients} Flower nodes "
+                                       f"connected within {self.connect_timeout:g} s")
+                time.sleep(0.2)
             replies = grid.send_and_receive(
                 [Message(RecordDict({CONFIG_KEY: ConfigRecord()}), dst_node_id=n,
                          message_type=MessageType.QUERY) for n in nodes],
-                timeout=self.timeout)
+                timeout=max(0.0, deadline - time.monotonic()) + self.timeout)
             for msg in replies:
                 if msg.has_error():
                     raise RuntimeError(f"Flower node {msg.metadata.src_node_id} failed the "
                                        f"client-id query: {_short_reason(msg.error.reason)}")
-                self.node_of[int(msg.content[METRICS_KEY][CLIENT_ID])] = msg.metadata.src_node_id
+                metrics = msg.content[METRICS_KEY]
+                cid = int(metrics[CLIENT_ID])
+                if cid in self.node_of:
+                    raise RuntimeError(f"Flower nodes {self.node_of[cid]} and "
+                                       f"{msg.metadata.src_node_id} both claim client {cid} "
+                                       f"(node-config partition-id)")
+                self.node_of[cid] = msg.metadata.src_node_id
+                if MU_ID in metrics:
+                    self.mu_of[cid] = int(metrics[MU_ID])
             if sorted(self.node_of) != list(range(self.n_clients)):
                 raise RuntimeError(f"Flower nodes report clients {sorted(self.node_of)}, "
                                    f"expected 0..{self.n_clients - 1}")
@@ -249,9 +269,13 @@ def _strategy_class():
             by_client = {int(m.content[METRICS_KEY][CLIENT_ID]): m for m in replies}
             expected = self.round_clients[server_round]
             if sorted(by_client) != expected:
-                raise RuntimeError(f"round {server_round}: replies from clients "
-                                   f"{sorted(by_client)}, expected {expected} (timeout "
-                                   f"{self.timeout:g} s?)")
+                missing = sorted(set(expected) - set(by_client))
+                mus = (f" (MU {', '.join(str(self.mu_of[i]) for i in missing)})"
+                       if all(i in self.mu_of for i in missing) else "")
+                raise RuntimeError(f"round {server_round}: no reply from client(s) {missing}{mus} "
+                                   f"within the round timeout of {self.timeout:g} s (its node or "
+                                   f"ClientApp stopped?); replies came from {sorted(by_client)}; "
+                                   f"the run stops here")
             if not expected:
                 return None, None
             ids = np.array(expected)
@@ -287,7 +311,7 @@ def make_server_app(dataset: DatasetSplits, iom: np.ndarray, sizes: np.ndarray, 
     from flwr.serverapp import ServerApp
 
     app = ServerApp()
-    strategy_cls = _strategy_class()
+    strategy_cls = weighted_strategy_class()
 
     @app.main()
     def main(grid, context) -> None:
@@ -442,17 +466,32 @@ def run_flower_simulation(dataset: DatasetSplits | str, partitions: Sequence[np.
                         wall_s=time.perf_counter() - t0)
 
 
+class _NoRunSimulationDeprecation(logging.Filter):
+    """Drops Flower 1.42's "run_simulation is deprecated" warning, and only that one.
+
+    Why: the in-process engine is kept on purpose for the tests and ``bench fl`` (no processes,
+    no ports); users who deploy get ``flwr run`` on the packaged App (``fl.flower_app``) through
+    ``metatrading fl-deploy``, so the warning's advice is already followed where it matters.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "`run_simulation` function is deprecated" not in record.getMessage()
+
+
 @contextlib.contextmanager
 def _quiet_flower(verbose: bool):
-    """Flower's log at WARNING unless verbose."""
+    """Flower's log at WARNING unless verbose, without the run_simulation deprecation."""
     logger = logging.getLogger("flwr")
     level = logger.level
+    quiet = _NoRunSimulationDeprecation()
+    logger.addFilter(quiet)
     if not verbose:
         logger.setLevel(logging.WARNING)
     try:
         yield
     finally:
         logger.setLevel(level)
+        logger.removeFilter(quiet)
 
 
 def _shutdown_ray() -> None:

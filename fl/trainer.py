@@ -13,6 +13,7 @@ uninterrupted one.
 """
 from __future__ import annotations
 
+import json
 import math
 import time
 from dataclasses import asdict, dataclass, field
@@ -34,7 +35,8 @@ from .nets import make_net
 from .partition import data_value, dirichlet_partition
 from .train import LocalTrainConfig, TrainPath, client_seed, evaluate, get_params, local_update
 
-__all__ = ["FLConfig", "FLTask", "FLResult", "build_task", "check_allocation", "resolve_path", "run_fl", "CHECKPOINT_VERSION"]
+__all__ = ["FLConfig", "FLTask", "FLResult", "build_task", "check_allocation", "default_allocation", "fl_report",
+           "load_allocation", "resolve_path", "run_fl", "CHECKPOINT_VERSION"]
 
 CHECKPOINT_VERSION = 1
 
@@ -173,6 +175,46 @@ def check_allocation(f: Any, sc: Scenario, field: str = "allocations") -> np.nda
         raise InputError(f"{field}[{n}]", f"MU {n} is allocated {total[n]:g} GHz in all, more than its CPU budget "
                                           f"F[{n}] = {sc.F[n]:g} GHz")
     return arr
+
+
+def load_allocation(path: str | Path, field: str = "--allocation") -> tuple[Scenario, np.ndarray]:
+    """``(scenario, f)`` from an equilibrium.json of ``metatrading solve`` (keys 'allocations',
+    'scenario'); an error in the scenario stored there says it came from that file."""
+    from models.scenario import scenario_from_dict
+
+    p = Path(path)
+    if not p.is_file():
+        raise InputError(field, f"file not found: {path}")
+    try:
+        data = json.loads(p.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise InputError(field, f"not a JSON file: {exc}") from None
+    if not isinstance(data, dict):
+        raise InputError(field, "expected a JSON object")
+    for key in ("allocations", "scenario"):
+        if key not in data:
+            raise InputError(f"{field} {path}: {key}", "missing (expected an equilibrium.json of metatrading solve)")
+    try:
+        return scenario_from_dict(data["scenario"]), data["allocations"]
+    except InputError as err:  # say that the scenario at fault is the one inside the allocation file
+        raise InputError(f"{field} {path}: scenario.{err.field}", err.reason) from None
+
+
+def default_allocation(spec: str, seed: int | None = None) -> tuple[Scenario, np.ndarray]:
+    """The scenario ``spec`` (drawn with ``seed``) and its followers' Nash allocation at
+    ``R = Rmax / 2``.
+
+    The MUs respond exactly (MODEL.md section 5, lower level) to the ``fixed`` scheme's
+    rewards; a response that did not converge is an error, never an allocation.
+    """
+    from models.equilibrium import follower_equilibrium
+    from models.scenario import load_scenario
+
+    sc = load_scenario(spec, seed=seed)
+    eq = follower_equilibrium(sc, sc.Rmax / 2.0)
+    if not eq.converged:
+        raise RuntimeError(f"follower equilibrium of {spec!r} at R = Rmax/2 did not converge (step {eq.step:.2e})")
+    return sc, eq.f
 
 
 def build_task(dataset: DatasetSplits, sc: Scenario, f: Any, cfg: FLConfig, scale_to_fit: bool = True) -> FLTask:
@@ -386,3 +428,35 @@ def _save_checkpoint(path: str | Path, result: FLResult, fp: dict[str, Any]) -> 
         "history": {k: list(getattr(result, k)) for k in ("accuracy", "sim_time", "participants", "wall_time")},
     }
     atomic_save(path, lambda tmp: torch.save(state, tmp))
+
+
+def fl_report(task: FLTask, cfg: FLConfig, res: FLResult, source: str, scenario_seed: int | None = None) -> dict[str, Any]:
+    """The content of ``fl.json`` (``metatrading fl`` and the Flower deployment write the same keys)."""
+    return {
+        "dataset": task.dataset.name,
+        "msp": task.msp,
+        "allocation_source": source,
+        "aggregation": cfg.aggregation.value,
+        "path": res.path,
+        "participant_ids": task.participants.tolist(),
+        "sizes": task.sizes.tolist(),
+        "data_scale": task.data_scale,
+        "iom": task.iom.tolist(),
+        "data_value": task.value.tolist(),
+        "round_time": task.round_time,
+        "local": {"epochs": task.local.epochs, "batch_size": task.local.batch_size, "lr": task.local.lr,
+                  "momentum": task.local.momentum},
+        "alpha": cfg.alpha,
+        "seed": cfg.seed,
+        "scenario_seed": scenario_seed,
+        "rounds": res.rounds,
+        "resumed_from": res.resumed_from,
+        "accuracy": res.accuracy,
+        "sim_time": res.sim_time,
+        "participants": res.participants,
+        "wall_time": res.wall_time,
+        "target": cfg.target,
+        "time_to_target": res.time_to_target,
+        "rounds_to_target": res.rounds_to_target,
+        "final_accuracy": res.accuracy[-1],
+    }

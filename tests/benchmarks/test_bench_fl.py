@@ -10,7 +10,7 @@ from benchmarks.cli import main
 def test_bench_fl_smoke(tmp_path):
     # Execute
     rc = main(["bench", "fl", "--out", str(tmp_path), "--clients", "2", "3", "--samples", "60", "--epochs", "1",
-               "--reps", "1", "--flower-rounds", "0", "--accuracy-rounds", "1", "--accuracy-clients", "2",
+               "--reps", "1", "--flower-rounds", "0", "--deploy-rounds", "0", "--accuracy-rounds", "1", "--accuracy-clients", "2",
                "--threads", "1"])
     rep = json.loads((tmp_path / "fl_throughput.json").read_text())
     # Assert
@@ -19,7 +19,7 @@ def test_bench_fl_smoke(tmp_path):
     for r in rep["cpu"]:
         assert r["samples"] == 60
         assert r["vectorised_ratio"] > 0 and r["sequential_ratio"] > 0
-    assert "skipped" in rep["flower"] and "skipped" in rep["gpu"]
+    assert "skipped" in rep["flower"] and "skipped" in rep["gpu"] and "skipped" in rep["deployment"]
     assert rep["accuracy"]["rounds"] == 1 and 0 <= rep["accuracy"]["final_accuracy"] <= 1
     assert (tmp_path / "fl_throughput.png").stat().st_size > 1000  # issue 11: bench fl has a plot
     assert (tmp_path / "fl_accuracy.png").stat().st_size > 1000

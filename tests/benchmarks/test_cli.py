@@ -144,6 +144,11 @@ TABLE = [
     (["validate", "--policy", "{file}", "--scenario", "default", "--out", NEW], "--policy"),
     (["bench", "pricing", "--batches", "0", "--out", NEW], "--batches"),
     (["bench", "pricing", "--repeats", "0", "--out", NEW], "--repeats"),
+    # fl-deploy
+    (["fl-deploy", "--nodes", "0", "--out", NEW], "--nodes"),
+    (["fl-deploy", "--nodes", "2", "--rounds", "0", "--out", NEW], "--rounds"),
+    (["fl-deploy", "--nodes", "2", "--dataset", "cifar", "--out", NEW], "--dataset"),
+    (["fl-deploy", "--nodes", "2", "--out", OLD], "--out"),
     # compare
     (["compare", "--schemes", "fixed,nosuch", "--out", NEW], "--schemes"),
     (["compare", "--dataset", "cifar", "--schemes", "fixed", "--out", NEW], "--dataset"),

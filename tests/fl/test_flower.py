@@ -134,3 +134,30 @@ def test_client_failure_is_reported_and_ray_shut_down(tmp_path, mnist_writer):
         run_flower_simulation(ds, parts, [1.0, 1.0], 1, LocalTrainConfig(epochs=1), SEED,
                               options=FlowerOptions(round_timeout_s=120.0))
     assert not ray.is_initialized()
+
+
+def test_only_the_run_simulation_deprecation_is_silenced():
+    # Prepare: a handler on Flower's logger records what would be printed
+    import logging
+
+    from flwr.supercore.logger import warn_deprecated_feature
+
+    from fl.flower import _quiet_flower
+
+    seen: list[str] = []
+
+    class Keep(logging.Handler):
+        def emit(self, record):
+            seen.append(record.getMessage())
+
+    handler = Keep()
+    logging.getLogger("flwr").addHandler(handler)
+    try:
+        # Execute: the warning run_simulation logs, and any other deprecation
+        with _quiet_flower(verbose=True):
+            warn_deprecated_feature("The `run_simulation` function is deprecated and will be removed")
+            warn_deprecated_feature("something else")
+    finally:
+        logging.getLogger("flwr").removeHandler(handler)
+    # Assert
+    assert len(seen) == 1 and "something else" in seen[0]

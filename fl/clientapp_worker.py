@@ -1,0 +1,295 @@
+"""A long-lived ClientApp process for one SuperNode started with ``--isolation process``.
+
+Flower 1.42's default SuperNode (``--isolation subprocess``) runs a SuperExec that starts a new
+``flwr-clientapp`` process for every message: each round, each node pays a fresh Python that
+imports flwr and torch, installs the FAB, imports the App and reloads its data set (about 2 s
+of CPU per node per round on this project's CI machine). With ``--isolation process`` the
+SuperNode starts no executor and waits for one to claim its tasks on its Runtime API; this
+process is that executor, and it stays up:
+
+1. it claims the node's next ClientApp task (``AcquireTask``, polled every ``--poll`` seconds);
+2. it runs the task with Flower's own steps (``flwr.supernode.runtime.run_clientapp``'s
+   ``pull_task_input``, ``push_message``, ``push_task_output``, a task heartbeat): the message,
+   context and FAB come from the SuperNode, the reply and the context go back to it;
+3. the ClientApp is loaded once, from the FAB the first task brings (installed into FLWR_HOME
+   and imported from there, as ``flwr-clientapp`` does), and kept with its module state (the
+   App caches its data set and partition, ``fl.flower_app``), so a round costs the training.
+
+A task of another FAB (a second App on the same SuperNode) is handed to a stock
+``flwr-clientapp --token ...`` process, Flower's own path. The process exits when its SuperNode
+is gone, on SIGTERM / SIGINT, or when the Runtime API stays unreachable.
+
+Run it as a script (``python fl/clientapp_worker.py ...``), not as ``-m fl.clientapp_worker``:
+the package ``fl`` must be imported from the FAB, not from wherever this file lives.
+"""
+from __future__ import annotations
+
+import sys
+
+if __name__ == "__main__":  # run as a script: its folder (fl/) must not shadow top-level modules
+    import os
+
+    _here = os.path.dirname(os.path.abspath(__file__))
+    sys.path[:] = [p for p in sys.path if os.path.abspath(p or ".") != _here]
+
+import argparse
+import os
+import signal
+import subprocess
+import threading
+import time
+from logging import ERROR, INFO
+
+#: the seconds between two AcquireTask polls while the node has no task (Flower's SuperExec: 1 s)
+DEFAULT_POLL_S = 0.5
+#: modules imported at start (this project's App needs them; the App itself comes with the FAB)
+PRELOAD = ("numpy", "torch")
+#: first and longest wait before asking the SuperNode again for a message object it does not
+#: hold yet (the SuperNode hands out the task while it still downloads the message's objects
+#: from the SuperLink; ``flwr-clientapp`` waits 1 s, then 2 s, ... up to 10 s)
+OBJECT_BACKOFF_S, OBJECT_BACKOFF_CAP_S = 0.02, 0.2
+
+
+def _runtime_client(address: str, insecure: bool, root_certificates: bytes | None, interceptors: list):
+    from flwr.supercore.retry import make_simple_http_retry_invoker
+    from flwr.supercore.runtime import RuntimeHttpClient
+
+    return RuntimeHttpClient.from_server_address(server_address=address, insecure=insecure,
+                                                 root_certificates=root_certificates, interceptors=interceptors,
+                                                 retry_invoker=make_simple_http_retry_invoker())
+
+
+class Worker:
+    """Claims and runs the ClientApp tasks of one SuperNode, one at a time."""
+
+    def __init__(self, runtime_api_address: str, insecure: bool, root_certificates_path: str | None,
+                 supernode_pid: int | None, poll_s: float) -> None:
+        from flwr.supercore.tls import validate_and_resolve_root_certificates
+
+        self.address = runtime_api_address
+        self.insecure = insecure
+        self.root_certificates_path = root_certificates_path
+        self.root_certificates = validate_and_resolve_root_certificates(root_certificates_path, insecure)
+        self.supernode_pid = supernode_pid
+        self.poll_s = poll_s
+        self.fab_hash: str | None = None  # the FAB whose ClientApp this process holds
+        self.app = None
+        self.tasks = 0
+
+    # -- the loop -------------------------------------------------------------------------
+
+    def serve(self) -> None:
+        from flwr.proto.runtime_pb2 import AcquireTaskRequest  # pylint: disable=E0611
+        from flwr.supercore import log
+        from flwr.supercore.constant import TaskType
+        from flwr.supercore.interceptors import RuntimeVersionHttpInterceptor
+
+        client = _runtime_client(self.address, self.insecure, self.root_certificates,
+                                 [RuntimeVersionHttpInterceptor(component_name="SuperExec")])
+        request = AcquireTaskRequest(supported_task_types=[TaskType.CLIENT_APP])
+        log(INFO, "ClientApp worker polling %s for ClientApp tasks", self.address)
+        try:
+            while True:
+                res = client.AcquireTask(request)
+                if res.HasField("task") and res.token:
+                    if self.fab_hash is not None and res.task.fab_hash and res.task.fab_hash != self.fab_hash:
+                        self._hand_over(res.token)
+                    else:
+                        self.run_task(res.token)
+                    continue  # look for the next task at once
+                time.sleep(self.poll_s)
+        finally:
+            client.close()
+
+    def _hand_over(self, token: str) -> None:
+        """Flower's own path for a task of another FAB: a ``flwr-clientapp`` process."""
+        argv = ["flwr-clientapp", "--runtime-api-address", self.address, "--token", token]
+        argv += ["--insecure"] if self.insecure else (
+            ["--root-certificates", self.root_certificates_path] if self.root_certificates_path else [])
+        argv += ["--parent-pid", str(os.getpid())]
+        subprocess.Popen(argv)
+
+    # -- one task -------------------------------------------------------------------------
+
+    def run_task(self, token: str) -> None:
+        """One ClientApp task, as ``flwr-clientapp`` runs it, in this process."""
+        from flwr.app import Message
+        from flwr.app.error import Error
+        from flwr.clientapp.client_app import LoadClientAppError
+        from flwr.common.constant import ErrorCode, SubStatus
+        from flwr.supercore import log
+        from flwr.supercore.heartbeat import HeartbeatSender
+        from flwr.supercore.interceptors import (
+            RuntimeTokenHttpInterceptor,
+            RuntimeVersionHttpInterceptor,
+        )
+        from flwr.supernode.runtime.run_clientapp import (
+            push_message,
+            push_task_output,
+        )
+
+        client = _runtime_client(self.address, self.insecure, self.root_certificates,
+                                 [RuntimeVersionHttpInterceptor(component_name="flwr-clientapp"),
+                                  RuntimeTokenHttpInterceptor(token)])
+        heartbeat = HeartbeatSender(self._heartbeat_fn(client))
+        message = context = reply = None
+        sub_status, details = SubStatus.FAILED, "ClientApp task failed due to unknown reason"
+        try:
+            heartbeat.start()
+            message, context, run, fab = _pull_task_input(client)
+            app = self._client_app(run, fab)
+            reply = app(message=message, context=context)
+            sub_status, details = SubStatus.COMPLETED, ""
+        except Exception as ex:  # noqa: BLE001 - reported to the server as Flower does
+            code = ErrorCode.LOAD_CLIENT_APP_EXCEPTION if isinstance(ex, LoadClientAppError) \
+                else ErrorCode.CLIENT_APP_RAISED_EXCEPTION
+            reason = (f"{type(ex)}:<'{ex}'>" if code == ErrorCode.CLIENT_APP_RAISED_EXCEPTION
+                      else "An exception was raised when attempting to load `ClientApp`")
+            log(ERROR, "ClientApp raised an exception", exc_info=ex)
+            details = reason
+            if message is not None:
+                reply = Message(Error(code=code, reason=reason), reply_to=message)
+        finally:
+            try:
+                if reply is not None and context is not None:
+                    push_message(client, reply, context)
+            except Exception as ex:  # noqa: BLE001
+                log(ERROR, "Failed to push reply message", exc_info=ex)
+            push_task_output(client=client, context=context, sub_status=sub_status, details=details)
+            if heartbeat.is_running:
+                heartbeat.stop()
+            client.close()
+            self.tasks += 1
+
+    @staticmethod
+    def _heartbeat_fn(client):
+        """Flower's task heartbeat, except that a refused one does not end this process."""
+        import httpx
+        from flwr.proto.runtime_pb2 import SendTaskHeartbeatRequest  # pylint: disable=E0611
+
+        req = SendTaskHeartbeatRequest()
+
+        def fn() -> bool:
+            try:
+                client.SendTaskHeartbeat(req)
+            except httpx.TransportError:
+                return False
+            except httpx.HTTPStatusError as err:
+                if err.response.status_code in (503, 504):
+                    return False
+                raise
+            return True
+
+        return fn
+
+    def _client_app(self, run, fab):
+        """The ClientApp of ``fab``: installed and imported for the first task, then reused."""
+        if self.app is not None and fab.hash_str == self.fab_hash:
+            return self.app
+        if self.app is not None:  # no fab_hash on the task: only known now
+            raise RuntimeError(f"this ClientApp worker holds FAB {self.fab_hash[:12]}, the task brings "
+                               f"{fab.hash_str[:12]} (restart the worker to switch Apps)")
+        from flwr.cli.install import install_from_fab
+        from flwr.clientapp.utils import get_load_client_app_fn
+
+        install_from_fab(fab.content, skip_prompt=True)
+        self.app = get_load_client_app_fn(default_app_ref="", app_path=None, multi_app=True)(
+            run.fab_id, run.fab_version, fab.hash_str)
+        self.fab_hash = fab.hash_str
+        return self.app
+
+
+def _pull_task_input(client):
+    """``(message, context, run, fab)`` of the claimed task, from the SuperNode's Runtime API.
+
+    The same requests as Flower's ``run_clientapp.pull_task_input`` (PullTaskInput, then
+    PullMessages and the message's objects), except the wait between two asks for an object
+    the SuperNode is still downloading: ``OBJECT_BACKOFF_S`` instead of 1 s.
+    """
+    from flwr.app import Message
+    from flwr.common.serde import context_from_proto, fab_from_proto, run_from_proto
+    from flwr.proto.node_pb2 import Node  # pylint: disable=E0611
+    from flwr.proto.runtime_pb2 import PullAppMessagesRequest, PullTaskInputRequest  # pylint: disable=E0611
+    from flwr.supercore.inflatable.inflatable_protobuf_utils import (
+        make_confirm_message_received_fn_protobuf,
+        make_pull_object_fn_protobuf,
+    )
+    from flwr.supercore.inflatable.inflatable_utils import (
+        pull_and_inflate_object_from_tree,
+    )
+    from flwr.supercore.task_identity import TaskIdentity
+
+    task_input = client.PullTaskInput(PullTaskInputRequest())
+    context = context_from_proto(task_input.context)
+    TaskIdentity.task_id, TaskIdentity.run_id, TaskIdentity.node_id = (
+        task_input.task_id, task_input.run.run_id, task_input.context.node_id)
+    pulled = client.PullMessages(PullAppMessagesRequest())
+    if not pulled.messages_list:
+        raise RuntimeError("the SuperNode handed out a task without a message")
+    tree = pulled.message_object_trees[0]
+    node = Node(node_id=context.node_id)
+    message = pull_and_inflate_object_from_tree(
+        tree, make_pull_object_fn_protobuf(client.PullObject, node, context.run_id),
+        make_confirm_message_received_fn_protobuf(client.ConfirmMessageReceived, node, context.run_id),
+        return_type=Message, initial_backoff=OBJECT_BACKOFF_S, backoff_cap=OBJECT_BACKOFF_CAP_S)
+    message.metadata.__dict__["_message_id"] = tree.object_id  # a deflated message has no id of its own
+    return message, context, run_from_proto(task_input.run), fab_from_proto(task_input.fab)
+
+
+def _watch(pid: int) -> None:
+    """Stop this process (as SIGTERM would) once ``pid`` (its SuperNode) is gone."""
+    def watch() -> None:
+        while True:
+            time.sleep(0.2)
+            try:
+                os.kill(pid, 0)
+            except ProcessLookupError:
+                os.kill(os.getpid(), signal.SIGTERM)
+                return
+            except PermissionError:
+                pass
+
+    threading.Thread(target=watch, name="supernode-watch", daemon=True).start()
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description="Long-lived ClientApp process for a SuperNode run with "
+                                            "--isolation process")
+    p.add_argument("--runtime-api-address", required=True, help="the SuperNode's Runtime API (its --host:--port)")
+    tls = p.add_mutually_exclusive_group(required=True)
+    tls.add_argument("--insecure", action="store_true", help="plain HTTP to the Runtime API (loopback only)")
+    tls.add_argument("--root-certificates", help="CA certificate of the Runtime API's TLS certificate")
+    p.add_argument("--supernode-pid", type=int, help="exit when this process (the SuperNode) is gone")
+    p.add_argument("--poll", type=float, default=DEFAULT_POLL_S,
+                   help=f"seconds between task polls while idle (default {DEFAULT_POLL_S})")
+    args = p.parse_args(argv)
+    if not (0.001 <= args.poll <= 60):
+        p.error(f"--poll: must be in [0.001, 60] seconds, got {args.poll}")
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+
+    def stop(signum, frame):
+        raise SystemExit(0)
+
+    signal.signal(signal.SIGTERM, stop)
+    if args.supernode_pid is not None:
+        _watch(args.supernode_pid)
+    from flwr.supercore import log
+
+    for module in PRELOAD:  # the App's heavy dependencies, imported before its first message
+        __import__(module)
+    worker = Worker(args.runtime_api_address, args.insecure, args.root_certificates, args.supernode_pid, args.poll)
+    try:
+        worker.serve()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        log(INFO, "ClientApp worker stops after %d task(s) in this process", worker.tasks)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
