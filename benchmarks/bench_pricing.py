@@ -52,7 +52,7 @@ class reference_solver:  # noqa: N801 (used as a callable factory)
 
     def __init__(self, sc: Any) -> None:
         import epec
-        from epec.games import Game, _expand
+        from epec.game import Game, expand_players as _expand
         from models.game import build_game
         from solvers import IpoptOptions, IpoptSolver
 
