@@ -39,6 +39,15 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "seed when neither is given)")
     p.add_argument("--resume", action="store_true",
                    help="continue the run checkpointed in --out (DIR/fl_checkpoint.pt; its settings must match)")
+    add_training_arguments(p)
+    p.add_argument("--path", default="auto", choices=["auto", "vectorised", "parallel", "sequential"],
+                   help="local-training implementation (default auto: the faster one on the device)")
+    p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: all cores)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar (the same as --quiet)")
+
+
+def add_training_arguments(p: argparse.ArgumentParser) -> None:
+    """The FL training options ``fl`` and ``fl-deploy`` share (aggregation, split, local SGD)."""
     p.add_argument("--aggregation", default="iom", choices=["iom", "fedavg"],
                    help="iom: IoM-weighted FedAvg (default); fedavg: weights by data amount")
     p.add_argument("--alpha", type=float, default=0.5, help="Dirichlet label-split concentration (default 0.5)")
@@ -46,10 +55,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--batch-size", type=int, default=32, help="local batch size (default 32)")
     p.add_argument("--lr", type=float, default=0.05, help="local learning rate (default 0.05)")
     p.add_argument("--momentum", type=float, default=0.5, help="local SGD momentum (default 0.5)")
-    p.add_argument("--path", default="auto", choices=["auto", "vectorised", "parallel", "sequential"],
-                   help="local-training implementation (default auto: the faster one on the device)")
-    p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: all cores)")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar (the same as --quiet)")
 
 
 def _check_args(args: argparse.Namespace) -> None:

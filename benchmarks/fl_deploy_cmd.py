@@ -21,6 +21,7 @@ import math
 import sys
 from pathlib import Path
 
+from benchmarks.fl_cmd import add_training_arguments
 from models.errors import InputError
 
 
@@ -34,13 +35,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="a 'metatrading solve' equilibrium.json; default: K MUs x 1 MSP generated from --seed")
     p.add_argument("--msp", type=int, default=0, help="which MSP's FL task m to train (default 0)")
     p.add_argument("--seed", type=int, default=0, help="seed of partition, initial model and batches (default 0)")
-    p.add_argument("--aggregation", default="iom", choices=["iom", "fedavg"],
-                   help="iom: IoM-weighted FedAvg (default); fedavg: weights by data amount")
-    p.add_argument("--alpha", type=float, default=0.5, help="Dirichlet label-split concentration (default 0.5)")
-    p.add_argument("--epochs", type=int, default=None, help="local epochs (default: the scenario's L)")
-    p.add_argument("--batch-size", type=int, default=32, help="local batch size (default 32)")
-    p.add_argument("--lr", type=float, default=0.05, help="local learning rate (default 0.05)")
-    p.add_argument("--momentum", type=float, default=0.5, help="local SGD momentum (default 0.5)")
+    add_training_arguments(p)
     p.add_argument("--target", type=float, default=0.9, help="target test accuracy (default 0.9)")
     p.add_argument("--insecure", action="store_true",
                    help="plain HTTP without TLS; only on loopback (this command listens on 127.0.0.1 only)")
