@@ -16,6 +16,7 @@ import os
 import time
 from pathlib import Path
 
+from benchmarks.conventions import show_progress
 from models.errors import InputError
 
 #: --quick: a smoke-size comparison (all schemes, minutes on a CPU)
@@ -126,7 +127,7 @@ def run(args: argparse.Namespace) -> int:
 
     torch.set_num_threads(args.threads or os.cpu_count() or 1)
     t0 = time.perf_counter()
-    compare, timing = run_comparison(cfg, args.out, resume=args.resume, progress=not args.no_progress)
+    compare, timing = run_comparison(cfg, args.out, resume=args.resume, progress=show_progress(args))
     print_report(compare)
     out = Path(args.out)
     print(f"wrote {out / 'compare.json'}, {out / 'iom.png'}, {out / 'accuracy.png'}, {out / 'time_to_target.png'} "

@@ -22,6 +22,7 @@ import sys
 from pathlib import Path
 
 from benchmarks.fl_cmd import add_training_arguments
+from benchmarks.conventions import show_progress
 from models.errors import InputError
 
 
@@ -129,7 +130,7 @@ def run(args: argparse.Namespace) -> int:
           f"{', SuperNode authentication' if args.supernode_auth else ''}, {args.isolation} isolation; "
           f"FL {task.dataset.name}, MSP {task.msp}, {args.rounds} rounds, {task.local.epochs} local epochs")
     bar = None
-    if not args.no_progress:
+    if show_progress(args):
         from tqdm import tqdm
 
         bar = tqdm(total=args.rounds, desc="fl-deploy", unit="round")

@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import math
 
+from benchmarks.conventions import show_progress
 from models.errors import InputError
 
 __all__ = ["add_arguments", "run"]
@@ -66,7 +67,7 @@ def run(args: argparse.Namespace) -> int:
     if (cfg.n_markets * cfg.num_steps) % cfg.num_minibatches:
         raise InputError("--markets", f"markets x {cfg.num_steps} rounds must be divisible by {cfg.num_minibatches}")
     res = train_pricing(sc, args.out, seconds=args.seconds, updates=args.updates, seed=args.seed, dynamic=args.dynamic,
-                        device=args.device, progress=not args.no_progress, resume=args.resume, config=cfg,
+                        device=args.device, progress=show_progress(args), resume=args.resume, config=cfg,
                         checkpoint_every=args.checkpoint_every)
     b = res.budget
     print(f"trained {sc.name} ({'dynamic' if args.dynamic else 'stationary'}, seed {args.seed}): {b['updates']} updates, "

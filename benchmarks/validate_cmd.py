@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from benchmarks.conventions import show_progress
 from models.errors import InputError
 
 __all__ = ["add_arguments", "run", "parse_floats"]
@@ -176,7 +177,7 @@ def run(args: argparse.Namespace) -> int:
         pricing = check_rewards(sc, parse_floats(args.rewards, "--rewards"))
     from tqdm import tqdm
 
-    bar = None if args.no_progress else tqdm(desc="validate", file=sys.stderr, leave=False)
+    bar = None if not show_progress(args) else tqdm(desc="validate", file=sys.stderr, leave=False)
 
     def progress(stage: str, done: int, total: int) -> None:
         if bar is not None:
