@@ -223,7 +223,7 @@ def _certificate(residual: KKTResidual, gains: list, bests: list, evals: list, f
     unique = (options.starts == 0 or starts >= 1) and spread <= options.unique_tol
     profitable = tuple(i for i, (g, v) in enumerate(zip(gains, utilities)) if g > options.gain_tolerance(v))
     reasons = [f"leader {names[i]} gains {gains[i]:.6g} (utility {utilities[i]:.6g}) by deviating to "
-               f"{_fmt(bests[i])}" for i in profitable]
+               f"{format_decision(bests[i])}" for i in profitable]
     if not residual.max <= options.kkt_tol:
         reasons.append(f"followers' KKT residual {residual.max:.3g} > kkt_tol {options.kkt_tol:g}")
     if not unique:
@@ -243,7 +243,7 @@ def _certificate(residual: KKTResidual, gains: list, bests: list, evals: list, f
     )
 
 
-def _fmt(x: Any) -> str:
+def format_decision(x: Any) -> str:
     """A decision for a message: ``1.234`` for one value, ``[1.234, 5.678]`` for several."""
     vals = [f"{float(t):.6g}" for t in x]
     return vals[0] if len(vals) == 1 else "[" + ", ".join(vals) + "]"

@@ -11,7 +11,7 @@ import numpy as np
 from pyomo.core.base.block import BlockData
 
 from .acceleration import Anderson
-from .certificate import certify_game
+from .certificate import certify_game, format_decision
 from .game import Game, expand_players, finish, make_solver
 from .kkt import player_objective, player_variables
 from .leader_steps import FollowerState, StepFailed, full_space_step, implicit_response, implicit_step
@@ -231,16 +231,12 @@ def _no_equilibrium(game: Game, moves: list[GlobalMove], revisit: bool, count: i
     """The evidence of a run without a pure equilibrium: the last refuted profiles, each with
     every leader's gain."""
     def profile(mv: GlobalMove) -> str:
-        xs = ", ".join(f"{ld.name}={_fmt(d)} (gain {g:.4g})" for ld, d, g in zip(game.leaders, mv.decisions, mv.gains))
+        xs = ", ".join(f"{ld.name}={format_decision(d)} (gain {g:.4g})" for ld, d, g in zip(game.leaders, mv.decisions, mv.gains))
         return f"[{xs}]"
 
     why = "came back to a refuted profile" if revisit else f"{count} global moves"
     last = "; ".join(profile(mv) for mv in moves[-3:])
     return f"no pure equilibrium found ({why}); last refuted profiles: {last}"
-
-
-def _fmt(x: tuple) -> str:
-    return f"{x[0]:.6g}" if len(x) == 1 else "[" + ", ".join(f"{t:.6g}" for t in x) + "]"
 
 
 class _Sweeps:
