@@ -18,8 +18,10 @@ against the built-in trainer (seconds per round); on CUDA, vectorised vs sequent
 largest K; the deployment engine (``--deploy-rounds``): one generated task (``--flower-clients``
 MUs x 1 MSP, mnist5k) run by the built-in trainer, Flower's simulation engine and a real local
 deployment (``fl.deploy``: SuperLink, one SuperNode per MU, ``flwr run``, TLS; ``--deploy-isolation``:
-a long-lived ClientApp process per SuperNode, Flower's ClientApp process per message, or both),
-seconds per steady round (rounds after the first) of each, same run; and the accuracy run (mnist5k, 10
+a long-lived ClientApp process per SuperNode, Flower's ClientApp process per message, or both;
+``--deploy-waits``: short polling waits, Flower's own, or both), seconds per steady round (rounds
+after the first) of each, same run (the built-in trainer runs before and after the deployments;
+its faster steady round is the reference); and the accuracy run (mnist5k, 10
 clients, time to 90% test accuracy).
 Writes ``DIR/fl_throughput.json``, ``DIR/fl_throughput.png`` (samples/s of each path per K) and,
 when the accuracy run ran, ``DIR/fl_accuracy.png`` (its test accuracy against simulated time),
@@ -55,6 +57,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="SuperNode isolation of the deployment row: process (a long-lived ClientApp process per "
                         "node, default), subprocess (Flower's default: a new ClientApp process per message) "
                         "or both, one deployment each, in the same run")
+    p.add_argument("--deploy-waits", default="short", choices=["short", "stock", "both"],
+                   help="polling of the deployment row: short (fl.flower_waits' short, doubling waits, fl-deploy's "
+                        "default), stock (Flower's own: 3 s between a SuperNode's polls) or both, in the same run")
+    p.add_argument("--deploy-poll-caps", type=float, nargs="+", default=None,
+                   help="with short waits: the longest poll waits to measure, one deployment each (default: "
+                        "fl.flower_waits' 0.1 s)")
     p.add_argument("--accuracy-rounds", type=int, default=30,
                    help="rounds of the accuracy run (default 30; 0 leaves the accuracy run out)")
     p.add_argument("--accuracy-clients", type=int, default=10, help="clients of the accuracy run (default 10)")
@@ -71,6 +79,12 @@ def _check(args: argparse.Namespace) -> None:
     for name in ("flower_rounds", "accuracy_rounds", "deploy_rounds"):
         if getattr(args, name) < 0:
             raise InputError(f"--{name.replace('_', '-')}", f"must be >= 0, got {getattr(args, name)}")
+    if args.deploy_poll_caps is not None:
+        if args.deploy_waits == "stock":
+            raise InputError("--deploy-poll-caps", "sets the short waits; --deploy-waits stock keeps Flower's own")
+        bad = [c for c in args.deploy_poll_caps if not 0.005 <= c <= 60]
+        if bad:
+            raise InputError("--deploy-poll-caps", f"each must be in [0.005, 60] seconds, got {bad[0]}")
     if any(k < 1 for k in args.clients):
         raise InputError("--clients", f"each K must be >= 1, got {args.clients}")
     if args.threads is not None and args.threads < 1:
@@ -262,40 +276,52 @@ def _deployment(args, out: Path) -> dict:
     work = out / "deployment"
     atomic_write_json(work / "allocation.json", {"allocations": f.tolist(), "scenario": sc.to_dict()})
     nodes = [NodeSpec(i, k, int(n)) for i, n in enumerate(task.participants)]
-    builtin_round_s = _steady(builtin.wall_time)
-    modes = ["process", "subprocess"] if args.deploy_isolation == "both" else [args.deploy_isolation]
+    isolations = ["process", "subprocess"] if args.deploy_isolation == "both" else [args.deploy_isolation]
+    waits = ["short", "stock"] if args.deploy_waits == "both" else [args.deploy_waits]
+    caps = args.deploy_poll_caps or [None]
+    modes = [(i, w, c) for i in isolations for w in waits for c in (caps if w == "short" else [None])]
     by_mode = {}
-    for mode in modes:
-        mode_dir = work / mode if len(modes) > 1 else work
+    for isolation, wait, cap in modes:
+        mode = f"{isolation} isolation, {wait} waits" + ("" if cap is None else f" (poll cap {cap:g} s)")
+        mode_dir = work / f"{isolation}-{wait}{'' if cap is None else f'-{cap:g}'}" if len(modes) > 1 else work
         run_config = {"allocation": str((work / "allocation.json").resolve()), "rounds": rounds, "seed": args.seed,
                       "epochs": args.epochs, "batch-size": args.batch_size,
                       "out-dir": str((mode_dir / "out").resolve())}
         try:
             dep = run_local_deployment(Path(__file__).resolve().parents[1], nodes, run_config, mode_dir,
-                                       isolation=mode, timeout_s=rounds * 600.0 + 300.0)
+                                       isolation=isolation, short_waits=wait == "short", poll_cap_s=cap,
+                                       timeout_s=rounds * 600.0 + 300.0)
         except DeploymentError as exc:
-            return {"skipped": f"deployment ({mode} isolation) failed: {exc}"}
+            return {"skipped": f"deployment ({mode}) failed: {exc}"}
         report = json.loads((mode_dir / "out" / "fl.json").read_text())
         params = torch.load(mode_dir / "out" / "fl_params.pt", weights_only=True)
         round_s = _steady(report["wall_time"])
         by_mode[mode] = {
-            "round_s": round_s, "round_over_builtin_round": round_s / builtin_round_s,
+            "isolation": isolation, "waits": wait, "poll_cap_s": cap, "round_s": round_s,
             "wall_s": report["wall_time"], "total_s": dep.wall_s, "processes": len(dep.pids),
             "max_weight_difference": max(float((params[n] - builtin.params[n]).abs().max()) for n in builtin.params),
         }
-    first = by_mode[modes[0]]
+    # the built-in trainer again after the deployments: its faster steady round is the reference
+    # (the ratios are then the least favourable to the deployment under a changing load)
+    again = run_fl(task, cfg)
+    builtin_rounds = [_steady(builtin.wall_time), _steady(again.wall_time)]
+    builtin_round_s = min(builtin_rounds)
+    for m in by_mode.values():
+        m["round_over_builtin_round"] = m["round_s"] / builtin_round_s
+    first = next(iter(by_mode.values()))
     return {
         "clients": k, "rounds": rounds, "samples_per_round": int(task.sizes.sum()) * task.local.epochs,
         "builtin_path": builtin.path, "builtin_round_s": builtin_round_s,
         "simulation_round_s": sim_round_s, "simulation_error": sim_error,
-        "isolation": modes[0], "deployment_round_s": first["round_s"],
+        "builtin_round_s_before_after": builtin_rounds,
+        "isolation": modes[0][0], "waits": modes[0][1], "deployment_round_s": first["round_s"],
         "deployment_round_over_builtin_round": first["round_over_builtin_round"],
         "simulation_round_over_builtin_round": None if sim_round_s is None else sim_round_s / builtin_round_s,
         "builtin_wall_s": list(builtin.wall_time), "deployment_wall_s": first["wall_s"],
         "deployment_total_s": first["total_s"], "deployment_processes": first["processes"], "tls": True,
         "max_weight_difference_deployment": first["max_weight_difference"],
         "max_weight_difference_simulation": sim_diff,
-        "by_isolation": by_mode,
+        "by_mode": by_mode,
     }
 
 
@@ -414,10 +440,8 @@ def _print(rep: dict) -> None:
     else:
         sim = ("failed" if d["simulation_round_s"] is None else
                f"simulation {d['simulation_round_s']:.2f} s (= {d['simulation_round_over_builtin_round']:.2f}x)")
-        for mode, m in d.get("by_isolation", {d.get("isolation", "subprocess"): {
-                "round_s": d["deployment_round_s"], "round_over_builtin_round": d["deployment_round_over_builtin_round"],
-                "max_weight_difference": d["max_weight_difference_deployment"]}}).items():
-            print(f"Deployment: K={d['clients']}, {d['rounds']} rounds, TLS, {mode} isolation: steady round "
+        for mode, m in d["by_mode"].items():
+            print(f"Deployment: K={d['clients']}, {d['rounds']} rounds, TLS, {mode}: steady round "
                   f"{m['round_s']:.2f} s vs built-in {d['builtin_round_s']:.2f} s (= {m['round_over_builtin_round']:.2f}x), "
                   f"{sim}; max |weight diff| vs built-in {m['max_weight_difference']:.1e}")
     a = rep["accuracy"]

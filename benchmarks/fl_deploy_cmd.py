@@ -47,11 +47,23 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="process (default): each SuperNode runs --isolation process with one long-lived ClientApp "
                         "process that serves all its messages; subprocess: Flower's default, a new ClientApp "
                         "process per message (slower: each pays the imports and the data load)")
+    p.add_argument("--stock-waits", action="store_true",
+                   help="run the stock flower-supernode command and Flower's own polling waits (a SuperNode "
+                        "without a message asks again after 3 s); default: Flower's SuperNode entry point with "
+                        "short, doubling waits (fl.flower_waits)")
+    p.add_argument("--poll-cap", type=float, default=None,
+                   help="longest wait in seconds between two polls of an idle SuperNode or ClientApp process "
+                        "(default 0.1; each idle SuperNode asks the SuperLink about once per this, so a larger "
+                        "value costs the SuperLink less CPU and answers later)")
     p.add_argument("--round-timeout", type=float, default=600.0,
                    help="seconds the server waits for a round's replies (default 600)")
     p.add_argument("--timeout", type=float, default=None,
                    help="bound on the whole run in seconds (default: rounds x round-timeout + 120)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+#: how the banner names the two polling modes
+SHORT_WAITS, STOCK_WAITS = "short waits", "Flower's own waits"
 
 
 def _check_args(args: argparse.Namespace) -> None:
@@ -67,6 +79,10 @@ def _check_args(args: argparse.Namespace) -> None:
         raise InputError("--epochs", f"must be >= 1, got {args.epochs}")
     if args.supernode_auth and args.insecure:
         raise InputError("--supernode-auth", "needs TLS (Flower refuses SuperNode authentication with --insecure)")
+    if args.poll_cap is not None and not (0.005 <= args.poll_cap <= 60):
+        raise InputError("--poll-cap", f"must be in [0.005, 60] seconds, got {args.poll_cap}")
+    if args.poll_cap is not None and args.stock_waits:
+        raise InputError("--poll-cap", "sets the short waits; --stock-waits keeps Flower's own")
     for name in ("round_timeout", "timeout"):
         v = getattr(args, name)
         if v is not None and not (math.isfinite(v) and v > 0):
@@ -127,7 +143,8 @@ def run(args: argparse.Namespace) -> int:
     timeout = args.timeout or args.rounds * args.round_timeout + 120.0
     print(f"Flower deployment: 1 SuperLink + {k} SuperNodes on 127.0.0.1, "
           f"{'INSECURE plain HTTP' if args.insecure else 'TLS (CA made for this run)'}"
-          f"{', SuperNode authentication' if args.supernode_auth else ''}, {args.isolation} isolation; "
+          f"{', SuperNode authentication' if args.supernode_auth else ''}, {args.isolation} isolation, "
+          f"{STOCK_WAITS if args.stock_waits else SHORT_WAITS}; "
           f"FL {task.dataset.name}, MSP {task.msp}, {args.rounds} rounds, {task.local.epochs} local epochs")
     bar = None
     if show_progress(args):
@@ -147,7 +164,9 @@ def run(args: argparse.Namespace) -> int:
     try:
         res = run_local_deployment(Path(__file__).resolve().parents[1], nodes, run_config, out / "deployment",
                                    insecure=args.insecure, supernode_auth=args.supernode_auth, timeout_s=timeout,
-                                   isolation=args.isolation, on_progress=on_progress, on_status=on_status)
+                                   isolation=args.isolation, short_waits=not args.stock_waits,
+                                   poll_cap_s=args.poll_cap,
+                                   on_progress=on_progress, on_status=on_status)
     except DeploymentError as err:
         print(f"metatrading: fl-deploy failed: {err}", file=sys.stderr)
         return 1

@@ -7,7 +7,8 @@ of CPU per node per round on this project's CI machine). With ``--isolation proc
 SuperNode starts no executor and waits for one to claim its tasks on its Runtime API; this
 process is that executor, and it stays up:
 
-1. it claims the node's next ClientApp task (``AcquireTask``, polled every ``--poll`` seconds);
+1. it claims the node's next ClientApp task (``AcquireTask``, polled after waits that start at 5 ms
+   and double up to ``--poll`` seconds, ``fl.flower_waits.Backoff``);
 2. it runs the task with Flower's own steps (``flwr.supernode.runtime.run_clientapp``'s
    ``pull_task_input``, ``push_message``, ``push_task_output``, a task heartbeat): the message,
    context and FAB come from the SuperNode, the reply and the context go back to it;
@@ -33,6 +34,7 @@ if __name__ == "__main__":  # run as a script: its folder (fl/) must not shadow 
     sys.path[:] = [p for p in sys.path if os.path.abspath(p or ".") != _here]
 
 import argparse
+import importlib.util
 import os
 import signal
 import subprocess
@@ -40,14 +42,26 @@ import threading
 import time
 from logging import ERROR, INFO
 
-#: the seconds between two AcquireTask polls while the node has no task (Flower's SuperExec: 1 s)
-DEFAULT_POLL_S = 0.5
+#: the waits between two AcquireTask polls while the node has no task: from the first, doubling
+#: up to the cap (``fl.flower_waits.Backoff``; Flower's SuperExec waits 1 s each time)
+DEFAULT_POLL_FIRST_S, DEFAULT_POLL_S = 0.005, 0.1
 #: modules imported at start (this project's App needs them; the App itself comes with the FAB)
 PRELOAD = ("numpy", "torch")
 #: first and longest wait before asking the SuperNode again for a message object it does not
 #: hold yet (the SuperNode hands out the task while it still downloads the message's objects
 #: from the SuperLink; ``flwr-clientapp`` waits 1 s, then 2 s, ... up to 10 s)
-OBJECT_BACKOFF_S, OBJECT_BACKOFF_CAP_S = 0.02, 0.2
+OBJECT_BACKOFF_S, OBJECT_BACKOFF_CAP_S = 0.005, 0.1
+
+
+def _load_waits():
+    """``fl/flower_waits.py`` by path: this script must not import the package ``fl`` (see above)."""
+    name = "metatrading_flower_waits"
+    if name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(name, os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                                                                          "flower_waits.py"))
+        sys.modules[name] = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(sys.modules[name])
+    return sys.modules[name]
 
 
 def _runtime_client(address: str, insecure: bool, root_certificates: bytes | None, interceptors: list):
@@ -63,7 +77,7 @@ class Worker:
     """Claims and runs the ClientApp tasks of one SuperNode, one at a time."""
 
     def __init__(self, runtime_api_address: str, insecure: bool, root_certificates_path: str | None,
-                 supernode_pid: int | None, poll_s: float) -> None:
+                 supernode_pid: int | None, poll_s: float, poll_first_s: float = DEFAULT_POLL_FIRST_S) -> None:
         from flwr.supercore.tls import validate_and_resolve_root_certificates
 
         self.address = runtime_api_address
@@ -72,6 +86,7 @@ class Worker:
         self.root_certificates = validate_and_resolve_root_certificates(root_certificates_path, insecure)
         self.supernode_pid = supernode_pid
         self.poll_s = poll_s
+        self.backoff = _load_waits().Backoff(min(poll_first_s, poll_s), poll_s)
         self.fab_hash: str | None = None  # the FAB whose ClientApp this process holds
         self.app = None
         self.tasks = 0
@@ -96,8 +111,9 @@ class Worker:
                         self._hand_over(res.token)
                     else:
                         self.run_task(res.token)
+                    self.backoff.reset()
                     continue  # look for the next task at once
-                time.sleep(self.poll_s)
+                self.backoff.wait()
         finally:
             client.close()
 
@@ -136,9 +152,13 @@ class Worker:
         sub_status, details = SubStatus.FAILED, "ClientApp task failed due to unknown reason"
         try:
             heartbeat.start()
+            t0 = time.perf_counter()
             message, context, run, fab = _pull_task_input(client)
+            t1 = time.perf_counter()
             app = self._client_app(run, fab)
             reply = app(message=message, context=context)
+            log(INFO, "%s message: pulled in %.3f s, ran in %.3f s", message.metadata.message_type, t1 - t0,
+                time.perf_counter() - t1)
             sub_status, details = SubStatus.COMPLETED, ""
         except Exception as ex:  # noqa: BLE001 - reported to the server as Flower does
             code = ErrorCode.LOAD_CLIENT_APP_EXCEPTION if isinstance(ex, LoadClientAppError) \
@@ -261,10 +281,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     tls.add_argument("--root-certificates", help="CA certificate of the Runtime API's TLS certificate")
     p.add_argument("--supernode-pid", type=int, help="exit when this process (the SuperNode) is gone")
     p.add_argument("--poll", type=float, default=DEFAULT_POLL_S,
-                   help=f"seconds between task polls while idle (default {DEFAULT_POLL_S})")
+                   help=f"longest wait in seconds between task polls while idle (default {DEFAULT_POLL_S}; "
+                        f"the waits start at {DEFAULT_POLL_FIRST_S} s and double up to it)")
+    p.add_argument("--poll-first", type=float, default=DEFAULT_POLL_FIRST_S,
+                   help=f"first wait in seconds after a task (default {DEFAULT_POLL_FIRST_S}; "
+                        f"--poll-first 1 --poll 1 polls as Flower's SuperExec does)")
     args = p.parse_args(argv)
     if not (0.001 <= args.poll <= 60):
         p.error(f"--poll: must be in [0.001, 60] seconds, got {args.poll}")
+    if not (0.001 <= args.poll_first <= args.poll):
+        p.error(f"--poll-first: must be in [0.001, --poll = {args.poll}] seconds, got {args.poll_first}")
     return args
 
 
@@ -278,10 +304,13 @@ def main(argv: list[str] | None = None) -> int:
     if args.supernode_pid is not None:
         _watch(args.supernode_pid)
     from flwr.supercore import log
+    from flwr.supercore.logger import update_console_handler
 
+    update_console_handler(timestamps=True, colored=False)  # the log is a file: times, no colour codes
     for module in PRELOAD:  # the App's heavy dependencies, imported before its first message
         __import__(module)
-    worker = Worker(args.runtime_api_address, args.insecure, args.root_certificates, args.supernode_pid, args.poll)
+    worker = Worker(args.runtime_api_address, args.insecure, args.root_certificates, args.supernode_pid, args.poll,
+                    args.poll_first)
     try:
         worker.serve()
     except KeyboardInterrupt:

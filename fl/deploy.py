@@ -38,6 +38,7 @@ from typing import Any
 
 from models.errors import InputError
 
+from .flower_waits import DEFAULT_CAP_S, DEFAULT_FIRST_S
 from .tls import make_local_certificates, make_supernode_key
 
 __all__ = ["DeploymentError", "DeploymentResult", "NodeSpec", "ProcessSet", "deployment_processes", "flower_env",
@@ -55,6 +56,8 @@ ISOLATION_PROCESS, ISOLATION_SUBPROCESS = "process", "subprocess"
 ISOLATION_MODES = (ISOLATION_PROCESS, ISOLATION_SUBPROCESS)
 #: The long-lived ClientApp process, run as a script (see its docstring).
 WORKER_SCRIPT = Path(__file__).resolve().parent / "clientapp_worker.py"
+#: Flower's ``flower-supernode`` entry point with the short polls of ``fl.flower_waits``
+SUPERNODE_LAUNCHER = Path(__file__).resolve().parent / "supernode_launcher.py"
 
 
 class DeploymentError(RuntimeError):
@@ -312,6 +315,8 @@ def write_connection(flwr_home: Path, port: int, ca_cert: Path | None) -> None:
 def run_local_deployment(app_dir: str | os.PathLike, nodes: Sequence[NodeSpec], run_config: Mapping[str, Any],
                          work_dir: str | os.PathLike, *, insecure: bool = False, supernode_auth: bool = False,
                          isolation: str = "process",
+                         short_waits: bool = True,
+                         poll_cap_s: float | None = None,
                          timeout_s: float = 3600.0,
                          start_timeout_s: float = 60.0,
                          on_progress: Callable[[dict], None] | None = None,
@@ -342,6 +347,16 @@ def run_local_deployment(app_dir: str | os.PathLike, nodes: Sequence[NodeSpec], 
         ClientApp process beside it (``fl/clientapp_worker.py``, log ``clientapp-k.log``) that
         serves every message of the run; ``subprocess``: Flower's default, a new
         ``flwr-clientapp`` process per message.
+    short_waits : bool
+        True (default): the SuperNodes run Flower's ``flower-supernode`` entry point through
+        ``fl/supernode_launcher.py``, and they, the ClientApp processes and the ServerApp poll
+        with short, doubling waits (``fl.flower_waits``; the run config's ``short-waits``
+        follows this flag unless it sets the key itself). False: the stock ``flower-supernode``
+        command and Flower's own waits (3 s between a SuperNode's polls).
+    poll_cap_s : float, optional
+        With ``short_waits``: the longest wait of the SuperNodes' and ClientApp processes' polls
+        (default ``fl.flower_waits.DEFAULT_CAP_S``). Every idle SuperNode asks the SuperLink about
+        once per ``poll_cap_s``: shorter answers sooner and costs the SuperLink more CPU.
     timeout_s : float
         Bound on the whole run after the processes are up (DeploymentError past it).
     start_timeout_s : float
@@ -365,6 +380,9 @@ def run_local_deployment(app_dir: str | os.PathLike, nodes: Sequence[NodeSpec], 
     """
     if supernode_auth and insecure:
         raise InputError("supernode_auth", "needs TLS (Flower refuses SuperNode authentication when insecure)")
+    cap = DEFAULT_CAP_S if poll_cap_s is None else poll_cap_s
+    if not (isinstance(cap, (int, float)) and DEFAULT_FIRST_S <= cap <= 60):
+        raise InputError("poll_cap_s", f"must be in [{DEFAULT_FIRST_S}, 60] seconds, got {poll_cap_s!r}")
     if isolation not in ISOLATION_MODES:
         raise InputError("isolation", f"must be one of {', '.join(ISOLATION_MODES)}, got {isolation!r}")
     app_dir = Path(app_dir).resolve()
@@ -411,9 +429,11 @@ def run_local_deployment(app_dir: str | os.PathLike, nodes: Sequence[NodeSpec], 
                     key, pub = make_supernode_key(work / "keys" / f"supernode-{spec.partition_id}")
                     register_supernode(pub, procs, env, work, logs / "register.log", start_timeout_s)
                     node_auth = ["--auth-supernode-private-key", str(key)]
+                command = ([sys.executable, str(SUPERNODE_LAUNCHER), "--poll-cap", str(cap), "--"] if short_waits
+                           else ["flower-supernode"])
                 supernodes.append(procs.start(
                     f"supernode-{spec.partition_id}",
-                    ["flower-supernode", "--superlink", f"{LOOPBACK}:{link_port}", *node_tls, *node_auth,
+                    [*command, "--superlink", f"{LOOPBACK}:{link_port}", *node_tls, *node_auth,
                      "--host", LOOPBACK, "--port", str(port), "--node-config", spec.node_config(),
                      "--max-wait-time", str(start_timeout_s), "--isolation", isolation],
                     logs / f"supernode-{spec.partition_id}.log", env, work))
@@ -423,13 +443,14 @@ def run_local_deployment(app_dir: str | os.PathLike, nodes: Sequence[NodeSpec], 
                     wait_for_port(port, node, start_timeout_s, f"flower-supernode {spec.partition_id}", log)
                     procs.start(f"clientapp-{spec.partition_id}",
                                 [sys.executable, str(WORKER_SCRIPT), "--runtime-api-address", f"{LOOPBACK}:{port}",
-                                 "--insecure", "--supernode-pid", str(node.pid)],
+                                 "--insecure", "--supernode-pid", str(node.pid),
+                                 *(["--poll", str(cap)] if short_waits else ["--poll", "1.0", "--poll-first", "1.0"])],
                                 logs / f"clientapp-{spec.partition_id}.log", env, work)
             status(f"{len(nodes)} SuperNodes started ({isolation} isolation)")
             overrides = work / "run_config.toml"
             import tomli_w
 
-            overrides.write_text(tomli_w.dumps(dict(run_config)))
+            overrides.write_text(tomli_w.dumps({"short-waits": bool(short_waits), **dict(run_config)}))
             run_log = logs / "flwr-run.log"
             runner = procs.start("flwr-run", ["flwr", "run", str(app_dir), CONNECTION_NAME,
                                               "--run-config", str(overrides), "--stream"], run_log, env, work)

@@ -60,6 +60,57 @@ NUM_EXAMPLES = "num-examples"
 ROUND_KEY = "server-round"
 #: Flower numbers rounds 1..R; the built-in trainer (and ``client_seed``) 0..R-1.
 FLOWER_FIRST_ROUND = 1
+#: Name of the one array a model travels as (``ParamLayout``).
+FLAT_ARRAY = "params"
+
+
+@dataclass(frozen=True)
+class ParamLayout:
+    """How a model's named tensors are laid end to end in the one array that travels.
+
+    Flower sends every array of an ``ArrayRecord`` as objects of their own, each fetched with
+    a request of its own at every hop (ServerApp, SuperLink, SuperNode, ClientApp and back):
+    the 8 tensors of ``fl.nets.make_net`` made a training message of 20 objects. Packed into
+    one float32 array it is 6, with the same bits: ``unpack(pack(p)) == p`` exactly. Both
+    sides build the layout from their own ``make_net`` (names and shapes in parameter order);
+    a packed model of another length is refused with both lengths named.
+    """
+
+    names: tuple[str, ...]
+    shapes: tuple[tuple[int, ...], ...]
+
+    @classmethod
+    def of(cls, params: Mapping[str, torch.Tensor]) -> "ParamLayout":
+        return cls(tuple(params), tuple(tuple(int(d) for d in v.shape) for v in params.values()))
+
+    @property
+    def numel(self) -> int:
+        return sum(math.prod(s) for s in self.shapes)
+
+    def pack(self, params: Mapping[str, torch.Tensor]):
+        """``ArrayRecord`` holding ``params`` as one float32 array named ``FLAT_ARRAY``."""
+        from flwr.app import Array, ArrayRecord
+
+        if tuple(params) != self.names:
+            raise ValueError(f"parameters {list(params)} do not match the layout {list(self.names)}")
+        flat = torch.cat([params[n].detach().to("cpu", torch.float32).reshape(-1) for n in self.names])
+        return ArrayRecord({FLAT_ARRAY: Array(flat.numpy())})
+
+    def unpack(self, record) -> dict[str, torch.Tensor]:
+        """The named tensors of a record made by ``pack`` (fresh tensors, not views)."""
+        if list(record.keys()) != [FLAT_ARRAY]:
+            raise ValueError(f"expected one packed array {FLAT_ARRAY!r} (fl.flower.ParamLayout), got arrays "
+                             f"{list(record.keys())[:4]}: both sides must run this version of the App")
+        flat = torch.from_numpy(np.asarray(record[FLAT_ARRAY].numpy(), dtype=np.float32).reshape(-1))
+        if flat.numel() != self.numel:
+            raise ValueError(f"packed model has {flat.numel()} values, this model has {self.numel} "
+                             f"(same data set and network on both sides?)")
+        out, at = {}, 0
+        for name, shape in zip(self.names, self.shapes):
+            size = math.prod(shape)
+            out[name] = flat[at:at + size].reshape(shape).clone()
+            at += size
+        return out
 
 
 @dataclass(frozen=True)
@@ -133,7 +184,7 @@ def make_client_app(dataset: DatasetSplits, partitions: Sequence[np.ndarray], cf
     pickled to every Ray actor with every message); each process reloads the tensors once
     (``fl.data.load_dataset`` caches them), as a real SuperNode reads its own data.
     """
-    from flwr.app import ArrayRecord, Message, MetricRecord, RecordDict
+    from flwr.app import Message, MetricRecord, RecordDict
     from flwr.clientapp import ClientApp
 
     spec = (dataset.name, dataset.root, dataset.image_size)
@@ -166,13 +217,12 @@ def make_client_app(dataset: DatasetSplits, partitions: Sequence[np.ndarray], cf
         rnd = int(msg.content[CONFIG_KEY][ROUND_KEY]) - FLOWER_FIRST_ROUND
         ds = load_dataset(*spec)
         idx = torch.tensor(parts[cid])
-        params = msg.content[ARRAYS_KEY].to_torch_state_dict()
         net = make_net(ds.shape, ds.num_classes)
-        new = local_update_sequential(net, params, ds.train_x[idx], ds.train_y[idx], cfg,
-                                      client_seed(seed, rnd, cid))
+        layout = ParamLayout.of(dict(net.named_parameters()))
+        new = local_update_sequential(net, layout.unpack(msg.content[ARRAYS_KEY]), ds.train_x[idx],
+                                      ds.train_y[idx], cfg, client_seed(seed, rnd, cid))
         content = RecordDict({
-            ARRAYS_KEY: ArrayRecord(torch_state_dict={k: v.detach().contiguous()
-                                                      for k, v in new.items()}),
+            ARRAYS_KEY: layout.pack(new),
             METRICS_KEY: MetricRecord({CLIENT_ID: cid, NUM_EXAMPLES: int(len(idx))}),
         })
         return Message(content, reply_to=msg)
@@ -186,7 +236,7 @@ def make_client_app(dataset: DatasetSplits, partitions: Sequence[np.ndarray], cf
 
 def weighted_strategy_class():
     """The ``WeightedFedAvg`` strategy class, built lazily: flwr is an optional dependency."""
-    from flwr.app import ArrayRecord, ConfigRecord, Message, MessageType, MetricRecord, RecordDict
+    from flwr.app import ConfigRecord, Message, MessageType, MetricRecord, RecordDict
     from flwr.serverapp.strategy import FedAvg as FlowerFedAvg
 
     class WeightedFedAvg(FlowerFedAvg):
@@ -198,7 +248,7 @@ def weighted_strategy_class():
         the participants S, ordered by client id.
         """
 
-        def __init__(self, iom: np.ndarray, sizes: np.ndarray, rule, timeout: float,
+        def __init__(self, iom: np.ndarray, sizes: np.ndarray, rule, timeout: float, layout: ParamLayout,
                      connect_timeout: float | None = None) -> None:
             # iom: [rounds, clients]; row r is round r's IoM (0 = not participating)
             super().__init__(min_available_nodes=iom.shape[1], min_train_nodes=0)
@@ -207,6 +257,7 @@ def weighted_strategy_class():
             self.sizes = np.asarray(sizes, dtype=float)
             self.rule = rule
             self.timeout = timeout
+            self.layout = layout  #: models travel packed (``ParamLayout``), both ways
             #: bound on the nodes' arrival and their client-id query (default: the round timeout)
             self.connect_timeout = timeout if connect_timeout is None else connect_timeout
             self.node_of: dict[int, int] = {}
@@ -279,12 +330,11 @@ def weighted_strategy_class():
             if not expected:
                 return None, None
             ids = np.array(expected)
-            updates = [by_client[i].content[ARRAYS_KEY].to_torch_state_dict() for i in ids]
+            updates = [self.layout.unpack(by_client[i].content[ARRAYS_KEY]) for i in ids]
             iom = self.iom[server_round - FLOWER_FIRST_ROUND]
             agg = self.rule.aggregate(updates, iom=iom[ids], sizes=self.sizes[ids])
             self.round_wall[server_round] = time.perf_counter() - self.round_t0[server_round]
-            return (ArrayRecord(torch_state_dict={k: v.contiguous() for k, v in agg.items()}),
-                    MetricRecord({"clients": len(ids)}))
+            return self.layout.pack(agg), MetricRecord({"clients": len(ids)})
 
     return WeightedFedAvg
 
@@ -307,7 +357,7 @@ def make_server_app(dataset: DatasetSplits, iom: np.ndarray, sizes: np.ndarray, 
     ``params`` and the per-round metrics in ``sink`` (the ServerApp runs in this process's
     thread in the simulation engine).
     """
-    from flwr.app import ArrayRecord, MetricRecord
+    from flwr.app import MetricRecord
     from flwr.serverapp import ServerApp
 
     app = ServerApp()
@@ -317,23 +367,23 @@ def make_server_app(dataset: DatasetSplits, iom: np.ndarray, sizes: np.ndarray, 
     def main(grid, context) -> None:
         from .nets import make_net
 
-        strategy = strategy_cls(iom, sizes, rule, timeout)
-        strategy.discover(grid)
         net = make_net(dataset.shape, dataset.num_classes)
+        layout = ParamLayout.of(initial_params)
+        strategy = strategy_cls(iom, sizes, rule, timeout, layout)
+        strategy.discover(grid)
         history: dict[int, dict[str, float]] = {}
 
         def evaluate(server_round: int, arrays) -> MetricRecord | None:
             if server_round < FLOWER_FIRST_ROUND:
                 return None
-            acc, loss = test_metrics(net, arrays.to_torch_state_dict(), dataset)
+            acc, loss = test_metrics(net, layout.unpack(arrays), dataset)
             history[server_round] = {"test_acc": acc, "test_loss": loss}
             return MetricRecord({"test_acc": acc, "test_loss": loss})
 
         result = strategy.start(
-            grid=grid, initial_arrays=ArrayRecord(torch_state_dict={
-                k: v.detach().contiguous() for k, v in initial_params.items()}),
+            grid=grid, initial_arrays=layout.pack(initial_params),
             num_rounds=rounds, timeout=timeout, evaluate_fn=evaluate)
-        sink["params"] = result.arrays.to_torch_state_dict()
+        sink["params"] = layout.unpack(result.arrays)
         sink["rounds"] = [
             {"round": r - FLOWER_FIRST_ROUND,
              "clients": len(strategy.round_clients.get(r, [])),

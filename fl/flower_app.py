@@ -27,6 +27,7 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass
+from logging import INFO
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -38,12 +39,37 @@ from models.io import atomic_save, atomic_write_json
 
 from .aggregate import make_strategy
 from .data import load_dataset
-from .flower import (ARRAYS_KEY, CLIENT_ID, CONFIG_KEY, FLOWER_FIRST_ROUND, METRICS_KEY, MU_ID,
-                     NUM_EXAMPLES, ROUND_KEY, weighted_strategy_class)
+from .flower import (
+    ARRAYS_KEY,
+    CLIENT_ID,
+    CONFIG_KEY,
+    FLOWER_FIRST_ROUND,
+    METRICS_KEY,
+    MU_ID,
+    NUM_EXAMPLES,
+    ROUND_KEY,
+    ParamLayout,
+    weighted_strategy_class,
+)
+from .flower_waits import Backoff, shorten_grid_waits
 from .nets import make_net
 from .partition import dirichlet_partition
-from .train import LocalTrainConfig, client_seed, evaluate, get_params, local_update_sequential
-from .trainer import FLConfig, FLResult, FLTask, build_task, default_allocation, fl_report, load_allocation
+from .train import (
+    LocalTrainConfig,
+    client_seed,
+    evaluate,
+    get_params,
+    local_update_sequential,
+)
+from .trainer import (
+    FLConfig,
+    FLResult,
+    FLTask,
+    build_task,
+    default_allocation,
+    fl_report,
+    load_allocation,
+)
 
 __all__ = ["DeployRunConfig", "PromptGrid", "RUN_CONFIG_DEFAULTS", "PARAMS_FILE", "PROGRESS_FILE", "RESULT_FILE",
            "client_app", "server_app", "node_identity", "task_from_run_config"]
@@ -76,6 +102,7 @@ RUN_CONFIG_DEFAULTS: dict[str, Any] = {
     "lr": 0.05,
     "momentum": 0.5,
     "round-timeout": 600.0,
+    "short-waits": True,
     "out-dir": "results/fl-deploy",
 }
 
@@ -96,6 +123,7 @@ class DeployRunConfig:
     out_dir: str
     round_timeout: float
     fl: FLConfig
+    short_waits: bool = True
 
     @classmethod
     def from_run_config(cls, run_config: Mapping[str, Any]) -> "DeployRunConfig":
@@ -109,6 +137,8 @@ class DeployRunConfig:
         for key in ("alpha", "target", "lr", "momentum", "round-timeout"):
             if isinstance(c[key], bool) or not isinstance(c[key], (int, float)):
                 raise InputError(f"run-config.{key}", f"must be a number, got {c[key]!r}")
+        if not isinstance(c["short-waits"], bool):
+            raise InputError("run-config.short-waits", f"must be true or false, got {c['short-waits']!r}")
         timeout = float(c["round-timeout"])
         if not (math.isfinite(timeout) and timeout > 0):
             raise InputError("run-config.round-timeout", f"must be > 0 seconds, got {timeout!r}")
@@ -121,7 +151,8 @@ class DeployRunConfig:
         except InputError as err:
             raise InputError(f"run-config.{err.field.replace('_', '-')}", err.reason) from None
         return cls(dataset=str(c["dataset"]), data_root=str(c["data-root"]), allocation=str(c["allocation"]),
-                   scenario=str(c["scenario"]), out_dir=str(c["out-dir"]), round_timeout=timeout, fl=fl)
+                   scenario=str(c["scenario"]), out_dir=str(c["out-dir"]), round_timeout=timeout, fl=fl,
+                   short_waits=c["short-waits"])
 
 
 def task_from_run_config(rc: DeployRunConfig) -> tuple[FLTask, str]:
@@ -178,7 +209,7 @@ def _client_partition(dataset: str, root: str | None, sizes: list[int], alpha: f
 
 
 def _client_app():
-    from flwr.app import ArrayRecord, Message, MetricRecord, RecordDict
+    from flwr.app import Message, MetricRecord, RecordDict
     from flwr.clientapp import ClientApp
 
     app = ClientApp()
@@ -203,10 +234,11 @@ def _client_app():
         local = LocalTrainConfig(epochs=int(cfg["epochs"]), batch_size=int(cfg["batch-size"]), lr=float(cfg["lr"]),
                                  momentum=float(cfg["momentum"]), weight_decay=float(cfg["weight-decay"]))
         rnd = int(cfg[ROUND_KEY]) - FLOWER_FIRST_ROUND
-        new = local_update_sequential(net, msg.content[ARRAYS_KEY].to_torch_state_dict(), x, y, local,
+        layout = ParamLayout.of(dict(net.named_parameters()))
+        new = local_update_sequential(net, layout.unpack(msg.content[ARRAYS_KEY]), x, y, local,
                                       client_seed(int(cfg["seed"]), rnd, k))
         return Message(RecordDict({
-            ARRAYS_KEY: ArrayRecord(torch_state_dict={n: v.detach().contiguous() for n, v in new.items()}),
+            ARRAYS_KEY: layout.pack(new),
             METRICS_KEY: MetricRecord({CLIENT_ID: k, NUM_EXAMPLES: int(x.shape[0])}),
         }), reply_to=msg)
 
@@ -217,48 +249,67 @@ def _client_app():
 # ServerApp
 # ---------------------------------------------------------------------------------------------
 
-#: Seconds between two looks for a round's replies. Flower 1.42's ``Grid.send_and_receive``
-#: sleeps 3 s between them, which alone costs up to 3 s per round.
+#: Longest wait between two looks for a round's replies. Flower 1.42's
+#: ``Grid.send_and_receive`` sleeps 3 s between them, which alone costs up to 3 s per round.
 REPLY_POLL_S = 0.2
 
 
 class PromptGrid:
-    """The ServerApp's Grid, except that ``send_and_receive`` looks for replies every ``poll_s``.
+    """The ServerApp's Grid, except that ``send_and_receive`` looks for replies sooner.
 
     Same calls as Flower's own (``push_messages``, then ``pull_messages`` until every reply is
-    in or ``timeout`` has passed); everything else is the wrapped Grid's.
+    in or ``timeout`` has passed), with waits of ``backoff`` between two looks (it starts again
+    after each reply that comes in) or, without one, ``poll_s`` each; everything else is the
+    wrapped Grid's.
     """
 
-    def __init__(self, grid, poll_s: float = REPLY_POLL_S) -> None:
+    def __init__(self, grid, poll_s: float = REPLY_POLL_S, backoff: Backoff | None = None) -> None:
         self._grid = grid
         self._poll_s = poll_s
+        self._backoff = backoff
 
     def __getattr__(self, name: str):
         return getattr(self._grid, name)
 
     def send_and_receive(self, messages, *, timeout: float | None = None) -> list:
+        from flwr.supercore import log
+
         pending = set(self._grid.push_messages(messages))
+        log(INFO, "pushed %d message(s)", len(pending))
         end = time.time() + (timeout if timeout is not None else 0.0)
         replies: list = []
         while pending:
             got = list(self._grid.pull_messages(pending))
             replies.extend(got)
             pending.difference_update(m.metadata.reply_to_message_id for m in got)
+            if got:
+                log(INFO, "%d of %d replies in", len(replies), len(replies) + len(pending))
             if not pending or (timeout is not None and time.time() >= end):
                 break
-            time.sleep(self._poll_s)
+            if self._backoff is None:
+                time.sleep(self._poll_s)
+            else:
+                if got:
+                    self._backoff.reset()
+                self._backoff.wait()
         return replies
 
 
 def _server_app():
-    from flwr.app import ArrayRecord, ConfigRecord, MetricRecord
+    from flwr.app import ConfigRecord, MetricRecord
     from flwr.serverapp import ServerApp
 
     app = ServerApp()
 
     @app.main()
     def main(grid, context) -> None:
-        run_deployed(PromptGrid(grid), DeployRunConfig.from_run_config(context.run_config))
+        from flwr.supercore.logger import update_console_handler
+
+        update_console_handler(timestamps=True, colored=False)  # streamed into a log file: times, no colours
+        rc = DeployRunConfig.from_run_config(context.run_config)
+        if rc.short_waits:  # this process is the run's ServerApp: its Grid's object pulls, and its reply polls
+            shorten_grid_waits()
+        run_deployed(PromptGrid(grid, backoff=Backoff() if rc.short_waits else None), rc)
 
     def run_deployed(grid, rc: DeployRunConfig) -> None:
         out = Path(rc.out_dir)
@@ -266,23 +317,24 @@ def _server_app():
         cfg = rc.fl
         n = len(task.participants)
         iom = np.broadcast_to(task.iom, (cfg.rounds, n))
+        ds = task.dataset
+        torch.manual_seed(cfg.seed)
+        net = make_net(ds.shape, ds.num_classes)
+        init = get_params(net)
+        layout = ParamLayout.of(init)
         strategy = weighted_strategy_class()(iom, task.sizes, make_strategy(cfg.aggregation), rc.round_timeout,
-                                             connect_timeout=max(rc.round_timeout, CONNECT_TIMEOUT_S))
+                                             layout, connect_timeout=max(rc.round_timeout, CONNECT_TIMEOUT_S))
         strategy.discover(grid)
         for k, mu in sorted(strategy.mu_of.items()):
             if mu != int(task.participants[k]):
                 raise RuntimeError(f"the SuperNode of partition-id={k} says mu-id={mu}, but participant {k} of "
                                    f"MSP {task.msp} is MU {int(task.participants[k])} (fix its --node-config)")
-        ds = task.dataset
-        torch.manual_seed(cfg.seed)
-        net = make_net(ds.shape, ds.num_classes)
-        init = get_params(net)
         res = FLResult(params=init, target=cfg.target, path=DEPLOY_PATH)
 
         def evaluate_fn(server_round: int, arrays) -> MetricRecord | None:
             if server_round < FLOWER_FIRST_ROUND:
                 return None
-            acc = evaluate(net, arrays.to_torch_state_dict(), ds.test_x, ds.test_y)
+            acc = evaluate(net, layout.unpack(arrays), ds.test_x, ds.test_y)
             res.accuracy.append(acc)
             res.sim_time.append(server_round * task.round_time)
             res.participants.append(len(strategy.round_clients.get(server_round, [])))
@@ -296,9 +348,9 @@ def _server_app():
             "epochs": int(task.local.epochs), "batch-size": int(task.local.batch_size), "lr": float(task.local.lr),
             "momentum": float(task.local.momentum), "weight-decay": float(task.local.weight_decay),
         })
-        result = strategy.start(grid=grid, initial_arrays=ArrayRecord(torch_state_dict=init), num_rounds=cfg.rounds,
+        result = strategy.start(grid=grid, initial_arrays=layout.pack(init), num_rounds=cfg.rounds,
                                 timeout=rc.round_timeout, train_config=recipe, evaluate_fn=evaluate_fn)
-        res.params = result.arrays.to_torch_state_dict()
+        res.params = layout.unpack(result.arrays)
         if res.rounds != cfg.rounds:
             raise RuntimeError(f"the run ended after {res.rounds} of {cfg.rounds} rounds")
         atomic_save(out / PARAMS_FILE, lambda tmp: torch.save({k: v.detach().cpu() for k, v in res.params.items()}, tmp))

@@ -130,6 +130,8 @@ TABLE = [
     (["bench", "fl", "--flower-rounds", "-1", "--out", NEW], "--flower-rounds"),
     (["bench", "fl", "--seed", "-1", "--out", NEW], "--seed"),
     (["bench", "fl", "--samples", "100000", "--out", NEW], "--samples"),
+    (["bench", "fl", "--deploy-poll-caps", "0", "--out", NEW], "--deploy-poll-caps"),
+    (["bench", "fl", "--deploy-waits", "stock", "--deploy-poll-caps", "0.2", "--out", NEW], "--deploy-poll-caps"),
     # bench derivatives
     (["bench", "derivatives", "--sizes", "2", "--out", NEW], "--sizes"),
     (["bench", "derivatives", "--repeats", "0", "--out", NEW], "--repeats"),
@@ -149,6 +151,8 @@ TABLE = [
     (["fl-deploy", "--nodes", "2", "--rounds", "0", "--out", NEW], "--rounds"),
     (["fl-deploy", "--nodes", "2", "--dataset", "cifar", "--out", NEW], "--dataset"),
     (["fl-deploy", "--nodes", "2", "--out", OLD], "--out"),
+    (["fl-deploy", "--nodes", "2", "--poll-cap", "0", "--out", NEW], "--poll-cap"),
+    (["fl-deploy", "--nodes", "2", "--poll-cap", "0.2", "--stock-waits", "--out", NEW], "--poll-cap"),
     # compare
     (["compare", "--schemes", "fixed,nosuch", "--out", NEW], "--schemes"),
     (["compare", "--dataset", "cifar", "--schemes", "fixed", "--out", NEW], "--dataset"),

@@ -53,11 +53,12 @@ def test_supernode_killed_mid_round_stops_the_run_with_a_clear_error(tmp_path):
                 killed.set()
         threading.Thread(target=watch, daemon=True).start()
 
-    # Execute
+    # Execute (with the stock flower-supernode command and Flower's own waits: the other deployment
+    # tests run the default, fl/supernode_launcher.py)
     t0 = time.monotonic()
     with pytest.raises(DeploymentError) as err:
         run_local_deployment(REPO, [NodeSpec(k, 2, k) for k in range(2)], run_config, tmp_path / "work",
-                             timeout_s=240, on_started=kill_node_1, processes=procs)
+                             timeout_s=240, on_started=kill_node_1, processes=procs, short_waits=False)
     # Assert: it was killed mid-round, the error names the round and the client, nothing hangs or survives
     assert killed.is_set()
     # the killed client is named (with its MU); on a loaded machine the live one may miss the
