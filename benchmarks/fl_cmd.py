@@ -80,7 +80,7 @@ _SETTING_FLAGS = {"seed": "--seed", "alpha": "--alpha", "aggregation": "--aggreg
                   "local.lr": "--lr", "local.momentum": "--momentum", "rounds": "--rounds", "checkpoint": "--resume"}
 
 
-def _flag_error(err: InputError) -> InputError:
+def flag_error(err: InputError) -> InputError:
     """A trainer error about a setting, named by the flag that sets it."""
     key = err.field.removeprefix("checkpoint.") if err.field != "checkpoint" else "checkpoint"
     flag = _SETTING_FLAGS.get(key, "--allocation/--scenario" if err.field.startswith("checkpoint.") else None)
@@ -91,7 +91,6 @@ def _flag_error(err: InputError) -> InputError:
 
 def run(args: argparse.Namespace) -> int:
     _check_args(args)
-    import numpy as np
     import torch
 
     from benchmarks.plots import accuracy_plot
@@ -138,7 +137,7 @@ def run(args: argparse.Namespace) -> int:
         res = run_fl(task, cfg, checkpoint=ckpt, resume=args.resume, progress=show_progress(args),
                      on_resume=on_resume)
     except InputError as err:
-        raise _flag_error(err) from None
+        raise flag_error(err) from None
     rtt, ttt = res.rounds_to_target, res.time_to_target
     report = fl_report(task, cfg, res, source, scenario_seed=sc.seed)
     atomic_write_json(out / "fl.json", report)

@@ -8,7 +8,9 @@ for the run (``DIR/deployment/tls``); ``--insecure`` (plain HTTP) is for loopbac
 Writes ``DIR/fl.json`` (the keys of ``metatrading fl``; ``path`` = ``flower-deployment``),
 ``DIR/fl_params.pt`` (final global weights), ``DIR/progress.json``, ``DIR/fl.png`` and the
 processes' logs in ``DIR/deployment/logs``. Every process is stopped at the end, also on
-failure and Ctrl-C. No checkpoint: a run that stops is started again.
+failure and Ctrl-C. The ServerApp writes ``DIR/fl_checkpoint.pt`` after every round (the file
+``metatrading fl`` writes); ``--resume`` checks it against the settings before any process
+starts and continues from it.
 
 Without ``--allocation`` the task is a generated scenario of K MUs and one MSP (``--seed``),
 every MU giving its whole CPU to it (written to ``DIR/allocation.json``); with one, K must
@@ -21,8 +23,8 @@ import math
 import sys
 from pathlib import Path
 
-from benchmarks.fl_cmd import add_training_arguments
 from benchmarks.conventions import show_progress
+from benchmarks.fl_cmd import add_training_arguments, flag_error
 from models.errors import InputError
 
 
@@ -59,6 +61,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="seconds the server waits for a round's replies (default 600)")
     p.add_argument("--timeout", type=float, default=None,
                    help="bound on the whole run in seconds (default: rounds x round-timeout + 120)")
+    p.add_argument("--resume", action="store_true",
+                   help="continue the run checkpointed in --out (DIR/fl_checkpoint.pt, written after every round; "
+                        "its settings must match)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
@@ -100,6 +105,22 @@ def run_config_of(args: argparse.Namespace, allocation: Path, out: Path) -> dict
     }
 
 
+def _check_resume(args: argparse.Namespace, task, rc, out: Path) -> int:
+    """Rounds in ``DIR/fl_checkpoint.pt``, once it is readable and made with these settings."""
+    import torch
+
+    from fl.trainer import CHECKPOINT_FILE, checkpoint_fingerprint, load_checkpoint
+
+    try:
+        state = load_checkpoint(out / CHECKPOINT_FILE, torch.device("cpu"), checkpoint_fingerprint(task, rc.fl))
+    except InputError as err:
+        raise flag_error(err) from None
+    done = len(state["history"]["accuracy"])
+    if done > args.rounds:
+        raise InputError("--rounds", f"the checkpoint holds {done} rounds already, more than --rounds {args.rounds}")
+    return done
+
+
 def run(args: argparse.Namespace) -> int:
     _check_args(args)
     import json
@@ -136,11 +157,15 @@ def run(args: argparse.Namespace) -> int:
     if k != args.nodes:
         raise InputError("--nodes", f"MSP {task.msp} has {k} participants in {args.allocation}, got --nodes "
                                     f"{args.nodes}")
+    done = _check_resume(args, task, rc, out) if args.resume else 0
+    run_config["resume"] = bool(args.resume)
     out.mkdir(parents=True, exist_ok=True)
     if generated is not None:
         atomic_write_json(allocation, generated)
     nodes = [NodeSpec(i, k, int(n)) for i, n in enumerate(task.participants)]
     timeout = args.timeout or args.rounds * args.round_timeout + 120.0
+    if done:
+        print(f"resuming from round {done} of {args.rounds} ({out / 'fl_checkpoint.pt'})")
     print(f"Flower deployment: 1 SuperLink + {k} SuperNodes on 127.0.0.1, "
           f"{'INSECURE plain HTTP' if args.insecure else 'TLS (CA made for this run)'}"
           f"{', SuperNode authentication' if args.supernode_auth else ''}, {args.isolation} isolation, "
@@ -150,7 +175,7 @@ def run(args: argparse.Namespace) -> int:
     if show_progress(args):
         from tqdm import tqdm
 
-        bar = tqdm(total=args.rounds, desc="fl-deploy", unit="round")
+        bar = tqdm(total=args.rounds, initial=done, desc="fl-deploy", unit="round")
 
     def on_progress(p: dict) -> None:
         if bar is not None:

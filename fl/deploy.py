@@ -402,6 +402,8 @@ def run_local_deployment(app_dir: str | os.PathLike, nodes: Sequence[NodeSpec], 
     env = flower_env(flwr_home)
     procs = processes if processes is not None else ProcessSet()
     progress_file = out_dir / "progress.json"
+    result_file = out_dir / "fl.json"
+    old_result = _stamp(result_file)  # a resumed run's folder may hold an earlier fl.json
     t0 = time.perf_counter()
     run_id: int | None = None
 
@@ -475,7 +477,7 @@ def run_local_deployment(app_dir: str | os.PathLike, nodes: Sequence[NodeSpec], 
             _poll_progress(progress_file, last, on_progress)
             if runner.returncode != 0 or run_id is None:
                 raise DeploymentError(f"flwr run failed (exit {runner.returncode}): {_tail(run_log)}")
-            if not (out_dir / "fl.json").is_file():
+            if _stamp(result_file) in (None, old_result):
                 raise DeploymentError(f"run {run_id} ended without a result: {_run_failure(run_log)}")
         finally:
             with _uninterrupted():
@@ -484,6 +486,15 @@ def run_local_deployment(app_dir: str | os.PathLike, nodes: Sequence[NodeSpec], 
                 print(f"warning: processes {left} did not stop", file=sys.stderr)
     return DeploymentResult(out_dir=out_dir, run_id=run_id, wall_s=time.perf_counter() - t0,
                             pids=sorted(procs.seen), logs=logs)
+
+
+def _stamp(path: Path) -> tuple[int, int, int] | None:
+    """``(inode, size, mtime ns)`` of a file, None when absent: tells a new file from an old one."""
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        return None
+    return st.st_ino, st.st_size, st.st_mtime_ns
 
 
 def register_supernode(public_key: Path, procs: ProcessSet, env: Mapping[str, str], cwd: Path, log: Path,

@@ -258,6 +258,9 @@ def weighted_strategy_class():
             self.rule = rule
             self.timeout = timeout
             self.layout = layout  #: models travel packed (``ParamLayout``), both ways
+            #: rounds done before this run (a resumed deployment): Flower's round r is FL round
+            #: ``round_offset + r`` (its IoM row and the clients' batch seeds)
+            self.round_offset = 0
             #: bound on the nodes' arrival and their client-id query (default: the round timeout)
             self.connect_timeout = timeout if connect_timeout is None else connect_timeout
             self.node_of: dict[int, int] = {}
@@ -298,11 +301,11 @@ def weighted_strategy_class():
                                    f"expected 0..{self.n_clients - 1}")
 
         def configure_train(self, server_round: int, arrays, config, grid) -> Iterable:
-            iom = self.iom[server_round - FLOWER_FIRST_ROUND]
+            iom = self.iom[self.round_offset + server_round - FLOWER_FIRST_ROUND]
             clients = [i for i in range(self.n_clients) if iom[i] > 0]
             self.round_clients[server_round] = clients
             self.round_t0[server_round] = time.perf_counter()
-            config[ROUND_KEY] = server_round
+            config[ROUND_KEY] = self.round_offset + server_round
             record = RecordDict({self.arrayrecord_key: arrays, self.configrecord_key: config})
             return [Message(content=record, message_type=MessageType.TRAIN,
                             dst_node_id=self.node_of[i]) for i in clients]
@@ -331,7 +334,7 @@ def weighted_strategy_class():
                 return None, None
             ids = np.array(expected)
             updates = [self.layout.unpack(by_client[i].content[ARRAYS_KEY]) for i in ids]
-            iom = self.iom[server_round - FLOWER_FIRST_ROUND]
+            iom = self.iom[self.round_offset + server_round - FLOWER_FIRST_ROUND]
             agg = self.rule.aggregate(updates, iom=iom[ids], sizes=self.sizes[ids])
             self.round_wall[server_round] = time.perf_counter() - self.round_t0[server_round]
             return self.layout.pack(agg), MetricRecord({"clients": len(ids)})

@@ -39,37 +39,14 @@ from models.io import atomic_save, atomic_write_json
 
 from .aggregate import make_strategy
 from .data import load_dataset
-from .flower import (
-    ARRAYS_KEY,
-    CLIENT_ID,
-    CONFIG_KEY,
-    FLOWER_FIRST_ROUND,
-    METRICS_KEY,
-    MU_ID,
-    NUM_EXAMPLES,
-    ROUND_KEY,
-    ParamLayout,
-    weighted_strategy_class,
-)
+from .flower import (ARRAYS_KEY, CLIENT_ID, CONFIG_KEY, FLOWER_FIRST_ROUND, METRICS_KEY, MU_ID, NUM_EXAMPLES, ROUND_KEY,
+                     ParamLayout, weighted_strategy_class)
 from .flower_waits import Backoff, shorten_grid_waits
 from .nets import make_net
 from .partition import dirichlet_partition
-from .train import (
-    LocalTrainConfig,
-    client_seed,
-    evaluate,
-    get_params,
-    local_update_sequential,
-)
-from .trainer import (
-    FLConfig,
-    FLResult,
-    FLTask,
-    build_task,
-    default_allocation,
-    fl_report,
-    load_allocation,
-)
+from .train import LocalTrainConfig, client_seed, evaluate, get_params, local_update_sequential
+from .trainer import (CHECKPOINT_FILE, FLConfig, FLResult, FLTask, build_task, checkpoint_fingerprint,
+                      default_allocation, fl_report, load_allocation, load_checkpoint, save_checkpoint)
 
 __all__ = ["DeployRunConfig", "PromptGrid", "RUN_CONFIG_DEFAULTS", "PARAMS_FILE", "PROGRESS_FILE", "RESULT_FILE",
            "client_app", "server_app", "node_identity", "task_from_run_config"]
@@ -103,6 +80,7 @@ RUN_CONFIG_DEFAULTS: dict[str, Any] = {
     "momentum": 0.5,
     "round-timeout": 600.0,
     "short-waits": True,
+    "resume": False,
     "out-dir": "results/fl-deploy",
 }
 
@@ -124,6 +102,7 @@ class DeployRunConfig:
     round_timeout: float
     fl: FLConfig
     short_waits: bool = True
+    resume: bool = False
 
     @classmethod
     def from_run_config(cls, run_config: Mapping[str, Any]) -> "DeployRunConfig":
@@ -137,8 +116,9 @@ class DeployRunConfig:
         for key in ("alpha", "target", "lr", "momentum", "round-timeout"):
             if isinstance(c[key], bool) or not isinstance(c[key], (int, float)):
                 raise InputError(f"run-config.{key}", f"must be a number, got {c[key]!r}")
-        if not isinstance(c["short-waits"], bool):
-            raise InputError("run-config.short-waits", f"must be true or false, got {c['short-waits']!r}")
+        for key in ("short-waits", "resume"):
+            if not isinstance(c[key], bool):
+                raise InputError(f"run-config.{key}", f"must be true or false, got {c[key]!r}")
         timeout = float(c["round-timeout"])
         if not (math.isfinite(timeout) and timeout > 0):
             raise InputError("run-config.round-timeout", f"must be > 0 seconds, got {timeout!r}")
@@ -152,7 +132,7 @@ class DeployRunConfig:
             raise InputError(f"run-config.{err.field.replace('_', '-')}", err.reason) from None
         return cls(dataset=str(c["dataset"]), data_root=str(c["data-root"]), allocation=str(c["allocation"]),
                    scenario=str(c["scenario"]), out_dir=str(c["out-dir"]), round_timeout=timeout, fl=fl,
-                   short_waits=c["short-waits"])
+                   short_waits=c["short-waits"], resume=c["resume"])
 
 
 def task_from_run_config(rc: DeployRunConfig) -> tuple[FLTask, str]:
@@ -330,15 +310,27 @@ def _server_app():
                 raise RuntimeError(f"the SuperNode of partition-id={k} says mu-id={mu}, but participant {k} of "
                                    f"MSP {task.msp} is MU {int(task.participants[k])} (fix its --node-config)")
         res = FLResult(params=init, target=cfg.target, path=DEPLOY_PATH)
+        fingerprint = checkpoint_fingerprint(task, cfg)
+        if rc.resume:  # fl-deploy --resume has checked the checkpoint already; a direct flwr run has not
+            state = load_checkpoint(out / CHECKPOINT_FILE, torch.device("cpu"), fingerprint)
+            done = len(state["history"]["accuracy"])
+            if done > cfg.rounds:
+                raise InputError("run-config.rounds", f"the checkpoint holds {done} rounds, more than {cfg.rounds}")
+            res.params = state["params"]
+            for key in ("accuracy", "sim_time", "participants", "wall_time"):
+                setattr(res, key, list(state["history"][key]))
+            res.resumed_from = strategy.round_offset = done
 
         def evaluate_fn(server_round: int, arrays) -> MetricRecord | None:
             if server_round < FLOWER_FIRST_ROUND:
                 return None
-            acc = evaluate(net, layout.unpack(arrays), ds.test_x, ds.test_y)
+            res.params = layout.unpack(arrays)
+            acc = evaluate(net, res.params, ds.test_x, ds.test_y)
             res.accuracy.append(acc)
-            res.sim_time.append(server_round * task.round_time)
+            res.sim_time.append((strategy.round_offset + server_round) * task.round_time)
             res.participants.append(len(strategy.round_clients.get(server_round, [])))
             res.wall_time.append(time.perf_counter() - strategy.round_t0[server_round])
+            save_checkpoint(out / CHECKPOINT_FILE, res, fingerprint)  # the same file as metatrading fl's
             atomic_write_json(out / PROGRESS_FILE, {"rounds": cfg.rounds, "done": res.rounds,
                                                     "accuracy": res.accuracy, "wall_time": res.wall_time})
             return MetricRecord({"test_acc": acc})
@@ -348,9 +340,9 @@ def _server_app():
             "epochs": int(task.local.epochs), "batch-size": int(task.local.batch_size), "lr": float(task.local.lr),
             "momentum": float(task.local.momentum), "weight-decay": float(task.local.weight_decay),
         })
-        result = strategy.start(grid=grid, initial_arrays=layout.pack(init), num_rounds=cfg.rounds,
-                                timeout=rc.round_timeout, train_config=recipe, evaluate_fn=evaluate_fn)
-        res.params = layout.unpack(result.arrays)
+        if res.rounds < cfg.rounds:
+            strategy.start(grid=grid, initial_arrays=layout.pack(res.params), num_rounds=cfg.rounds - res.rounds,
+                           timeout=rc.round_timeout, train_config=recipe, evaluate_fn=evaluate_fn)
         if res.rounds != cfg.rounds:
             raise RuntimeError(f"the run ended after {res.rounds} of {cfg.rounds} rounds")
         atomic_save(out / PARAMS_FILE, lambda tmp: torch.save({k: v.detach().cpu() for k, v in res.params.items()}, tmp))

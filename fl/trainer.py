@@ -36,9 +36,12 @@ from .partition import data_value, dirichlet_partition
 from .train import LocalTrainConfig, TrainPath, client_seed, evaluate, get_params, local_update
 
 __all__ = ["FLConfig", "FLTask", "FLResult", "build_task", "check_allocation", "default_allocation", "fl_report",
-           "load_allocation", "resolve_path", "run_fl", "CHECKPOINT_VERSION"]
+           "load_allocation", "resolve_path", "run_fl", "CHECKPOINT_VERSION", "CHECKPOINT_FILE",
+           "checkpoint_fingerprint", "load_checkpoint", "save_checkpoint"]
 
 CHECKPOINT_VERSION = 1
+#: the checkpoint's name in an output folder (``metatrading fl`` and ``fl-deploy`` write the same file)
+CHECKPOINT_FILE = "fl_checkpoint.pt"
 
 
 @dataclass(frozen=True)
@@ -274,8 +277,9 @@ def resolve_path(path: TrainPath, device: torch.device | str) -> TrainPath:
     return TrainPath.PARALLEL if torch.get_num_threads() > 1 else TrainPath.SEQUENTIAL
 
 
-def _fingerprint(task: FLTask, cfg: FLConfig) -> dict[str, Any]:
-    """What a checkpoint must agree with to be resumed."""
+def checkpoint_fingerprint(task: FLTask, cfg: FLConfig) -> dict[str, Any]:
+    """What a checkpoint must agree with to be resumed (not the training path nor the engine: the
+    built-in paths and the Flower deployment train the same model, to float rounding; tested)."""
     return {
         "version": CHECKPOINT_VERSION,
         "dataset": task.dataset.name,
@@ -336,9 +340,9 @@ def run_fl(
     net = net.to(dev)
     params = get_params(net)
     result = FLResult(params=params, target=cfg.target, path=path.value)
-    fp = _fingerprint(task, cfg)
+    fp = checkpoint_fingerprint(task, cfg)
     if resume:
-        state = _load_checkpoint(checkpoint, dev, fp)
+        state = load_checkpoint(checkpoint, dev, fp)
         done = len(state["history"]["accuracy"])
         if done > cfg.rounds:
             raise InputError("rounds", f"the checkpoint {checkpoint} holds {done} rounds already, more than the "
@@ -372,7 +376,7 @@ def run_fl(
             result.participants.append(len(xs))
             result.wall_time.append(time.perf_counter() - t0)
             if checkpoint is not None:
-                _save_checkpoint(checkpoint, result, fp)
+                save_checkpoint(checkpoint, result, fp)
             if bar is not None:
                 bar.update(1)
                 bar.set_postfix(acc=f"{acc:.3f}", sim_s=f"{result.sim_time[-1]:.0f}")
@@ -384,7 +388,7 @@ def run_fl(
     return result
 
 
-def _load_checkpoint(checkpoint: str | Path | None, dev: torch.device, fp: dict[str, Any]) -> dict[str, Any]:
+def load_checkpoint(checkpoint: str | Path | None, dev: torch.device, fp: dict[str, Any]) -> dict[str, Any]:
     """A checkpoint to resume from: present, readable and made with this run's settings."""
     if checkpoint is None or not Path(checkpoint).is_file():
         raise InputError("checkpoint", f"no checkpoint {checkpoint} to resume from (start without resuming)")
@@ -420,7 +424,7 @@ def _differs(checkpoint: Any, setting: str, old: Any, new: Any) -> str:
             f"{short.repr(new)} (run with the checkpoint's setting, or without resuming into a new folder)")
 
 
-def _save_checkpoint(path: str | Path, result: FLResult, fp: dict[str, Any]) -> None:
+def save_checkpoint(path: str | Path, result: FLResult, fp: dict[str, Any]) -> None:
     state = {
         "fingerprint": fp,
         "round": result.rounds,

@@ -152,6 +152,7 @@ TABLE = [
     (["fl-deploy", "--nodes", "2", "--dataset", "cifar", "--out", NEW], "--dataset"),
     (["fl-deploy", "--nodes", "2", "--out", OLD], "--out"),
     (["fl-deploy", "--nodes", "2", "--poll-cap", "0", "--out", NEW], "--poll-cap"),
+    (["fl-deploy", "--nodes", "2", "--resume", "--out", NEW], "--resume"),
     (["fl-deploy", "--nodes", "2", "--poll-cap", "0.2", "--stock-waits", "--out", NEW], "--poll-cap"),
     # compare
     (["compare", "--schemes", "fixed,nosuch", "--out", NEW], "--schemes"),

@@ -162,3 +162,31 @@ def test_ctrl_c_stops_every_process(tmp_path):
     assert "interrupted" in proc.stderr.read().decode()
     assert deployment_processes(out / "deployment" / "flwr-home") == []
     assert not (out / "fl.json").exists()
+
+
+@pytest.mark.slow
+def test_resumed_deployment_continues_its_checkpoint(tmp_path, capsys):
+    # Prepare: a 1-round deployment (it checkpoints after every round), then the same run asked
+    # for 2 rounds with --resume
+    out = tmp_path / "run"
+    base = ["fl-deploy", "--nodes", "2", "--epochs", "1", "--seed", "3", "--out", str(out), "--insecure",
+            "--no-progress", "--round-timeout", "120", "--timeout", "300"]
+    assert main([*base, "--rounds", "1"]) == 0
+    first = json.loads((out / "fl.json").read_text())
+    # a changed setting is refused by its flag before any process starts, and nothing changes
+    assert main([*base, "--rounds", "2", "--resume", "--lr", "0.1"]) == 2
+    assert "error: --lr: the checkpoint" in capsys.readouterr().err
+    assert json.loads((out / "fl.json").read_text()) == first
+    # Execute
+    assert main([*base, "--rounds", "2", "--resume"]) == 0
+    # Assert: round 1 kept, round 2 trained from the checkpoint, as the built-in trainer's 2 rounds
+    assert "resuming from round 1 of 2" in capsys.readouterr().out
+    report = json.loads((out / "fl.json").read_text())
+    assert report["resumed_from"] == 1 and report["accuracy"][0] == first["accuracy"][0]
+    assert len(report["accuracy"]) == 2 and report["sim_time"][1] == pytest.approx(2 * report["sim_time"][0])
+    sc, f = load_allocation(out / "allocation.json")
+    cfg = FLConfig(rounds=2, seed=3, epochs=1, path="sequential")
+    expected = run_fl(build_task(load_dataset("mnist5k"), sc, f, cfg), cfg)
+    got = torch.load(out / "fl_params.pt", weights_only=True)
+    assert max(float((got[k] - expected.params[k]).abs().max()) for k in got) < TOL
+    assert np.allclose(report["accuracy"], expected.accuracy, atol=1e-9)
