@@ -239,6 +239,16 @@ def _steady(wall: list[float]) -> float:
     return float(np.mean(wall[1:] if len(wall) > 1 else wall))
 
 
+def _steady_cpu(cpu_by_round: list, rounds: int) -> dict[str, float] | None:
+    """CPU seconds per steady round (after round 1) of each kind of deployment process."""
+    first = next((c for done, c in cpu_by_round if done == 1), None)
+    last = next((c for done, c in reversed(cpu_by_round) if done == rounds), None)
+    if first is None or last is None or rounds < 2:
+        return None
+    per = {role: (last.get(role, 0.0) - first.get(role, 0.0)) / (rounds - 1) for role in last}
+    return {**per, "all": sum(per.values())}
+
+
 def _deployment(args, out: Path) -> dict:
     """Seconds per steady round: built-in trainer, simulation engine, deployment engine, one task."""
     try:
@@ -298,12 +308,15 @@ def _deployment(args, out: Path) -> dict:
         round_s = _steady(report["wall_time"])
         by_mode[mode] = {
             "isolation": isolation, "waits": wait, "poll_cap_s": cap, "round_s": round_s,
+            "cpu_s_per_steady_round": _steady_cpu(dep.cpu_by_round, rounds),
             "wall_s": report["wall_time"], "total_s": dep.wall_s, "processes": len(dep.pids),
             "max_weight_difference": max(float((params[n] - builtin.params[n]).abs().max()) for n in builtin.params),
         }
     # the built-in trainer again after the deployments: its faster steady round is the reference
     # (the ratios are then the least favourable to the deployment under a changing load)
+    cpu0 = time.process_time()
     again = run_fl(task, cfg)
+    builtin_cpu = (time.process_time() - cpu0) / rounds
     builtin_rounds = [_steady(builtin.wall_time), _steady(again.wall_time)]
     builtin_round_s = min(builtin_rounds)
     for m in by_mode.values():
@@ -313,7 +326,7 @@ def _deployment(args, out: Path) -> dict:
         "clients": k, "rounds": rounds, "samples_per_round": int(task.sizes.sum()) * task.local.epochs,
         "builtin_path": builtin.path, "builtin_round_s": builtin_round_s,
         "simulation_round_s": sim_round_s, "simulation_error": sim_error,
-        "builtin_round_s_before_after": builtin_rounds,
+        "builtin_round_s_before_after": builtin_rounds, "builtin_cpu_s_per_round": builtin_cpu,
         "isolation": modes[0][0], "waits": modes[0][1], "deployment_round_s": first["round_s"],
         "deployment_round_over_builtin_round": first["round_over_builtin_round"],
         "simulation_round_over_builtin_round": None if sim_round_s is None else sim_round_s / builtin_round_s,
@@ -440,10 +453,15 @@ def _print(rep: dict) -> None:
     else:
         sim = ("failed" if d["simulation_round_s"] is None else
                f"simulation {d['simulation_round_s']:.2f} s (= {d['simulation_round_over_builtin_round']:.2f}x)")
+        print(f"Deployment: built-in trainer {d['builtin_cpu_s_per_round']:.2f} CPU s per round "
+              f"(all rounds, its whole process)")
         for mode, m in d["by_mode"].items():
             print(f"Deployment: K={d['clients']}, {d['rounds']} rounds, TLS, {mode}: steady round "
                   f"{m['round_s']:.2f} s vs built-in {d['builtin_round_s']:.2f} s (= {m['round_over_builtin_round']:.2f}x), "
                   f"{sim}; max |weight diff| vs built-in {m['max_weight_difference']:.1e}")
+            cpu = m.get("cpu_s_per_steady_round")
+            if cpu:
+                print("  CPU s per steady round: " + ", ".join(f"{k} {v:.2f}" for k, v in sorted(cpu.items())))
     a = rep["accuracy"]
     if "skipped" in a:
         print("Accuracy: " + a["skipped"])

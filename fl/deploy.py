@@ -88,6 +88,8 @@ class DeploymentResult:
     wall_s: float
     pids: list[int]  #: every process seen (started here, or by Flower below them)
     logs: Path
+    #: ``(rounds done, ProcessSet.cpu_by_role())`` each time the ServerApp's progress moved
+    cpu_by_round: list[tuple[int, dict[str, float]]] = field(default_factory=list)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -104,6 +106,11 @@ def _proc_stat(pid: int) -> tuple[int, int] | None:
     if rest[0] in ("Z", "X"):
         return None
     return int(rest[1]), int(rest[19])
+
+
+#: what a deployment's process is, by a piece of its command line (first match wins)
+_ROLES = (("flwr-serverapp", "serverapp"), ("flower-superlink", "superlink"), ("flower-superexec", "superexec"),
+          ("clientapp", "clientapps"), ("supernode", "supernodes"), ("flwr run", "flwr-run"))
 
 
 class ProcessSet:
@@ -145,6 +152,22 @@ class ProcessSet:
                 if child not in self.seen:
                     self.seen[child] = start
                     stack.append(child)
+
+    def cpu_by_role(self) -> dict[str, float]:
+        """CPU seconds (user + system) so far of the live processes, summed by what they are."""
+        self.refresh()
+        tick = os.sysconf("SC_CLK_TCK")
+        out: dict[str, float] = {}
+        for pid in self.alive():
+            try:
+                raw = Path(f"/proc/{pid}/stat").read_text()
+                argv = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            except (FileNotFoundError, ProcessLookupError, PermissionError):
+                continue
+            rest = raw[raw.rfind(")") + 2:].split()
+            role = next((r for key, r in _ROLES if key in argv), "other")
+            out[role] = out.get(role, 0.0) + (int(rest[11]) + int(rest[12])) / tick
+        return out
 
     def _alive(self, pid: int) -> bool:
         stat = _proc_stat(pid)
@@ -404,6 +427,7 @@ def run_local_deployment(app_dir: str | os.PathLike, nodes: Sequence[NodeSpec], 
     progress_file = out_dir / "progress.json"
     result_file = out_dir / "fl.json"
     old_result = _stamp(result_file)  # a resumed run's folder may hold an earlier fl.json
+    cpu_by_round: list[tuple[int, dict[str, float]]] = []
     t0 = time.perf_counter()
     run_id: int | None = None
 
@@ -468,13 +492,13 @@ def run_local_deployment(app_dir: str | os.PathLike, nodes: Sequence[NodeSpec], 
                         status(f"run {run_id} submitted")
                 if link.poll() is not None:  # a dead SuperNode is the strategy's to report
                     raise DeploymentError(f"flower-superlink exited with code {link.returncode}: {_tail(link_log)}")
-                last = _poll_progress(progress_file, last, on_progress)
+                last = _poll_progress(progress_file, last, on_progress, procs, cpu_by_round)
                 if time.monotonic() > deadline:
                     raise DeploymentError(f"the run did not finish within {timeout_s:g} s "
                                           f"(logs in {logs})")
                 time.sleep(0.25)
             run_id = run_id if run_id is not None else _run_id(run_log)
-            _poll_progress(progress_file, last, on_progress)
+            _poll_progress(progress_file, last, on_progress, procs, cpu_by_round)
             if runner.returncode != 0 or run_id is None:
                 raise DeploymentError(f"flwr run failed (exit {runner.returncode}): {_tail(run_log)}")
             if _stamp(result_file) in (None, old_result):
@@ -485,7 +509,7 @@ def run_local_deployment(app_dir: str | os.PathLike, nodes: Sequence[NodeSpec], 
             if left:  # pragma: no cover - reported, never expected
                 print(f"warning: processes {left} did not stop", file=sys.stderr)
     return DeploymentResult(out_dir=out_dir, run_id=run_id, wall_s=time.perf_counter() - t0,
-                            pids=sorted(procs.seen), logs=logs)
+                            pids=sorted(procs.seen), logs=logs, cpu_by_round=cpu_by_round)
 
 
 def _stamp(path: Path) -> tuple[int, int, int] | None:
@@ -530,13 +554,15 @@ def _run_failure(log: Path) -> str:
     return (raised or errors or [_tail(log)])[-1] + f" (log {log})"
 
 
-def _poll_progress(path: Path, last: Any, on_progress: Callable[[dict], None] | None) -> Any:
-    if on_progress is None:
-        return last
+def _poll_progress(path: Path, last: Any, on_progress: Callable[[dict], None] | None, procs: ProcessSet,
+                   cpu_by_round: list) -> Any:
     try:
         data = json.loads(path.read_text())
     except (FileNotFoundError, json.JSONDecodeError):
         return last
     if data != last:
-        on_progress(data)
+        if isinstance(data, dict) and isinstance(data.get("done"), int):
+            cpu_by_round.append((data["done"], procs.cpu_by_role()))
+        if on_progress is not None:
+            on_progress(data)
     return data
