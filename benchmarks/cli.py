@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 from typing import Sequence
 
@@ -118,6 +119,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("metatrading: interrupted; results already written are intact", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # stdout closed by the reader (`metatrading solve ... | head`): stop quietly
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # nothing more to flush at exit
+        return 141  # 128 + SIGPIPE, as a shell tool killed by it
 
 
 if __name__ == "__main__":

@@ -341,3 +341,14 @@ def test_no_progress_bar_off_a_terminal_or_with_quiet(tmp_path, capfd):
     assert main(["solve", "--scenario", "tiny", "--grid", "5", "--out", str(tmp_path / "a")]) == 0
     err = capfd.readouterr().err
     assert "sweep" not in err and "\r" not in err  # stderr is captured (not a terminal): no bar
+
+
+def test_a_closed_stdout_ends_quietly(tmp_path):
+    # `metatrading presets | head -0`: the reader is gone before the command prints
+    repo = Path(__file__).resolve().parents[2]
+    proc = subprocess.Popen([sys.executable, "-m", "benchmarks.cli", "presets"], cwd=repo, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, env={**os.environ, "PYTHONPATH": str(repo)})
+    proc.stdout.close()
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=60) == 141
+    assert "Traceback" not in err and "BrokenPipeError" not in err, err
