@@ -62,7 +62,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "default), stock (Flower's own: 3 s between a SuperNode's polls) or both, in the same run")
     p.add_argument("--deploy-poll-caps", type=float, nargs="+", default=None,
                    help="with short waits: the longest poll waits to measure, one deployment each (default: "
-                        "fl.flower_waits' 0.1 s)")
+                        "fl.flower_waits' 0.2 s)")
     p.add_argument("--accuracy-rounds", type=int, default=30,
                    help="rounds of the accuracy run (default 30; 0 leaves the accuracy run out)")
     p.add_argument("--accuracy-clients", type=int, default=10, help="clients of the accuracy run (default 10)")

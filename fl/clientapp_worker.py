@@ -44,7 +44,7 @@ from logging import ERROR, INFO
 
 #: the waits between two AcquireTask polls while the node has no task: from the first, doubling
 #: up to the cap (``fl.flower_waits.Backoff``; Flower's SuperExec waits 1 s each time)
-DEFAULT_POLL_FIRST_S, DEFAULT_POLL_S = 0.005, 0.1
+DEFAULT_POLL_FIRST_S, DEFAULT_POLL_S = 0.005, 0.2
 #: modules imported at start (this project's App needs them; the App itself comes with the FAB)
 PRELOAD = ("numpy", "torch")
 #: first and longest wait before asking the SuperNode again for a message object it does not

@@ -478,6 +478,7 @@ def run_local_deployment(app_dir: str | os.PathLike, nodes: Sequence[NodeSpec], 
 
             overrides.write_text(tomli_w.dumps({"short-waits": bool(short_waits), **dict(run_config)}))
             run_log = logs / "flwr-run.log"
+            run_log_start = run_log.stat().st_size if run_log.is_file() else 0
             runner = procs.start("flwr-run", ["flwr", "run", str(app_dir), CONNECTION_NAME,
                                               "--run-config", str(overrides), "--stream"], run_log, env, work)
             if on_started is not None:
@@ -487,7 +488,7 @@ def run_local_deployment(app_dir: str | os.PathLike, nodes: Sequence[NodeSpec], 
             while runner.poll() is None:
                 procs.refresh()
                 if run_id is None:
-                    run_id = _run_id(run_log)
+                    run_id = _run_id(run_log, run_log_start)
                     if run_id is not None:
                         status(f"run {run_id} submitted")
                 if link.poll() is not None:  # a dead SuperNode is the strategy's to report
@@ -497,12 +498,12 @@ def run_local_deployment(app_dir: str | os.PathLike, nodes: Sequence[NodeSpec], 
                     raise DeploymentError(f"the run did not finish within {timeout_s:g} s "
                                           f"(logs in {logs})")
                 time.sleep(0.25)
-            run_id = run_id if run_id is not None else _run_id(run_log)
+            run_id = run_id if run_id is not None else _run_id(run_log, run_log_start)
             _poll_progress(progress_file, last, on_progress, procs, cpu_by_round)
             if runner.returncode != 0 or run_id is None:
                 raise DeploymentError(f"flwr run failed (exit {runner.returncode}): {_tail(run_log)}")
             if _stamp(result_file) in (None, old_result):
-                raise DeploymentError(f"run {run_id} ended without a result: {_run_failure(run_log)}")
+                raise DeploymentError(f"run {run_id} ended without a result: {_run_failure(run_log, run_log_start)}")
         finally:
             with _uninterrupted():
                 left = procs.stop()
@@ -534,18 +535,25 @@ def register_supernode(public_key: Path, procs: ProcessSet, env: Mapping[str, st
         raise DeploymentError(f"flwr supernode register {public_key.name} failed (exit {code}): {_tail(log)}")
 
 
-def _run_id(log: Path) -> int | None:
+def _read_from(log: Path, start: int) -> str:
+    """The log from byte ``start`` on (a resumed deployment appends to the logs of the first)."""
+    with open(log, "rb") as fh:
+        fh.seek(start)
+        return _strip_ansi(fh.read().decode(errors="replace"))
+
+
+def _run_id(log: Path, start: int = 0) -> int | None:
     try:
-        m = re.search(r"Successfully started run (\d+)", _strip_ansi(log.read_text(errors="replace")))
+        m = re.search(r"Successfully started run (\d+)", _read_from(log, start))
     except FileNotFoundError:
         return None
     return int(m.group(1)) if m else None
 
 
-def _run_failure(log: Path) -> str:
+def _run_failure(log: Path, start: int = 0) -> str:
     """The ServerApp's error out of the streamed run log (its last ERROR lines)."""
     try:
-        text = _strip_ansi(log.read_text(errors="replace"))
+        text = _read_from(log, start)
     except FileNotFoundError:
         return f"(no log at {log})"
     # the exception's own line ("RuntimeError: round 1: ..."), else Flower's last ERROR line

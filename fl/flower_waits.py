@@ -43,7 +43,7 @@ __all__ = ["Backoff", "ShortSleeps", "DEFAULT_FIRST_S", "DEFAULT_CAP_S", "FLOWER
 #: the Flower version whose internals these patches address
 FLOWER_VERSION = "1.42."
 #: first wait and longest wait of a poll (seconds)
-DEFAULT_FIRST_S, DEFAULT_CAP_S = 0.005, 0.1
+DEFAULT_FIRST_S, DEFAULT_CAP_S = 0.005, 0.2
 
 
 def _check_waits(first: float, cap: float) -> None:

@@ -173,6 +173,7 @@ def test_resumed_deployment_continues_its_checkpoint(tmp_path, capsys):
             "--no-progress", "--round-timeout", "120", "--timeout", "300"]
     assert main([*base, "--rounds", "1"]) == 0
     first = json.loads((out / "fl.json").read_text())
+    first_run = re.search(r", run (\d+),", capsys.readouterr().out).group(1)
     # a changed setting is refused by its flag before any process starts, and nothing changes
     assert main([*base, "--rounds", "2", "--resume", "--lr", "0.1"]) == 2
     assert "error: --lr: the checkpoint" in capsys.readouterr().err
@@ -180,7 +181,9 @@ def test_resumed_deployment_continues_its_checkpoint(tmp_path, capsys):
     # Execute
     assert main([*base, "--rounds", "2", "--resume"]) == 0
     # Assert: round 1 kept, round 2 trained from the checkpoint, as the built-in trainer's 2 rounds
-    assert "resuming from round 1 of 2" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "resuming from round 1 of 2" in printed
+    assert re.search(r", run (\d+),", printed).group(1) != first_run  # its own run, not the log's first
     report = json.loads((out / "fl.json").read_text())
     assert report["resumed_from"] == 1 and report["accuracy"][0] == first["accuracy"][0]
     assert len(report["accuracy"]) == 2 and report["sim_time"][1] == pytest.approx(2 * report["sim_time"][0])

@@ -91,3 +91,24 @@ def test_resume_with_other_settings_is_refused(tmp_path, tiny_run):
     other = CompareConfig(schemes=("fixed",), reference="epec", **{**CFG, "epochs": 2})
     with pytest.raises(InputError, match="--resume"):
         run_comparison(other, out, resume=True, log=lambda s: None)
+
+
+def test_resume_at_another_target_reports_again_without_training(tmp_path, tiny_run, monkeypatch):
+    # Prepare: a finished comparison (copied), and a comparison that must not train again
+    import shutil
+
+    cfg, ref_out, ref = tiny_run
+    out = tmp_path / "cmp"
+    shutil.copytree(ref_out, out)
+    before = json.loads((out / "timing.json").read_text())
+    monkeypatch.setattr(run_mod, "run_scheme", lambda *a, **k: pytest.fail("trained again"))
+    low = CompareConfig(schemes=cfg.schemes, reference=cfg.reference, **{**CFG, "target": 0.05})
+    # Execute
+    compare, timing = run_comparison(low, out, resume=True, log=lambda s: None)
+    # Assert: the same records, reported at the new target; the first invocation's times are kept
+    assert compare["settings"]["target"] == 0.05 and ref["settings"]["target"] != 0.05
+    assert compare["schemes"]["fixed"]["iom"] == ref["schemes"]["fixed"]["iom"]
+    assert compare["schemes"]["fixed"]["target_reached_seeds"] == 1  # any trained model beats 5%
+    assert timing["runs"] == before["runs"]
+    assert timing["invocations_wall_seconds"][0] == before["wall_seconds"]
+    assert timing["wall_seconds"] == pytest.approx(sum(timing["invocations_wall_seconds"]))
