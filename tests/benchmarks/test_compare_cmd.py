@@ -75,3 +75,25 @@ def test_unusable_drl_policy_refused_before_any_round(tmp_path, capsys):
     rc = main(["compare", "--scenario", "tiny", "--schemes", "fixed,drl", "--drl-policy", str(empty),
                "--out", str(out), "--no-progress"])
     assert rc == 2 and "policy" in capsys.readouterr().err and not out.exists()
+
+
+@pytest.mark.slow
+def test_quick_comparison_of_all_schemes(tmp_path):
+    # every registered scheme of MODEL.md section 8 through --quick (2 seeds x 3 rounds of FL on
+    # mnist5k); drl trained here for 2 PPO updates only, which is enough to exercise its path
+    out = tmp_path / "quick"
+    rc = main(["compare", "--quick", "--schemes", "all", "--drl-updates", "2", "--out", str(out), "--no-progress"])
+    assert rc == 0  # 1 would mean an uncertified round
+    data = json.loads((out / "compare.json").read_text())
+    names = ["epec", "drl", "fixed", "random", "single_leader", "aoi_only", "accuracy_only", "data_only"]
+    assert list(data["schemes"]) == names
+    assert (data["settings"]["seeds"], data["settings"]["rounds"], data["settings"]["local_epochs"]) == (2, 3, 1)
+    assert all(data["schemes"][n]["uncertified_rounds"] == 0 for n in names)
+    assert all(len(data["schemes"][n]["per_seed"]) == 2 for n in names)
+    h = data["headline"]
+    assert h["available"] and h["averaged_over"] == names[2:]
+    avg = h["iom_improvement"]["average"]
+    assert avg["n"] == 2 and avg["ci95"] is not None and avg["ci95"][0] <= avg["mean"] <= avg["ci95"][1]
+    assert h["paper"]["iom_improvement"] == 38.3
+    for name in ("iom.png", "accuracy.png", "time_to_target.png"):
+        assert (out / name).stat().st_size > 0
