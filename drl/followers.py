@@ -76,6 +76,7 @@ def scenario_arrays(base: Scenario, **pair_fields: np.ndarray) -> Any:
     ns.update({k: getattr(base, k) for k in ("D", "tau", "zeta", "v", "h", "B")})
     ns.update(pair_fields)
     ns["mechanism"] = base.mechanism
+    ns["metric"] = base.metric  # a partial-metric game stays one in the batch (models.iom.quality)
     return SimpleNamespace(**ns)
 
 

@@ -2,6 +2,8 @@
 and the Pyomo/Ipopt reference."""
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -103,6 +105,19 @@ def test_a_batch_of_different_scenarios_in_one_call():
         ref = follower_equilibrium(tr.scenario(t), R[i], options=TIGHT).f
         np.testing.assert_allclose(eq.f[i].numpy(), ref, rtol=0, atol=1e-8)
         assert np.all(eq.f[i].numpy()[~tr.active[t]] == 0)
+
+
+def test_a_batch_of_a_partial_metric_game_keeps_its_metric():
+    # the accuracy-only game (Q = zeta): the batched view must value what its base values
+    from models import Metric
+
+    base = dataclasses.replace(preset("default"), metric=Metric.ACCURACY)
+    view = scenario_arrays(base, D=np.stack([base.D] * 6))
+    R = _random_rewards(base, 6, 3)
+    eq = solve_followers(Coefficients.of(view), R)
+    for i in range(6):
+        ref = follower_equilibrium(base, R[i], options=TIGHT).f
+        np.testing.assert_allclose(eq.f[i].numpy(), ref, rtol=0, atol=1e-8)
 
 
 def test_warm_start_and_float32_options():
