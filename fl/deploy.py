@@ -10,6 +10,8 @@ By default each SuperNode runs with ``--isolation process`` next to one long-liv
 process of its own (``fl/clientapp_worker.py``) that serves all its messages; Flower's default
 (``isolation="subprocess"``) starts a new ``flwr-clientapp`` process for every message, which
 costs each node a Python start, the imports of flwr and torch and a data-set load per round.
+The SuperNodes are Flower's own entry point started through ``fl/supernode_launcher.py``, with
+the short poll waits of ``fl.flower_waits`` (``short_waits=False``: the stock command).
 
 Processes: each is started in its own session (so a Ctrl-C in the terminal reaches only this
 process, which then stops them in order) and remembered by pid and start time. Flower starts
