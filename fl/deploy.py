@@ -281,10 +281,39 @@ def port_open(port: int, host: str = LOOPBACK) -> bool:
         return s.connect_ex((host, port)) == 0
 
 
-def wait_for_port(port: int, proc: subprocess.Popen, timeout: float, what: str, log: Path) -> None:
-    """Until ``port`` accepts connections; DeploymentError if ``proc`` exits or time runs out."""
+#: tries of the SuperLink's start on fresh ports when its port was taken meanwhile
+PORT_TRIES = 3
+#: what uvicorn logs once it listens (SuperLink and SuperNode)
+LISTENING_TEXT = "running on"
+
+
+def _size(log: Path) -> int:
+    return log.stat().st_size if log.is_file() else 0
+
+
+def _port_taken(log: Path, start: int) -> bool:
+    try:
+        return "address already in use" in _read_from(log, start).lower()
+    except FileNotFoundError:
+        return False
+
+
+def wait_for_port(port: int, proc: subprocess.Popen, timeout: float, what: str, log: Path,
+                  ready_text: str | None = None, log_start: int = 0) -> None:
+    """Until ``port`` accepts connections and, if given, ``ready_text`` is in ``log`` (after byte
+    ``log_start``): the port alone could be another program's. DeploymentError if ``proc`` exits
+    or time runs out."""
     deadline = time.monotonic() + timeout
-    while not port_open(port):
+
+    def ready() -> bool:
+        if not port_open(port):
+            return False
+        try:
+            return ready_text is None or ready_text in _read_from(log, log_start)
+        except FileNotFoundError:
+            return False
+
+    while not ready():
         if proc.poll() is not None:
             raise DeploymentError(f"{what} exited with code {proc.returncode} before listening on port {port}: "
                                   f"{_tail(log)}")
@@ -421,9 +450,6 @@ def run_local_deployment(app_dir: str | os.PathLike, nodes: Sequence[NodeSpec], 
     logs.mkdir(parents=True, exist_ok=True)
     flwr_home = work / "flwr-home"
     certs = None if insecure else make_local_certificates(work / "tls")
-    ports = free_ports(1 + len(nodes))
-    link_port, node_ports = ports[0], ports[1:]
-    write_connection(flwr_home, link_port, None if certs is None else certs.ca_cert)
     env = flower_env(flwr_home)
     procs = processes if processes is not None else ProcessSet()
     progress_file = out_dir / "progress.json"
@@ -444,13 +470,27 @@ def run_local_deployment(app_dir: str | os.PathLike, nodes: Sequence[NodeSpec], 
                 "--ssl-keyfile", str(certs.server_key)]
             link_log = logs / "superlink.log"
             auth = ["--enable-supernode-auth"] if supernode_auth else []
-            link = procs.start("superlink", ["flower-superlink", "--host", LOOPBACK, "--port", str(link_port),
-                                             "--disable-runtime-dependency-installation", *auth, *tls],
-                               link_log, env, work)
-            wait_for_port(link_port, link, start_timeout_s, "flower-superlink", link_log)
+            for attempt in range(1, PORT_TRIES + 1):
+                # free ports can be taken by another program before the SuperLink binds them
+                ports = free_ports(1 + len(nodes))
+                link_port, node_ports = ports[0], ports[1:]
+                write_connection(flwr_home, link_port, None if certs is None else certs.ca_cert)
+                start = _size(link_log)
+                link = procs.start("superlink", ["flower-superlink", "--host", LOOPBACK, "--port", str(link_port),
+                                                 "--disable-runtime-dependency-installation", *auth, *tls],
+                                   link_log, env, work)
+                try:
+                    wait_for_port(link_port, link, start_timeout_s, "flower-superlink", link_log,
+                                  ready_text=LISTENING_TEXT, log_start=start)
+                    break
+                except DeploymentError:
+                    if attempt == PORT_TRIES or link.poll() is None or not _port_taken(link_log, start):
+                        raise
+                    status(f"port {link_port} was taken; the SuperLink tries other ports")
             status(f"SuperLink up on {LOOPBACK}:{link_port}")
             node_tls = ["--insecure"] if certs is None else ["--root-certificates", str(certs.ca_cert)]
             supernodes: list[subprocess.Popen] = []
+            node_log_start: list[int] = []
             for spec, port in zip(nodes, node_ports):
                 node_auth = []
                 if supernode_auth:
@@ -459,6 +499,7 @@ def run_local_deployment(app_dir: str | os.PathLike, nodes: Sequence[NodeSpec], 
                     node_auth = ["--auth-supernode-private-key", str(key)]
                 command = ([sys.executable, str(SUPERNODE_LAUNCHER), "--poll-cap", str(cap), "--"] if short_waits
                            else ["flower-supernode"])
+                node_log_start.append(_size(logs / f"supernode-{spec.partition_id}.log"))
                 supernodes.append(procs.start(
                     f"supernode-{spec.partition_id}",
                     [*command, "--superlink", f"{LOOPBACK}:{link_port}", *node_tls, *node_auth,
@@ -466,9 +507,10 @@ def run_local_deployment(app_dir: str | os.PathLike, nodes: Sequence[NodeSpec], 
                      "--max-wait-time", str(start_timeout_s), "--isolation", isolation],
                     logs / f"supernode-{spec.partition_id}.log", env, work))
             if isolation == ISOLATION_PROCESS:  # each SuperNode's long-lived ClientApp process
-                for spec, port, node in zip(nodes, node_ports, supernodes):
+                for spec, port, node, start in zip(nodes, node_ports, supernodes, node_log_start):
                     log = logs / f"supernode-{spec.partition_id}.log"
-                    wait_for_port(port, node, start_timeout_s, f"flower-supernode {spec.partition_id}", log)
+                    wait_for_port(port, node, start_timeout_s, f"flower-supernode {spec.partition_id}", log,
+                                  ready_text=LISTENING_TEXT, log_start=start)
                     procs.start(f"clientapp-{spec.partition_id}",
                                 [sys.executable, str(WORKER_SCRIPT), "--runtime-api-address", f"{LOOPBACK}:{port}",
                                  "--insecure", "--supernode-pid", str(node.pid),

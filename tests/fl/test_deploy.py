@@ -126,3 +126,40 @@ def test_only_supernodes_with_the_ca_and_a_registered_key_join(tmp_path):
         left = procs.stop()
     assert left == [] and procs.alive() == []
     assert deployment_processes(home) == []
+
+
+@pytest.mark.slow
+def test_superlink_port_taken_before_it_binds_is_retried_on_other_ports(tmp_path, monkeypatch):
+    # Prepare: the first ports handed out include one another program listens on by then
+    import socket
+
+    import fl.deploy as deploy
+
+    squatter = socket.socket()
+    squatter.bind(("127.0.0.1", 0))
+    squatter.listen()
+    taken = squatter.getsockname()[1]
+    real = deploy.free_ports
+    calls = []
+
+    def ports(n, host="127.0.0.1"):
+        calls.append(n)
+        got = real(n, host)
+        return [taken, *got[1:]] if len(calls) == 1 else got
+
+    monkeypatch.setattr(deploy, "free_ports", ports)
+    sc = generate(1, 1, seed=0)
+    atomic_write_json(tmp_path / "eq.json", {"allocations": sc.F[:, None].tolist(), "scenario": sc.to_dict()})
+    run_config = {"allocation": str(tmp_path / "eq.json"), "rounds": 1, "epochs": 1, "out-dir": str(tmp_path / "out")}
+    said = []
+    try:
+        # Execute
+        res = run_local_deployment(REPO, [NodeSpec(0, 1, 0)], run_config, tmp_path / "work", insecure=True,
+                                   timeout_s=240, on_status=said.append)
+    finally:
+        squatter.close()
+    # Assert: the SuperLink gave up the taken port, came up on others, and the run finished
+    assert len(calls) == 2 and (tmp_path / "out" / "fl.json").is_file()
+    assert any(f"port {taken} was taken" in s for s in said), said
+    assert "address already in use" in (res.logs / "superlink.log").read_text().lower()
+    assert deployment_processes(tmp_path / "work" / "flwr-home") == []
