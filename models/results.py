@@ -66,7 +66,20 @@ class SweepRecord(_Record):
     iterations: int = 0
 
 
-class EquilibriumResult(_Record):
+class _ResolvedScenario:
+    """``to_scenario`` of the records of ``metatrading solve``, whose ``scenario`` field holds the
+    resolved scenario (declared by each record, so that it keeps its place among their fields)."""
+
+    def to_scenario(self) -> Scenario:
+        """The resolved scenario the solve ran on (validated; an InputError names the field as
+        ``scenario.<field>``)."""
+        try:
+            return scenario_from_dict(self.scenario)
+        except InputError as err:
+            raise InputError(f"scenario.{err.field}", err.reason) from None
+
+
+class EquilibriumResult(_ResolvedScenario, _Record):
     """``equilibrium.json`` of ``metatrading solve``: rewards ``R_m``, allocations ``f_nm`` (GHz),
     IoM, utilities, certificate, per-sweep history, options and the resolved scenario."""
 
@@ -99,27 +112,14 @@ class EquilibriumResult(_Record):
     def iom_array(self) -> np.ndarray:
         return np.asarray(self.iom, dtype=float)
 
-    def to_scenario(self) -> Scenario:
-        """The resolved scenario the equilibrium was computed for (validated)."""
-        try:
-            return scenario_from_dict(self.scenario)
-        except InputError as err:
-            raise InputError(f"scenario.{err.field}", err.reason) from None
 
-
-class FailureResult(_Record):
+class FailureResult(_ResolvedScenario, _Record):
     """``failure.json`` of a ``metatrading solve`` that did not converge."""
 
     status: str
     message: str = ""
     options: dict[str, Any] = {}
     scenario: dict[str, Any]
-
-    def to_scenario(self) -> Scenario:
-        try:
-            return scenario_from_dict(self.scenario)
-        except InputError as err:
-            raise InputError(f"scenario.{err.field}", err.reason) from None
 
 
 class FLRunResult(_Record):

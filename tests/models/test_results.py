@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from models import InputError, preset
-from models.results import EquilibriumResult, FLRunResult, load_equilibrium, load_fl, load_result
+from models.results import EquilibriumResult, FailureResult, FLRunResult, load_equilibrium, load_failure, load_fl, load_result
 
 
 def _equilibrium(sc):
@@ -75,3 +75,25 @@ def test_not_a_result_file(tmp_path, text):
     path.write_text(text)
     with pytest.raises(InputError):
         load_result(path)
+
+
+@pytest.mark.parametrize("loader, data", [
+    (load_equilibrium, _equilibrium(preset("tiny"))),
+    (load_failure, {"status": "max_iter", "message": "no convergence", "scenario": preset("tiny").to_dict()}),
+])
+def test_to_scenario_of_both_solve_records(tmp_path, loader, data):
+    # Prepare
+    sc = preset("tiny")
+    path = tmp_path / "result.json"
+    path.write_text(json.dumps(data))
+    # Execute
+    record = loader(path)
+    # Assert
+    np.testing.assert_array_equal(record.to_scenario().F, sc.F)
+    assert list(type(record).model_fields)[-1] == "scenario"
+    data["scenario"]["F"] = [-1.0] * sc.n_mu
+    path.write_text(json.dumps(data))
+    with pytest.raises(InputError) as err:
+        loader(path).to_scenario()
+    assert err.value.field.startswith("scenario.F")
+    assert isinstance(load_result(path), FailureResult) is (loader is load_failure)
