@@ -91,12 +91,11 @@ def quality(sc: Scenario) -> np.ndarray:
     partial game; :func:`full_quality` is the model's IoM whatever the metric.
     """
     amount = np.log1p(sc.D) / math.log1p(sc.Dref)
-    metric = getattr(sc, "metric", Metric.FULL)  # scenario-like views without the field value the IoM
-    if metric is Metric.AOI:
+    if sc.metric is Metric.AOI:
         return np.ones_like(sc.zeta)
-    if metric is Metric.ACCURACY:
+    if sc.metric is Metric.ACCURACY:
         return np.array(sc.zeta, dtype=float)
-    if metric is Metric.DATA:
+    if sc.metric is Metric.DATA:
         w = sc.w_amt + sc.w_val
         if w <= 0:
             raise InputError("metric", "the data metric needs w_amt + w_val > 0")
@@ -106,9 +105,7 @@ def quality(sc: Scenario) -> np.ndarray:
 
 def full_quality(sc: Scenario) -> np.ndarray:
     """The model's ``Q_nm`` (the full IoM's), whatever ``sc.metric``."""
-    if getattr(sc, "metric", Metric.FULL) is Metric.FULL:
-        return quality(sc)
-    return quality(sc.replace(metric=Metric.FULL))
+    return quality(sc.replace(metric=Metric.FULL)) if sc.metric is not Metric.FULL else quality(sc)
 
 
 def iom(f: Any, Q: Any, alpha: Any, beta: Any) -> Any:
