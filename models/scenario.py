@@ -239,12 +239,14 @@ class Scenario:
 
         n = m = None
         for name in MU_FIELDS:
-            if len(dims(name)) == 1:
-                n = dims(name)[0]
+            shape = dims(name)
+            if len(shape) == 1:
+                n = shape[0]
                 break
         for name in MSP_FIELDS:
-            if len(dims(name)) == 1:
-                m = dims(name)[0]
+            shape = dims(name)
+            if len(shape) == 1:
+                m = shape[0]
                 break
         for name in PAIR_FIELDS:
             shape = dims(name)
