@@ -112,18 +112,18 @@ def solve_scenario(
         eq = follower_equilibrium(scenario, R, f0=f0)
         return [(model.mu[n].f[m], eq.f[n, m]) for n, m in free] if eq.converged else None
 
+    epec_options = {"certificate": CertificateOptions(grid=grid, max_failed=0.5), "follower_start": numpy_start,
+                    **epec_options}
     res = solve_epec(
         model, leaders=[model.msp], followers=[model.mu], method=method, mode=mode, damping=damping,
-        tol=tol, max_iter=max_iter, certify=certify,
-        leader_step=LeaderStep(leader_step), callback=callback, progress=progress,
-        **{"certificate": CertificateOptions(grid=grid, max_failed=0.5), "follower_start": numpy_start,
-           **epec_options},
+        tol=tol, max_iter=max_iter, certify=certify, leader_step=LeaderStep(leader_step), callback=callback,
+        progress=progress, **epec_options,
     )
     if not res.ok:
         return ScenarioSolution(scenario, res, model)
     R, f = rewards(model), allocations(model)
     check = follower_kkt_residual(scenario, R, f)
-    kkt_tol = epec_options.get("certificate", CertificateOptions()).kkt_tol
+    kkt_tol = epec_options["certificate"].kkt_tol
     if not check.max <= kkt_tol:  # the independent check is enforced like the certificate
         res = dataclasses.replace(res, ok=False, status=GameStatus.NOT_CERTIFIED,
                                   message=f"the independent numpy check of the followers' KKT conditions "

@@ -164,3 +164,16 @@ def test_uncertified_solve_is_loaded_but_not_ok():
     assert res.status is GameStatus.UNCERTIFIED and not res.ok and res.certificate is None
     assert res.status.stopped
     assert [model.msp[m].R.value for m in model.MSP] == [pytest.approx(d[0]) for d in res.history[-1].decisions]
+
+
+def test_solve_scenario_takes_the_callers_certificate_options():
+    # Prepare
+    from models import preset
+
+    # Execute
+    default = solve_scenario(preset("tiny"), grid=5)
+    own = solve_scenario(preset("tiny"), grid=5, certificate=CertificateOptions(grid=5, starts=0))
+    # Assert: the keyword replaces solve_scenario's options, and the numpy check still runs
+    assert default.ok and default.result.certificate.starts == 3
+    assert own.ok and own.result.certificate.starts == 0
+    assert own.numpy_kkt is not None and own.numpy_kkt.max <= CertificateOptions().kkt_tol
