@@ -134,7 +134,7 @@ def solve_epec(
         raise ValueError(f"tol: must be > 0, got {tol!r}")
     check_int("max_iter", max_iter, 1)
     check_int("acceleration", acceleration, 0)
-    for name, fn in (("callback", callback), ("progress", progress)):
+    for name, fn in (("callback", callback), ("progress", progress), ("follower_start", follower_start)):
         if fn is not None and not callable(fn):
             raise ValueError(f"{name}: must be callable, got {fn!r}")
     t0 = time.perf_counter()
@@ -142,8 +142,6 @@ def solve_epec(
     specs = [(b.name, player_variables(b), player_objective(b)) for b in leaders]
     game = Game(model, expand_players(followers), specs, make_mode(mode), make_solver(solver, options), lift)
     game.response_options = response
-    if follower_start is not None and not callable(follower_start):
-        raise ValueError(f"follower_start: must be callable, got {follower_start!r}")
     game.follower_start = follower_start
     implicit = leader_step is LeaderStep.IMPLICIT and game.response is not None
     if implicit:

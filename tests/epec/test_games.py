@@ -164,6 +164,13 @@ def test_epec_validates_arguments(bad):
         solve_epec(m, [m.leader], [m.follower], **bad)
 
 
+def test_epec_checks_follower_start_before_any_work():
+    m = P.multi_leader_cournot()
+    # a non-callable hint is refused before the players are read (an invalid leader is not reached)
+    with pytest.raises(ValueError, match="follower_start: must be callable"):
+        solve_epec(m, [object()], [m.follower], follower_start=1)
+
+
 def test_proportional_share_epec_small():
     # Prepare: a MetaTrading-shaped game, 2 leaders x 4 followers
     m = P.proportional_share(4, 2, seed=1)
