@@ -18,11 +18,10 @@ import numpy as np
 
 from pyomo.core.base.block import BlockData
 
-from .game import expand_players, make_solver
-from .kkt import KKTResidual, player_objective, player_variables
+from .game import leaders_game
+from .kkt import KKTResidual
 from .leader_steps import implicit_response
 from .options import CertificateOptions
-from .reformulation import make_mode
 from .response import ResponseOptions
 
 __all__ = ["Certificate", "certify", "certify_game"]
@@ -488,12 +487,7 @@ def certify(
         raise ValueError(f"response: must be a ResponseOptions, got {type(response).__name__}")
     if progress is not None and not callable(progress):
         raise ValueError(f"progress: must be callable, got {progress!r}")
-    from .game import Game
-
-    leaders = expand_players(leaders)
-    specs = [(b.name, player_variables(b), player_objective(b)) for b in leaders]
-    game = Game(model, expand_players(followers), specs, make_mode(mode), make_solver(solver, options), lift)
-    game.response_options = response
+    game = leaders_game(model, leaders, followers, mode, solver, options, lift, response)
     x = [ld.values() for ld in game.leaders]
     run, _ = implicit_response(game, x, None, cold=True)  # Ipopt's homotopy without a Newton response
     if not run.ok:

@@ -12,11 +12,10 @@ from pyomo.core.base.block import BlockData
 
 from .acceleration import Anderson
 from .certificate import certify_game, format_decision
-from .game import Game, expand_players, finish, make_solver
-from .kkt import player_objective, player_variables
+from .game import Game, finish, leaders_game
 from .leader_steps import FollowerState, StepFailed, full_space_step, implicit_response, implicit_step
 from .options import CertificateOptions, GlobalOptions, LeaderStep, Method
-from .reformulation import HomotopyResult, check_int, make_mode
+from .reformulation import HomotopyResult, check_int
 from .response import ResponseOptions
 from .results import GameResult, GameStatus, GlobalMove, Sweep
 
@@ -138,10 +137,7 @@ def solve_epec(
         if fn is not None and not callable(fn):
             raise ValueError(f"{name}: must be callable, got {fn!r}")
     t0 = time.perf_counter()
-    leaders = expand_players(leaders)
-    specs = [(b.name, player_variables(b), player_objective(b)) for b in leaders]
-    game = Game(model, expand_players(followers), specs, make_mode(mode), make_solver(solver, options), lift)
-    game.response_options = response
+    game = leaders_game(model, leaders, followers, mode, solver, options, lift, response)
     game.follower_start = follower_start
     implicit = leader_step is LeaderStep.IMPLICIT and game.response is not None
     if implicit:

@@ -13,12 +13,12 @@ import numpy as np
 import pyomo.environ as pyo
 from pyomo.core.base.block import BlockData
 
-from .kkt import KKTResidual, KKTSystem, kkt, player_variables
-from .reformulation import HomotopyResult, InverseData, Reformulation, clone_with_map
+from .kkt import KKTResidual, KKTSystem, kkt, player_objective, player_variables
+from .reformulation import HomotopyResult, InverseData, Reformulation, clone_with_map, make_mode
 from .response import FollowerResponse, ResponseOptions
 from .results import GameResult, GameStatus
 
-__all__ = ["Game", "expand_players", "make_solver", "finish", "CAPPED_MAX_ITER"]
+__all__ = ["Game", "leaders_game", "expand_players", "make_solver", "finish", "CAPPED_MAX_ITER"]
 
 
 def expand_players(blocks: Iterable[Any]) -> list[BlockData]:
@@ -228,6 +228,16 @@ def make_solver(solver: Any, options: Any) -> Any:
     from solvers import IpoptOptions, IpoptSolver
 
     return IpoptSolver(options=options if options is not None else IpoptOptions())
+
+
+def leaders_game(model: BlockData, leaders: Sequence[Any], followers: Sequence[Any], mode: Any, solver: Any,
+                 options: Any, lift: bool, response: ResponseOptions) -> Game:
+    """The :class:`Game` of leader blocks (each holding its objective and decision Vars) over
+    ``followers``, as :func:`epec.solve_epec` and :func:`epec.certify` build it."""
+    specs = [(b.name, player_variables(b), player_objective(b)) for b in expand_players(leaders)]
+    game = Game(model, expand_players(followers), specs, make_mode(mode), make_solver(solver, options), lift)
+    game.response_options = response
+    return game
 
 
 def finish(game: Game, status: GameStatus, message: str, iterations: int, sweeps: int,
