@@ -151,7 +151,7 @@ def box_ascent(evaluate: Any, cache: dict, x0: np.ndarray, lo: np.ndarray, hi: n
             if err.point is None or attempt == _MAX_SHRINK:
                 raise
             # keep the half of the segment [best, bad] next to the best point evaluated so far
-            best = min((np.frombuffer(k) for k in cache), key=lambda k: -cache[k.tobytes()][0])
+            best = np.frombuffer(max(cache, key=lambda k: cache[k][0]))
             bad = err.point
             low, high = bad < best, bad > best
             bad_lo = np.where(low, np.maximum(bad_lo, bad), bad_lo)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import math
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -78,3 +79,30 @@ def test_points_without_a_response_are_backed_off_from():
     # Assert
     assert any(t > 4.0 for t in calls)  # it did try beyond the wall...
     assert x[0] == pytest.approx(3.5, abs=1e-12)  # ...and came back to the maximum
+
+
+def test_box_ascent_shrinks_around_points_without_a_response():
+    # Prepare: V = -(x0 - 2)^2 - (x1 - 1)^2 on [0, 10]^2, no response where x0 > 2.5 (the first
+    # L-BFGS-B trial from x = (0, 0) overshoots there)
+    cache: dict = {}
+    failed: list = []
+
+    def evaluate(x: np.ndarray) -> tuple[float, np.ndarray]:
+        x = np.asarray(x, dtype=float)
+        key = x.tobytes()
+        if key not in cache:
+            if x[0] > 2.5:
+                failed.append(x.copy())
+                raise G.StepFailed("no response", x.copy())
+            v = -(x[0] - 2.0) ** 2 - (x[1] - 1.0) ** 2
+            cache[key] = (v, np.array([-2.0 * (x[0] - 2.0), -2.0 * (x[1] - 1.0)]), None, None)
+        v, g, _, _ = cache[key]
+        return -v, -g
+
+    # Execute
+    box = SimpleNamespace(lower=np.zeros(2), upper=np.full(2, 10.0))  # the leader's own box
+    x, mv, mg, _ = G.box_ascent(evaluate, cache, np.zeros(2), box.lower.copy(), box.upper.copy(), box, 1.0)
+    # Assert
+    assert failed  # the shrink path ran
+    np.testing.assert_allclose(x, [2.0, 1.0], atol=1e-6)
+    assert mv == pytest.approx(0.0, abs=1e-10)
