@@ -94,7 +94,6 @@ class Coefficients:
     e: torch.Tensor
     F: torch.Tensor
     lam: torch.Tensor
-    Rmax: torch.Tensor
     eps0: float
     mechanism: Mechanism
 
@@ -110,7 +109,7 @@ class Coefficients:
         batch = lambda a: a if a.dim() == 3 else a.unsqueeze(0)  # noqa: E731
         return cls(
             Q=batch(t(np.where(has, Q, 0.0))), alpha=batch(t(alpha)), beta=batch(t(np.where(has, beta, 1.0))),
-            e=batch(t(e)), F=t(sc.F).reshape(1, -1), lam=t(sc.lam), Rmax=t(sc.Rmax),
+            e=batch(t(e)), F=t(sc.F).reshape(1, -1), lam=t(sc.lam),
             eps0=float(sc.eps0), mechanism=Mechanism(sc.mechanism),
         )
 

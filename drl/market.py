@@ -185,7 +185,7 @@ class Market:
 
 def _take(cf: Coefficients, mask: torch.Tensor) -> Coefficients:
     return Coefficients(Q=cf.Q[mask], alpha=cf.alpha[mask], beta=cf.beta[mask], e=cf.e[mask], F=cf.F,
-                        lam=cf.lam, Rmax=cf.Rmax, eps0=cf.eps0, mechanism=cf.mechanism)
+                        lam=cf.lam, eps0=cf.eps0, mechanism=cf.mechanism)
 
 
 def _merge(eq: Any, cold: Any, mask: torch.Tensor) -> Any:
