@@ -21,7 +21,7 @@ from torch.distributions import Normal
 
 from models.errors import InputError
 
-__all__ = ["PPOConfig", "Actor", "Critic", "PricingAgent"]
+__all__ = ["PPOConfig", "Actor", "Critic", "PricingAgent", "reward_of"]
 
 
 @dataclass(frozen=True)
@@ -103,6 +103,12 @@ class Actor(nn.Module):
         return Normal(self.mean(obs).squeeze(-1), self.logstd.exp().expand(obs.shape[0]))
 
 
+def reward_of(Rmax: float, a: torch.Tensor) -> torch.Tensor:
+    """``R = Rmax sigmoid(a)``: the reward posted for the unbounded action ``a`` (training and
+    deployment share it)."""
+    return Rmax * torch.sigmoid(a)
+
+
 class PricingAgent:
     """MSP m's learner (its own networks and optimiser).
 
@@ -123,8 +129,8 @@ class PricingAgent:
                                           lr=config.learning_rate, eps=1e-5)
 
     def reward_of(self, a: torch.Tensor) -> torch.Tensor:
-        """``R = Rmax sigmoid(a)``."""
-        return self.Rmax * torch.sigmoid(a)
+        """``R = Rmax sigmoid(a)`` (:func:`reward_of`)."""
+        return reward_of(self.Rmax, a)
 
     @torch.no_grad()
     def act(self, obs: torch.Tensor, deterministic: bool = False) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
