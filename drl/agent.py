@@ -21,7 +21,7 @@ from torch.distributions import Normal
 
 from models.errors import InputError
 
-__all__ = ["PPOConfig", "Actor", "Critic", "PricingAgent"]
+__all__ = ["PPOConfig", "Actor", "Critic", "PricingAgent", "reward_of"]
 
 
 @dataclass(frozen=True)
@@ -103,6 +103,12 @@ class Actor(nn.Module):
         return Normal(self.mean(obs).squeeze(-1), self.logstd.exp().expand(obs.shape[0]))
 
 
+def reward_of(Rmax: float, a: torch.Tensor) -> torch.Tensor:
+    """``R = Rmax sigmoid(a)``: the reward posted for the unbounded action ``a`` (training and
+    deployment share it)."""
+    return Rmax * torch.sigmoid(a)
+
+
 class PricingAgent:
     """MSP m's learner (its own networks and optimiser).
 
@@ -119,12 +125,12 @@ class PricingAgent:
         self.Rmax, self.config, self.device = float(Rmax), config, device
         self.actor = Actor(obs_dim, config.hidden, config.init_logstd).to(device)
         self.critic = Critic(obs_dim, config.hidden).to(device)
-        self.optimizer = torch.optim.Adam(list(self.actor.parameters()) + list(self.critic.parameters()),
-                                          lr=config.learning_rate, eps=1e-5)
+        self._params = list(self.actor.parameters()) + list(self.critic.parameters())
+        self.optimizer = torch.optim.Adam(self._params, lr=config.learning_rate, eps=1e-5)
 
     def reward_of(self, a: torch.Tensor) -> torch.Tensor:
-        """``R = Rmax sigmoid(a)``."""
-        return self.Rmax * torch.sigmoid(a)
+        """``R = Rmax sigmoid(a)`` (:func:`reward_of`)."""
+        return reward_of(self.Rmax, a)
 
     @torch.no_grad()
     def act(self, obs: torch.Tensor, deterministic: bool = False) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -157,11 +163,13 @@ class PricingAgent:
                 loss = pg_loss - c.ent_coef * entropy.mean() + c.vf_coef * v_loss
                 self.optimizer.zero_grad()
                 loss.backward()
-                nn.utils.clip_grad_norm_(list(self.actor.parameters()) + list(self.critic.parameters()), c.max_grad_norm)
+                nn.utils.clip_grad_norm_(self._params, c.max_grad_norm)
                 self.optimizer.step()
-                clipfracs.append(((ratio - 1.0).abs() > c.clip_coef).float().mean().item())
+                clipfracs.append(((ratio.detach() - 1.0).abs() > c.clip_coef).float().mean())
+        # one device sync per update for the clip fractions, not one per minibatch
         return {"losses/policy": pg_loss.item(), "losses/value": v_loss.item(),
-                "losses/clipfrac": float(np.mean(clipfracs)), "policy/std": float(self.actor.logstd.exp().item())}
+                "losses/clipfrac": float(np.mean(torch.stack(clipfracs).tolist())),
+                "policy/std": float(self.actor.logstd.exp().item())}
 
     def state_dict(self) -> dict[str, Any]:
         return {"actor": self.actor.state_dict(), "critic": self.critic.state_dict(),

@@ -33,7 +33,7 @@ import torch
 
 from models.errors import InputError
 from models.iom import freshness_coefficients, iom, quality
-from models.scenario import MU_FIELDS, MSP_FIELDS, SCALAR_FIELDS, Mechanism, Scenario
+from models.scenario import MU_FIELDS, MSP_FIELDS, PAIR_FIELDS, SCALAR_FIELDS, Mechanism, Scenario
 from models.utility import energy_cost, energy_cost_coefficient, msp_payment, msp_value, payment
 
 from .taylor import variables
@@ -69,11 +69,10 @@ def scenario_arrays(base: Scenario, **pair_fields: np.ndarray) -> Any:
     """A scenario view whose pair fields carry a leading batch axis, e.g. ``D`` of shape (E, N, M).
 
     The parameter functions of :mod:`models.iom` and :mod:`models.utility` broadcast, so they
-    evaluate every market of a batch at once on this view; the per-MU, per-MSP and scalar
-    fields are the base's.
+    evaluate every market of a batch at once on this view; every field not given (per-MU,
+    per-MSP, scalar, and the pair fields left out) is the base's.
     """
-    ns = {k: getattr(base, k) for k in MU_FIELDS + MSP_FIELDS + SCALAR_FIELDS}
-    ns.update({k: getattr(base, k) for k in ("D", "tau", "zeta", "v", "h", "B")})
+    ns = {k: getattr(base, k) for k in MU_FIELDS + PAIR_FIELDS + MSP_FIELDS + SCALAR_FIELDS}
     ns.update(pair_fields)
     ns["mechanism"] = base.mechanism
     ns["metric"] = base.metric  # a partial-metric game stays one in the batch (models.iom.quality)
@@ -95,7 +94,6 @@ class Coefficients:
     e: torch.Tensor
     F: torch.Tensor
     lam: torch.Tensor
-    Rmax: torch.Tensor
     eps0: float
     mechanism: Mechanism
 
@@ -111,7 +109,7 @@ class Coefficients:
         batch = lambda a: a if a.dim() == 3 else a.unsqueeze(0)  # noqa: E731
         return cls(
             Q=batch(t(np.where(has, Q, 0.0))), alpha=batch(t(alpha)), beta=batch(t(np.where(has, beta, 1.0))),
-            e=batch(t(e)), F=t(sc.F).reshape(1, -1), lam=t(sc.lam), Rmax=t(sc.Rmax),
+            e=batch(t(e)), F=t(sc.F).reshape(1, -1), lam=t(sc.lam),
             eps0=float(sc.eps0), mechanism=Mechanism(sc.mechanism),
         )
 

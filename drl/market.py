@@ -24,7 +24,7 @@ from models.dynamics import DynamicsOptions, MarketState
 from models.errors import InputError
 from models.scenario import Scenario
 
-from .followers import Coefficients, SolverOptions, market_utilities, scenario_arrays, solve_followers
+from .followers import BatchEquilibrium, Coefficients, SolverOptions, market_utilities, scenario_arrays, solve_followers
 
 __all__ = ["MarketOptions", "Outcome", "History", "Market", "FEATURES"]
 
@@ -185,12 +185,10 @@ class Market:
 
 def _take(cf: Coefficients, mask: torch.Tensor) -> Coefficients:
     return Coefficients(Q=cf.Q[mask], alpha=cf.alpha[mask], beta=cf.beta[mask], e=cf.e[mask], F=cf.F,
-                        lam=cf.lam, Rmax=cf.Rmax, eps0=cf.eps0, mechanism=cf.mechanism)
+                        lam=cf.lam, eps0=cf.eps0, mechanism=cf.mechanism)
 
 
-def _merge(eq: Any, cold: Any, mask: torch.Tensor) -> Any:
-    from .followers import BatchEquilibrium
-
+def _merge(eq: BatchEquilibrium, cold: BatchEquilibrium, mask: torch.Tensor) -> BatchEquilibrium:
     f, mu, I, res, conv = eq.f.clone(), eq.mu.clone(), eq.iom.clone(), eq.residual.clone(), eq.converged.clone()
     f[mask], mu[mask], I[mask], res[mask], conv[mask] = cold.f, cold.mu, cold.iom, cold.residual, cold.converged
     return BatchEquilibrium(f=f, mu=mu, iom=I, residual=res, converged=conv, iterations=eq.iterations + cold.iterations)

@@ -43,7 +43,6 @@ class PricingParallelEnv(ParallelEnv):
         self.possible_agents = [f"msp_{m}" for m in range(scenario.n_msp)]
         self.agents: list[str] = []
         self._market = Market(scenario, 1, options, seed=0)
-        self._seed = 0
         self._hist: list[History] = []
         self._t = 0
 
@@ -60,11 +59,7 @@ class PricingParallelEnv(ParallelEnv):
         return {a: self._hist[m].observation()[0].numpy() for m, a in enumerate(self.possible_agents) if a in self.agents}
 
     def reset(self, seed: int | None = None, options: dict[str, Any] | None = None):
-        if seed is not None:
-            self._seed = int(seed)
-            self._market.reset(seed)
-        else:
-            self._market.reset()
+        self._market.reset(seed)  # reseeded only when a seed is given
         self.agents = list(self.possible_agents)
         self._hist = [History(float(self.scenario.Rmax[m]), float(self.scenario.lam[m]), self.scenario.n_mu,
                               self.options.history, 1) for m in range(self.scenario.n_msp)]

@@ -15,7 +15,7 @@ import torch
 
 from models.errors import InputError
 
-from .agent import Actor
+from .agent import Actor, reward_of
 from .market import FEATURES, History
 from .train import POLICY_FILE, POLICY_VERSION
 
@@ -33,7 +33,7 @@ class DeployedAgent:
     def act(self, deterministic: bool = True) -> float:
         dist = self.actor(self.history.observation())
         a = dist.mean if deterministic else dist.sample()
-        return float(self.Rmax * torch.sigmoid(a)[0])
+        return float(reward_of(self.Rmax, a)[0])
 
     def feedback(self, R: float, total_iom: float, contributors: float, utility: float) -> None:
         t = lambda x: torch.tensor([float(x)], dtype=torch.float64)  # noqa: E731

@@ -32,14 +32,6 @@ def _scale(a: Any, c: Any) -> Any:
     return None if a is None else a * c
 
 
-def _as(x: Any, like: torch.Tensor) -> torch.Tensor:
-    if x is None:
-        return torch.zeros_like(like)
-    if not isinstance(x, torch.Tensor):
-        return torch.full_like(like, float(x))
-    return torch.broadcast_to(x, like.shape)
-
-
 class Jet:
     """``v`` with gradient ``g[i]`` and Hessian ``h[i][j]`` (``i <= j`` stored) in k directions."""
 
@@ -120,15 +112,6 @@ class Jet:
 
     def __rtruediv__(self, other: Any) -> "Jet":
         return self.reciprocal() * other
-
-    def grad(self, i: int, like: torch.Tensor) -> torch.Tensor:
-        """``d/dx_i`` as a tensor shaped ``like`` (zeros when identically zero)."""
-        return _as(self.g[i], like)
-
-    def hess(self, i: int, j: int, like: torch.Tensor) -> torch.Tensor:
-        """``d2/dx_i dx_j`` as a tensor shaped ``like``."""
-        i, j = min(i, j), max(i, j)
-        return _as(self.h[i][j], like)
 
 
 def variables(*xs: torch.Tensor) -> list[Jet]:

@@ -69,7 +69,9 @@ def _gae(r: torch.Tensor, v: torch.Tensor, v_next: torch.Tensor, gamma: float, l
 
 
 def _fingerprint(scenario: Scenario, config: PPOConfig, seed: int, dynamic: bool) -> dict[str, Any]:
-    return {"scenario": scenario.to_dict(), "config": config.to_dict(), "seed": int(seed), "dynamic": bool(dynamic)}
+    """What a checkpoint must match to be resumed, as it reads back from JSON (tuples as lists)."""
+    fp = {"scenario": scenario.to_dict(), "config": config.to_dict(), "seed": int(seed), "dynamic": bool(dynamic)}
+    return json.loads(json.dumps(fp))
 
 
 def _reference(scenario: Scenario) -> tuple[np.ndarray | None, np.ndarray | None]:
@@ -149,7 +151,7 @@ def train_pricing(
     state = None
     if resume and ckpt_path.exists():
         state = torch.load(ckpt_path, map_location=device, weights_only=False)
-        if state.get("fingerprint") != json.loads(json.dumps(fp)):
+        if state.get("fingerprint") != fp:
             raise InputError("--resume", f"checkpoint {ckpt_path} was made with another scenario, config, seed or mode")
     out.mkdir(parents=True, exist_ok=True)
     if reference is None and not dynamic and solve_reference:
@@ -179,7 +181,7 @@ def train_pricing(
         update, rounds, elapsed, log = state["update"], state["rounds"], state["elapsed"], state["log"]
 
     def save_checkpoint() -> None:
-        st = {"fingerprint": json.loads(json.dumps(fp)), "agents": [a.state_dict() for a in agents],
+        st = {"fingerprint": fp, "agents": [a.state_dict() for a in agents],
               "histories": [h.state_dict() for h in hists], "market": env.state_dict(),
               "torch_rng": torch.get_rng_state(), "update": update, "rounds": rounds, "elapsed": elapsed,
               "log": log, "reference": reference}

@@ -21,6 +21,7 @@ import torch
 from models.dynamics import DynamicsOptions, trajectory
 from models.equilibrium import follower_equilibrium
 from models.errors import InputError
+from models.iom import iom_matrix
 from models.scenario import Scenario
 from models.utility import msp_utilities
 
@@ -95,8 +96,7 @@ def validate_stationary(scenario: Scenario, rewards: Any, *, reference: Any = No
     f = follower_equilibrium(scenario, R).f
     V = msp_utilities(scenario, R, f)
     V_ref = msp_utilities(scenario, ref.R, ref.f)
-    iom_of = lambda ff: _iom(scenario, ff)  # noqa: E731
-    I, I_ref = iom_of(f), iom_of(ref.f)
+    I, I_ref = _iom(scenario, f), _iom(scenario, ref.f)
     game = build_game(scenario, R0=R)
     cert = epec.certify(game, leaders=[game.msp], followers=[game.mu],
                         certificate=epec.CertificateOptions(grid=grid), progress=progress)
@@ -120,8 +120,7 @@ def validate_stationary(scenario: Scenario, rewards: Any, *, reference: Any = No
 
 
 def _iom(scenario: Scenario, f: np.ndarray) -> np.ndarray:
-    from models.iom import iom_matrix
-
+    """Each MSP's total IoM ``sum_n IoM_nm`` (M,) at ``f``."""
     return iom_matrix(scenario, f).sum(0)
 
 
