@@ -151,7 +151,6 @@ def run(args: argparse.Namespace) -> int:
     summary = {f"batched_{B}_over_reference": by[("batched", B)] / ref_rate for B in batches}
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
     out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
     atomic_write_json(out / "pricing_throughput.json", {
         "scenario": sc.name, "n_mu": sc.n_mu, "n_msp": sc.n_msp, "torch_threads": args.threads,
         "device": args.device, "load_average_1min": load, "rows": rows, "training": training, "speedups": summary,

@@ -179,7 +179,7 @@ def run(args: argparse.Namespace) -> int:
             ref = epec.solve_scenario(sc, grid=args.grid)
             runs = [validate_stationary(sc, play_stationary(p, sc, args.warmup)[-1], reference=ref, grid=args.grid,
                                         progress=progress) for p in policies]
-            res = _aggregate(runs, policies, [d for d in args.policy.split(",") if d.strip()])
+            res = _aggregate(runs, policies, dirs)
         else:
             R = play_stationary(pricing, sc, args.warmup)[-1] if args.policy is not None else pricing
             res = validate_stationary(sc, R, grid=args.grid, progress=progress)
@@ -194,7 +194,6 @@ def run(args: argparse.Namespace) -> int:
     if len(policies) == 1:
         res["policy_budget"] = pricing.budget
     out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
     atomic_write_json(out / "validation.json", res)
     _plot(out / "validation.png", res)
     M = sc.n_msp
