@@ -28,6 +28,7 @@ from typing import Any
 
 import numpy as np
 
+from benchmarks.conventions import parse_numbers
 from models.errors import InputError
 
 __all__ = ["add_arguments", "run", "reference_solver"]
@@ -74,18 +75,8 @@ class reference_solver:  # noqa: N801 (used as a callable factory)
         return allocations(self.model)
 
 
-def _batches(text: str) -> list[int]:
-    try:
-        out = [int(x) for x in text.split(",") if x.strip()]
-    except ValueError:
-        raise InputError("--batches", f"expected comma-separated integers, got {text!r}") from None
-    if not out or min(out) < 1:
-        raise InputError("--batches", f"expected integers >= 1, got {text!r}")
-    return out
-
-
 def run(args: argparse.Namespace) -> int:
-    batches = _batches(args.batches)
+    batches = parse_numbers(args.batches, "--batches", int, minimum=1)
     for flag, v in (("--reference-solves", args.reference_solves), ("--numpy-batch", args.numpy_batch),
                     ("--repeats", args.repeats), ("--threads", args.threads)):
         if v < 1:
@@ -160,7 +151,6 @@ def run(args: argparse.Namespace) -> int:
     summary = {f"batched_{B}_over_reference": by[("batched", B)] / ref_rate for B in batches}
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
     out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
     atomic_write_json(out / "pricing_throughput.json", {
         "scenario": sc.name, "n_mu": sc.n_mu, "n_msp": sc.n_msp, "torch_threads": args.threads,
         "device": args.device, "load_average_1min": load, "rows": rows, "training": training, "speedups": summary,

@@ -22,7 +22,7 @@ import time
 import traceback
 import warnings
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any
 
 import numpy as np
 
@@ -119,14 +119,6 @@ def summarise(rows: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
-def _run_all(seeds: Iterable[int], tick: Callable[[dict], None], **kw: Any) -> list[dict[str, Any]]:
-    rows = []
-    for seed in seeds:
-        rows.append(solve_one(seed, **kw))
-        tick(rows[-1])
-    return rows
-
-
 def run(args: argparse.Namespace) -> int:
     if args.count < 1:
         raise InputError("--count", f"must be >= 1, got {args.count}")
@@ -145,11 +137,11 @@ def run(args: argparse.Namespace) -> int:
     t0 = time.perf_counter()
     with tqdm(total=args.count, desc="random scenarios", file=sys.stderr, leave=False,
               disable=not show_progress(args)) as bar:
-        def tick(row: dict) -> None:
-            bar.set_postfix_str(f"seed {row['seed']}: {row['status']}")
+        rows = []
+        for seed in range(args.seed, args.seed + args.count):
+            rows.append(solve_one(seed, grid=args.grid, verify_grid=args.verify_grid))
+            bar.set_postfix_str(f"seed {seed}: {rows[-1]['status']}")
             bar.update(1)
-
-        rows = _run_all(range(args.seed, args.seed + args.count), tick, grid=args.grid, verify_grid=args.verify_grid)
     summary = summarise(rows)
     print(f"EPEC robustness: {args.count} random scenarios (seeds {args.seed}..{args.seed + args.count - 1}, "
           f"1-40 MUs x 1-6 MSPs, both mechanisms)")

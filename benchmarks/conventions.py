@@ -1,4 +1,5 @@
-"""What every ``metatrading`` command shares: the output-folder policy and the progress bars.
+"""What every ``metatrading`` command shares: the output-folder policy, the progress bars and the
+comma-separated number lists of flags.
 
 Output-folder policy (applied by :func:`benchmarks.cli.main` to every command with ``--out``,
 before the command does any work):
@@ -31,7 +32,7 @@ from typing import Iterator
 
 from models.errors import InputError
 
-__all__ = ["check_out", "output_folder", "show_progress"]
+__all__ = ["check_out", "output_folder", "parse_numbers", "show_progress"]
 
 
 def show_progress(args: argparse.Namespace) -> bool:
@@ -43,6 +44,22 @@ def show_progress(args: argparse.Namespace) -> bool:
         return sys.stderr.isatty()
     except (AttributeError, ValueError):
         return False
+
+
+def parse_numbers(text: str, flag: str, kind: type = float, minimum: float | None = None) -> list:
+    """The comma-separated numbers of ``flag`` (``kind``: float or int; empty items are skipped).
+
+    With ``minimum``: a non-empty list whose items are all ``>= minimum``. Anything else is an
+    InputError naming ``flag``.
+    """
+    noun = "integers" if kind is int else "numbers"
+    try:
+        values = [kind(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise InputError(flag, f"expected comma-separated {noun}, got {text!r}") from None
+    if minimum is not None and (not values or min(values) < minimum):
+        raise InputError(flag, f"expected {noun} >= {minimum}, got {text!r}")
+    return values
 
 
 def _nearest_existing(path: Path) -> Path:

@@ -157,13 +157,12 @@ def run(args: argparse.Namespace) -> int:
 
     sc = load_scenario(args.scenario, seed=args.seed)
     out = Path(args.out)
-    options = {"method": args.method, "mode": args.mode, "tol": args.tol, "max_iter": args.max_iter,
-               "damping": args.damping, "grid": args.grid, "leader_step": args.leader_step,
-               "global_moves": args.global_moves, "starts": args.starts}
+    solve_options = {"method": args.method, "mode": args.mode, "tol": args.tol, "max_iter": args.max_iter,
+                     "damping": args.damping, "grid": args.grid, "leader_step": args.leader_step}
+    options = {**solve_options, "global_moves": args.global_moves, "starts": args.starts}  # as the JSON records them
     t0 = time.perf_counter()
     bars = _Bars(show_progress(args))
     try:
-        solve_options = {k: v for k, v in options.items() if k not in ("global_moves", "starts")}
         sol = solve_scenario(sc, callback=bars.on_sweep, progress=bars.on_progress,
                              global_search=GlobalOptions(moves=args.global_moves, starts=args.starts), **solve_options)
     finally:

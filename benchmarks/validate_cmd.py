@@ -22,10 +22,10 @@ from typing import Any
 
 import numpy as np
 
-from benchmarks.conventions import show_progress
+from benchmarks.conventions import parse_numbers, show_progress
 from models.errors import InputError
 
-__all__ = ["add_arguments", "run", "parse_floats"]
+__all__ = ["add_arguments", "run"]
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -42,23 +42,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--grid", type=int, default=41, help="deviation-grid points per MSP in the certificate (default 41)")
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
-
-
-def parse_floats(text: str, flag: str) -> list[float]:
-    try:
-        return [float(x) for x in text.split(",") if x.strip()]
-    except ValueError:
-        raise InputError(flag, f"expected comma-separated numbers, got {text!r}") from None
-
-
-def parse_seeds(text: str) -> list[int]:
-    try:
-        seeds = [int(x) for x in text.split(",") if x.strip()]
-    except ValueError:
-        raise InputError("--seeds", f"expected comma-separated integers, got {text!r}") from None
-    if not seeds or min(seeds) < 0:
-        raise InputError("--seeds", f"expected integers >= 0, got {text!r}")
-    return seeds
 
 
 def _plot(path: Path, res: dict[str, Any]) -> None:
@@ -157,7 +140,7 @@ def run(args: argparse.Namespace) -> int:
         raise InputError("--warmup", f"must be >= 1, got {args.warmup}")
     if args.grid < 2:
         raise InputError("--grid", f"must be >= 2, got {args.grid}")
-    seeds = parse_seeds(args.seeds)
+    seeds = parse_numbers(args.seeds, "--seeds", int, minimum=0)
     from drl import check_rewards, load_policy, play_stationary, validate_dynamic, validate_stationary
     from models.io import atomic_write_json
 
@@ -174,7 +157,7 @@ def run(args: argparse.Namespace) -> int:
             policies.append(pol)
         pricing: Any = policies[0]
     else:
-        pricing = check_rewards(sc, parse_floats(args.rewards, "--rewards"))
+        pricing = check_rewards(sc, parse_numbers(args.rewards, "--rewards"))
     from tqdm import tqdm
 
     bar = None if not show_progress(args) else tqdm(desc="validate", file=sys.stderr, leave=False)
@@ -196,7 +179,7 @@ def run(args: argparse.Namespace) -> int:
             ref = epec.solve_scenario(sc, grid=args.grid)
             runs = [validate_stationary(sc, play_stationary(p, sc, args.warmup)[-1], reference=ref, grid=args.grid,
                                         progress=progress) for p in policies]
-            res = _aggregate(runs, policies, [d for d in args.policy.split(",") if d.strip()])
+            res = _aggregate(runs, policies, dirs)
         else:
             R = play_stationary(pricing, sc, args.warmup)[-1] if args.policy is not None else pricing
             res = validate_stationary(sc, R, grid=args.grid, progress=progress)
@@ -211,7 +194,6 @@ def run(args: argparse.Namespace) -> int:
     if len(policies) == 1:
         res["policy_budget"] = pricing.budget
     out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
     atomic_write_json(out / "validation.json", res)
     _plot(out / "validation.png", res)
     M = sc.n_msp

@@ -352,3 +352,28 @@ def test_a_closed_stdout_ends_quietly(tmp_path):
     err = proc.stderr.read().decode()
     assert proc.wait(timeout=60) == 141
     assert "Traceback" not in err and "BrokenPipeError" not in err, err
+
+
+@pytest.mark.parametrize("text, kind, minimum, message", [
+    ("1,x", int, 1, "--f: expected comma-separated integers, got '1,x'"),
+    ("1.5", int, 1, "--f: expected comma-separated integers, got '1.5'"),
+    ("4,-1", int, 1, "--f: expected integers >= 1, got '4,-1'"),
+    (" , ", int, 0, "--f: expected integers >= 0, got ' , '"),
+    ("1,x", float, None, "--f: expected comma-separated numbers, got '1,x'"),
+])
+def test_comma_separated_numbers_name_the_flag(text, kind, minimum, message):
+    from benchmarks.conventions import parse_numbers
+    from models.errors import InputError
+
+    with pytest.raises(InputError) as exc:
+        parse_numbers(text, "--f", kind, minimum=minimum)
+    assert str(exc.value) == message
+
+
+def test_comma_separated_numbers():
+    from benchmarks.conventions import parse_numbers
+
+    assert parse_numbers("1, 64,,8192", "--batches", int, minimum=1) == [1, 64, 8192]
+    assert parse_numbers("0", "--seeds", int, minimum=0) == [0]
+    assert parse_numbers("12.0,9.1", "--rewards") == [12.0, 9.1]
+    assert parse_numbers("", "--rewards") == []
