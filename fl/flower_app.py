@@ -316,10 +316,7 @@ def _server_app():
             done = len(state["history"]["accuracy"])
             if done > cfg.rounds:
                 raise InputError("run-config.rounds", f"the checkpoint holds {done} rounds, more than {cfg.rounds}")
-            res.params = state["params"]
-            for key in ("accuracy", "sim_time", "participants", "wall_time"):
-                setattr(res, key, list(state["history"][key]))
-            res.resumed_from = strategy.round_offset = done
+            strategy.round_offset = res.restore(state)
 
         def evaluate_fn(server_round: int, arrays) -> MetricRecord | None:
             if server_round < FLOWER_FIRST_ROUND:
