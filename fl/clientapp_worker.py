@@ -77,15 +77,13 @@ class Worker:
     """Claims and runs the ClientApp tasks of one SuperNode, one at a time."""
 
     def __init__(self, runtime_api_address: str, insecure: bool, root_certificates_path: str | None,
-                 supernode_pid: int | None, poll_s: float, poll_first_s: float = DEFAULT_POLL_FIRST_S) -> None:
+                 poll_s: float, poll_first_s: float = DEFAULT_POLL_FIRST_S) -> None:
         from flwr.supercore.tls import validate_and_resolve_root_certificates
 
         self.address = runtime_api_address
         self.insecure = insecure
         self.root_certificates_path = root_certificates_path
         self.root_certificates = validate_and_resolve_root_certificates(root_certificates_path, insecure)
-        self.supernode_pid = supernode_pid
-        self.poll_s = poll_s
         self.backoff = _load_waits().Backoff(min(poll_first_s, poll_s), poll_s)
         self.fab_hash: str | None = None  # the FAB whose ClientApp this process holds
         self.app = None
@@ -309,8 +307,7 @@ def main(argv: list[str] | None = None) -> int:
     update_console_handler(timestamps=True, colored=False)  # the log is a file: times, no colour codes
     for module in PRELOAD:  # the App's heavy dependencies, imported before its first message
         __import__(module)
-    worker = Worker(args.runtime_api_address, args.insecure, args.root_certificates, args.supernode_pid, args.poll,
-                    args.poll_first)
+    worker = Worker(args.runtime_api_address, args.insecure, args.root_certificates, args.poll, args.poll_first)
     try:
         worker.serve()
     except KeyboardInterrupt:

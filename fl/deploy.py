@@ -98,14 +98,19 @@ class DeploymentResult:
 # Processes
 # ---------------------------------------------------------------------------------------------
 
-def _proc_stat(pid: int) -> tuple[int, int] | None:
-    """``(ppid, start time in clock ticks)`` of a live pid, None if gone (or a zombie)."""
+def _stat_fields(pid: int) -> list[str] | None:
+    """The fields of ``/proc/pid/stat`` after the process name (state, ppid, ...), None if gone."""
     try:
         raw = Path(f"/proc/{pid}/stat").read_text()
     except (FileNotFoundError, ProcessLookupError, PermissionError):
         return None
-    rest = raw[raw.rfind(")") + 2:].split()  # the name may hold spaces or parentheses
-    if rest[0] in ("Z", "X"):
+    return raw[raw.rfind(")") + 2:].split()  # the name may hold spaces or parentheses
+
+
+def _proc_stat(pid: int) -> tuple[int, int] | None:
+    """``(ppid, start time in clock ticks)`` of a live pid, None if gone (or a zombie)."""
+    rest = _stat_fields(pid)
+    if rest is None or rest[0] in ("Z", "X"):
         return None
     return int(rest[1]), int(rest[19])
 
@@ -161,12 +166,13 @@ class ProcessSet:
         tick = os.sysconf("SC_CLK_TCK")
         out: dict[str, float] = {}
         for pid in self.alive():
+            rest = _stat_fields(pid)
+            if rest is None:
+                continue
             try:
-                raw = Path(f"/proc/{pid}/stat").read_text()
                 argv = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
             except (FileNotFoundError, ProcessLookupError, PermissionError):
                 continue
-            rest = raw[raw.rfind(")") + 2:].split()
             role = next((r for key, r in _ROLES if key in argv), "other")
             out[role] = out.get(role, 0.0) + (int(rest[11]) + int(rest[12])) / tick
         return out
@@ -522,7 +528,7 @@ def run_local_deployment(app_dir: str | os.PathLike, nodes: Sequence[NodeSpec], 
 
             overrides.write_text(tomli_w.dumps({"short-waits": bool(short_waits), **dict(run_config)}))
             run_log = logs / "flwr-run.log"
-            run_log_start = run_log.stat().st_size if run_log.is_file() else 0
+            run_log_start = _size(run_log)
             runner = procs.start("flwr-run", ["flwr", "run", str(app_dir), CONNECTION_NAME,
                                               "--run-config", str(overrides), "--stream"], run_log, env, work)
             if on_started is not None:

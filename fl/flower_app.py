@@ -24,6 +24,7 @@ What each side knows:
 """
 from __future__ import annotations
 
+import functools
 import math
 import time
 from dataclasses import dataclass
@@ -168,24 +169,18 @@ def node_identity(node_config: Mapping[str, Any]) -> tuple[int, int, int]:
 # ClientApp
 # ---------------------------------------------------------------------------------------------
 
-#: What a ClientApp process keeps between messages: the last partition it trained on and the
-#: network definition. Flower's default SuperNode starts a new process for every message, so
-#: this only pays off in a long-lived one (``fl.clientapp_worker``, what ``fl.deploy`` starts).
-_CLIENT_CACHE: dict[str, tuple] = {}
-
-
-def _client_partition(dataset: str, root: str | None, sizes: list[int], alpha: float, seed: int, k: int):
+# What a ClientApp process keeps between messages: the last partition it trained on and the
+# network definition (one node, one partition: the data set itself is not kept). Flower's
+# default SuperNode starts a new process for every message, so this only pays off in a
+# long-lived one (``fl.clientapp_worker``, what ``fl.deploy`` starts).
+@functools.lru_cache(maxsize=1)
+def _client_partition(dataset: str, root: str | None, sizes: tuple[int, ...], alpha: float, seed: int, k: int):
     """``(net, x, y)``: this node's share of the data set (the server's Dirichlet recipe), cached."""
-    key = (dataset, root, tuple(sizes), alpha, seed, k)
-    hit = _CLIENT_CACHE.get("partition")
-    if hit is None or hit[0] != key:
-        ds = load_dataset(dataset, root=root)
-        # the same Dirichlet split as build_task on the server; this node keeps its own share
-        idx = dirichlet_partition(ds.train_y.cpu().numpy(), sizes, alpha, seed)[k]
-        idx = torch.as_tensor(np.asarray(idx, dtype=np.int64))
-        hit = (key, make_net(ds.shape, ds.num_classes), ds.train_x[idx].contiguous(), ds.train_y[idx].contiguous())
-        _CLIENT_CACHE["partition"] = hit  # one node, one partition: the data set itself is not kept
-    return hit[1:]
+    ds = load_dataset(dataset, root=root)
+    # the same Dirichlet split as build_task on the server; this node keeps its own share
+    idx = dirichlet_partition(ds.train_y.cpu().numpy(), list(sizes), alpha, seed)[k]
+    idx = torch.as_tensor(np.asarray(idx, dtype=np.int64))
+    return make_net(ds.shape, ds.num_classes), ds.train_x[idx].contiguous(), ds.train_y[idx].contiguous()
 
 
 def _client_app():
@@ -210,7 +205,7 @@ def _client_app():
                              f"this node says {n_parts}, the server's allocation has {len(sizes)} participants")
         root = context.node_config.get("data-root") or context.run_config.get("data-root") or None
         net, x, y = _client_partition(str(context.run_config["dataset"]), None if root is None else str(root),
-                                      sizes, float(cfg["alpha"]), int(cfg["seed"]), k)
+                                      tuple(sizes), float(cfg["alpha"]), int(cfg["seed"]), k)
         local = LocalTrainConfig(epochs=int(cfg["epochs"]), batch_size=int(cfg["batch-size"]), lr=float(cfg["lr"]),
                                  momentum=float(cfg["momentum"]), weight_decay=float(cfg["weight-decay"]))
         rnd = int(cfg[ROUND_KEY]) - FLOWER_FIRST_ROUND
@@ -316,10 +311,7 @@ def _server_app():
             done = len(state["history"]["accuracy"])
             if done > cfg.rounds:
                 raise InputError("run-config.rounds", f"the checkpoint holds {done} rounds, more than {cfg.rounds}")
-            res.params = state["params"]
-            for key in ("accuracy", "sim_time", "participants", "wall_time"):
-                setattr(res, key, list(state["history"][key]))
-            res.resumed_from = strategy.round_offset = done
+            strategy.round_offset = res.restore(state)
 
         def evaluate_fn(server_round: int, arrays) -> MetricRecord | None:
             if server_round < FLOWER_FIRST_ROUND:

@@ -145,7 +145,9 @@ def shorten_grid_waits(first: float = DEFAULT_FIRST_S, cap: float = DEFAULT_CAP_
         from flwr.superlink.grid import http_grid
     except (ImportError, RuntimeError):
         return False
-    if not hasattr(http_grid, "pull_objects") or isinstance(http_grid.pull_objects, functools.partial):
-        return isinstance(getattr(http_grid, "pull_objects", None), functools.partial)
-    http_grid.pull_objects = _short_pulls(http_grid.pull_objects, first, cap)
+    pull_objects = getattr(http_grid, "pull_objects", None)
+    if pull_objects is None:
+        return False
+    if not isinstance(pull_objects, functools.partial):  # a partial: shortened already
+        http_grid.pull_objects = _short_pulls(pull_objects, first, cap)
     return True

@@ -37,11 +37,13 @@ from .train import LocalTrainConfig, TrainPath, client_seed, evaluate, get_param
 
 __all__ = ["FLConfig", "FLTask", "FLResult", "build_task", "check_allocation", "default_allocation", "fl_report",
            "load_allocation", "resolve_path", "run_fl", "CHECKPOINT_VERSION", "CHECKPOINT_FILE",
-           "checkpoint_fingerprint", "load_checkpoint", "save_checkpoint"]
+           "checkpoint_fingerprint", "load_checkpoint", "save_checkpoint", "HISTORY_KEYS"]
 
 CHECKPOINT_VERSION = 1
 #: the checkpoint's name in an output folder (``metatrading fl`` and ``fl-deploy`` write the same file)
 CHECKPOINT_FILE = "fl_checkpoint.pt"
+#: the per-round lists of ``FLResult`` a checkpoint keeps (its ``history``)
+HISTORY_KEYS = ("accuracy", "sim_time", "participants", "wall_time")
 
 
 @dataclass(frozen=True)
@@ -140,6 +142,14 @@ class FLResult:
     @property
     def rounds(self) -> int:
         return len(self.accuracy)
+
+    def restore(self, state: dict[str, Any]) -> int:
+        """Take the weights and the history of a checkpoint (``load_checkpoint``); returns its rounds."""
+        self.params = state["params"]
+        for key in HISTORY_KEYS:
+            setattr(self, key, list(state["history"][key]))
+        self.resumed_from = self.rounds
+        return self.resumed_from
 
     @property
     def time_to_target(self) -> float | None:
@@ -347,10 +357,7 @@ def run_fl(
         if done > cfg.rounds:
             raise InputError("rounds", f"the checkpoint {checkpoint} holds {done} rounds already, more than the "
                                        f"{cfg.rounds} asked for (ask for {done} or more)")
-        result.params = state["params"]
-        for key in ("accuracy", "sim_time", "participants", "wall_time"):
-            setattr(result, key, list(state["history"][key]))
-        result.resumed_from = done
+        result.restore(state)
         if on_resume is not None:
             on_resume(done)
 
@@ -395,8 +402,7 @@ def load_checkpoint(checkpoint: str | Path | None, dev: torch.device, fp: dict[s
     try:
         state = torch.load(checkpoint, map_location=dev, weights_only=False)
         history = state["history"]
-        if not isinstance(state["params"], dict) or not all(isinstance(history[k], list) for k in
-                                                           ("accuracy", "sim_time", "participants", "wall_time")):
+        if not isinstance(state["params"], dict) or not all(isinstance(history[k], list) for k in HISTORY_KEYS):
             raise TypeError("unexpected contents")
     except Exception as exc:  # truncated, empty, not a torch file, or another file's contents
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
@@ -429,7 +435,7 @@ def save_checkpoint(path: str | Path, result: FLResult, fp: dict[str, Any]) -> N
         "fingerprint": fp,
         "round": result.rounds,
         "params": {k: v.detach().cpu() for k, v in result.params.items()},
-        "history": {k: list(getattr(result, k)) for k in ("accuracy", "sim_time", "participants", "wall_time")},
+        "history": {k: list(getattr(result, k)) for k in HISTORY_KEYS},
     }
     atomic_save(path, lambda tmp: torch.save(state, tmp))
 

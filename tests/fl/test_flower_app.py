@@ -68,3 +68,16 @@ def test_bad_node_config_names_the_key(node_config, field):
 
 def test_node_identity():
     assert node_identity({"partition-id": 2, "num-partitions": 3, "mu-id": 17}) == (2, 3, 17)
+
+
+def test_client_partition_is_kept_for_the_next_message_and_recomputed_for_another_recipe():
+    from fl.flower_app import _client_partition
+
+    _client_partition.cache_clear()
+    net, x, y = _client_partition("mnist5k", None, (30, 20), 0.5, 0, 1)
+    assert x.shape[0] == y.shape[0] == 20
+    again = _client_partition("mnist5k", None, (30, 20), 0.5, 0, 1)
+    assert again[0] is net and again[1] is x  # the next round's message: no reload, no re-split
+    other = _client_partition("mnist5k", None, (30, 20), 0.5, 0, 0)
+    assert other[1].shape[0] == 30 and other[0] is not net
+    _client_partition.cache_clear()

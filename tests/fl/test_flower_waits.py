@@ -121,3 +121,17 @@ def test_param_layout_refuses_another_model_or_the_per_tensor_format():
         mnist.unpack(per_tensor)
     with pytest.raises(ValueError, match="do not match the layout"):
         mnist.pack({"x": torch.zeros(3)})
+
+
+def test_grid_waits_are_put_in_place_once(monkeypatch):
+    from flwr.superlink.grid import http_grid
+
+    monkeypatch.setattr(http_grid, "pull_objects", http_grid.pull_objects)
+    original_pull = http_grid.pull_objects
+    assert waits.shorten_grid_waits(first=0.01, cap=0.2) is True
+    shortened = http_grid.pull_objects
+    assert isinstance(shortened, functools.partial) and shortened.func is original_pull
+    assert shortened.keywords == {"initial_backoff": 0.01, "backoff_cap": 0.2}
+    assert waits.shorten_grid_waits() is True and http_grid.pull_objects is shortened  # not wrapped twice
+    monkeypatch.delattr(http_grid, "pull_objects")
+    assert waits.shorten_grid_waits() is False

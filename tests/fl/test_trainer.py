@@ -184,3 +184,16 @@ def test_allocation_beyond_a_cpu_budget_is_refused_naming_the_mu(ds):
     # Assert
     assert err.value.field == "allocations[2]" and "CPU budget" in err.value.reason
     check_allocation(np.tile(sc.F[:, None] / 2, (1, 2)), sc)  # the whole budget, split: feasible
+
+
+def test_checkpoint_round_trip_restores_weights_and_history(tmp_path):
+    from fl.trainer import HISTORY_KEYS, FLResult, load_checkpoint, save_checkpoint
+
+    saved = FLResult(params={"w": torch.arange(3.0)}, accuracy=[0.5, 0.6], sim_time=[1.0, 2.0],
+                     participants=[3, 2], wall_time=[0.1, 0.2])
+    fp = {"version": 1, "seed": 3}
+    save_checkpoint(tmp_path / "ck.pt", saved, fp)
+    res = FLResult(params={"w": torch.zeros(3)})
+    assert res.restore(load_checkpoint(tmp_path / "ck.pt", torch.device("cpu"), fp)) == 2
+    assert res.resumed_from == 2 and torch.equal(res.params["w"], saved.params["w"])
+    assert all(getattr(res, k) == getattr(saved, k) for k in HISTORY_KEYS)
