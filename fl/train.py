@@ -375,7 +375,6 @@ def local_update_vectorised(
 @torch.no_grad()
 def evaluate(net: nn.Module, params: Mapping[str, Tensor], x: Tensor, y: Tensor, batch_size: int = 1000) -> float:
     """Accuracy of the model ``net(.; params)`` on ``(x, y)``."""
-    from torch.func import functional_call
 
     if x.shape[0] == 0:
         return float("nan")
