@@ -201,6 +201,19 @@ def test_bilevel_monopsony_pays_the_multiplier(mode):
     assert res.certificate.utilities[0] == pytest.approx(20.0, abs=1e-6)
 
 
+def test_bilevel_leader_constraint_on_the_multiplier():
+    # Prepare: a price cap p <= 2.4 binds (p = 3 x / 4 at x = 4): x = 3.2, utility
+    # 32 - 5.12 - 7.68 = 19.2 (the surplus is concave: the cap's boundary is the maximum)
+    m, p = _monopsony()
+    m.price_cap = pyo.Constraint(expr=p <= 2.4)
+    # Execute: the MPEC holds the cap (the certificate's deviations are issue 15's item 1)
+    res = solve_bilevel(m, followers=[m.supply], certify=False)
+    # Assert
+    assert res.status is epec.GameStatus.UNCERTIFIED, res.message
+    assert pyo.value(m.x) == pytest.approx(3.2, abs=1e-6)
+    assert pyo.value(p) == pytest.approx(2.4, abs=1e-6)
+
+
 # --- an EPEC: two generators paid the locational price of a two-node network ---------------------
 #
 # Cournot generators behind an ISO (Hobbs, IEEE Trans. Power Syst. 15, 2000; derived here). Node n
@@ -267,7 +280,9 @@ def test_epec_two_node_market_pays_the_locational_prices(leader_step):
 
 def test_certificate_evaluates_deviations_at_the_multipliers_of_the_response():
     # Prepare: generator 1 at 40 (generator 2 at 27.5): congested, p_1 = 100 - (40 - 5) = 65,
-    # profit 55 * 40 = 2200; its best reply 47.5 earns 2256.25, a gain of 56.25
+    # profit 55 * 40 = 2200; its best reply 47.5 earns 2256.25, a gain of 56.25. Generator 2 now
+    # frees the line from q_2 = 40 - 2F = 30 on, where p_2 = 80 - q_2 / 2 and its profit
+    # (40 - q_2 / 2) q_2 peaks at q_2 = 40 with 800: a gain of 800 - 756.25 = 43.75
     m, lmp, _ = _market()
     m.gen[1].q.set_value(40.0)
     m.gen[2].q.set_value(Q_STAR[1])
@@ -278,4 +293,6 @@ def test_certificate_evaluates_deviations_at_the_multipliers_of_the_response():
     assert cert.utilities == pytest.approx((2200.0, 27.5 * (100 - 32.5 - 40)), abs=1e-6)
     assert cert.deviation_gains[0] == pytest.approx(56.25, abs=1e-5)
     assert cert.best_deviations[0][0] == pytest.approx(47.5, abs=1e-3)
+    assert cert.deviation_gains[1] == pytest.approx(43.75, abs=1e-5)
+    assert cert.best_deviations[1][0] == pytest.approx(40.0, abs=1e-3)
     assert pyo.value(m.gen[1].q) == 40.0 and lmp[1].value is None  # certify leaves the model alone
