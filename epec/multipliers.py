@@ -83,8 +83,10 @@ def multiplier(constraint: Any) -> Any:
     (the shadow price; see the module doc for the sign). The placeholder lives on the model's
     ``_epec_multipliers`` block; :func:`epec.solve_bilevel`, :func:`epec.solve_epec`,
     :func:`epec.solve_nash` and :func:`epec.certify` bind it to the constraint's multiplier and,
-    after a solve, leave the multiplier's value in it. Calling again with the same constraint
-    returns the same Var.
+    after a solve, leave the multiplier's value in it (ask before the solve: a placeholder made
+    afterwards has no value yet). Calling again with the same constraint returns the same Var.
+    A follower's own objective or constraints may use another follower's multiplier too: it
+    takes it as given, as a price-taker does (a Nash game among the followers).
 
     Parameters
     ----------

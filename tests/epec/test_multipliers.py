@@ -240,19 +240,24 @@ COST = {1: 10.0, 2: 40.0}
 Q_STAR, P_STAR, RENT, PROFIT = (47.5, 27.5), (57.5, 67.5), 10.0, (2256.25, 756.25)
 
 
+def _iso(m: pyo.ConcreteModel, q: dict, capacity: float) -> None:
+    """The ISO block ``m.iso`` dispatching the generators' sales ``q[n]`` over a line of ``capacity``."""
+    m.iso = pyo.Block()
+    m.iso.d = pyo.Var([1, 2], initialize=10.0)
+    m.iso.f = pyo.Var(initialize=0.0)
+    injection = {1: -m.iso.f, 2: m.iso.f}
+    m.iso.balance = pyo.Constraint([1, 2], rule=lambda b, n: b.d[n] - q[n] - injection[n] == 0)
+    m.iso.line = pyo.Constraint(expr=pyo.inequality(-capacity, m.iso.f, capacity))
+    m.iso.welfare = pyo.Objective(expr=sum(A * m.iso.d[n] - 0.5 * B * m.iso.d[n] ** 2 for n in (1, 2)),
+                                  sense=pyo.maximize)
+
+
 def _market() -> tuple[pyo.ConcreteModel, dict, object]:
     m = pyo.ConcreteModel()
     m.gen = pyo.Block([1, 2])
     for n in (1, 2):
         m.gen[n].q = pyo.Var(bounds=(0, 100), initialize=10.0)
-    m.iso = pyo.Block()
-    m.iso.d = pyo.Var([1, 2], initialize=10.0)
-    m.iso.f = pyo.Var(initialize=0.0)
-    injection = {1: -m.iso.f, 2: m.iso.f}
-    m.iso.balance = pyo.Constraint([1, 2], rule=lambda b, n: b.d[n] - m.gen[n].q - injection[n] == 0)
-    m.iso.line = pyo.Constraint(expr=pyo.inequality(-F_LINE, m.iso.f, F_LINE))
-    m.iso.welfare = pyo.Objective(expr=sum(A * m.iso.d[n] - 0.5 * B * m.iso.d[n] ** 2 for n in (1, 2)),
-                                  sense=pyo.maximize)
+    _iso(m, {n: m.gen[n].q for n in (1, 2)}, F_LINE)
     lmp = epec.multiplier(m.iso.balance)
     for n in (1, 2):
         m.gen[n].profit = pyo.Objective(expr=(lmp[n] - COST[n]) * m.gen[n].q, sense=pyo.maximize)
@@ -296,3 +301,32 @@ def test_certificate_evaluates_deviations_at_the_multipliers_of_the_response():
     assert cert.deviation_gains[1] == pytest.approx(43.75, abs=1e-5)
     assert cert.best_deviations[1][0] == pytest.approx(40.0, abs=1e-3)
     assert pyo.value(m.gen[1].q) == 40.0 and lmp[1].value is None  # certify leaves the model alone
+
+
+# One owner of both plants (two decisions: the implicit step's box ascent) over a line of
+# capacity 50 (derived here). While the line is free the ISO equalises the prices,
+# p_1 = p_2 = A - B Q / 2 (Q = q_1 + q_2, d_n = Q / 2, f = (q_1 - q_2) / 2), so the owner sells from
+# the cheap plant only: max (A - B q_1 / 2 - c_1) q_1 gives q_1 = (A - c_1) / B = 90, q_2 = 0
+# (its marginal revenue A - B Q - c_2 = -30 < 0), p = 55, f = 45 < 50, rent 0, profit 45 * 90 = 4050.
+# The line binds only for |q_1 - q_2| >= 100, i.e. at (100, 0) (profit 40 * 100 = 4000) or (0, 100)
+# (10 * 100 = 1000): (90, 0) is the global maximum.
+
+
+def test_epec_one_owner_of_two_plants_box_ascent():
+    # Prepare
+    m = pyo.ConcreteModel()
+    m.owner = pyo.Block()
+    m.owner.q = pyo.Var([1, 2], bounds=(0, 100), initialize=10.0)
+    _iso(m, {n: m.owner.q[n] for n in (1, 2)}, 50.0)
+    lmp, rent = multiplier(m.iso.balance), multiplier(m.iso.line)
+    m.owner.profit = pyo.Objective(expr=sum((lmp[n] - COST[n]) * m.owner.q[n] for n in (1, 2)),
+                                   sense=pyo.maximize)
+    # Execute
+    res = solve_epec(m, leaders=[m.owner], followers=[m.iso])
+    # Assert
+    assert res.ok, res.message
+    assert [pyo.value(m.owner.q[n]) for n in (1, 2)] == pytest.approx([90.0, 0.0], abs=1e-6)
+    assert [pyo.value(lmp[n]) for n in (1, 2)] == pytest.approx([55.0, 55.0], abs=1e-6)
+    assert pyo.value(rent) == pytest.approx(0.0, abs=1e-6)
+    assert res.certificate.utilities[0] == pytest.approx(4050.0, abs=1e-5)
+    assert any(run.message.startswith("implicit") and "scalar" not in run.message for run in res.homotopy)
