@@ -330,3 +330,24 @@ def test_epec_one_owner_of_two_plants_box_ascent():
     assert pyo.value(rent) == pytest.approx(0.0, abs=1e-6)
     assert res.certificate.utilities[0] == pytest.approx(4050.0, abs=1e-5)
     assert any(run.message.startswith("implicit") and "scalar" not in run.message for run in res.homotopy)
+
+
+def test_a_price_taking_follower_uses_another_follower_s_multiplier():
+    # Prepare: the supplier serves the consumer's demand D at cost y^2 / 2, so the price is
+    # d cost* / d D = y = D; the consumer, worth 10 D - D^2 / 2, takes the price as given:
+    # 10 - D - p = 0. The competitive equilibrium: D = p = 5 (a monopsonist would buy 10 / 3).
+    m = pyo.ConcreteModel()
+    m.supplier, m.consumer = pyo.Block(), pyo.Block()
+    m.supplier.y = pyo.Var(initialize=1.0)
+    m.consumer.D = pyo.Var(bounds=(0, 20), initialize=1.0)
+    m.supplier.cost = pyo.Objective(expr=0.5 * m.supplier.y ** 2)
+    m.supplier.balance = pyo.Constraint(expr=m.supplier.y == m.consumer.D)
+    p = multiplier(m.supplier.balance)
+    m.consumer.surplus = pyo.Objective(expr=10 * m.consumer.D - 0.5 * m.consumer.D ** 2 - p * m.consumer.D,
+                                       sense=pyo.maximize)
+    # Execute
+    res = solve_nash(m, players=[m.supplier, m.consumer])
+    # Assert
+    assert res.ok, res.message
+    assert pyo.value(m.consumer.D) == pytest.approx(5.0, abs=1e-6)
+    assert pyo.value(p) == pytest.approx(5.0, abs=1e-6)
