@@ -303,6 +303,25 @@ def test_certificate_evaluates_deviations_at_the_multipliers_of_the_response():
     assert pyo.value(m.gen[1].q) == 40.0 and lmp[1].value is None  # certify leaves the model alone
 
 
+def test_ipopt_certificate_evaluates_deviations_at_the_multipliers():
+    # Prepare: the same point, certified with every follower response from Ipopt (the path taken
+    # when the followers' KKT system does not compile to a square smooth system; forced here)
+    from epec.certificate import certify_game
+    from epec.game import leaders_game
+
+    m, _, _ = _market()
+    m.gen[1].q.set_value(40.0)
+    m.gen[2].q.set_value(Q_STAR[1])
+    game = leaders_game(m, [m.gen], [m.iso], "scholtes", None, None, True, epec.ResponseOptions())
+    game._response_error = "forced: the Ipopt path"
+    assert game.response is None and game.respond(None, warm=False).ok
+    # Execute
+    cert = certify_game(game, epec.CertificateOptions())
+    # Assert: the gains derived in the test above
+    assert cert.deviation_gains == pytest.approx((56.25, 43.75), abs=1e-5)
+    assert cert.utilities == pytest.approx((2200.0, 756.25), abs=1e-5)
+
+
 # One owner of both plants (two decisions: the implicit step's box ascent) over a line of
 # capacity 50 (derived here). While the line is free the ISO equalises the prices,
 # p_1 = p_2 = A - B Q / 2 (Q = q_1 + q_2, d_n = Q / 2, f = (q_1 - q_2) / 2), so the owner sells from
