@@ -38,8 +38,9 @@ def solve_bilevel(
     ``min_x F(x, y) s.t. G(x) <= 0, y solves the followers' KKT system``, with the
     complementarity reformulated by ``mode``. ``F`` and ``G`` may use the multiplier of a
     follower's constraint through :func:`epec.multiplier` (the shadow price of the follower's
-    optimal value; its placeholder holds the value after the solve). Parameters as :func:`solve_nash`, plus
-    ``certify`` / ``certificate`` (see :func:`epec.certify`, MODEL.md section 5).
+    optimal value; its placeholder holds the value after the solve). Parameters as
+    :func:`solve_nash`, plus ``certify`` / ``certificate`` (see :func:`epec.certify`, MODEL.md
+    section 5).
 
     Ipopt finds a local solution of the MPEC; the certificate scans the leader's whole range.
     ``ok`` only when it holds: when the scan finds a better decision, the MPEC is solved again
