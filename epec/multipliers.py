@@ -102,7 +102,8 @@ def multiplier(constraint: Any) -> Any:
     Raises
     ------
     TypeError
-        ``constraint`` is not a Pyomo constraint.
+        ``constraint`` is not a Pyomo constraint (a Var's bounds have no placeholder: write
+        such a bound as a Constraint on the follower's block to name its multiplier).
 
     Examples
     --------
