@@ -3,12 +3,13 @@ solves with certificates.
 
 One import line::
 
-    from epec import kkt, solve_nash, solve_bilevel, solve_epec, ScholtesRelaxation
+    from epec import kkt, multiplier, solve_nash, solve_bilevel, solve_epec, ScholtesRelaxation
 """
 from .bilevel import solve_bilevel
 from .certificate import Certificate, certify
 from .diagonalisation import solve_epec
 from .kkt import KKTError, KKTResidual, KKTSystem, LiftedAggregates, kkt, player_objective, player_variables
+from .multipliers import MultiplierError, multiplier
 from .nash import solve_nash
 from .options import CertificateOptions, GlobalOptions, LeaderStep, Method
 from .penalty import PenaltyMode
@@ -34,7 +35,7 @@ __all__ = [
     "FollowerResponse", "Response", "ResponseOptions",
     "solve_bilevel", "solve_epec", "solve_nash",
     "KKTError", "KKTResidual", "KKTSystem", "LiftedAggregates", "kkt", "player_objective",
-    "player_variables",
+    "player_variables", "MultiplierError", "multiplier",
     "PenaltyMode", "ScholtesRelaxation", "FischerBurmeisterSmoothing",
     "HomotopyResult", "HomotopyStep", "InverseData", "ModeKind", "Reformulation",
     "ReformulationError", "complementarity_pairs", "make_mode",

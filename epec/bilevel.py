@@ -11,6 +11,7 @@ from pyomo.core.base.block import BlockData
 from .certificate import certify_game
 from .game import Game, expand_players, finish, make_solver
 from .kkt import owned_by
+from .multipliers import bound_multipliers
 from .options import CertificateOptions, GlobalOptions
 from .reformulation import make_mode
 from .results import GameResult, GameStatus, GlobalMove
@@ -35,8 +36,11 @@ def solve_bilevel(
     *Foundations of Bilevel Programming*, 2002, ch. 5; Luo, Pang & Ralph, 1996).
 
     ``min_x F(x, y) s.t. G(x) <= 0, y solves the followers' KKT system``, with the
-    complementarity reformulated by ``mode``. Parameters as :func:`solve_nash`, plus
-    ``certify`` / ``certificate`` (see :func:`epec.certify`, MODEL.md section 5).
+    complementarity reformulated by ``mode``. ``F`` and ``G`` may use the multiplier of a
+    follower's constraint through :func:`epec.multiplier` (the shadow price of the follower's
+    optimal value; its placeholder holds the value after the solve). Parameters as
+    :func:`solve_nash`, plus ``certify`` / ``certificate`` (see :func:`epec.certify`, MODEL.md
+    section 5).
 
     Ipopt finds a local solution of the MPEC; the certificate scans the leader's whole range.
     ``ok`` only when it holds: when the scan finds a better decision, the MPEC is solved again
@@ -52,8 +56,9 @@ def solve_bilevel(
             if not any(owned_by(o, f) for f in followers)]
     if len(objs) != 1:
         raise ValueError(f"solve_bilevel: the leader needs exactly one active Objective outside the followers, found {len(objs)}")
+    named = {id(p) for p, _ in bound_multipliers(model)}  # epec.multiplier's: bound to followers
     leader_vars = [v for v in model.component_data_objects(pyo.Var, descend_into=True, sort=True)
-                   if not v.fixed and not any(owned_by(v, f) for f in followers)]
+                   if not v.fixed and id(v) not in named and not any(owned_by(v, f) for f in followers)]
     game = Game(model, followers, [("leader", leader_vars, objs[0])], make_mode(mode),
                 make_solver(solver, options), lift)
     ld = game.leaders[0]

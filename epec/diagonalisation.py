@@ -66,7 +66,8 @@ def solve_epec(
     model : BlockData
     leaders, followers : sequence of blocks
         Each leader block holds its objective and its decision Vars; followers as in
-        :func:`solve_nash`.
+        :func:`solve_nash`. A leader's objective may use a follower constraint's multiplier,
+        :func:`epec.multiplier` (differentiated through the followers' response).
     method : Method or str, default "gauss-seidel"
     mode : str, ModeKind or Reformulation, default "scholtes"
         The reformulation of the full-space path (and of every Ipopt fallback).

@@ -14,6 +14,7 @@ import pyomo.environ as pyo
 from pyomo.core.base.block import BlockData
 
 from .kkt import KKTResidual, KKTSystem, kkt, player_objective, player_variables
+from .multipliers import check_multipliers
 from .reformulation import HomotopyResult, InverseData, Reformulation, clone_with_map, make_mode
 from .response import FollowerResponse, ResponseOptions
 from .results import GameResult, GameStatus
@@ -74,6 +75,9 @@ class Game:
         for b in followers_w:
             owned.update(id(v) for v in player_variables(b))
         leader_ids = {id(memo[id(v)]) for _, vs, _ in leaders for v in vs}
+        # the placeholders of epec.multiplier: bound to their constraint's multiplier by the KKT
+        # system of the follower that owns it (refused here, by name, when no follower does)
+        owned.update(id(p) for p, _ in check_multipliers(work, followers_w))
         # Vars that are neither a follower's nor a leader's are parameters of everyone.
         for v in work.component_data_objects(pyo.Var, descend_into=True):
             if not v.fixed and id(v) not in owned and id(v) not in leader_ids:

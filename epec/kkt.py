@@ -13,6 +13,11 @@ Optimization*, 2nd ed., Thm. 12.1) beside the model, in minimisation form ``f = 
 
 with each complementarity a :class:`pyomo.mpec.Complementarity` component.
 
+Multipliers named by the user (:func:`epec.multiplier`): a placeholder registered for one of the
+player's constraints is bound to that constraint's multipliers by one equality in the KKT block,
+``p == -w`` (minimised) or ``p == w`` (maximised), ``w = mu`` or ``lam_up - lam_lo``: the shadow
+price ``d obj* / d bound`` (see :mod:`epec.multipliers`).
+
 Lifting: a named ``pyo.Expression`` declared outside the player's block that its objective or
 constraints reference (a shared aggregate such as ``S_m = sum_k IoM_km``) is replaced by one
 auxiliary Var ``s`` with ``s == S`` added once per model, and gradients use the chain rule
@@ -34,6 +39,8 @@ from pyomo.core.expr.visitor import (
     replace_expressions,
 )
 from pyomo.mpec import Complementarity, complements
+
+from .multipliers import bound_multipliers
 
 __all__ = [
     "KKTError",
@@ -233,6 +240,10 @@ class KKTSystem:
         ``(a, b)`` expressions with ``a >= 0 _|_ b >= 0``, in the order of ``complementarity``.
     lifted : LiftedAggregates or None
         The registry of lifted aggregates, when lifting was on.
+    multipliers : list
+        ``(placeholder, constraint, definition)`` for each :func:`epec.multiplier` of one of the
+        player's constraints: ``definition`` (in ``block``) binds the placeholder Var to the
+        constraint's multipliers.
     """
 
     player: BlockData
@@ -242,6 +253,7 @@ class KKTSystem:
     equalities: list = field(default_factory=list)
     pairs: list = field(default_factory=list)
     lifted: LiftedAggregates | None = None
+    multipliers: list = field(default_factory=list)
 
     def residual(self, include_lifted: bool = True) -> KKTResidual:
         """Evaluate stationarity, feasibility and ``min(a, b)`` at the current values.
@@ -255,6 +267,8 @@ class KKTSystem:
         feas = 0.0
         for con, _ in self.equalities:
             feas = max(feas, abs(val(con.body) - val(con.lower)))
+        for _, _, definition in self.multipliers:
+            feas = max(feas, abs(val(definition.body) - val(definition.lower)))
         comp = 0.0
         for a, b in self.pairs:
             va, vb = val(a), val(b)
@@ -324,6 +338,20 @@ def kkt(
     into.lam = pyo.VarList(domain=pyo.NonNegativeReals)
     pairs: list[tuple[Any, Any]] = []
     equalities: list[tuple[Any, Any]] = []
+    # the user's named multipliers of this player's constraints (epec.multiplier)
+    named = {id(c): p for p, c in bound_multipliers(model) if owned_by(c, block)}
+    into.multiplier_definition = pyo.ConstraintList()
+    multipliers: list[tuple[Any, Any, Any]] = []
+
+    def bind(con: Any, w: Any) -> None:
+        """``placeholder == -sign w``: ``d obj* / d t`` with the bounds of ``con`` raised by ``t``."""
+        p = named.get(id(con))
+        if p is None:
+            return
+        p.unfix()
+        p.set_value(0.0, skip_validation=True)
+        definition = into.multiplier_definition.add(p + sign * w == 0)
+        multipliers.append((p, con, definition))
 
     def add_terms(body: Any, mult: Any, coef: float) -> None:
         local = [x for x in identify_variables(body, include_fixed=False) if id(x) in index]
@@ -340,17 +368,22 @@ def kkt(
             mu.set_value(0.0)
             add_terms(con.body, mu, 1.0)
             equalities.append((con, mu))
+            bind(con, mu)
             continue
+        w = []  # the coefficient of grad body in the stationarity rows: lam_up - lam_lo
         if con.has_lb():
             lam = into.lam.add()
             lam.set_value(0.0)
             add_terms(con.body, lam, -1.0)
             pairs.append((lam, con.body - con.lower))
+            w.append(-lam)
         if con.has_ub():
             lam = into.lam.add()
             lam.set_value(0.0)
             add_terms(con.body, lam, 1.0)
             pairs.append((lam, con.upper - con.body))
+            w.append(lam)
+        bind(con, sum(w))
         if deactivate:
             con.deactivate()
     for k, x in enumerate(xs):
@@ -371,5 +404,5 @@ def kkt(
     )
     if deactivate:
         obj.deactivate()
-    return KKTSystem(block, into, xs, obj, equalities, pairs, lifted)
+    return KKTSystem(block, into, xs, obj, equalities, pairs, lifted, multipliers)
 

@@ -1,8 +1,8 @@
 """The followers' exact response to the leaders, by Newton's method on their KKT system.
 
 With the leaders' decisions ``x`` fixed, the followers' KKT conditions (:func:`epec.kkt`, the
-lifted aggregate definitions ``s = S(y)`` included) are a square system in
-``z = (y, multipliers, s)``::
+lifted aggregate definitions ``s = S(y)`` and the multipliers named by :func:`epec.multiplier`
+included) are a square system in ``z = (y, multipliers, named multipliers, s)``::
 
     stationarity(z; x) = 0,   h(z; x) = 0,   phi_mu(a_j(z; x), b_j(z; x)) = 0  for every pair,
 
@@ -136,6 +136,9 @@ class FollowerResponse:
                 equations.append(con.body - con.upper)
             for con, _ in k.equalities:
                 equations.append(con.body - con.upper)
+            for placeholder, _, definition in k.multipliers:  # epec.multiplier: part of the response
+                add(placeholder)
+                equations.append(definition.body - definition.upper)
             pairs.extend(k.pairs)
         lifted = kkts[0].lifted if kkts else None
         if lifted is not None:

@@ -93,3 +93,17 @@ def test_readme_results_example_reads_what_the_commands_write(tmp_path, monkeypa
     # Assert
     assert scope["eq"].status == "converged" and scope["sc"].name == "tiny"
     assert scope["run"].rounds == 1
+
+
+def test_readme_market_example_pays_the_locational_prices():
+    # Prepare
+    code = _block("epec.multiplier(m.iso.balance)")
+    out = io.StringIO()
+    # Execute
+    with contextlib.redirect_stdout(out):
+        exec(compile(code, "README.md", "exec"), {})
+    # Assert: the derivation in tests/epec/test_multipliers.py: q = (47.5, 27.5), prices (57.5, 67.5)
+    ok, q, lmp = re.match(r"(\w+) (\[.*?\]) (\[.*?\])", out.getvalue()).groups()
+    assert ok == "True"
+    assert eval(q) == [47.5, 27.5] and eval(lmp) == [57.5, 67.5]
+    assert out.getvalue().splitlines()[0] in README.read_text()  # the printed line is the comment's
