@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 from benchmarks.cli import BENCHES, COMMANDS, build_parser, main
+from models.io import MANIFEST, write_manifest
 from models.scenario import generate, preset
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -50,6 +51,7 @@ def files(tmp_path):
     existing.mkdir()
     (existing / "equilibrium.json").write_text('{"old": true}')
     (existing / "notes.txt").write_text("a previous run")
+    write_manifest(existing, {"equilibrium.json", "notes.txt"})  # as a run of the toolkit leaves it
     return {
         "tmp": tmp_path, "new": tmp_path / "new" / "run", "existing": existing,
         "alloc": _write_equilibrium(d / "alloc.json", sc, ok_f),
@@ -254,7 +256,7 @@ def test_a_failure_next_to_a_later_success_is_impossible(tmp_path, capsys):
     forced = main(["solve", "--scenario", "tiny", "--grid", "5", "--out", str(out), "--force"])
     # Assert: the folder describes one run, the successful one
     assert refused == 2 and forced == 0
-    assert sorted(os.listdir(out)) == ["convergence.png", "equilibrium.json"]
+    assert sorted(os.listdir(out)) == [MANIFEST, "convergence.png", "equilibrium.json"]
     assert sorted(os.listdir(tmp_path)) == ["run"]
 
 
@@ -276,6 +278,8 @@ def test_force_gives_the_previous_results_back_when_the_run_is_interrupted(tmp_p
     out = tmp_path / "run"
     out.mkdir()
     (out / "fl.json").write_text("old")
+    write_manifest(out, {"fl.json"})
+    old = _snapshot(out)
 
     def interrupted(args):
         (Path(args.out) / "fl_checkpoint.pt").write_text("new, from another seed")
@@ -287,7 +291,7 @@ def test_force_gives_the_previous_results_back_when_the_run_is_interrupted(tmp_p
     rc = main(["presets", "--out", str(out), "--force"])
     # Assert: the old results are back, alone
     assert rc == 130
-    assert _snapshot(out) == {"fl.json": b"old"}
+    assert _snapshot(out) == old and (out / "fl.json").read_text() == "old"
     assert sorted(os.listdir(tmp_path)) == ["run"]
 
 
