@@ -22,8 +22,11 @@ from typing import Any, Callable
 
 import numpy as np
 
+from .errors import InputError
+
 __all__ = ["atomic_write_bytes", "atomic_write_text", "atomic_write_json", "atomic_save", "to_jsonable",
-           "MANIFEST", "read_manifest", "record_into", "stop_recording", "claim", "write_manifest", "foreign_entry"]
+           "MANIFEST", "read_manifest", "record_into", "stop_recording", "claim", "write_manifest", "foreign_entry",
+           "load_torch_file"]
 
 #: the list of what the toolkit wrote in an output folder (relative paths, folders included)
 MANIFEST = ".metatrading-manifest.json"
@@ -179,3 +182,29 @@ def to_jsonable(obj: Any) -> Any:
 
 def atomic_write_json(path: str | os.PathLike, obj: Any) -> Path:
     return atomic_write_text(path, json.dumps(to_jsonable(obj), indent=2) + "\n")
+
+
+def load_torch_file(path: str | os.PathLike, field: str, map_location: Any = "cpu") -> Any:
+    """What ``torch.save`` wrote to ``path``, read without running any code stored in it.
+
+    ``weights_only=True``: only tensors, numbers, strings, lists, tuples and dicts are rebuilt; a
+    file that asks for anything else (a pickled object whose loading would run code) is refused.
+    Any unreadable file (truncated, empty, not a torch file, a folder) is an
+    ``InputError(field)`` naming it.
+    """
+    import pickle
+
+    import torch
+
+    try:
+        return torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as exc:
+        if "weights only" in str(exc).lower() or "weights_only" in str(exc):
+            raise InputError(field, f"refused {path}: it holds Python objects that would run code when read "
+                                    "(the toolkit reads only tensors, numbers, strings, lists and dicts); "
+                                    "not a file metatrading wrote") from None
+        raise InputError(field, f"{path} cannot be read: truncated, empty or not a file metatrading wrote") from None
+    except OSError as exc:  # a folder, no permission
+        raise InputError(field, f"{path} cannot be read: {exc.strerror or type(exc).__name__}") from None
+    except Exception:  # torch's errors for a truncated, empty or foreign file say nothing more useful
+        raise InputError(field, f"{path} cannot be read: truncated, empty or not a file metatrading wrote") from None
