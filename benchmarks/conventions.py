@@ -286,7 +286,7 @@ def _finish(path: Path, claimed: set[str], before: set[str]) -> None:
         return
     now = _entries(path)
     entries = (claimed | (now - before)) & now
-    if entries or (path / MANIFEST).exists():
+    if entries and entries != (read_manifest(path) or set()) & now:  # bad input (exit 2) changes nothing
         write_manifest(path, entries)
 
 
