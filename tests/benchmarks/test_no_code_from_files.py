@@ -57,15 +57,6 @@ def trained(tmp_path_factory) -> Path:
     return base / "run"
 
 
-def test_the_crafted_file_would_run_code_if_unpickled(tmp_path):
-    # the premise of the tests below: an ordinary torch.load (weights_only=False) runs the payload
-    marker = tmp_path / "MARKER"
-    f = _craft(tmp_path / "policy.pt", marker)
-    subprocess.run([sys.executable, "-c", f"import torch; torch.load({str(f)!r}, weights_only=False)"],
-                   env=ENV, capture_output=True, timeout=120)
-    assert marker.exists()
-
-
 @pytest.mark.parametrize("command", ["validate", "train-pricing", "fl"])
 def test_a_crafted_pickle_is_refused_and_runs_nothing(tmp_path, command):
     # Prepare: the crafted file where each command reads one
@@ -87,6 +78,10 @@ def test_a_crafted_pickle_is_refused_and_runs_nothing(tmp_path, command):
     assert str(f) in line and "run code" in line
     assert not marker.exists()
     assert not (tmp_path / "v").exists()
+    # and the file was a real threat: an ordinary torch.load (weights_only=False) runs the payload
+    subprocess.run([sys.executable, "-c", f"import torch; torch.load({str(f)!r}, weights_only=False)"],
+                   env=ENV, capture_output=True, timeout=120)
+    assert marker.exists()
 
 
 def test_a_truncated_policy_is_named(tmp_path, trained):
