@@ -39,7 +39,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
-from models.errors import InputError
+from models.errors import InputError, Stopped
 from models.io import MANIFEST, foreign_entry, read_manifest, record_into, stop_recording, write_manifest
 
 __all__ = ["check_out", "output_folder", "parse_numbers", "recover_previous", "show_progress", "Stopped",
@@ -47,15 +47,6 @@ __all__ = ["check_out", "output_folder", "parse_numbers", "recover_previous", "s
 
 #: the signals that stop a command cleanly (its --force swap undone), besides SIGINT
 STOP_SIGNALS = tuple(getattr(signal, n) for n in ("SIGTERM", "SIGHUP") if hasattr(signal, n))
-
-
-class Stopped(KeyboardInterrupt):
-    """SIGTERM or SIGHUP, raised in the main thread like Ctrl-C's KeyboardInterrupt (so that
-    every clean-up Ctrl-C runs runs for them too); ``signo`` gives the exit code 128 + signo."""
-
-    def __init__(self, signo: int) -> None:
-        self.signo = int(signo)
-        super().__init__(signal.Signals(signo).name)
 
 
 @contextmanager
