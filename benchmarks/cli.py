@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import os
+import signal
 import sys
 from typing import Sequence
 
@@ -91,34 +92,44 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from benchmarks.conventions import check_out, output_folder
+    from benchmarks.conventions import Stopped, catch_signals, check_out, output_folder, recover_previous
 
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
     except SystemExit as exc:  # --help, --version, or a usage error (one line, already printed)
         return int(exc.code or 0) if not isinstance(exc.code, str) else 2
+    state: dict = {}
+    out = getattr(args, "out", None)
     try:
-        out = getattr(args, "out", None)
-        if out is None:
-            return int(importlib.import_module(args._module).run(args) or 0)
-        # every command's output folder, checked before any work
-        check_out(out, force=getattr(args, "force", False), resume=getattr(args, "resume", False))
-        error = None
-        with output_folder(out, force=getattr(args, "force", False)) as state:
-            try:
-                state["rc"] = int(importlib.import_module(args._module).run(args) or 0)
-            except InputError as err:  # found by the command: undo what it wrote, then report
-                state["rc"], error = 2, err
-        if error is not None:
-            raise error
-        return state["rc"]
+        with catch_signals():
+            if out is None:
+                return int(importlib.import_module(args._module).run(args) or 0)
+            # every command's output folder, checked before any work
+            note = recover_previous(out)
+            if note is not None:
+                print(f"metatrading: {note}", file=sys.stderr)
+            check_out(out, force=getattr(args, "force", False), resume=getattr(args, "resume", False))
+            error = None
+            with output_folder(out, force=getattr(args, "force", False)) as state:
+                try:
+                    state["rc"] = int(importlib.import_module(args._module).run(args) or 0)
+                except InputError as err:  # found by the command: undo what it wrote, then report
+                    state["rc"], error = 2, err
+            if error is not None:
+                raise error
+            return state["rc"]
     except InputError as err:
         print(f"metatrading: error: {err}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print("metatrading: interrupted; results already written are intact", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM/SIGHUP (Stopped)
+        signo = exc.signo if isinstance(exc, Stopped) else signal.SIGINT
+        what = "interrupted" if signo == signal.SIGINT else f"stopped by {signal.Signals(signo).name}"
+        if state.get("restored"):
+            print(f"metatrading: {what}; the previous results in {out} are back unchanged", file=sys.stderr)
+        else:
+            print(f"metatrading: {what}; results already written are intact", file=sys.stderr)
+        return 128 + int(signo)
     except BrokenPipeError:  # stdout closed by the reader (`metatrading solve ... | head`): stop quietly
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # nothing more to flush at exit
         return 141  # 128 + SIGPIPE, as a shell tool killed by it

@@ -10,11 +10,18 @@ before the command does any work):
   unless ``--force`` (replace the previous results) or, for a command that checkpoints,
   ``--resume`` (continue the run whose checkpoint is there). ``--resume`` on a missing or empty
   folder is refused too: there is nothing to continue.
-- ``--force``: the previous results are moved aside (to a hidden sibling
-  ``.DIR.previous-*``), the command writes into a fresh empty ``DIR``, and the previous
-  results are deleted once the command has finished (exit 0, or 1 with its status reported).
-  If it stops on bad input (exit 2), an error or Ctrl-C, the new files are removed and the
-  previous results are moved back, unchanged.
+- Every run lists what it wrote in ``DIR/.metatrading-manifest.json`` (:mod:`models.io`),
+  claiming each file before writing it and listing the rest when it stops.
+- ``--force``: only a folder whose every entry its manifest lists may be replaced; one holding
+  anything else (a file of the user's, or no manifest at all: results written before manifests
+  existed) is refused, naming a foreign entry. The previous results are moved aside (to a hidden
+  sibling ``.DIR.previous-<pid>-*``), the command writes into a fresh empty ``DIR``, and the
+  previous results are deleted once the command has finished (exit 0, or 1 with its status
+  reported). If it stops on bad input (exit 2), an error, Ctrl-C, SIGTERM or SIGHUP, the new
+  files are removed and the previous results are moved back, unchanged.
+- A ``.DIR.previous-*`` left by a run killed with SIGKILL is moved back by the next run into
+  ``DIR`` (when ``DIR`` holds only what the killed run wrote), or that run is refused with a
+  message naming both folders; it is never left behind silently.
 - A command that stops on bad input (exit 2) leaves nothing behind: a folder it created is
   removed. A run into a new folder stopped by Ctrl-C or an error keeps what it wrote (a
   checkpoint to ``--resume`` from).
@@ -23,16 +30,58 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import shutil
+import signal
 import sys
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
-from models.errors import InputError
+from models.errors import InputError, Stopped
+from models.io import MANIFEST, foreign_entry, read_manifest, record_into, stop_recording, write_manifest
 
-__all__ = ["check_out", "output_folder", "parse_numbers", "show_progress"]
+__all__ = ["check_out", "output_folder", "parse_numbers", "recover_previous", "show_progress", "Stopped",
+           "catch_signals"]
+
+#: the signals that stop a command cleanly (its --force swap undone), besides SIGINT
+STOP_SIGNALS = tuple(getattr(signal, n) for n in ("SIGTERM", "SIGHUP") if hasattr(signal, n))
+
+
+@contextmanager
+def catch_signals() -> Iterator[None]:
+    """Within: SIGTERM and SIGHUP raise :class:`Stopped` (once; a second one waits for the clean-up)."""
+    def handler(signo: int, frame: object) -> None:
+        for s in STOP_SIGNALS:
+            signal.signal(s, signal.SIG_IGN)  # the clean-up runs to its end
+        raise Stopped(signo)
+
+    try:
+        old = {s: signal.signal(s, handler) for s in STOP_SIGNALS}
+    except ValueError:  # not the main thread: leave the signals alone
+        yield
+        return
+    try:
+        yield
+    finally:
+        for s, h in old.items():
+            signal.signal(s, h)
+
+
+@contextmanager
+def _no_signals() -> Iterator[None]:
+    """Hold SIGINT, SIGTERM and SIGHUP while results are moved back (delivered afterwards)."""
+    sigs = {signal.SIGINT, *STOP_SIGNALS}
+    try:
+        old = signal.pthread_sigmask(signal.SIG_BLOCK, sigs)
+    except (AttributeError, ValueError, OSError):
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old)
 
 
 def show_progress(args: argparse.Namespace) -> bool:
@@ -97,6 +146,14 @@ def check_out(out: str, force: bool = False, resume: bool = False) -> None:
         here, target = Path.cwd().resolve(), path.resolve()
         if target == here or target in here.parents:
             raise InputError("--force", f"will not replace {out}: it is the current folder or holds it")
+        foreign = foreign_entry(path)
+        if foreign is not None and read_manifest(path) is None:
+            raise InputError("--force", f"will not replace {out}: it has no {MANIFEST} listing what metatrading "
+                                        f"wrote there, so {path / foreign} may be yours (results written before "
+                                        "manifests existed: delete them by hand, or choose another --out)")
+        if foreign is not None:
+            raise InputError("--force", f"will not replace {out}: {path / foreign} was not written by metatrading "
+                                        f"(--force deletes only what {MANIFEST} lists; move it, or choose another --out)")
     if resume and not held:
         raise InputError("--resume", f"nothing to resume: {out} holds no checkpoint")
     if held and not force and not resume:
@@ -104,33 +161,124 @@ def check_out(out: str, force: bool = False, resume: bool = False) -> None:
                                   " (or --resume where the command checkpoints)")
 
 
+_PREVIOUS = re.compile(r"\.previous-(\d+)-")
+
+
+def recover_previous(out: str) -> str | None:
+    """Move back the previous results that a run killed with SIGKILL left in ``.DIR.previous-*``.
+
+    Done when ``DIR`` is missing, empty, or holds only what its manifest lists (the killed run's
+    partial output, deleted then). Returns a line saying what was moved back (None: nothing to
+    do). Raises InputError("--out") naming both folders when it cannot be done safely.
+    """
+    if not out or not out.strip():
+        return None
+    path = Path(out).absolute()
+    try:
+        left = sorted(p for p in path.parent.glob(f".{path.name}.previous-*") if p.is_dir())
+    except OSError:
+        return None
+    for p in list(left):
+        m = _PREVIOUS.search(p.name[len(path.name) + 1:])
+        if m and int(m.group(1)) != os.getpid() and _alive(int(m.group(1))):
+            raise InputError("--out", f"another metatrading run (process {m.group(1)}) is replacing {out} "
+                                      f"(its previous results are in {p}); wait for it to finish")
+    if not left:
+        return None
+    if len(left) > 1:
+        raise InputError("--out", f"several earlier results of {out} were left by killed runs ({', '.join(map(str, left))}); "
+                                  "keep one by hand and delete the others (nothing was changed)")
+    backup = left[0]
+    if path.exists() and not path.is_dir():
+        raise InputError("--out", f"earlier results of {out} were left in {backup} by a killed run, and {out} is now "
+                                  "a file; move one of them by hand (nothing was changed)")
+    if path.is_dir():
+        foreign = foreign_entry(path)
+        if foreign is not None:
+            raise InputError("--out", f"earlier results of {out} were left in {backup} by a killed run, and {out} now "
+                                      f"holds {path / foreign}, which metatrading did not write; move one of them "
+                                      "by hand (nothing was changed)")
+    with _no_signals():
+        if path.is_dir():
+            shutil.rmtree(path)
+        os.rename(backup, path)
+    return f"moved the previous results of {out} back from {backup}, where a killed run had left them"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return True
+    return True
+
+
 @contextmanager
 def output_folder(out: str, force: bool = False) -> Iterator[dict]:
-    """Around a command's run: apply the ``--force`` swap and the no-trace-on-bad-input rule.
+    """Around a command's run: apply the ``--force`` swap, the no-trace-on-bad-input rule, and
+    keep the folder's manifest of what the toolkit wrote there.
 
-    Yields a dict; the caller sets ``state["rc"]`` to the command's exit code.
+    Yields a dict; the caller sets ``state["rc"]`` to the command's exit code. ``state["restored"]``
+    says, after an error or a signal, that the previous results were moved back.
     """
     path = Path(out)
     created = None if path.exists() else _first_missing(path)
     backup = None
+    before: set[str] = set()
+    listed: set[str] = set()
     if force and path.is_dir() and any(path.iterdir()):
-        backup = Path(tempfile.mkdtemp(prefix=f".{path.name}.previous-", dir=path.absolute().parent))
+        backup = Path(tempfile.mkdtemp(prefix=f".{path.name}.previous-{os.getpid()}-", dir=path.absolute().parent))
         os.rmdir(backup)
         os.rename(path, backup)
         path.mkdir()
-    state: dict = {"rc": None}
+    elif path.is_dir():  # an empty folder, or the run --resume continues
+        before, listed = _entries(path), read_manifest(path) or set()
+    record_into(path, listed)
+    state: dict = {"rc": None, "restored": False}
     try:
         yield state
     except BaseException:
-        # an error or Ctrl-C: a --force run gives the previous results back; a run into a new
-        # folder keeps what it wrote (its checkpoint, for --resume)
-        if backup is not None:
-            _undo(path, None, backup)
+        # an error, Ctrl-C or SIGTERM/SIGHUP: a --force run gives the previous results back; a
+        # run into a new folder keeps what it wrote (its checkpoint, for --resume)
+        with _no_signals():
+            entries = stop_recording()
+            if backup is not None:
+                _undo(path, None, backup)
+                state["restored"] = True
+            else:
+                _finish(path, entries, before)
         raise
-    if state["rc"] == 2:
-        _undo(path, created, backup)
-    elif backup is not None:
-        shutil.rmtree(backup, ignore_errors=True)
+    with _no_signals():
+        entries = stop_recording()
+        if state["rc"] == 2:
+            _undo(path, created, backup)
+        if state["rc"] != 2 or (backup is None and created is None):
+            _finish(path, entries, before)
+        if state["rc"] != 2 and backup is not None:
+            shutil.rmtree(backup, ignore_errors=True)
+
+
+def _entries(folder: Path) -> set[str]:
+    """Every file and folder under ``folder`` (relative paths), the manifest and its temporaries aside."""
+    found = set()
+    for dirpath, dirnames, filenames in os.walk(folder):
+        for name in dirnames + filenames:
+            if name == MANIFEST or name.startswith(f".{MANIFEST}."):
+                continue
+            found.add(str((Path(dirpath) / name).relative_to(folder)))
+    return found
+
+
+def _finish(path: Path, claimed: set[str], before: set[str]) -> None:
+    """Write the manifest, last: what this run claimed or created, and what was listed already."""
+    if not path.is_dir():
+        return
+    now = _entries(path)
+    entries = (claimed | (now - before)) & now
+    if entries and entries != (read_manifest(path) or set()) & now:  # bad input (exit 2) changes nothing
+        write_manifest(path, entries)
 
 
 def _first_missing(path: Path) -> Path:

@@ -1,7 +1,7 @@
 """``metatrading train-pricing``: independent PPO pricing, one learner per MSP.
 
-Writes into ``--out``: ``checkpoint.pt`` (every ``--checkpoint-every`` seconds and at the end;
-``--resume`` continues from it), ``policy.pt`` (for ``metatrading validate --policy`` and
+Writes into ``--out``: ``checkpoint.pt`` (every ``--checkpoint-every`` seconds, at the end, and
+when Ctrl-C, SIGTERM or SIGHUP stops it; ``--resume`` continues from it), ``policy.pt`` (for ``metatrading validate --policy`` and
 :func:`drl.load_policy`), ``training.json`` (per update: deterministic rewards, rollout utilities,
 market rounds so far, PPO metrics; the budget spent; the EPEC reference) and ``training.png``
 (each MSP's reward and utility against market rounds, the EPEC as dashed lines). The progress
@@ -22,11 +22,16 @@ __all__ = ["add_arguments", "run"]
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--scenario", default="default", help="preset (tiny, default, large, xl) or a scenario file (default: default)")
     p.add_argument("--dynamic", action="store_true", help="train in the dynamic market (MODEL.md section 6)")
-    p.add_argument("--seconds", type=float, default=300.0, help="wall-clock training budget in seconds (default 300)")
-    p.add_argument("--updates", type=int, default=None, help="stop after this many PPO updates (a reproducible budget)")
+    p.add_argument("--seconds", type=float, default=None,
+                   help="wall-clock training budget in seconds (default 300, or none when --updates is given)")
+    p.add_argument("--updates", type=int, default=None,
+                   help="stop after this many PPO updates, a reproducible budget: the clock cuts it short only "
+                        "when --seconds is given too")
     p.add_argument("--seed", type=int, default=0, help="training seed: networks, sampling, dynamics (default 0)")
     p.add_argument("--out", required=True, help="output folder")
-    p.add_argument("--resume", action="store_true", help="continue from DIR/checkpoint.pt")
+    p.add_argument("--resume", action="store_true",
+                   help="continue from DIR/checkpoint.pt (written every --checkpoint-every seconds, at the end, "
+                        "and on Ctrl-C or SIGTERM)")
     p.add_argument("--device", default="cpu", choices=["cpu", "cuda"], help="torch device (default cpu)")
     p.add_argument("--markets", type=int, default=None, help="E, parallel markets per rollout (default 64)")
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1: the batched solver's tensors are small)")
@@ -35,7 +40,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def _check(args: argparse.Namespace) -> None:
-    if not (math.isfinite(args.seconds) and args.seconds > 0):
+    if args.seconds is not None and not (math.isfinite(args.seconds) and args.seconds > 0):
         raise InputError("--seconds", f"must be > 0, got {args.seconds:g}")
     if args.updates is not None and args.updates < 1:
         raise InputError("--updates", f"must be >= 1, got {args.updates}")

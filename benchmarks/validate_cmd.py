@@ -41,6 +41,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--warmup", type=int, default=32, help="stationary: rounds the policy plays before its rewards are read (default 32)")
     p.add_argument("--grid", type=int, default=41, help="deviation-grid points per MSP in the certificate (default 41)")
     p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--allow-other-scenario", action="store_true",
+                   help="validate a --policy on a --scenario other than the one it was trained on (refused "
+                        "without it; a warning names both scenarios' fingerprints)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
@@ -154,6 +157,14 @@ def run(args: argparse.Namespace) -> int:
             if pol.n_msp != sc.n_msp or pol.n_mu != sc.n_mu:
                 raise InputError("--policy", f"{d} was trained for {pol.n_mu} MUs x {pol.n_msp} MSPs, but --scenario "
                                              f"{sc.name} has {sc.n_mu} x {sc.n_msp}")
+            if pol.fingerprint != sc.fingerprint():
+                trained = f"{pol.scenario.get('name', '?')} (fingerprint {pol.fingerprint})"
+                if not args.allow_other_scenario:
+                    raise InputError("--scenario", f"{sc.name} (fingerprint {sc.fingerprint()}) is not the scenario "
+                                                   f"{d} was trained on, {trained}; pass --allow-other-scenario "
+                                                   "to validate it there anyway")
+                print(f"metatrading: warning: validating {d}, trained on {trained}, on {sc.name} "
+                      f"(fingerprint {sc.fingerprint()})", file=sys.stderr)
             policies.append(pol)
         pricing: Any = policies[0]
     else:

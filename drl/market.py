@@ -14,7 +14,8 @@ utility, each normalised by constants the MSP itself knows (its cap ``Rmax_m``, 
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import json
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 import numpy as np
@@ -22,7 +23,7 @@ import torch
 
 from models.dynamics import DynamicsOptions, MarketState
 from models.errors import InputError
-from models.scenario import Scenario
+from models.scenario import Mechanism, Scenario
 
 from .followers import BatchEquilibrium, Coefficients, SolverOptions, market_utilities, scenario_arrays, solve_followers
 
@@ -174,13 +175,33 @@ class Market:
         return out
 
     def state_dict(self) -> dict[str, Any]:
-        """Everything needed to continue exactly (rng, dynamic state, warm start)."""
-        return {"rng": self.rng.bit_generator.state, "state": self.state, "cf": self.cf, "f": self.f,
-                "rounds": self.rounds}
+        """Everything needed to continue exactly (rng, dynamic state, warm start), as tensors,
+        numbers and strings only: a checkpoint is read back without unpickling any object."""
+        st = None
+        if self.state is not None:
+            st = {f.name: torch.as_tensor(np.array(getattr(self.state, f.name))) for f in fields(MarketState)
+                  if f.name not in ("base", "options")}
+        cf = {k: getattr(self.cf, k).detach().clone() for k in _COEFFICIENT_TENSORS}
+        cf.update(eps0=float(self.cf.eps0), mechanism=self.cf.mechanism.value)
+        return {"rng": json.dumps(self.rng.bit_generator.state), "state": st, "cf": cf,
+                "f": None if self.f is None else self.f.detach().clone(), "rounds": int(self.rounds)}
 
     def load_state_dict(self, st: dict[str, Any]) -> None:
-        self.rng.bit_generator.state = st["rng"]
-        self.state, self.cf, self.f, self.rounds = st["state"], st["cf"], st["f"], st["rounds"]
+        self.rng.bit_generator.state = json.loads(st["rng"])
+        if st["state"] is None:
+            self.state = None
+        else:
+            arrays = {k: v.cpu().numpy().copy() for k, v in st["state"].items()}
+            self.state = MarketState(base=self.base, options=self.options.dynamics, **arrays)
+        cf = st["cf"]
+        self.cf = Coefficients(**{k: cf[k].to(self.device) for k in _COEFFICIENT_TENSORS}, eps0=float(cf["eps0"]),
+                               mechanism=Mechanism(cf["mechanism"]))
+        self.f = None if st["f"] is None else st["f"].to(self.device)
+        self.rounds = int(st["rounds"])
+
+
+#: the tensors of :class:`Coefficients` (the rest: ``eps0``, ``mechanism``)
+_COEFFICIENT_TENSORS = ("Q", "alpha", "beta", "e", "F", "lam")
 
 
 def _take(cf: Coefficients, mask: torch.Tensor) -> Coefficients:

@@ -14,6 +14,8 @@ import numpy as np
 import torch
 
 from models.errors import InputError
+from models.io import load_torch_file
+from models.scenario import fingerprint_of
 
 from .agent import Actor, reward_of
 from .market import FEATURES, History
@@ -51,6 +53,8 @@ class Policy:
         The training budget: ``{"seconds", "market_rounds", "updates"}``.
     scenario : dict
         The scenario it was trained on (``Scenario.to_dict``).
+    fingerprint : str
+        That scenario's fingerprint (``Scenario.fingerprint``).
     dynamic : bool
     """
 
@@ -60,7 +64,8 @@ class Policy:
         self.Rmax = np.array(data["Rmax"], dtype=float)
         self.lam = np.array(data["lam"], dtype=float)
         self.budget = dict(data["budget"])
-        self.scenario = data["scenario"]
+        self.scenario = dict(data["scenario"])
+        self.fingerprint = fingerprint_of(self.scenario)
         self.dynamic = bool(data["dynamic"])
         K = int(data["history"])
         cfg = data["config"]
@@ -90,23 +95,22 @@ class Policy:
             ag.feedback(*(c[m] for c in cols))
 
 
-def load_policy(policy_dir: str | Path) -> Policy:
+def load_policy(policy_dir: str | Path, flag: str = "--policy") -> Policy:
     """The policy that ``metatrading train-pricing --out policy_dir`` wrote.
 
-    Raises InputError("--policy") when the folder or its ``policy.pt`` is missing or was written
-    by an incompatible version.
+    Read without running anything stored in it (:func:`models.io.load_torch_file`: tensors,
+    numbers, strings, lists and dicts only). Raises InputError(``flag``) naming the file when
+    the folder or its ``policy.pt`` is missing, unreadable (truncated, a crafted pickle) or was
+    written by an incompatible version.
     """
     path = Path(policy_dir)
     file = path / POLICY_FILE if path.is_dir() else path
-    if not file.exists():
-        raise InputError("--policy", f"no trained policy at {path} (expected {POLICY_FILE} written by train-pricing)")
-    try:
-        data = torch.load(file, map_location="cpu", weights_only=False)
-    except Exception as exc:  # any unreadable file
-        raise InputError("--policy", f"cannot read {file}: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from None
+    if not file.is_file():
+        raise InputError(flag, f"no trained policy at {path} (expected {POLICY_FILE} written by train-pricing)")
+    data = load_torch_file(file, flag)
     if not isinstance(data, dict) or data.get("version") != POLICY_VERSION:
-        raise InputError("--policy", f"{file} is not a version-{POLICY_VERSION} pricing policy")
+        raise InputError(flag, f"{file} is not a version-{POLICY_VERSION} pricing policy")
     try:
         return Policy(data)
-    except (KeyError, RuntimeError, ValueError, TypeError) as exc:
-        raise InputError("--policy", f"{file} is incompatible: {str(exc).splitlines()[0]}") from None
+    except (KeyError, RuntimeError, ValueError, TypeError, AttributeError) as exc:
+        raise InputError(flag, f"{file} is incompatible: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from None

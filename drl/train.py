@@ -10,6 +10,7 @@ and the trained policy ``policy.pt`` (:func:`drl.load_policy`).
 """
 from __future__ import annotations
 
+import copy
 import json
 import math
 import random
@@ -23,17 +24,21 @@ import numpy as np
 import torch
 
 from models.errors import InputError
-from models.io import atomic_save, atomic_write_json
+from models.io import atomic_save, atomic_write_json, load_torch_file
 from models.scenario import Scenario
 
 from .agent import PPOConfig, PricingAgent
 from .market import FEATURES, History, Market, MarketOptions
 
-__all__ = ["TrainingResult", "train_pricing", "POLICY_FILE", "CHECKPOINT_FILE", "POLICY_VERSION"]
+__all__ = ["TrainingResult", "train_pricing", "POLICY_FILE", "CHECKPOINT_FILE", "POLICY_VERSION", "DEFAULT_SECONDS"]
 
 POLICY_FILE = "policy.pt"
 CHECKPOINT_FILE = "checkpoint.pt"
 POLICY_VERSION = 1
+#: 2: tensors, numbers, strings, lists and dicts only (read with weights_only); 1 pickled objects
+CHECKPOINT_VERSION = 2
+#: the wall-clock budget when neither seconds nor updates is given
+DEFAULT_SECONDS = 300.0
 
 
 @dataclass(frozen=True)
@@ -89,7 +94,7 @@ def train_pricing(
     scenario: Scenario,
     out: str | Path,
     *,
-    seconds: float = 300.0,
+    seconds: float | None = None,
     updates: int | None = None,
     seed: int = 0,
     dynamic: bool = False,
@@ -109,10 +114,13 @@ def train_pricing(
     scenario : Scenario
     out : path
         Folder for ``checkpoint.pt``, ``policy.pt``, ``training.json`` and ``training.png``.
-    seconds : float
-        Wall-clock budget of the training loop (> 0; the EPEC reference is solved before it starts).
+    seconds : float, optional
+        Wall-clock budget of the training loop (> 0; the EPEC reference is solved before it
+        starts). Default: none when ``updates`` is given (that budget is then reproducible), else
+        :data:`DEFAULT_SECONDS`.
     updates : int, optional
-        Stop after this many PPO updates (a reproducible budget; also the learning-rate schedule).
+        Stop after this many PPO updates (a reproducible budget; also the learning-rate schedule);
+        ``seconds`` given too stops it earlier when the clock runs out first.
     seed : int
     dynamic : bool
         Train in the dynamic market (MODEL.md section 6) instead of the stationary one.
@@ -121,12 +129,15 @@ def train_pricing(
         True: a tqdm bar on stderr with the current rewards (and the gap to the EPEC); a callable
         gets each update's log entry.
     resume : bool
-        Continue from ``out/checkpoint.pt`` (same scenario, config, seed and mode required).
+        Continue from ``out/checkpoint.pt`` (same scenario, config, seed and mode required). A
+        folder holding a finished run (``policy.pt`` or ``training.json``) but no checkpoint is
+        refused; a folder holding neither starts afresh.
     config : PPOConfig
     market : MarketOptions, optional
         Default: ``MarketOptions(history=config.history, dynamic=dynamic)``.
     checkpoint_every : float
-        Seconds between checkpoints (one is always written at the end).
+        Seconds between checkpoints (one is always written at the end, and on Ctrl-C, SIGTERM or
+        SIGHUP: the state after the last finished update).
     reference : (rewards, utilities), optional
         The EPEC to compare with (default: :func:`epec.solve_scenario` of ``scenario``, stationary only).
     solve_reference : bool
@@ -136,7 +147,9 @@ def train_pricing(
     -------
     TrainingResult
     """
-    if not (isinstance(seconds, (int, float)) and math.isfinite(seconds) and seconds > 0):
+    if seconds is None and updates is None:
+        seconds = DEFAULT_SECONDS
+    if seconds is not None and not (isinstance(seconds, (int, float)) and math.isfinite(seconds) and seconds > 0):
         raise InputError("--seconds", f"must be > 0, got {seconds!r}")
     if updates is not None and (isinstance(updates, bool) or not isinstance(updates, int) or updates < 1):
         raise InputError("--updates", f"must be an integer >= 1, got {updates!r}")
@@ -150,12 +163,22 @@ def train_pricing(
     ckpt_path = out / CHECKPOINT_FILE
     state = None
     if resume and ckpt_path.exists():
-        state = torch.load(ckpt_path, map_location=device, weights_only=False)
+        state = load_torch_file(ckpt_path, "--resume", map_location=device)
+        if not isinstance(state, dict) or state.get("version") != CHECKPOINT_VERSION:
+            raise InputError("--resume", f"{ckpt_path} is not a version-{CHECKPOINT_VERSION} train-pricing checkpoint; "
+                                         "delete it to start again")
         if state.get("fingerprint") != fp:
             raise InputError("--resume", f"checkpoint {ckpt_path} was made with another scenario, config, seed or mode")
+    elif resume and ((out / POLICY_FILE).exists() or (out / "training.json").exists()):
+        raise InputError("--resume", f"{out} holds a finished run but no {CHECKPOINT_FILE} to continue from; "
+                                     "train again with --force, or into another --out")
     out.mkdir(parents=True, exist_ok=True)
     if reference is None and not dynamic and solve_reference:
-        reference = state["reference"] if state is not None else _reference(scenario)
+        if state is not None:
+            stored = state.get("reference")
+            reference = None if stored is None else (np.array(stored[0], dtype=float), np.array(stored[1], dtype=float))
+        else:
+            reference = _reference(scenario)
     ref_R, ref_V = reference if reference is not None else (None, None)
 
     # Seeding: one block.
@@ -172,19 +195,31 @@ def train_pricing(
     log: list[dict[str, Any]] = []
     update, rounds, elapsed = 0, 0, 0.0
     if state is not None:
-        for ag, st in zip(agents, state["agents"]):
-            ag.load_state_dict(st)
-        for h, st in zip(hists, state["histories"]):
-            h.load_state_dict(st)
-        env.load_state_dict(state["market"])
-        torch.set_rng_state(state["torch_rng"])
-        update, rounds, elapsed, log = state["update"], state["rounds"], state["elapsed"], state["log"]
+        try:
+            for ag, st in zip(agents, state["agents"], strict=True):
+                ag.load_state_dict(st)
+            for h, st in zip(hists, state["histories"], strict=True):
+                h.load_state_dict(st)
+            env.load_state_dict(state["market"])
+            torch.set_rng_state(state["torch_rng"].cpu())
+            update, rounds, elapsed = int(state["update"]), int(state["rounds"]), float(state["elapsed"])
+            log = list(state["log"])
+        except (KeyError, TypeError, ValueError, RuntimeError, AttributeError, IndexError) as exc:
+            raise InputError("--resume", f"{ckpt_path} is not a usable train-pricing checkpoint "
+                                         f"({type(exc).__name__}); delete it to start again") from None
 
-    def save_checkpoint() -> None:
-        st = {"fingerprint": fp, "agents": [a.state_dict() for a in agents],
-              "histories": [h.state_dict() for h in hists], "market": env.state_dict(),
-              "torch_rng": torch.get_rng_state(), "update": update, "rounds": rounds, "elapsed": elapsed,
-              "log": log, "reference": reference}
+    def snapshot() -> dict[str, Any]:
+        """The whole training state after the last finished update (tensors, numbers, strings,
+        lists and dicts only: it is read back with ``weights_only``)."""
+        ref = None if reference is None else [np.asarray(r, dtype=float).tolist() for r in reference]
+        st = copy.deepcopy({"version": CHECKPOINT_VERSION, "fingerprint": fp, "agents": [a.state_dict() for a in agents],
+                            "histories": [h.state_dict() for h in hists], "market": env.state_dict(),
+                            "torch_rng": torch.get_rng_state(), "update": update, "rounds": rounds,
+                            "elapsed": float(elapsed), "reference": ref})
+        st["log"] = list(log)  # entries are never changed once logged
+        return st
+
+    def save_checkpoint(st: dict[str, Any]) -> None:
         atomic_save(ckpt_path, lambda tmp: torch.save(st, tmp))
 
     bar = None
@@ -194,55 +229,62 @@ def train_pricing(
         bar = tqdm(total=updates if updates is not None else None, initial=update, desc="train-pricing",
                    unit="update", file=sys.stderr, dynamic_ncols=True)
     t_start, t_ckpt = time.perf_counter() - elapsed, time.perf_counter()
-    while (updates is None or update < updates) and elapsed < seconds:
-        obs = torch.zeros(S, M, E, obs_dim, device=device)
-        acts, logps, vals, rews = (torch.zeros(S, M, E, device=device) for _ in range(4))
-        Vsum = torch.zeros(M, dtype=torch.float64, device=device)
-        for t in range(S):
+    last = snapshot()
+    try:
+        while (updates is None or update < updates) and (seconds is None or elapsed < seconds):
+            obs = torch.zeros(S, M, E, obs_dim, device=device)
+            acts, logps, vals, rews = (torch.zeros(S, M, E, device=device) for _ in range(4))
+            Vsum = torch.zeros(M, dtype=torch.float64, device=device)
+            for t in range(S):
+                for m, (ag, h) in enumerate(zip(agents, hists)):
+                    obs[t, m] = h.observation()
+                    acts[t, m], logps[t, m], vals[t, m] = ag.act(obs[t, m])
+                R = torch.stack([ag.reward_of(acts[t, m]) for m, ag in enumerate(agents)], -1)
+                res = env.step(R)
+                for m, h in enumerate(hists):
+                    h.push(*res.column(m))  # each MSP's own entries only
+                rews[t] = (res.utility / lam).T.to(rews)
+                Vsum += res.utility.mean(0)
+            rounds += E * S
+            frac = 1.0 - (update / updates if updates is not None else elapsed / seconds)
+            lr_frac = max(frac, 0.05) if config.anneal_lr else 1.0
+            metrics: dict[str, Any] = {}
+            R_det = []
             for m, (ag, h) in enumerate(zip(agents, hists)):
-                obs[t, m] = h.observation()
-                acts[t, m], logps[t, m], vals[t, m] = ag.act(obs[t, m])
-            R = torch.stack([ag.reward_of(acts[t, m]) for m, ag in enumerate(agents)], -1)
-            res = env.step(R)
-            for m, h in enumerate(hists):
-                h.push(*res.column(m))  # each MSP's own entries only
-            rews[t] = (res.utility / lam).T.to(rews)
-            Vsum += res.utility.mean(0)
-        rounds += E * S
-        frac = 1.0 - (update / updates if updates is not None else elapsed / seconds)
-        lr_frac = max(frac, 0.05) if config.anneal_lr else 1.0
-        metrics: dict[str, Any] = {}
-        R_det = []
-        for m, (ag, h) in enumerate(zip(agents, hists)):
-            o_next = h.observation()
-            v_next = ag.act(o_next)[2]
-            adv = _gae(rews[:, m], vals[:, m], v_next, config.gamma, config.gae_lambda)
-            ret = adv + vals[:, m]
-            mets = ag.update(obs[:, m].reshape(S * E, -1), acts[:, m].reshape(-1), logps[:, m].reshape(-1),
-                             adv.reshape(-1), ret.reshape(-1), lr_frac)
-            metrics.update({f"msp{m}/{k}": v for k, v in mets.items()})
-            R_det.append(float(ag.reward_of(ag.act(o_next, deterministic=True)[0]).mean()))
-        update += 1
-        elapsed = time.perf_counter() - t_start
-        entry: dict[str, Any] = {"update": update, "market_rounds": rounds, "seconds": round(elapsed, 3),
-                                 "rewards": R_det, "utilities": (Vsum / S).tolist(), **metrics}
-        if ref_R is not None:
-            entry["reward_gap_pct"] = (100.0 * (np.array(R_det) - ref_R) / np.abs(ref_R)).tolist()
-        log.append(entry)
-        if time.perf_counter() - t_ckpt >= checkpoint_every:
-            save_checkpoint()
-            t_ckpt = time.perf_counter()
-        if callable(progress):
-            progress(entry)
-        if bar is not None:
-            post = {"R": " ".join(f"{r:.2f}" for r in R_det)}
+                o_next = h.observation()
+                v_next = ag.act(o_next)[2]
+                adv = _gae(rews[:, m], vals[:, m], v_next, config.gamma, config.gae_lambda)
+                ret = adv + vals[:, m]
+                mets = ag.update(obs[:, m].reshape(S * E, -1), acts[:, m].reshape(-1), logps[:, m].reshape(-1),
+                                 adv.reshape(-1), ret.reshape(-1), lr_frac)
+                metrics.update({f"msp{m}/{k}": v for k, v in mets.items()})
+                R_det.append(float(ag.reward_of(ag.act(o_next, deterministic=True)[0]).mean()))
+            update += 1
+            elapsed = time.perf_counter() - t_start
+            entry: dict[str, Any] = {"update": update, "market_rounds": rounds, "seconds": round(elapsed, 3),
+                                     "rewards": R_det, "utilities": (Vsum / S).tolist(), **metrics}
             if ref_R is not None:
-                post["gap%"] = " ".join(f"{g:+.1f}" for g in entry["reward_gap_pct"])
-            bar.set_postfix(post, refresh=False)
-            bar.update(1)
-    if bar is not None:
-        bar.close()
-    save_checkpoint()
+                entry["reward_gap_pct"] = (100.0 * (np.array(R_det) - ref_R) / np.abs(ref_R)).tolist()
+            log.append(entry)
+            last = snapshot()
+            if time.perf_counter() - t_ckpt >= checkpoint_every:
+                save_checkpoint(last)
+                t_ckpt = time.perf_counter()
+            if callable(progress):
+                progress(entry)
+            if bar is not None:
+                post = {"R": " ".join(f"{r:.2f}" for r in R_det)}
+                if ref_R is not None:
+                    post["gap%"] = " ".join(f"{g:+.1f}" for g in entry["reward_gap_pct"])
+                bar.set_postfix(post, refresh=False)
+                bar.update(1)
+    except KeyboardInterrupt:  # Ctrl-C, SIGTERM or SIGHUP: keep what was learned, then stop
+        save_checkpoint(last)
+        raise
+    finally:
+        if bar is not None:
+            bar.close()
+    save_checkpoint(snapshot())
     budget = {"seconds": round(elapsed, 3), "market_rounds": rounds, "updates": update}
     R_final = np.array(log[-1]["rewards"]) if log else np.full(M, np.nan)
     V_final = np.array(log[-1]["utilities"]) if log else np.full(M, np.nan)

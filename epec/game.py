@@ -23,7 +23,11 @@ __all__ = ["Game", "leaders_game", "expand_players", "make_solver", "finish", "C
 
 
 def expand_players(blocks: Iterable[Any]) -> list[BlockData]:
-    """Blocks given as BlockData or as indexed Blocks (expanded to their elements)."""
+    """Blocks given as BlockData or as indexed Blocks (expanded to their elements).
+
+    A deactivated block sits out: it is no player (``models.build_game`` deactivates an MU
+    without data for any MSP, whose allocation is fixed at 0 and who has nothing to decide).
+    """
     out = []
     for b in blocks:
         if isinstance(b, BlockData):
@@ -32,7 +36,7 @@ def expand_players(blocks: Iterable[Any]) -> list[BlockData]:
             out.extend(b.values())
         else:
             raise TypeError(f"players: expected Pyomo blocks, got {b!r}")
-    return out
+    return [b for b in out if b.active]
 
 
 @dataclass

@@ -38,7 +38,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from models.errors import InputError
+from models.errors import InputError, Stopped
 
 from .flower_waits import DEFAULT_CAP_S, DEFAULT_FIRST_S
 from .tls import make_local_certificates, make_supernode_key
@@ -224,7 +224,7 @@ class ProcessSet:
 def _terminate_as_interrupt() -> Iterator[None]:
     """SIGTERM / SIGHUP raise KeyboardInterrupt while the deployment runs (so it cleans up)."""
     def handler(signum, frame):  # noqa: ARG001
-        raise KeyboardInterrupt(f"signal {signum}")
+        raise Stopped(signum)  # a KeyboardInterrupt; the command exits 128 + signum
 
     previous = {}
     if threading.current_thread() is threading.main_thread():  # signal handlers live there

@@ -25,7 +25,7 @@ import torch
 from torch import Tensor
 
 from models.errors import InputError
-from models.io import atomic_save
+from models.io import atomic_save, load_torch_file
 from models.iom import iom_matrix, round_time
 from models.scenario import Scenario
 
@@ -326,7 +326,8 @@ def run_fl(
         From :func:`build_task`.
     cfg : FLConfig
     checkpoint : path, optional
-        Written atomically after every round (``torch.save``: round, weights, history).
+        Written atomically after every round (``torch.save`` of tensors, numbers, strings, lists
+        and dicts only: round, weights, history; read back with ``weights_only``).
     resume : bool
         Continue from ``checkpoint``, which must exist, be readable, hold at most ``cfg.rounds``
         rounds and match every setting (InputError ``checkpoint.<setting>`` naming the first
@@ -399,8 +400,8 @@ def load_checkpoint(checkpoint: str | Path | None, dev: torch.device, fp: dict[s
     """A checkpoint to resume from: present, readable and made with this run's settings."""
     if checkpoint is None or not Path(checkpoint).is_file():
         raise InputError("checkpoint", f"no checkpoint {checkpoint} to resume from (start without resuming)")
+    state = load_torch_file(checkpoint, "checkpoint", map_location=dev)  # never runs code stored in it
     try:
-        state = torch.load(checkpoint, map_location=dev, weights_only=False)
         history = state["history"]
         if not isinstance(state["params"], dict) or not all(isinstance(history[k], list) for k in HISTORY_KEYS):
             raise TypeError("unexpected contents")

@@ -17,3 +17,14 @@ class InputError(ValueError):
         self.field = field
         self.reason = reason
         super().__init__(f"{field}: {reason}")
+
+
+class Stopped(KeyboardInterrupt):
+    """SIGTERM or SIGHUP, raised in the main thread like Ctrl-C's KeyboardInterrupt, so that every
+    clean-up written for Ctrl-C runs for them too; ``signo`` gives the exit code 128 + signo."""
+
+    def __init__(self, signo: int) -> None:
+        import signal
+
+        self.signo = int(signo)
+        super().__init__(signal.Signals(self.signo).name)

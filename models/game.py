@@ -62,7 +62,8 @@ def build_game(
     -------
     pyo.ConcreteModel
         Sets ``MSP`` = 0..M-1 and ``MU`` = 0..N-1; blocks ``msp[m]`` and ``mu[n]``; Expression
-        ``total[m]``. A pair without data (``D_nm = 0``) has ``f[m]`` fixed at 0 and IoM 0.
+        ``total[m]``. A pair without data (``D_nm = 0``) has ``f[m]`` fixed at 0 and IoM 0; an MU
+        without data for any MSP sits out: its block ``mu[n]`` is deactivated (no player).
     """
     import pyomo.environ as pyo
 
@@ -98,6 +99,8 @@ def build_game(
             if has_data[n, m] else 0.0,
         )
         b.budget = pyo.Constraint(expr=sum(b.f[m] for m in model.MSP) <= float(sc.F[n]))
+        if not has_data[n].any():  # nothing to sell: the MU sits out (f = 0), no player at all
+            b.deactivate()
 
     model.total = pyo.Expression(model.MSP, rule=lambda _m, m: sum(model.mu[n].iom[m] for n in model.MU))
 

@@ -26,6 +26,7 @@ import numpy as np
 from .errors import InputError
 
 __all__ = [
+    "fingerprint_of",
     "Mechanism",
     "Metric",
     "Scenario",
@@ -284,6 +285,10 @@ class Scenario:
             out[name] = getattr(self, name)
         return out
 
+    def fingerprint(self) -> str:
+        """12 hex digits of the SHA-256 of every parameter but ``name`` and ``seed`` (:func:`fingerprint_of`)."""
+        return fingerprint_of(self.to_dict())
+
     def replace(self, **changes: Any) -> "Scenario":
         """A validated copy with some fields changed (the original is untouched)."""
         return dataclasses.replace(self, **changes)
@@ -456,3 +461,14 @@ def load_scenario(spec: str | Path, seed: int | None = None) -> Scenario:
         if not prefix:
             raise
         raise InputError(f"{prefix}{err.field}", f"{err.reason} (in {path})") from None
+
+
+def fingerprint_of(scenario: Mapping[str, Any]) -> str:
+    """The fingerprint of a scenario stored as ``Scenario.to_dict`` wrote it: 12 hex digits of the
+    SHA-256 of its parameters (``name`` and ``seed`` aside: two files holding the same market have
+    the same fingerprint)."""
+    import hashlib
+
+    data = {k: v for k, v in scenario.items() if k not in ("name", "seed")}
+    text = json.dumps(data, sort_keys=True, default=lambda x: x.tolist() if hasattr(x, "tolist") else str(x))
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:12]

@@ -284,7 +284,7 @@ class DRLScheme(Scheme):
                 self._source = f"trained for {setup.base.name} (dynamic market) into {folder}"
             else:
                 self._source = f"trained for {setup.base.name} (dynamic market), reused from {folder}"
-        self._policy = drl.load_policy(folder)
+        self._policy = drl.load_policy(folder, flag="--drl-policy")
         pol, base = self._policy, setup.base
         if (int(pol.n_msp), int(getattr(pol, "n_mu", base.n_mu))) != (base.n_msp, base.n_mu):
             raise InputError("--drl-policy", f"the policy was trained for {getattr(pol, 'n_mu', '?')} MUs x "

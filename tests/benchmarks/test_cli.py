@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 from benchmarks.cli import BENCHES, COMMANDS, build_parser, main
+from models.io import MANIFEST, write_manifest
 from models.scenario import generate, preset
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -50,6 +51,27 @@ def files(tmp_path):
     existing.mkdir()
     (existing / "equilibrium.json").write_text('{"old": true}')
     (existing / "notes.txt").write_text("a previous run")
+    write_manifest(existing, {"equilibrium.json", "notes.txt"})  # as a run of the toolkit leaves it
+    # issue 16: a foreign file beside listed results, results without a manifest, crafted and
+    # truncated torch files (the crafted one would write into tmp_path if it ran)
+    foreign = d / "foreign"
+    (foreign / "paper").mkdir(parents=True)
+    (foreign / "equilibrium.json").write_text("{}")
+    (foreign / "paper" / "thesis.tex").write_text("draft")
+    write_manifest(foreign, {"equilibrium.json"})
+    (d / "unlisted").mkdir()
+    (d / "unlisted" / "equilibrium.json").write_text("{}")
+    import torch
+
+    for name, file in (("evil", "policy.pt"), ("evil_ckpt", "checkpoint.pt"), ("evil_fl", "fl_checkpoint.pt")):
+        (d / name).mkdir()
+        torch.save({"version": 1, "x": _Payload(tmp_path / "MARKER")}, d / name / file)
+    (d / "trunc").mkdir()
+    torch.save({"version": 1, "x": torch.ones(100)}, d / "trunc" / "policy.pt")
+    data = (d / "trunc" / "policy.pt").read_bytes()
+    (d / "trunc" / "policy.pt").write_bytes(data[: len(data) // 2])
+    (d / "garbage_ckpt").mkdir()
+    (d / "garbage_ckpt" / "checkpoint.pt").write_bytes(b"garbage" * 40)
     return {
         "tmp": tmp_path, "new": tmp_path / "new" / "run", "existing": existing,
         "alloc": _write_equilibrium(d / "alloc.json", sc, ok_f),
@@ -57,7 +79,19 @@ def files(tmp_path):
         "bad_sc": d / "bad_sc.json", "empty": d / "empty.yaml", "list": d / "list.yaml",
         "rmax_str": d / "rmax_str.toml", "rmax_bool": d / "rmax_bool.toml", "file": d / "a_file.txt",
         "fl_bad": d / "fl_bad.json", "fl_ok": d / "fl_ok.json",
+        "foreign": foreign, "unlisted": d / "unlisted", "evil": d / "evil", "evil_ckpt": d / "evil_ckpt",
+        "evil_fl": d / "evil_fl", "trunc": d / "trunc", "garbage_ckpt": d / "garbage_ckpt",
     }
+
+
+class _Payload:
+    """Unpickling this would run ``touch MARKER``."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        return (os.system, (f"touch {self.marker}",))
 
 
 def _snapshot(folder: Path) -> dict:
@@ -119,6 +153,14 @@ TABLE = [
     ([*FL, "--allocation", "{alloc}", "--resume", "--out", OLD], "--resume"),
     ([*FL, "--allocation", "{alloc}", "--resume", "--force", "--out", OLD], "--force"),
     ([*FL, "--allocation", "{over}", "--force", "--out", OLD], "CPU budget"),
+    # issue 16: --force deletes only what a manifest lists; no file runs code
+    (["solve", "--scenario", "tiny", "--out", "{foreign}", "--force"], "paper/thesis.tex"),
+    (["solve", "--scenario", "tiny", "--out", "{unlisted}", "--force"], "no .metatrading-manifest.json"),
+    (["validate", "--policy", "{evil}", "--scenario", "tiny", "--out", NEW], "--policy: refused"),
+    (["validate", "--policy", "{trunc}", "--scenario", "tiny", "--out", NEW], "truncated"),
+    (["train-pricing", "--scenario", "tiny", "--updates", "1", "--out", "{evil_ckpt}", "--resume"], "--resume: refused"),
+    (["train-pricing", "--scenario", "tiny", "--updates", "1", "--out", "{garbage_ckpt}", "--resume"], "--resume"),
+    ([*FL, "--scenario", "tiny", "--out", "{evil_fl}", "--resume"], "--resume: refused"),
     # bench epec
     (["bench", "epec", "--sizes", "3y2", "--out", NEW], "--sizes"),
     (["bench", "epec", "--sizes", "4x2", "--naive-max-n", "-1", "--out", NEW], "--naive-max-n"),
@@ -254,7 +296,7 @@ def test_a_failure_next_to_a_later_success_is_impossible(tmp_path, capsys):
     forced = main(["solve", "--scenario", "tiny", "--grid", "5", "--out", str(out), "--force"])
     # Assert: the folder describes one run, the successful one
     assert refused == 2 and forced == 0
-    assert sorted(os.listdir(out)) == ["convergence.png", "equilibrium.json"]
+    assert sorted(os.listdir(out)) == [MANIFEST, "convergence.png", "equilibrium.json"]
     assert sorted(os.listdir(tmp_path)) == ["run"]
 
 
@@ -276,6 +318,8 @@ def test_force_gives_the_previous_results_back_when_the_run_is_interrupted(tmp_p
     out = tmp_path / "run"
     out.mkdir()
     (out / "fl.json").write_text("old")
+    write_manifest(out, {"fl.json"})
+    old = _snapshot(out)
 
     def interrupted(args):
         (Path(args.out) / "fl_checkpoint.pt").write_text("new, from another seed")
@@ -287,7 +331,7 @@ def test_force_gives_the_previous_results_back_when_the_run_is_interrupted(tmp_p
     rc = main(["presets", "--out", str(out), "--force"])
     # Assert: the old results are back, alone
     assert rc == 130
-    assert _snapshot(out) == {"fl.json": b"old"}
+    assert _snapshot(out) == old and (out / "fl.json").read_text() == "old"
     assert sorted(os.listdir(tmp_path)) == ["run"]
 
 

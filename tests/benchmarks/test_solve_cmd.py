@@ -67,7 +67,7 @@ def test_refuted_point_exits_1_with_the_certificate_and_best_deviations(tmp_path
     # Assert: exit 1, the verdict printed, only failure.json written, with the evidence
     assert rc == 1
     assert "not_certified" in capsys.readouterr().out
-    assert sorted(p.name for p in out.iterdir()) == ["failure.json"]
+    assert sorted(p.name for p in out.iterdir()) == [".metatrading-manifest.json", "failure.json"]
     fail = json.loads((out / "failure.json").read_text())
     assert fail["status"] == "not_certified" and "msp[3]" in fail["message"]
     cert = fail["certificate"]

@@ -15,7 +15,7 @@ REF = (np.array([5.0, 5.0]), np.array([1.0, 1.0]))  # a stand-in line for the pl
 
 
 def _weights(out):
-    pol = torch.load(out / "checkpoint.pt", weights_only=False)
+    pol = torch.load(out / "checkpoint.pt", weights_only=True)
     return [a["actor"] for a in pol["agents"]] + [a["critic"] for a in pol["agents"]]
 
 
@@ -34,7 +34,7 @@ def test_resumed_run_ends_with_the_same_weights(tmp_path, dynamic):
 
     with pytest.raises(KeyboardInterrupt):
         train_pricing(sc, tmp_path / "part", updates=4, progress=interrupt, **kw)
-    assert torch.load(tmp_path / "part" / "checkpoint.pt", weights_only=False)["update"] == 2
+    assert torch.load(tmp_path / "part" / "checkpoint.pt", weights_only=True)["update"] == 2
     resumed = train_pricing(sc, tmp_path / "part", updates=4, resume=True, **kw)
     # Assert
     assert full.budget["updates"] == resumed.budget["updates"] == 4
