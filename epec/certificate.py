@@ -107,14 +107,23 @@ def _box(lo: np.ndarray, hi: np.ndarray, x: np.ndarray) -> tuple[np.ndarray, np.
     return np.where(np.isfinite(lo), lo, x - width), np.where(np.isfinite(hi), hi, x + width)
 
 
-def _segments(x: np.ndarray, lo: np.ndarray, hi: np.ndarray, rng: np.random.Generator, options: Any):
+def _segments(x: np.ndarray, lo: np.ndarray, hi: np.ndarray, rng: np.random.Generator, options: Any,
+              keep: np.ndarray | None = None):
     """The deviation lines of one leader at ``x`` in its box ``[lo, hi]``: ``(u, ts)`` with the
     grid ``x + t u``, ``t in ts``, spanning the box. One decision: the whole range; several:
-    random unit directions."""
+    random unit directions, projected on the null space of ``keep`` (the rows of the leader's
+    linear equality constraints, so that every line keeps them)."""
     if x.size == 1:
         directions = [np.ones(1)]
     else:
-        directions = [u / np.linalg.norm(u) for u in rng.normal(size=(options.directions, x.size))]
+        raw = rng.normal(size=(options.directions, x.size))
+        if keep is not None and keep.size:
+            # an orthonormal basis of the null space of the equality rows, from the SVD
+            _, sv, vt = np.linalg.svd(keep)
+            rank = int(np.sum(sv > 1e-12 * max(1.0, float(sv.max(initial=0.0)))))
+            null = vt[rank:]
+            raw = raw @ null.T @ null
+        directions = [u / np.linalg.norm(u) for u in raw if np.linalg.norm(u) > 1e-12]
     for u in directions:
         with np.errstate(divide="ignore", invalid="ignore"):
             ta = np.where(u != 0, (lo - x) / u, -np.inf)
@@ -187,12 +196,17 @@ def _deviation_gains(leaders: list, x_star: list, rng: np.random.Generator, opti
         lo, hi = _box(ld.lower, ld.upper, x_star[i])
         best_gain, best_x = 0.0, x_star[i].copy()
         count = {"evals": 0, "failed": 0}
+        keep = ld.constraints.equality_rows(x_star[i]) if ld.constraints is not None else None
         # a leader whose box is a single point (a reward cap of 0) has no deviation to check
-        for u, ts in _segments(x_star[i], lo, hi, rng, options) if np.any(hi > lo) else ():
+        for u, ts in _segments(x_star[i], lo, hi, rng, options, keep) if np.any(hi > lo) else ():
 
             def evaluate(t: float) -> float:
                 pt = [a.copy() for a in x_star]
                 pt[i] = np.clip(x_star[i] + t * u, lo, hi)
+                if not ld.admissible(pt[i]):
+                    # outside the leader's own constraints: no deviation it may make (neither a
+                    # gain nor a failed evaluation)
+                    return -math.inf
                 gain = gain_at(i, pt)
                 count["evals"] += 1
                 if not math.isfinite(gain):
@@ -213,15 +227,17 @@ def _deviation_gains(leaders: list, x_star: list, rng: np.random.Generator, opti
 
 
 def _certificate(residual: KKTResidual, gains: list, bests: list, evals: list, failed: list, starts: int,
-                 spread: float, utilities: list, names: list, options: Any, t0: float) -> Certificate:
+                 spread: float, utilities: list, names: list, options: Any, t0: float,
+                 broken: Sequence[str] = ()) -> Certificate:
     """The :class:`Certificate` of (a)-(c) and its verdict. The followers are called unique when
     no random start that reached an equilibrium ended further than ``unique_tol`` from the point,
     and at least one did (unless ``options.starts`` is 0): a start from which the solver found
     no equilibrium is no evidence of another one (it is counted in ``starts``, which says how
-    many solved)."""
+    many solved). ``broken``: the leaders' own constraints the point breaks, one line each (the
+    first reasons: a gain found next to a broken constraint is its symptom)."""
     unique = (options.starts == 0 or starts >= 1) and spread <= options.unique_tol
     profitable = tuple(i for i, (g, v) in enumerate(zip(gains, utilities)) if g > options.gain_tolerance(v))
-    reasons = [f"leader {names[i]} gains {gains[i]:.6g} (utility {utilities[i]:.6g}) by deviating to "
+    reasons = list(broken) + [f"leader {names[i]} gains {gains[i]:.6g} (utility {utilities[i]:.6g}) by deviating to "
                f"{format_decision(bests[i])}" for i in profitable]
     if not residual.max <= options.kkt_tol:
         reasons.append(f"followers' KKT residual {residual.max:.3g} > kkt_tol {options.kkt_tol:g}")
@@ -240,6 +256,12 @@ def _certificate(residual: KKTResidual, gains: list, bests: list, evals: list, f
         utilities=tuple(float(v) for v in utilities), failed_by_leader=tuple(failed), holds=not reasons,
         reasons=tuple(reasons), profitable=profitable,
     )
+
+
+def _broken(game: Any, x: list, options: Any) -> list[str]:
+    """The leaders' own constraints broken at decisions ``x`` (beyond ``kkt_tol``, scaled by
+    ``max(1, |bound|)``), one line each."""
+    return [r for ld, a in zip(game.leaders, x) for r in ld.broken(a, options.kkt_tol)]
 
 
 def format_decision(x: Any) -> str:
@@ -396,7 +418,7 @@ def _certify_newton(game: Any, options: Any, tick: Callable[[], None]) -> Certif
         tick()
     game.restore(snap0)
     return _certificate(residual, gains, bests, evals, failed, starts, spread, [float(b) for b in base],
-                        [ld.name for ld in game.leaders], options, t0)
+                        [ld.name for ld in game.leaders], options, t0, _broken(game, x_star, options))
 
 
 def _certify_ipopt(game: Any, options: Any, tick: Callable[[], None]) -> Certificate:
@@ -435,7 +457,7 @@ def _certify_ipopt(game: Any, options: Any, tick: Callable[[], None]) -> Certifi
         tick()
     game.restore(snap0)
     return _certificate(residual, gains, bests, evals, failed, starts, spread, base,
-                        [ld.name for ld in game.leaders], options, t0)
+                        [ld.name for ld in game.leaders], options, t0, _broken(game, x_star, options))
 
 
 def certify(
@@ -489,9 +511,18 @@ def certify(
         raise ValueError(f"progress: must be callable, got {progress!r}")
     game = leaders_game(model, leaders, followers, mode, solver, options, lift, response)
     x = [ld.values() for ld in game.leaders]
+    # the decisions as given: the response below projects them on the (constraint-tightened)
+    # boxes, so a broken constraint is seen here or never
+    broken = _broken(game, x, certificate)
     run, _ = implicit_response(game, x, None, cold=True)  # Ipopt's homotopy without a Newton response
     if not run.ok:
         point = {ld.name: [float(t) for t in a] for ld, a in zip(game.leaders, x)}
         raise RuntimeError(f"certify: no follower equilibrium at the leaders' decisions {point} "
                            f"({run.status.name}: {run.message})")
-    return certify_game(game, certificate, progress)
+    cert = certify_game(game, certificate, progress)
+    if broken:
+        import dataclasses
+
+        extra = tuple(r for r in broken if r not in cert.reasons)
+        cert = dataclasses.replace(cert, holds=False, reasons=extra + cert.reasons)
+    return cert
