@@ -9,6 +9,7 @@ import pyomo.environ as pyo
 from pyomo.core.base.block import BlockData
 
 from .certificate import certify_game
+from .constraints import follower_helpers
 from .game import Game, expand_players, finish, make_solver
 from .kkt import owned_by
 from .options import CertificateOptions, GlobalOptions
@@ -54,6 +55,10 @@ def solve_bilevel(
         raise ValueError(f"solve_bilevel: the leader needs exactly one active Objective outside the followers, found {len(objs)}")
     leader_vars = [v for v in model.component_data_objects(pyo.Var, descend_into=True, sort=True)
                    if not v.fixed and not any(owned_by(v, f) for f in followers)]
+    # a Var defined by the followers' variables (a price p == a - Q(y)) is a helper, substituted
+    # by the Game, not a decision of the leader
+    helpers = follower_helpers(model, followers, leader_vars)
+    leader_vars = [v for v in leader_vars if id(v) not in helpers]
     game = Game(model, followers, [("leader", leader_vars, objs[0])], make_mode(mode),
                 make_solver(solver, options), lift)
     ld = game.leaders[0]

@@ -35,7 +35,7 @@ from pyomo.repn import generate_standard_repn
 from .kkt import owned_by
 
 __all__ = ["GameStructureError", "LeaderConstraints", "substitute_helpers", "leader_constraints",
-           "helper_candidates"]
+           "helper_candidates", "follower_helpers"]
 
 
 class GameStructureError(ValueError):
@@ -69,6 +69,18 @@ def _definition(c: Any, v: Any) -> Any | None:
     if repn.nonlinear_expr is not None:
         rest.append(repn.nonlinear_expr)
     return (pyo.value(c.upper) - sum(rest)) / coef
+
+
+def _defined_side(c: Any) -> Any | None:
+    """The Var ``v`` of an equality written ``v == expr`` (or ``expr == v``), else None."""
+    args = getattr(c.expr, "args", ())
+    if len(args) != 2:
+        return None
+    for side, other in ((args[0], args[1]), (args[1], args[0])):
+        if getattr(side, "is_variable_type", lambda: False)() and \
+                not any(w is side for w in identify_variables(other, include_fixed=True)):
+            return side
+    return None
 
 
 def helper_candidates(model: BlockData, followers: Sequence[BlockData], players: set[int]) -> list:
@@ -139,6 +151,34 @@ def substitute_helpers(model: BlockData, followers: Sequence[BlockData], players
                         f"uses it without defining it (an equality linear in it, {v.name} == f(others)): "
                         f"declare {v.name} on the block of the player who chooses it, or write it as a pyo.Expression")
     return out
+
+
+def follower_helpers(model: BlockData, followers: Sequence[BlockData], candidates: Sequence[Any]) -> set[int]:
+    """Of ``candidates`` (a bilevel leader's Vars: every unfixed Var on no follower's block), the
+    ids of those defined by the followers: an equality outside the followers' blocks, linear in
+    the Var, whose other unfixed Vars include a follower's variable or such a helper (a price
+    ``p == a - Q(y)``). They are helpers, not the leader's decisions."""
+    fids = {id(v) for f in followers for v in f.component_data_objects(pyo.Var, descend_into=True) if not v.fixed}
+    cand = {id(v) for v in candidates}
+    helpers: set[int] = set()
+    equalities = [c for c in _non_follower_constraints(model, followers) if c.equality]
+    progress = True
+    used: set[int] = set()  # an equality defines one Var
+    while progress:
+        progress = False
+        for c in equalities:
+            if id(c) in used:
+                continue
+            vs = _unfixed(c.body)
+            free = [v for v in vs if id(v) in cand and id(v) not in helpers]
+            if len(free) > 1:  # the leader's decisions are candidates too: p == f(x, y) defines p
+                free = [v for v in free if v is _defined_side(c)]
+            if len(free) == 1 and any(id(v) in fids or id(v) in helpers for v in vs) \
+                    and _definition(c, free[0]) is not None:
+                helpers.add(id(free[0]))
+                used.add(id(c))
+                progress = True
+    return helpers
 
 
 def _replace_everywhere(model: BlockData, sub: dict[int, Any]) -> None:

@@ -170,3 +170,21 @@ def test_helper_variable_without_definition_is_refused_naming_it():
         L.obj.set_value((m.p - c) * L.q)
     with pytest.raises(GameStructureError, match=r"Var p is declared on no leader's or follower's block, and constraint floor"):
         solve_epec(m, leaders=[m.A, m.B], followers=[m.F])
+
+
+def test_bilevel_helper_defined_by_the_follower_is_substituted():
+    # Stackelberg duopoly with the price as a Var p == 100 - x - y: the follower's best reply to
+    # x is y = (100 - x - 10) / 2 = 45 - x / 2 (maximise (100 - x - y - 10) y), so the leader
+    # maximises (p - 10) x = (45 - x / 2) x: x = 45, y = 22.5, p = 32.5 (Stackelberg 1934; a
+    # textbook closed form, derived here).
+    m = pyo.ConcreteModel()
+    m.x = pyo.Var(bounds=(0, 100), initialize=10.0)
+    m.p = pyo.Var(initialize=0.0)
+    m.F = pyo.Block()
+    m.F.y = pyo.Var(bounds=(0, 100), initialize=10.0)
+    m.price = pyo.Constraint(expr=m.p == 100 - m.x - m.F.y)
+    m.F.obj = pyo.Objective(expr=(m.p - 10) * m.F.y, sense=pyo.maximize)
+    m.obj = pyo.Objective(expr=(m.p - 10) * m.x, sense=pyo.maximize)
+    r = solve_bilevel(m, followers=[m.F])
+    assert r.ok, r.message
+    assert (pyo.value(m.x), pyo.value(m.F.y), pyo.value(m.p)) == pytest.approx((45.0, 22.5, 32.5), abs=1e-5)
