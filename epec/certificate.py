@@ -5,7 +5,9 @@ functions on the Newton path), not from a solver's report;
 (b) for every leader, the largest utility gain of a unilateral deviation, over a grid of its
 decision range (a line search along random directions when it has several variables) refined
 by a bounded golden-section search, each point evaluated at the followers' exact equilibrium
-(warm-started along the grid); (c) the followers' equilibrium from several random starts.
+(warm-started along the grid); (c) the followers' equilibrium from several random starts;
+(d) every leader's own constraints hold at the point (:mod:`epec.constraints`), and the scan of
+(b) skips the deviations that break them (a leader may not deviate outside its own constraints).
 """
 from __future__ import annotations
 
@@ -63,10 +65,11 @@ class Certificate:
     holds : bool
         The point is certified: every leader's gain within
         :meth:`CertificateOptions.gain_tolerance` of its utility, the KKT residual within
-        ``kkt_tol``, the followers unique, and at most ``max_failed`` of each leader's evaluations
-        failed.
+        ``kkt_tol``, every leader's own constraints kept within ``kkt_tol max(1, |bound|)``, the
+        followers unique, and at most ``max_failed`` of each leader's evaluations failed.
     reasons : tuple of str
-        Why it does not hold (empty when it does), one line per failed condition.
+        Why it does not hold (empty when it does), one line per failed condition; broken leader
+        constraints first (a gain next to one is its symptom).
     profitable : tuple of int
         The leaders whose gain is beyond the tolerance.
     """

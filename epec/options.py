@@ -68,7 +68,8 @@ class CertificateOptions:
         1e-8: the gains are differences of utilities at responses solved to ``max |F| <= 1e-10``, so
         an equilibrium shows gains of 1e-14 to 1e-9 relative; a trapped leader gains percent.
     kkt_tol : float
-        ... and the followers' KKT residual is at most this. Default 1e-6.
+        ... and the followers' KKT residual is at most this, and no leader breaks one of its own
+        constraints by more than this times ``max(1, |bound|)``. Default 1e-6.
     max_failed : float
         ... and at most this fraction of each leader's deviation evaluations found no follower
         response. Default 1 (no limit): in a general game a decision where the followers have no
