@@ -37,7 +37,11 @@ def solve_bilevel(
 
     ``min_x F(x, y) s.t. G(x) <= 0, y solves the followers' KKT system``, with the
     complementarity reformulated by ``mode``. Parameters as :func:`solve_nash`, plus
-    ``certify`` / ``certificate`` (see :func:`epec.certify`, MODEL.md section 5).
+    ``certify`` / ``certificate`` (see :func:`epec.certify`, MODEL.md section 5). ``G(x) <= 0``:
+    the model-level constraints over the leader's Vars, kept by the MPEC and by the certificate's
+    deviation search; one that also uses a follower's variables (``G(x, y) <= 0``) is refused
+    (:class:`epec.GameStructureError`), and a Var defined by the followers' variables through an
+    equality (a price ``p == a - Q(y)``) is substituted, not a decision (see :mod:`epec.constraints`).
 
     Ipopt finds a local solution of the MPEC; the certificate scans the leader's whole range.
     ``ok`` only when it holds: when the scan finds a better decision, the MPEC is solved again

@@ -66,7 +66,8 @@ def solve_epec(
     model : BlockData
     leaders, followers : sequence of blocks
         Each leader block holds its objective and its decision Vars; followers as in
-        :func:`solve_nash`.
+        :func:`solve_nash`. A constraint on a leader's block, or at model level over one
+        leader's decisions, is that leader's and is kept throughout (see :mod:`epec.constraints`).
     method : Method or str, default "gauss-seidel"
     mode : str, ModeKind or Reformulation, default "scholtes"
         The reformulation of the full-space path (and of every Ipopt fallback).
@@ -118,6 +119,13 @@ def solve_epec(
         MAX_ITER or SOLVER_FAILED; ``history`` per sweep. The point loaded into the model when
         the solve stopped is the followers' equilibrium at the final leader decisions.
         ``iterations`` counts Ipopt and Newton iterations.
+
+    Raises
+    ------
+    epec.GameStructureError
+        A shared constraint (two leaders' decisions), a coupling constraint (a follower's
+        variables outside its block), or a Var on no player's block that a constraint uses
+        without defining it; the message names it.
     """
     method = Method(method)
     leader_step = LeaderStep(leader_step)

@@ -26,7 +26,8 @@ class LeaderStep(str, enum.Enum):
     leader's utility from the implicit function theorem; one decision by bracketing and
     safeguarded secant steps on ``dV/dx`` (:func:`scalar_ascent`), several by L-BFGS-B over the
     leader's box (implicit programming, Outrata, Kocvara & Zowe 1998, ch. 4; smoothing as Facchinei, Jiang &
-    Qi, Math. Program. 85, 1999). Falls back to ``FULL_SPACE`` for a step it cannot take.
+    Qi, Math. Program. 85, 1999), a leader with general constraints of its own by SLSQP
+    (:func:`epec.leader_steps.constrained_ascent`). Falls back to ``FULL_SPACE`` for a step it cannot take.
     ``FULL_SPACE``: Ipopt on the whole reformulated MPEC (the ``mode``'s homotopy).
     """
 
