@@ -7,7 +7,9 @@ decision range (a line search along random directions when it has several variab
 by a bounded golden-section search, each point evaluated at the followers' exact equilibrium
 (warm-started along the grid); (c) the followers' equilibrium from several random starts;
 (d) every leader's own constraints hold at the point (:mod:`epec.constraints`), and the scan of
-(b) skips the deviations that break them (a leader may not deviate outside its own constraints).
+(b) skips the deviations that break them (a leader may not deviate outside its own constraints);
+a leader with general constraints is also checked by its constrained step from the point and
+from its best grid deviation (on the Newton path).
 """
 from __future__ import annotations
 
@@ -360,6 +362,11 @@ def _certify_newton(game: Any, options: Any, tick: Callable[[], None]) -> Certif
 
     gains, bests, evals, failed = _deviation_gains(game.leaders, x_star, rng, options, gain_at,
                                                    lambda: warm.update(star), tick)
+    for i, ld in enumerate(game.leaders):
+        if ld.constraints is not None:
+            _constrained_refinement(game, i, x_star, [x_star[i], np.asarray(bests[i], dtype=float)],
+                                    lambda y, pt: response_at(dict(star), y, pt), y_star, p,
+                                    float(base[i]), gains, bests, evals)
 
     # (c) uniqueness: random follower starts, cold continuation in mu, leaders at x*. The
     # followers' own variables uniform in their box; the other unknowns (multipliers, lifted
@@ -422,6 +429,34 @@ def _certify_newton(game: Any, options: Any, tick: Callable[[], None]) -> Certif
     game.restore(snap0)
     return _certificate(residual, gains, bests, evals, failed, starts, spread, [float(b) for b in base],
                         [ld.name for ld in game.leaders], options, t0, _broken(game, x_star, options))
+
+
+def _constrained_refinement(game: Any, i: int, x_star: list, starts: list, response: Callable, y_star: np.ndarray,
+                            p: np.ndarray, base: float, gains: list, bests: list, evals: list) -> None:
+    """(b) for a leader with general constraints: the grid's lines through the point rarely run
+    along a constraint that binds there, so the constrained leader step (SLSQP with the implicit
+    gradient, :func:`epec.leader_steps.constrained_ascent`) climbs from the point and from the
+    best grid deviation, others at ``x*``; a better feasible decision it reaches replaces leader
+    ``i``'s gain and best deviation (in place). A start without a follower response or a step
+    that fails adds nothing."""
+    from .leader_steps import FollowerState, StepFailed, implicit_step
+
+    resp = game.response
+    for start in starts:
+        pt = [a.copy() for a in x_star]
+        pt[i] = start
+        y = resp.inputs_at(y_star, pt)
+        z = response(y, pt)
+        if z is None:
+            continue
+        try:
+            x_new, _, run, _ = implicit_step(game, i, FollowerState(z, y, p))
+        except StepFailed:
+            continue
+        evals[i] += 1
+        gain = float(run.objective) - base
+        if gain > gains[i] and game.leaders[i].admissible(x_new):
+            gains[i], bests[i] = gain, tuple(float(t) for t in x_new)
 
 
 def _certify_ipopt(game: Any, options: Any, tick: Callable[[], None]) -> Certificate:

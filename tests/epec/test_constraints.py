@@ -188,3 +188,19 @@ def test_bilevel_helper_defined_by_the_follower_is_substituted():
     r = solve_bilevel(m, followers=[m.F])
     assert r.ok, r.message
     assert (pyo.value(m.x), pyo.value(m.F.y), pyo.value(m.p)) == pytest.approx((45.0, 22.5, 32.5), abs=1e-5)
+
+
+def test_certificate_follows_a_binding_general_constraint():
+    # Prepare: A at (10, 10), on its capacity a1 + a2 = 20 but not at its best reply (15, 5)
+    # (see test_general_leader_constraints_are_kept); B at its equilibrium b = 6
+    m = _two_markets()
+    m.A.a[1].set_value(10.0)
+    m.A.a[2].set_value(10.0)
+    m.B.b.set_value(6.0)
+    # Execute
+    cert = certify(m, leaders=[m.A, m.B], followers=[m.F])
+    # Assert: A's gain is exact, V_A(15, 5) - V_A(10, 10) = (2550 + 750 - 1800 - 1400) / 3 = 100/3,
+    # found along the binding constraint (the grid's random lines cross it)
+    assert not cert.holds and cert.profitable == (0,)
+    assert cert.deviation_gains[0] == pytest.approx(100.0 / 3.0, rel=1e-7)
+    assert cert.best_deviations[0] == pytest.approx((15.0, 5.0), abs=1e-5)
