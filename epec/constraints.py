@@ -156,7 +156,8 @@ def substitute_helpers(model: BlockData, followers: Sequence[BlockData], players
                     raise GameStructureError(
                         f"Var {v.name} is declared on no leader's or follower's block, and constraint {c.name} "
                         f"uses it without defining it (an equality linear in it, {v.name} == f(others)): "
-                        f"declare {v.name} on the block of the player who chooses it, or write it as a pyo.Expression")
+                        f"declare {v.name} on the block of the player who chooses it, write it as a pyo.Expression, "
+                        f"or fix it if it is a parameter")
     return out
 
 
