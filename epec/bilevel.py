@@ -39,8 +39,8 @@ def solve_bilevel(
     complementarity reformulated by ``mode``. Parameters as :func:`solve_nash`, plus
     ``certify`` / ``certificate`` (see :func:`epec.certify`, MODEL.md section 5). ``G(x) <= 0``:
     the model-level constraints over the leader's Vars, kept by the MPEC and by the certificate's
-    deviation search; one that also uses a follower's variables (``G(x, y) <= 0``) is refused
-    (:class:`epec.GameStructureError`), and a Var defined by the followers' variables through an
+    deviation search; one that also uses a follower's variables (``G(x, y) <= 0``) is kept by the
+    MPEC, and the certificate admits only deviations that keep it at the followers' response; a Var defined by the followers' variables through an
     equality (a price ``p == a - Q(y)``) is substituted, not a decision (see :mod:`epec.constraints`).
 
     Ipopt finds a local solution of the MPEC; the certificate scans the leader's whole range.
@@ -64,7 +64,7 @@ def solve_bilevel(
     helpers = follower_helpers(model, followers, leader_vars)
     leader_vars = [v for v in leader_vars if id(v) not in helpers]
     game = Game(model, followers, [("leader", leader_vars, objs[0])], make_mode(mode),
-                make_solver(solver, options), lift)
+                make_solver(solver, options), lift, coupling=True)
     ld = game.leaders[0]
     # Start the MPEC from the followers' equilibrium at the initial leader point.
     runs = [game.respond(None, warm=False)]

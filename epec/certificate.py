@@ -212,7 +212,10 @@ def _deviation_gains(leaders: list, x_star: list, rng: np.random.Generator, opti
                     # outside the leader's own constraints: no deviation it may make (neither a
                     # gain nor a failed evaluation)
                     return -math.inf
-                gain = gain_at(i, pt)
+                try:
+                    gain = gain_at(i, pt)
+                except _Inadmissible:
+                    return -math.inf
                 count["evals"] += 1
                 if not math.isfinite(gain):
                     count["failed"] += 1
@@ -263,10 +266,21 @@ def _certificate(residual: KKTResidual, gains: list, bests: list, evals: list, f
     )
 
 
-def _broken(game: Any, x: list, options: Any) -> list[str]:
+def _broken(game: Any, x: list, options: Any, coupling: bool = True) -> list[str]:
     """The leaders' own constraints broken at decisions ``x`` (beyond ``kkt_tol``, scaled by
-    ``max(1, |bound|)``), one line each."""
-    return [r for ld, a in zip(game.leaders, x) for r in ld.broken(a, options.kkt_tol)]
+    ``max(1, |bound|)``), and with ``coupling`` the coupling constraints broken at the model's
+    current point (:func:`epec.solve_bilevel`), one line each."""
+    out = [r for ld, a in zip(game.leaders, x) for r in ld.broken(a, options.kkt_tol)]
+    return out + game.coupling_broken(options.kkt_tol) if coupling else out
+
+
+class _Inadmissible(Exception):
+    """A deviation whose followers' response breaks a coupling constraint ``G(x', y(x')) <= 0``:
+    no deviation the leader may make (neither a gain nor a failed evaluation)."""
+
+
+#: tolerance (times ``max(1, |bound|)``) of the constraints at a deviation of the scan
+_ADMISSIBLE_TOL = 1e-9
 
 
 def format_decision(x: Any) -> str:
@@ -358,7 +372,14 @@ def _certify_newton(game: Any, options: Any, tick: Callable[[], None]) -> Certif
     def gain_at(i: int, pt: list) -> float:
         y = resp.inputs_at(y_star, pt)
         z = response_at(warm, y, pt)
-        return -math.inf if z is None else float(resp.utilities(z, y, p)[i] - base[i])
+        if z is None:
+            return -math.inf
+        if game.coupling:  # G(x', y(x')) <= 0, evaluated on the model at the response
+            resp.load(z)
+            game.fix_leaders(pt)
+            if game.coupling_broken(_ADMISSIBLE_TOL):
+                raise _Inadmissible
+        return float(resp.utilities(z, y, p)[i] - base[i])
 
     gains, bests, evals, failed = _deviation_gains(game.leaders, x_star, rng, options, gain_at,
                                                    lambda: warm.update(star), tick)
@@ -471,6 +492,8 @@ def _certify_ipopt(game: Any, options: Any, tick: Callable[[], None]) -> Certifi
 
     def gain_at(i: int, pt: list) -> float:
         run = game.respond(pt, warm=True, capped=True)
+        if run.ok and game.coupling_broken(_ADMISSIBLE_TOL):
+            raise _Inadmissible
         return game.leaders[i].utility() - base[i] if run.ok else -math.inf
 
     gains, bests, evals, failed = _deviation_gains(game.leaders, x_star, rng, options, gain_at,
@@ -551,7 +574,7 @@ def certify(
     x = [ld.values() for ld in game.leaders]
     # the decisions as given: the response below projects them on the (constraint-tightened)
     # boxes, so a broken constraint is seen here or never
-    broken = _broken(game, x, certificate)
+    broken = _broken(game, x, certificate, coupling=False)
     run, _ = implicit_response(game, x, None, cold=True)  # Ipopt's homotopy without a Newton response
     if not run.ok:
         point = {ld.name: [float(t) for t in a] for ld, a in zip(game.leaders, x)}

@@ -13,8 +13,10 @@ other active constraint is sorted once, on the transformed clone, by the unfixed
   (:class:`GameStructureError` naming it): a generalised Nash equilibrium needs a convention for
   how the leaders share its multiplier, and none is implemented;
 - a *coupling constraint* ``G(x, y) <= 0``: it uses a leader's decisions (or none) and a
-  follower's variables. Refused: the leader steps and the deviation search see the followers
-  only through their response, and cannot keep such a constraint at it;
+  follower's variables. :func:`epec.solve_bilevel` keeps it (its MPEC holds it, and the
+  certificate admits only deviations ``x'`` with ``G(x', y(x')) <= 0`` at the followers'
+  response); :func:`epec.solve_epec` refuses it: its implicit leader steps see the followers
+  only through their response, and cannot keep such a constraint;
 - a *helper variable*: a Var on no player's block, defined by an equality linear in it (a price
   ``p == a - Q``). It is substituted by its definition everywhere (:func:`substitute_helpers`)
   and its value is written back with the answer; a Var on no player's block that a non-follower
@@ -33,7 +35,7 @@ from pyomo.core.expr.visitor import identify_variables, replace_expressions
 from pyomo.repn import generate_standard_repn
 
 __all__ = ["GameStructureError", "LeaderConstraints", "substitute_helpers", "leader_constraints",
-           "helper_candidates", "follower_helpers"]
+           "helper_candidates", "follower_helpers", "coupling_broken"]
 
 
 class GameStructureError(ValueError):
@@ -207,11 +209,15 @@ def _replace_everywhere(model: BlockData, sub: dict[int, Any]) -> None:
 
 
 def leader_constraints(model: BlockData, followers: Sequence[BlockData], follower_ids: set[int],
-                       leaders: Sequence[tuple[str, list]]) -> list[list]:
-    """Each leader's own constraints (``leaders``: ``(name, decision Vars)`` in ``model``);
-    refuses a shared or coupling constraint (:class:`GameStructureError`, one line naming it)."""
+                       leaders: Sequence[tuple[str, list]],
+                       coupling: bool = False) -> tuple[list[list], list]:
+    """Each leader's own constraints (``leaders``: ``(name, decision Vars)`` in ``model``), and
+    the coupling constraints ``G(x, y) <= 0``. Refuses a shared constraint, and a coupling one
+    unless ``coupling`` (one leader, :func:`epec.solve_bilevel`), with :class:`GameStructureError`
+    naming it in one line."""
     owner = {id(v): k for k, (_, vs) in enumerate(leaders) for v in vs}
     out: list[list] = [[] for _ in leaders]
+    coupled: list = []
     for c in _non_follower_constraints(model, followers):
         vs = _unfixed(c.body)
         who = sorted({owner[id(v)] for v in vs if id(v) in owner})
@@ -222,14 +228,35 @@ def leader_constraints(model: BlockData, followers: Sequence[BlockData], followe
                 f"constraint {c.name} couples the decisions of leaders {names} (a shared constraint): not "
                 f"supported (a generalised Nash equilibrium needs a convention for sharing its multiplier); "
                 f"give each leader its own constraint")
+        if ys and coupling and len(leaders) == 1:
+            coupled.append(c)
+            continue
         if ys:
             whose = f"leader {leaders[who[0]][0]}'s decisions and " if who else ""
             raise GameStructureError(
                 f"constraint {c.name} involves {whose}the follower variable {ys[0].name} (an upper-level "
                 f"constraint G(x, y) <= 0): not supported, the leader steps and the certificate see the "
-                f"followers only through their response; move it into the follower's block if it is theirs")
+                f"followers only through their response (solve_bilevel keeps it); move it into the follower's "
+                f"block if it is theirs")
         if who:
             out[who[0]].append(c)
+    return out, coupled
+
+
+def coupling_broken(constraints: Sequence[Any], tol: float) -> list[str]:
+    """One line per coupling constraint broken at the model's current values by more than
+    ``tol max(1, |bound|)``."""
+    out = []
+    for c in constraints:
+        g = float(pyo.value(c.body, exception=False) or 0.0)
+        lo = -math.inf if c.lower is None else float(pyo.value(c.lower))
+        up = math.inf if c.upper is None else float(pyo.value(c.upper))
+        viol = max(0.0, lo - g, g - up)
+        scale = max(1.0, *(abs(b) for b in (lo, up) if math.isfinite(b)))
+        if not viol <= tol * scale:  # a NaN body is broken too
+            side = f"<= {up:.6g}" if g > up else f">= {lo:.6g}"
+            out.append(f"constraint {c.name} (G(x, y) <= 0) is broken at the followers' response: {g:.6g} is "
+                       f"not {side} (by {viol:.3g})")
     return out
 
 

@@ -13,7 +13,8 @@ import numpy as np
 import pyomo.environ as pyo
 from pyomo.core.base.block import BlockData
 
-from .constraints import GameStructureError, LeaderConstraints, leader_constraints, substitute_helpers
+from .constraints import (GameStructureError, LeaderConstraints, coupling_broken, leader_constraints,
+                          substitute_helpers)
 from .kkt import KKTResidual, KKTSystem, kkt, player_objective, player_variables
 from .reformulation import HomotopyResult, InverseData, Reformulation, clone_with_map, make_mode
 from .response import FollowerResponse, ResponseOptions
@@ -76,6 +77,7 @@ class Game:
         mode: Reformulation,
         solver: Any,
         lift: bool,
+        coupling: bool = False,
     ) -> None:
         t0 = time.perf_counter()
         self.mode = mode
@@ -92,8 +94,9 @@ class Game:
         self.helpers = substitute_helpers(work, followers_w, owned | leader_ids, strict=bool(leaders))
         # each remaining constraint outside the followers' blocks is one leader's (shared and
         # coupling constraints are refused here, naming them)
-        own = leader_constraints(work, followers_w, owned,
-                                 [(name, [memo[id(v)] for v in vs]) for name, vs, _ in leaders]) if leaders else []
+        own, self.coupling = leader_constraints(
+            work, followers_w, owned, [(name, [memo[id(v)] for v in vs]) for name, vs, _ in leaders],
+            coupling=coupling) if leaders else ([], [])
         # Vars that are neither a follower's nor a leader's are parameters of everyone.
         for v in work.component_data_objects(pyo.Var, descend_into=True):
             if not v.fixed and id(v) not in owned and id(v) not in leader_ids:
@@ -177,6 +180,11 @@ class Game:
             if k is not None and math.isfinite(float(value)):
                 z[k] = float(value)
         return z
+
+    def coupling_broken(self, tol: float) -> list[str]:
+        """The coupling constraints ``G(x, y) <= 0`` (:func:`epec.solve_bilevel`) broken at the
+        model's current values, one line each."""
+        return coupling_broken(self.coupling, tol) if self.coupling else []
 
     def sync_helpers(self) -> None:
         """Each substituted helper Var set to its definition's value at the current point."""

@@ -204,3 +204,20 @@ def test_certificate_follows_a_binding_general_constraint():
     assert not cert.holds and cert.profitable == (0,)
     assert cert.deviation_gains[0] == pytest.approx(100.0 / 3.0, rel=1e-7)
     assert cert.best_deviations[0] == pytest.approx((15.0, 5.0), abs=1e-5)
+
+
+def test_bilevel_coupling_constraint_is_kept():
+    # The follower's reply to x is y = x; the leader minimises (x - 5)^2 + (y - 5)^2 subject to
+    # the upper-level constraint x + y <= 6 (it uses the follower's y): 2 x <= 6, so x = y = 3.
+    # Without the constraint at the followers' response, the scan's x = 5 looks better.
+    m = pyo.ConcreteModel()
+    m.x = pyo.Var(bounds=(0, 10), initialize=1.0)
+    m.F = pyo.Block()
+    m.F.y = pyo.Var(bounds=(-20, 20), initialize=0.0)
+    m.F.obj = pyo.Objective(expr=(m.F.y - m.x) ** 2)
+    m.G = pyo.Constraint(expr=m.x + m.F.y <= 6.0)
+    m.obj = pyo.Objective(expr=(m.x - 5) ** 2 + (m.F.y - 5) ** 2)
+    r = solve_bilevel(m, followers=[m.F])
+    assert r.ok, r.message
+    assert (pyo.value(m.x), pyo.value(m.F.y)) == pytest.approx((3.0, 3.0), abs=1e-5)
+    assert r.certificate.best_deviations[0][0] <= 3.0 + 1e-6
