@@ -198,7 +198,7 @@ def constrained_ascent(evaluate: Any, x0: np.ndarray, lo: np.ndarray, hi: np.nda
     1974). SLSQP stops on the change of ``V`` (``ftol = 1e-12 scale``: tighter, it ends on "positive
     directional derivative" after ~10x the evaluations); where that leaves the residual above
     ``gtol`` (default ``1e-6 scale``), a second run from there with ``ftol = 1e-15 scale`` polishes
-    it. A point that breaks a constraint (by more than 1e-9, scaled) has residual inf. Returns
+    it. A point that breaks a constraint (by more than 1e-8, scaled) has residual inf. Returns
     ``(x, -V, -g, message, residual)``; raises :class:`StepFailed` from ``evaluate``.
     """
     from scipy.optimize import minimize
@@ -211,7 +211,7 @@ def constrained_ascent(evaluate: Any, x0: np.ndarray, lo: np.ndarray, hi: np.nda
                        options={"ftol": ftol * scale, "maxiter": 300})
         x = np.clip(np.asarray(opt.x, dtype=float), lo, hi)
         v, g = evaluate(x)
-        res = _kkt_residual(x, g, lo, hi, cons) if cons.feasible(x) else math.inf
+        res = _kkt_residual(x, g, lo, hi, cons) if cons.feasible(x, 1e-8) else math.inf
         if res <= gtol:
             break
     return x, v, g, f"SLSQP: {opt.message}" + ("" if math.isfinite(res) else "; infeasible"), res
