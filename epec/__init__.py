@@ -7,6 +7,7 @@ One import line::
 """
 from .bilevel import solve_bilevel
 from .certificate import Certificate, certify
+from .constraints import GameStructureError
 from .diagonalisation import solve_epec
 from .kkt import KKTError, KKTResidual, KKTSystem, LiftedAggregates, kkt, player_objective, player_variables
 from .multipliers import MultiplierError, multiplier
@@ -30,7 +31,7 @@ from .scholtes import ScholtesRelaxation
 from .smoothing import FischerBurmeisterSmoothing
 
 __all__ = [
-    "Certificate", "certify", "ScenarioSolution", "solve_scenario",
+    "Certificate", "certify", "GameStructureError", "ScenarioSolution", "solve_scenario",
     "CertificateOptions", "GameResult", "GameStatus", "GlobalMove", "GlobalOptions", "LeaderStep", "Method", "Sweep",
     "FollowerResponse", "Response", "ResponseOptions",
     "solve_bilevel", "solve_epec", "solve_nash",

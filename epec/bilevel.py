@@ -9,6 +9,7 @@ import pyomo.environ as pyo
 from pyomo.core.base.block import BlockData
 
 from .certificate import certify_game
+from .constraints import follower_helpers
 from .game import Game, expand_players, finish, make_solver
 from .kkt import owned_by
 from .multipliers import bound_multipliers
@@ -40,7 +41,12 @@ def solve_bilevel(
     follower's constraint through :func:`epec.multiplier` (the shadow price of the follower's
     optimal value; its placeholder holds the value after the solve). Parameters as
     :func:`solve_nash`, plus ``certify`` / ``certificate`` (see :func:`epec.certify`, MODEL.md
-    section 5).
+    section 5). ``G(x) <= 0``: the model-level constraints over the leader's Vars, kept by the
+    MPEC and by the certificate's deviation search; one that also uses a follower's variables
+    (``G(x, y) <= 0``) is kept by the MPEC, and the certificate admits only deviations that
+    keep it at the followers' response; a Var defined by the followers' variables through an
+    equality (a price ``p == a - Q(y)``) is substituted, not a decision (see
+    :mod:`epec.constraints`).
 
     Ipopt finds a local solution of the MPEC; the certificate scans the leader's whole range.
     ``ok`` only when it holds: when the scan finds a better decision, the MPEC is solved again
@@ -59,8 +65,12 @@ def solve_bilevel(
     named = {id(p) for p, _ in bound_multipliers(model)}  # epec.multiplier's: bound to followers
     leader_vars = [v for v in model.component_data_objects(pyo.Var, descend_into=True, sort=True)
                    if not v.fixed and id(v) not in named and not any(owned_by(v, f) for f in followers)]
+    # a Var defined by the followers' variables (a price p == a - Q(y)) is a helper, substituted
+    # by the Game, not a decision of the leader
+    helpers = follower_helpers(model, followers, leader_vars)
+    leader_vars = [v for v in leader_vars if id(v) not in helpers]
     game = Game(model, followers, [("leader", leader_vars, objs[0])], make_mode(mode),
-                make_solver(solver, options), lift)
+                make_solver(solver, options), lift, coupling=True)
     ld = game.leaders[0]
     # Start the MPEC from the followers' equilibrium at the initial leader point.
     runs = [game.respond(None, warm=False)]

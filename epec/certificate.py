@@ -5,7 +5,11 @@ functions on the Newton path), not from a solver's report;
 (b) for every leader, the largest utility gain of a unilateral deviation, over a grid of its
 decision range (a line search along random directions when it has several variables) refined
 by a bounded golden-section search, each point evaluated at the followers' exact equilibrium
-(warm-started along the grid); (c) the followers' equilibrium from several random starts.
+(warm-started along the grid); (c) the followers' equilibrium from several random starts;
+(d) every leader's own constraints hold at the point (:mod:`epec.constraints`), and the scan of
+(b) skips the deviations that break them (a leader may not deviate outside its own constraints);
+a leader with general constraints is also checked by its constrained step from the point and
+from its best grid deviation (on the Newton path).
 """
 from __future__ import annotations
 
@@ -63,10 +67,11 @@ class Certificate:
     holds : bool
         The point is certified: every leader's gain within
         :meth:`CertificateOptions.gain_tolerance` of its utility, the KKT residual within
-        ``kkt_tol``, the followers unique, and at most ``max_failed`` of each leader's evaluations
-        failed.
+        ``kkt_tol``, every leader's own constraints kept within ``kkt_tol max(1, |bound|)``, the
+        followers unique, and at most ``max_failed`` of each leader's evaluations failed.
     reasons : tuple of str
-        Why it does not hold (empty when it does), one line per failed condition.
+        Why it does not hold (empty when it does), one line per failed condition; broken leader
+        constraints first (a gain next to one is its symptom).
     profitable : tuple of int
         The leaders whose gain is beyond the tolerance.
     """
@@ -107,14 +112,23 @@ def _box(lo: np.ndarray, hi: np.ndarray, x: np.ndarray) -> tuple[np.ndarray, np.
     return np.where(np.isfinite(lo), lo, x - width), np.where(np.isfinite(hi), hi, x + width)
 
 
-def _segments(x: np.ndarray, lo: np.ndarray, hi: np.ndarray, rng: np.random.Generator, options: Any):
+def _segments(x: np.ndarray, lo: np.ndarray, hi: np.ndarray, rng: np.random.Generator, options: Any,
+              keep: np.ndarray | None = None):
     """The deviation lines of one leader at ``x`` in its box ``[lo, hi]``: ``(u, ts)`` with the
     grid ``x + t u``, ``t in ts``, spanning the box. One decision: the whole range; several:
-    random unit directions."""
+    random unit directions, projected on the null space of ``keep`` (the rows of the leader's
+    linear equality constraints, so that every line keeps them)."""
     if x.size == 1:
         directions = [np.ones(1)]
     else:
-        directions = [u / np.linalg.norm(u) for u in rng.normal(size=(options.directions, x.size))]
+        raw = rng.normal(size=(options.directions, x.size))
+        if keep is not None and keep.size:
+            # an orthonormal basis of the null space of the equality rows, from the SVD
+            _, sv, vt = np.linalg.svd(keep)
+            rank = int(np.sum(sv > 1e-12 * max(1.0, float(sv.max(initial=0.0)))))
+            null = vt[rank:]
+            raw = raw @ null.T @ null
+        directions = [u / np.linalg.norm(u) for u in raw if np.linalg.norm(u) > 1e-12]
     for u in directions:
         with np.errstate(divide="ignore", invalid="ignore"):
             ta = np.where(u != 0, (lo - x) / u, -np.inf)
@@ -187,13 +201,21 @@ def _deviation_gains(leaders: list, x_star: list, rng: np.random.Generator, opti
         lo, hi = _box(ld.lower, ld.upper, x_star[i])
         best_gain, best_x = 0.0, x_star[i].copy()
         count = {"evals": 0, "failed": 0}
+        keep = ld.constraints.equality_rows(x_star[i]) if ld.constraints is not None else None
         # a leader whose box is a single point (a reward cap of 0) has no deviation to check
-        for u, ts in _segments(x_star[i], lo, hi, rng, options) if np.any(hi > lo) else ():
+        for u, ts in _segments(x_star[i], lo, hi, rng, options, keep) if np.any(hi > lo) else ():
 
             def evaluate(t: float) -> float:
                 pt = [a.copy() for a in x_star]
                 pt[i] = np.clip(x_star[i] + t * u, lo, hi)
-                gain = gain_at(i, pt)
+                if not ld.admissible(pt[i]):
+                    # outside the leader's own constraints: no deviation it may make (neither a
+                    # gain nor a failed evaluation)
+                    return -math.inf
+                try:
+                    gain = gain_at(i, pt)
+                except _Inadmissible:
+                    return -math.inf
                 count["evals"] += 1
                 if not math.isfinite(gain):
                     count["failed"] += 1
@@ -213,15 +235,17 @@ def _deviation_gains(leaders: list, x_star: list, rng: np.random.Generator, opti
 
 
 def _certificate(residual: KKTResidual, gains: list, bests: list, evals: list, failed: list, starts: int,
-                 spread: float, utilities: list, names: list, options: Any, t0: float) -> Certificate:
+                 spread: float, utilities: list, names: list, options: Any, t0: float,
+                 broken: Sequence[str] = ()) -> Certificate:
     """The :class:`Certificate` of (a)-(c) and its verdict. The followers are called unique when
     no random start that reached an equilibrium ended further than ``unique_tol`` from the point,
     and at least one did (unless ``options.starts`` is 0): a start from which the solver found
     no equilibrium is no evidence of another one (it is counted in ``starts``, which says how
-    many solved)."""
+    many solved). ``broken``: the leaders' own constraints the point breaks, one line each (the
+    first reasons: a gain found next to a broken constraint is its symptom)."""
     unique = (options.starts == 0 or starts >= 1) and spread <= options.unique_tol
     profitable = tuple(i for i, (g, v) in enumerate(zip(gains, utilities)) if g > options.gain_tolerance(v))
-    reasons = [f"leader {names[i]} gains {gains[i]:.6g} (utility {utilities[i]:.6g}) by deviating to "
+    reasons = list(broken) + [f"leader {names[i]} gains {gains[i]:.6g} (utility {utilities[i]:.6g}) by deviating to "
                f"{format_decision(bests[i])}" for i in profitable]
     if not residual.max <= options.kkt_tol:
         reasons.append(f"followers' KKT residual {residual.max:.3g} > kkt_tol {options.kkt_tol:g}")
@@ -240,6 +264,23 @@ def _certificate(residual: KKTResidual, gains: list, bests: list, evals: list, f
         utilities=tuple(float(v) for v in utilities), failed_by_leader=tuple(failed), holds=not reasons,
         reasons=tuple(reasons), profitable=profitable,
     )
+
+
+def _broken(game: Any, x: list, options: Any, coupling: bool = True) -> list[str]:
+    """The leaders' own constraints broken at decisions ``x`` (beyond ``kkt_tol``, scaled by
+    ``max(1, |bound|)``), and with ``coupling`` the coupling constraints broken at the model's
+    current point (:func:`epec.solve_bilevel`), one line each."""
+    out = [r for ld, a in zip(game.leaders, x) for r in ld.broken(a, options.kkt_tol)]
+    return out + game.coupling_broken(options.kkt_tol) if coupling else out
+
+
+class _Inadmissible(Exception):
+    """A deviation whose followers' response breaks a coupling constraint ``G(x', y(x')) <= 0``:
+    no deviation the leader may make (neither a gain nor a failed evaluation)."""
+
+
+#: tolerance (times ``max(1, |bound|)``) of the constraints at a deviation of the scan
+_ADMISSIBLE_TOL = 1e-9
 
 
 def format_decision(x: Any) -> str:
@@ -331,10 +372,22 @@ def _certify_newton(game: Any, options: Any, tick: Callable[[], None]) -> Certif
     def gain_at(i: int, pt: list) -> float:
         y = resp.inputs_at(y_star, pt)
         z = response_at(warm, y, pt)
-        return -math.inf if z is None else float(resp.utilities(z, y, p)[i] - base[i])
+        if z is None:
+            return -math.inf
+        if game.coupling:  # G(x', y(x')) <= 0, evaluated on the model at the response
+            resp.load(z)
+            game.fix_leaders(pt)
+            if game.coupling_broken(_ADMISSIBLE_TOL):
+                raise _Inadmissible
+        return float(resp.utilities(z, y, p)[i] - base[i])
 
     gains, bests, evals, failed = _deviation_gains(game.leaders, x_star, rng, options, gain_at,
                                                    lambda: warm.update(star), tick)
+    for i, ld in enumerate(game.leaders):
+        if ld.constraints is not None:
+            _constrained_refinement(game, i, x_star, [x_star[i], np.asarray(bests[i], dtype=float)],
+                                    lambda y, pt: response_at(dict(star), y, pt), y_star, p,
+                                    float(base[i]), gains, bests, evals)
 
     # (c) uniqueness: random follower starts, cold continuation in mu, leaders at x*. The
     # followers' own variables uniform in their box; the other unknowns (multipliers, lifted
@@ -396,7 +449,36 @@ def _certify_newton(game: Any, options: Any, tick: Callable[[], None]) -> Certif
         tick()
     game.restore(snap0)
     return _certificate(residual, gains, bests, evals, failed, starts, spread, [float(b) for b in base],
-                        [ld.name for ld in game.leaders], options, t0)
+                        [ld.name for ld in game.leaders], options, t0, _broken(game, x_star, options))
+
+
+def _constrained_refinement(game: Any, i: int, x_star: list, starts: list, response: Callable, y_star: np.ndarray,
+                            p: np.ndarray, base: float, gains: list, bests: list, evals: list) -> None:
+    """(b) for a leader with general constraints: the grid's lines through the point rarely run
+    along a constraint that binds there, so the constrained leader step (SLSQP with the implicit
+    gradient, :func:`epec.leader_steps.constrained_ascent`) climbs from the point and from the
+    best grid deviation, others at ``x*``; a better feasible decision it reaches replaces leader
+    ``i``'s gain and best deviation (in place). A start without a follower response or a step
+    that fails adds nothing."""
+    from .leader_steps import FollowerState, StepFailed, implicit_step
+
+    resp = game.response
+    for start in starts:
+        pt = [a.copy() for a in x_star]
+        pt[i] = start
+        y = resp.inputs_at(y_star, pt)
+        z = response(y, pt)
+        if z is None:
+            continue
+        try:
+            x_new, _, run, _ = implicit_step(game, i, FollowerState(z, y, p))
+        except StepFailed:
+            continue
+        evals[i] += 1
+        gain = float(run.objective) - base
+        # the step's own tolerance (1e-8, scaled): a gain it finds counts (refuting is the safe side)
+        if gain > gains[i] and game.leaders[i].constraints.feasible(x_new, 1e-8):
+            gains[i], bests[i] = gain, tuple(float(t) for t in x_new)
 
 
 def _certify_ipopt(game: Any, options: Any, tick: Callable[[], None]) -> Certificate:
@@ -411,6 +493,8 @@ def _certify_ipopt(game: Any, options: Any, tick: Callable[[], None]) -> Certifi
 
     def gain_at(i: int, pt: list) -> float:
         run = game.respond(pt, warm=True, capped=True)
+        if run.ok and game.coupling_broken(_ADMISSIBLE_TOL):
+            raise _Inadmissible
         return game.leaders[i].utility() - base[i] if run.ok else -math.inf
 
     gains, bests, evals, failed = _deviation_gains(game.leaders, x_star, rng, options, gain_at,
@@ -435,7 +519,7 @@ def _certify_ipopt(game: Any, options: Any, tick: Callable[[], None]) -> Certifi
         tick()
     game.restore(snap0)
     return _certificate(residual, gains, bests, evals, failed, starts, spread, base,
-                        [ld.name for ld in game.leaders], options, t0)
+                        [ld.name for ld in game.leaders], options, t0, _broken(game, x_star, options))
 
 
 def certify(
@@ -489,9 +573,18 @@ def certify(
         raise ValueError(f"progress: must be callable, got {progress!r}")
     game = leaders_game(model, leaders, followers, mode, solver, options, lift, response)
     x = [ld.values() for ld in game.leaders]
+    # the decisions as given: the response below projects them on the (constraint-tightened)
+    # boxes, so a broken constraint is seen here or never
+    broken = _broken(game, x, certificate, coupling=False)
     run, _ = implicit_response(game, x, None, cold=True)  # Ipopt's homotopy without a Newton response
     if not run.ok:
         point = {ld.name: [float(t) for t in a] for ld, a in zip(game.leaders, x)}
         raise RuntimeError(f"certify: no follower equilibrium at the leaders' decisions {point} "
                            f"({run.status.name}: {run.message})")
-    return certify_game(game, certificate, progress)
+    cert = certify_game(game, certificate, progress)
+    if broken:
+        import dataclasses
+
+        extra = tuple(r for r in broken if r not in cert.reasons)
+        cert = dataclasses.replace(cert, holds=False, reasons=extra + cert.reasons)
+    return cert

@@ -68,6 +68,8 @@ def solve_epec(
         Each leader block holds its objective and its decision Vars; followers as in
         :func:`solve_nash`. A leader's objective may use a follower constraint's multiplier,
         :func:`epec.multiplier` (differentiated through the followers' response).
+        A constraint on a leader's block, or at model level over one leader's decisions, is that
+        leader's and is kept throughout (see :mod:`epec.constraints`).
     method : Method or str, default "gauss-seidel"
     mode : str, ModeKind or Reformulation, default "scholtes"
         The reformulation of the full-space path (and of every Ipopt fallback).
@@ -119,6 +121,13 @@ def solve_epec(
         MAX_ITER or SOLVER_FAILED; ``history`` per sweep. The point loaded into the model when
         the solve stopped is the followers' equilibrium at the final leader decisions.
         ``iterations`` counts Ipopt and Newton iterations.
+
+    Raises
+    ------
+    epec.GameStructureError
+        A shared constraint (two leaders' decisions), a coupling constraint (a follower's
+        variables outside its block), or a Var on no player's block that a constraint uses
+        without defining it; the message names it.
     """
     method = Method(method)
     leader_step = LeaderStep(leader_step)
@@ -145,7 +154,8 @@ def solve_epec(
         game.build_seconds = time.perf_counter() - t0  # the response's compilation is part of the build
     sweeps = _Sweeps(game, implicit, method, damping, tol, max_iter, acceleration, callback, progress)
     rng = np.random.default_rng(global_search.seed)
-    x_first = [ld.values() for ld in game.leaders]
+    # a start that breaks a leader's general constraint is moved to the nearest one that keeps it
+    x_first = [game.feasible_start(i, ld.values()) for i, ld in enumerate(game.leaders)]
     cert, cert_s = None, 0.0
     outcomes: list[str] = []
     cycle: tuple = ()
@@ -211,14 +221,14 @@ def _close(x: list, y: list, tol: float) -> bool:
 
 def _random_profile(game: Game, rng: np.random.Generator) -> list[np.ndarray]:
     """A start profile uniform in the leaders' boxes (an unbounded side: ``x -+ max(1, |x|)``
-    around the current decision)."""
+    around the current decision), each draw moved into its leader's general constraints."""
     out = []
-    for ld in game.leaders:
+    for i, ld in enumerate(game.leaders):
         x = ld.values()
         width = np.maximum(1.0, np.abs(x))
         lo = np.where(np.isfinite(ld.lower), ld.lower, x - width)
         hi = np.where(np.isfinite(ld.upper), ld.upper, x + width)
-        out.append(rng.uniform(lo, hi))
+        out.append(game.feasible_start(i, rng.uniform(lo, hi)))
     return out
 
 

@@ -13,6 +13,8 @@ import numpy as np
 import pyomo.environ as pyo
 from pyomo.core.base.block import BlockData
 
+from .constraints import (GameStructureError, LeaderConstraints, coupling_broken, leader_constraints,
+                          substitute_helpers)
 from .kkt import KKTResidual, KKTSystem, kkt, player_objective, player_variables
 from .multipliers import check_multipliers
 from .reformulation import HomotopyResult, InverseData, Reformulation, clone_with_map, make_mode
@@ -46,6 +48,18 @@ class _Leader:
     objective: Any  # original objective in the transformed model (deactivated)
     lower: np.ndarray = field(default_factory=lambda: np.zeros(0))
     upper: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    #: the leader's general constraints (several decisions, or nonlinear), None without any
+    constraints: LeaderConstraints | None = None
+    #: all of the leader's own constraints (for the certificate's feasibility check), or None
+    own: LeaderConstraints | None = None
+
+    def broken(self, x: np.ndarray, tol: float) -> list[str]:
+        """One line per own constraint broken at ``x`` by more than ``tol`` (scaled)."""
+        return [] if self.own is None else self.own.broken(x, tol)
+
+    def admissible(self, x: np.ndarray) -> bool:
+        """``x`` keeps the leader's general constraints (its box is the caller's)."""
+        return self.constraints is None or self.constraints.feasible(x)
 
     def values(self) -> np.ndarray:
         return np.array([float(v.value) for v in self.vars])
@@ -68,6 +82,7 @@ class Game:
         mode: Reformulation,
         solver: Any,
         lift: bool,
+        coupling: bool = False,
     ) -> None:
         t0 = time.perf_counter()
         self.mode = mode
@@ -82,6 +97,14 @@ class Game:
         # the placeholders of epec.multiplier: bound to their constraint's multiplier by the KKT
         # system of the follower that owns it (refused here, by name, when no follower does)
         owned.update(id(p) for p, _ in check_multipliers(work, followers_w))
+        # helper Vars (a price p == a - Q on no player's block) are replaced by their definition;
+        # with leaders, a non-player Var some non-follower constraint uses otherwise is refused
+        self.helpers = substitute_helpers(work, followers_w, owned | leader_ids, strict=bool(leaders))
+        # each remaining constraint outside the followers' blocks is one leader's (shared and
+        # coupling constraints are refused here, naming them)
+        own, self.coupling = leader_constraints(
+            work, followers_w, owned, [(name, [memo[id(v)] for v in vs]) for name, vs, _ in leaders],
+            coupling=coupling) if leaders else ([], [])
         # Vars that are neither a follower's nor a leader's are parameters of everyone.
         for v in work.component_data_objects(pyo.Var, descend_into=True):
             if not v.fixed and id(v) not in owned and id(v) not in leader_ids:
@@ -95,15 +118,27 @@ class Game:
         data.var_map = [(v, memo[id(v)]) for v in model.component_data_objects(pyo.Var, descend_into=True)]
         self.data: InverseData = data
         self.leaders: list[_Leader] = []
-        for name, uvars, uobj in leaders:
+        for k, (name, uvars, uobj) in enumerate(leaders):
             wvars = [memo[id(v)] for v in uvars]
             wobj = memo[id(uobj)]
             lo = np.array([-math.inf if v.lb is None else float(v.lb) for v in wvars])
             hi = np.array([math.inf if v.ub is None else float(v.ub) for v in wvars])
+            cons = None
+            if own and own[k]:
+                # constraints linear in one decision (q <= 5) tighten its bounds; the others
+                # are kept by the constrained leader step and the certificate's filter
+                cons = LeaderConstraints(name, wvars, own[k])
+                lo, hi = np.maximum(lo, cons.lower), np.minimum(hi, cons.upper)
+                if np.any(lo > hi):
+                    j = int(np.flatnonzero(lo > hi)[0])
+                    raise GameStructureError(
+                        f"leader {name}: its constraints ({', '.join(c.name for c in own[k])}) and bounds leave "
+                        f"{wvars[j].name} no value (lower {lo[j]:.6g} > upper {hi[j]:.6g})")
             # the mode's objective for this leader is created now (the penalty mode adds a
             # penalised copy), before the model is first compiled, so it never forces a recompile
             mode.objective(data, wobj)
-            self.leaders.append(_Leader(name, wvars, wobj, lo, hi))
+            self.leaders.append(_Leader(name, wvars, wobj, lo, hi,
+                                        cons if cons is not None and cons.general.size else None, cons))
         self.all_vars = list(work.component_data_objects(pyo.Var, descend_into=True))
         for v in self.all_vars:  # an uninitialised Var starts at 0 projected on its bounds
             if v.value is None:
@@ -153,6 +188,23 @@ class Game:
             if k is not None and math.isfinite(float(value)):
                 z[k] = float(value)
         return z
+
+    def coupling_broken(self, tol: float) -> list[str]:
+        """The coupling constraints ``G(x, y) <= 0`` (:func:`epec.solve_bilevel`) broken at the
+        model's current values, one line each."""
+        return coupling_broken(self.coupling, tol) if self.coupling else []
+
+    def sync_helpers(self) -> None:
+        """Each substituted helper Var set to its definition's value at the current point."""
+        for v, expr in self.helpers:
+            v.set_value(pyo.value(expr, exception=False), skip_validation=True)
+
+    def feasible_start(self, i: int, x: np.ndarray) -> np.ndarray:
+        """Leader ``i``'s decision ``x`` in its box and, when it has general constraints, moved
+        to the nearest point that keeps them (a start, a random profile)."""
+        ld = self.leaders[i]
+        x = np.clip(np.asarray(x, dtype=float), ld.lower, ld.upper)
+        return x if ld.constraints is None else ld.constraints.project(x, ld.lower, ld.upper)
 
     # -- state ------------------------------------------------------------------------------
     def snapshot(self) -> list:
@@ -254,6 +306,7 @@ def finish(game: Game, status: GameStatus, message: str, iterations: int, sweeps
     """The :class:`GameResult` of a solve; the point is loaded into the user's Vars when the
     solve stopped at one (``status.stopped``). ``extra``: ``moves``, ``cycle``, ``starts``."""
     if status.stopped:
+        game.sync_helpers()
         game.data.load()
     seconds = time.perf_counter() - t0
     return GameResult(

@@ -26,7 +26,8 @@ class LeaderStep(str, enum.Enum):
     leader's utility from the implicit function theorem; one decision by bracketing and
     safeguarded secant steps on ``dV/dx`` (:func:`scalar_ascent`), several by L-BFGS-B over the
     leader's box (implicit programming, Outrata, Kocvara & Zowe 1998, ch. 4; smoothing as Facchinei, Jiang &
-    Qi, Math. Program. 85, 1999). Falls back to ``FULL_SPACE`` for a step it cannot take.
+    Qi, Math. Program. 85, 1999), a leader with general constraints of its own by SLSQP
+    (:func:`epec.leader_steps.constrained_ascent`). Falls back to ``FULL_SPACE`` for a step it cannot take.
     ``FULL_SPACE``: Ipopt on the whole reformulated MPEC (the ``mode``'s homotopy).
     """
 
@@ -68,7 +69,8 @@ class CertificateOptions:
         1e-8: the gains are differences of utilities at responses solved to ``max |F| <= 1e-10``, so
         an equilibrium shows gains of 1e-14 to 1e-9 relative; a trapped leader gains percent.
     kkt_tol : float
-        ... and the followers' KKT residual is at most this. Default 1e-6.
+        ... and the followers' KKT residual is at most this, and no leader breaks one of its own
+        constraints by more than this times ``max(1, |bound|)``. Default 1e-6.
     max_failed : float
         ... and at most this fraction of each leader's deviation evaluations found no follower
         response. Default 1 (no limit): in a general game a decision where the followers have no

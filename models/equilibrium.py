@@ -187,14 +187,17 @@ def _f_given_mu(cf: _Coef, R: np.ndarray, C: np.ndarray, mu: np.ndarray, f0: np.
         y = cf.alpha * f + cf.beta
         b = target + 2.0 * cf.e * f
         with np.errstate(divide="ignore", invalid="ignore"):
+            # the Newton step -h / h' is taken as -(b h) / (b h'): h' holds -2e / b, and b =
+            # mu + 2 e f is subnormal where mu = 0 and f is tiny, so 2e / b overflowed
+            # (proportional, n_mu 2, n_msp 6, seed 3157); b h' = b (rest) - 2e has no division by b
             if cf.proportional:
                 I = cf.iom(f)
                 h = logRC - 2.0 * np.log(y) - 2.0 * np.log(I + C) - np.log(b)
-                dh = -2.0 * cf.alpha / y - 2.0 * cf.diom(f) / (I + C) - 2.0 * cf.e / b
+                bdh = -(2.0 * cf.alpha / y + 2.0 * cf.diom(f) / (I + C)) * b - 2.0 * cf.e
             else:
                 h = logRC - 2.0 * np.log(y) - np.log(b)
-                dh = -2.0 * cf.alpha / y - 2.0 * cf.e / b
-            newton = f - h / dh
+                bdh = -(2.0 * cf.alpha / y) * b - 2.0 * cf.e
+            newton = f - (b * h) / bdh
         pos = h > 0
         lo = np.where(pos, f, lo)
         hi = np.where(pos, hi, f)

@@ -92,3 +92,24 @@ def test_deviation_gain_positive_away_from_equilibrium():
 def test_options_are_validated():
     with pytest.raises(ValueError, match="damping"):
         EquilibriumOptions(damping=0.0)
+
+
+def test_tiny_marginal_cost_does_not_overflow():
+    """Issue 15: on this scenario, at R = Rmax / 2 (within 1600 iterations), the Newton step of
+    the MUs' best response divided 2 e by a subnormal ``b = mu + 2 e f`` and overflowed."""
+    # Prepare
+    import warnings
+
+    from models.scenario import scenario_from_dict
+
+    sc = scenario_from_dict({"n_mu": 2, "n_msp": 6, "seed": 3157, "mechanism": "proportional",
+                             "Rmax": [240.0, 91.43, 21.11, 147.28, 270.24, 0.1408]})
+    R = sc.Rmax / 2.0
+    # Execute
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        eq = follower_equilibrium(sc, R, options=EquilibriumOptions(max_iter=1600))
+    # Assert: finite and feasible (this scenario's fixed-point iteration does not settle within
+    # max_iter, before and after the fix; solve_epec's Newton response finds the equilibrium)
+    assert np.all(np.isfinite(eq.f)) and np.all(np.isfinite(eq.mu))
+    assert np.all(eq.f >= 0) and np.all(eq.f.sum(1) <= sc.F + 1e-12)
