@@ -5,7 +5,9 @@ functions on the Newton path), not from a solver's report;
 (b) for every leader, the largest utility gain of a unilateral deviation, over a grid of its
 decision range (a line search along random directions when it has several variables) refined
 by a bounded golden-section search, each point evaluated at the followers' exact equilibrium
-(warm-started along the grid); (c) the followers' equilibrium from several random starts.
+(warm-started along the grid); (c) the followers' equilibrium from several random starts;
+(d) every follower's best-response gain at the point, proven or searched
+(:mod:`epec.best_reply`): a KKT point of a nonconvex follower need not be its best reply.
 """
 from __future__ import annotations
 
@@ -18,6 +20,7 @@ import numpy as np
 
 from pyomo.core.base.block import BlockData
 
+from .best_reply import FollowerReply, follower_replies, is_convex_method
 from .game import leaders_game
 from .kkt import KKTResidual
 from .leader_steps import implicit_response
@@ -69,6 +72,12 @@ class Certificate:
         Why it does not hold (empty when it does), one line per failed condition.
     profitable : tuple of int
         The leaders whose gain is beyond the tolerance.
+    replies : tuple of FollowerReply
+        (d) every follower's best-response gain, its best reply found and the method (empty
+        with ``best_reply=False``).
+    better_replies : tuple of int
+        The followers (indices into ``replies``) whose gain is beyond
+        :meth:`CertificateOptions.reply_tolerance`: they do better elsewhere.
     """
 
     kkt_residual: float
@@ -87,6 +96,13 @@ class Certificate:
     holds: bool = False
     reasons: tuple[str, ...] = ()
     profitable: tuple[int, ...] = ()
+    replies: tuple[FollowerReply, ...] = ()
+    better_replies: tuple[int, ...] = ()
+
+    @property
+    def follower_gains(self) -> tuple[float, ...]:
+        """Each follower's best-response gain (``replies``)."""
+        return tuple(r.gain for r in self.replies)
 
     @property
     def relative_gains(self) -> tuple[float, ...]:
@@ -94,6 +110,9 @@ class Certificate:
         return tuple(g / max(1.0, abs(v)) for g, v in zip(self.deviation_gains, self.utilities))
 
 
+#: rounds of (global reply, followers' equilibrium from it) per deviation of a game with
+#: followers not proven convex
+_GLOBAL_ROUNDS = 3
 #: random starts tried by Newton for one uniqueness start before Ipopt takes the last one
 _NEWTON_DRAWS = 10
 #: Newton draws of one uniqueness start before the caller's random start is tried (cheap draws
@@ -213,21 +232,38 @@ def _deviation_gains(leaders: list, x_star: list, rng: np.random.Generator, opti
 
 
 def _certificate(residual: KKTResidual, gains: list, bests: list, evals: list, failed: list, starts: int,
-                 spread: float, utilities: list, names: list, options: Any, t0: float) -> Certificate:
-    """The :class:`Certificate` of (a)-(c) and its verdict. The followers are called unique when
+                 spread: float, utilities: list, names: list, options: Any, t0: float,
+                 replies: Sequence[FollowerReply] = (), x_star: Sequence[np.ndarray] = ()) -> Certificate:
+    """The :class:`Certificate` of (a)-(d) and its verdict. The followers are called unique when
     no random start that reached an equilibrium ended further than ``unique_tol`` from the point,
     and at least one did (unless ``options.starts`` is 0): a start from which the solver found
     no equilibrium is no evidence of another one (it is counted in ``starts``, which says how
-    many solved)."""
+    many solved). (d): a follower whose best-response gain is beyond
+    :meth:`CertificateOptions.reply_tolerance` has a better reply.
+
+    The reasons name causes before symptoms: a follower's better reply, then the followers'
+    non-unique reply, then the leaders' gains. A leader that "gains" at its own decision
+    (``x_star``) gains only because the followers' reply there moved: that is the followers'
+    non-unique reply (an indifferent follower), and it is named so."""
     unique = (options.starts == 0 or starts >= 1) and spread <= options.unique_tol
+    better = tuple(j for j, r in enumerate(replies) if not r.gain <= options.reply_tolerance(r.utility))
     profitable = tuple(i for i, (g, v) in enumerate(zip(gains, utilities)) if g > options.gain_tolerance(v))
-    reasons = [f"leader {names[i]} gains {gains[i]:.6g} (utility {utilities[i]:.6g}) by deviating to "
-               f"{format_decision(bests[i])}" for i in profitable]
+    reasons = [f"follower {replies[j].name} is not at its best reply: it gains {replies[j].gain:.6g} (utility "
+               f"{replies[j].utility:.6g}) by replying {format_decision(replies[j].reply)} ({replies[j].method})"
+               for j in better]
+    at_point = {i for i in profitable if i < len(x_star)
+                and np.allclose(np.asarray(bests[i], dtype=float), x_star[i], rtol=1e-9, atol=1e-12)}
+    if not unique:
+        reasons.append(f"followers' reply not unique: {starts}/{options.starts} random starts reached an "
+                       f"equilibrium, spread {spread:.3g} (unique_tol {options.unique_tol:g})")
+    for i in sorted(at_point):
+        reasons.append(f"followers' reply not unique at leader {names[i]}'s decision {format_decision(bests[i])}: "
+                       f"another reply there changes its utility by {gains[i]:.6g} (an indifferent follower)")
+    reasons += [f"leader {names[i]} gains {gains[i]:.6g} (utility {utilities[i]:.6g}) by deviating to "
+                f"{format_decision(bests[i])}" for i in profitable if i not in at_point]
+    profitable = tuple(i for i in profitable if i not in at_point)  # no move mends a non-unique reply
     if not residual.max <= options.kkt_tol:
         reasons.append(f"followers' KKT residual {residual.max:.3g} > kkt_tol {options.kkt_tol:g}")
-    if not unique:
-        reasons.append(f"followers not unique: {starts}/{options.starts} random starts reached an equilibrium, "
-                       f"spread {spread:.3g} (unique_tol {options.unique_tol:g})")
     for i, (n_i, f_i) in enumerate(zip(evals, failed)):
         if f_i > options.max_failed * n_i:
             reasons.append(f"leader {names[i]}: {f_i} of {n_i} deviation evaluations found no follower response "
@@ -238,7 +274,7 @@ def _certificate(residual: KKTResidual, gains: list, bests: list, evals: list, f
         best_deviations=tuple(bests), evaluations=sum(evals), failed_evaluations=sum(failed),
         follower_unique=unique, follower_spread=spread, starts=starts, seconds=time.perf_counter() - t0,
         utilities=tuple(float(v) for v in utilities), failed_by_leader=tuple(failed), holds=not reasons,
-        reasons=tuple(reasons), profitable=profitable,
+        reasons=tuple(reasons), profitable=profitable, replies=tuple(replies), better_replies=better,
     )
 
 
@@ -271,12 +307,14 @@ def certify_game(game: Any, options: Any, progress: Callable[[str, int, int], An
     game's mode, iteration-capped) as the fallback; otherwise by Ipopt throughout.
     """
     tick = _ticker(progress, len(game.leaders) + options.starts)
-    if game.response is not None:
-        return _certify_newton(game, options, tick)
-    return _certify_ipopt(game, options, tick)
+    # (d) first, at the point as it stands in the model (the checks below move the followers)
+    replies = follower_replies(game.kkts, options) if options.best_reply else []
+    if game.response is not None and all(is_convex_method(r.method) for r in replies):
+        return _certify_newton(game, options, tick, replies)
+    return _certify_ipopt(game, options, tick, replies)
 
 
-def _certify_newton(game: Any, options: Any, tick: Callable[[], None]) -> Certificate:
+def _certify_newton(game: Any, options: Any, tick: Callable[[], None], replies: list) -> Certificate:
     """:func:`certify_game` with Newton responses: each grid point warm-started from its neighbour
     (first-order predictor, :meth:`FollowerResponse.solve_near`), then by continuation from the
     point, then Ipopt; a response counts only if its natural KKT
@@ -294,7 +332,7 @@ def _certify_newton(game: Any, options: Any, tick: Callable[[], None]) -> Certif
     y_star = resp.inputs_at(y0, x_star)
     r_star = resp.solve(z0, y_star, p, sensitivity=True)  # a failed warm solve retries cold itself
     if not r_star.ok:  # no Newton baseline: certify with Ipopt throughout
-        return _certify_ipopt(game, options, tick)
+        return _certify_ipopt(game, options, tick, replies)
     z_star = r_star.z
     base = resp.utilities(z_star, y_star, p)
     fallbacks = [options.fallbacks]
@@ -396,10 +434,10 @@ def _certify_newton(game: Any, options: Any, tick: Callable[[], None]) -> Certif
         tick()
     game.restore(snap0)
     return _certificate(residual, gains, bests, evals, failed, starts, spread, [float(b) for b in base],
-                        [ld.name for ld in game.leaders], options, t0)
+                        [ld.name for ld in game.leaders], options, t0, replies, x_star)
 
 
-def _certify_ipopt(game: Any, options: Any, tick: Callable[[], None]) -> Certificate:
+def _certify_ipopt(game: Any, options: Any, tick: Callable[[], None], replies: list) -> Certificate:
     """:func:`certify_game` with every follower response solved by Ipopt (the game's mode)."""
     t0 = time.perf_counter()
     rng = np.random.default_rng(options.seed)
@@ -409,8 +447,23 @@ def _certify_ipopt(game: Any, options: Any, tick: Callable[[], None]) -> Certifi
     snap0 = game.snapshot()
     base = [ld.utility() for ld in game.leaders]
 
+    # followers not proven convex: every deviation is evaluated at their global replies (a
+    # local KKT reply there can hide the leader's gain: reproducer 3 of issue 15)
+    searched = [k for k, r in zip(game.kkts, replies) if not is_convex_method(r.method)]
+
     def gain_at(i: int, pt: list) -> float:
         run = game.respond(pt, warm=True, capped=True)
+        for _ in range(_GLOBAL_ROUNDS if searched and run.ok else 0):
+            better = [r for r in follower_replies(searched, options, search=True)
+                      if not r.gain <= options.reply_tolerance(r.utility)]
+            if not better:
+                break
+            by_name = {r.name: r for r in better}
+            for k in searched:
+                if k.player.name in by_name:
+                    for v, val in zip(k.variables, by_name[k.player.name].reply):
+                        v.set_value(val, skip_validation=True)
+            run = game.respond(pt, warm=True, capped=True)
         return game.leaders[i].utility() - base[i] if run.ok else -math.inf
 
     gains, bests, evals, failed = _deviation_gains(game.leaders, x_star, rng, options, gain_at,
@@ -435,7 +488,7 @@ def _certify_ipopt(game: Any, options: Any, tick: Callable[[], None]) -> Certifi
         tick()
     game.restore(snap0)
     return _certificate(residual, gains, bests, evals, failed, starts, spread, base,
-                        [ld.name for ld in game.leaders], options, t0)
+                        [ld.name for ld in game.leaders], options, t0, replies, x_star)
 
 
 def certify(

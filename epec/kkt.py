@@ -233,6 +233,9 @@ class KKTSystem:
         ``(a, b)`` expressions with ``a >= 0 _|_ b >= 0``, in the order of ``complementarity``.
     lifted : LiftedAggregates or None
         The registry of lifted aggregates, when lifting was on.
+    constraints : list
+        The player's own constraints (active when derived; the inequalities are deactivated
+        with ``deactivate=True``): its problem, for the certificate's best-reply check.
     """
 
     player: BlockData
@@ -242,6 +245,7 @@ class KKTSystem:
     equalities: list = field(default_factory=list)
     pairs: list = field(default_factory=list)
     lifted: LiftedAggregates | None = None
+    constraints: list = field(default_factory=list)
 
     def residual(self, include_lifted: bool = True) -> KKTResidual:
         """Evaluate stationarity, feasibility and ``min(a, b)`` at the current values.
@@ -371,5 +375,5 @@ def kkt(
     )
     if deactivate:
         obj.deactivate()
-    return KKTSystem(block, into, xs, obj, equalities, pairs, lifted)
+    return KKTSystem(block, into, xs, obj, equalities, pairs, lifted, cons)
 
