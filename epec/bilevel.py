@@ -1,6 +1,7 @@
 """Bilevel programs: one leader over the followers' Nash equilibrium, as one MPEC."""
 from __future__ import annotations
 
+import math
 import time
 from typing import Any, Sequence
 
@@ -13,7 +14,7 @@ from .certificate import certify_game
 from .game import Game, expand_players, finish, make_solver
 from .kkt import KKTSystem, owned_by
 from .options import CertificateOptions, GlobalOptions
-from .reformulation import make_mode
+from .reformulation import HomotopyResult, make_mode
 from .results import GameResult, GameStatus, GlobalMove
 
 __all__ = ["solve_bilevel"]
@@ -54,6 +55,13 @@ def solve_bilevel(
     the value-function cuts of Mitsos, Lemonidis & Barton (*J. Glob. Optim.* 42, 2008) do; it is
     valid, and added, only for a follower whose own constraints involve nothing but its own
     decisions (``y^`` then stays feasible for every ``x``); otherwise the MPEC only restarts.
+
+    Degenerate followers: where the mode stops with the followers' KKT residual above
+    ``certificate.kkt_tol`` (a relaxation stalls near a pair with both sides 0, two follower
+    constraints active at once: Scholtes at ``t`` leaves ``~sqrt(t)``), or fails on its
+    complementarity tolerance, the followers' point is polished at the leader's decision:
+    Newton on their smoothed KKT system (:mod:`epec.response`), else the mode's solve with the
+    leader fixed. The certificate then judges the polished point, as any other.
     """
     if not isinstance(global_search, GlobalOptions):
         raise ValueError(f"global_search: must be a GlobalOptions, got {type(global_search).__name__}")
@@ -77,7 +85,10 @@ def solve_bilevel(
             v.unfix()
         run = game.mode.solve(game.data, game.solver, ld.objective, warm=runs[-1].ok)
         runs.append(run)
-        if not run.ok:
+        polished = _polish(game, certificate.kkt_tol) if run.ok or math.isfinite(run.complementarity) else None
+        if polished is not None:
+            runs.append(polished)
+        if not run.ok and (polished is None or not polished.ok):
             status, message = GameStatus.SOLVER_FAILED, run.message
             break
         if not certify:
@@ -146,3 +157,32 @@ def _reply_cut(game: Game, k: KKTSystem, reply: Sequence[float]) -> bool:
     # follower response (the certificate's included) is the mode's Ipopt solve, which honours them
     game._response, game._response_error = None, "reply cuts added (solve_bilevel)"
     return True
+
+
+def _polish(game: Game, kkt_tol: float) -> HomotopyResult | None:
+    """The followers' exact response at the leader's current decision, when their KKT residual
+    there is above ``kkt_tol`` (None when it is within it: nothing to polish). Newton on their
+    smoothed KKT system from the current point (the game's :class:`epec.response.FollowerResponse`),
+    else the mode's solve with the leader fixed; the leader's Vars are left free again."""
+    if game.residual().max <= kkt_tol:
+        return None
+    x = [ld.values() for ld in game.leaders]
+    resp = game.response
+    t0 = time.perf_counter()
+    out = None
+    if resp is not None:
+        game.fix_leaders(x)
+        z, y = resp.read()
+        r = resp.solve(z, y)
+        if r.ok:
+            resp.load(r.z)
+            out = HomotopyResult(True, r.status, r.iterations, time.perf_counter() - t0, r.residual, None, (),
+                                 "newton polish")
+    if out is None:
+        run = game.respond(x, warm=True)
+        out = HomotopyResult(run.ok and game.residual().max <= kkt_tol, run.status, run.iterations, run.seconds,
+                             run.complementarity, run.objective, run.steps, "polish: " + run.message)
+    for ld in game.leaders:
+        for v in ld.vars:
+            v.unfix()
+    return out

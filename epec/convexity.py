@@ -36,7 +36,8 @@ from pyomo.core.expr import numeric_expr as ne
 from pyomo.core.expr.calculus.derivatives import Modes, differentiate
 from pyomo.core.expr.visitor import identify_variables
 
-__all__ = ["Curvature", "curvature", "convex_program", "declare_convex_program", "declared_reason"]
+__all__ = ["Curvature", "curvature", "convex_program", "declare_convex_program", "declared_reason",
+           "DECLARED_ATTRIBUTE"]
 
 
 class Curvature(str, enum.Enum):
@@ -308,8 +309,10 @@ def convex_program(objective: Any, constraints: Iterable[Any], decisions: Iterab
     return True, ""
 
 
-#: the attribute that :func:`declare_convex_program` sets on a player's block
-_DECLARED = "_epec_convex_program"
+#: the attribute that :func:`declare_convex_program` sets on a player's block (public: a package
+#: below ``epec``, such as ``models.build_game``, declares its players by setting it directly)
+DECLARED_ATTRIBUTE = "epec_convex_program"
+_DECLARED = DECLARED_ATTRIBUTE
 
 
 def declare_convex_program(block: Any, reason: str) -> None:
