@@ -34,7 +34,7 @@ from pyomo.core.expr.visitor import identify_variables, replace_expressions
 
 from .convexity import convex_program, declared_reason
 
-__all__ = ["FollowerReply", "follower_replies", "reply_problem", "is_convex_method"]
+__all__ = ["FollowerReply", "follower_replies", "reply_problem", "is_convex_method", "optimistic_reply"]
 
 #: method names as the certificate reports them
 CONVEX = "convexity proven"
@@ -202,22 +202,20 @@ def _to_scip(e: Any, vmap: dict[int, Any], scip: Any) -> Any:
     raise _Unsupported(type(e).__name__)
 
 
-def _scip_reply(k: Any, u0: float, options: Any, why: str) -> FollowerReply | None:
-    """The SCIP method (module doc), or None where SCIP cannot be used or found no reply."""
+def _scip_model(k: Any, options: Any) -> tuple[Any, dict, Any] | None:
+    """SCIP's model of follower ``k``'s feasible set at the point (its decisions and its own
+    constraints, everything else a constant): ``(model, {id(Var): SCIP var}, pyscipopt)``, or
+    None without ``pyscipopt`` or for a constraint SCIP cannot take."""
     try:
         import pyscipopt as scip
     except ImportError:
         return None
-    xs = list(k.variables)
     m = scip.Model()
     m.hideOutput()
     m.setParam("limits/time", float(options.reply_seconds))
     m.setParam("numerics/feastol", 1e-9)
-    vmap = {id(v): m.addVar(name=f"y{i}", lb=v.lb, ub=v.ub) for i, v in enumerate(xs)}
-    t = m.addVar(name="t", lb=None, ub=None)
-    sign = 1.0 if k.objective.sense == pyo.minimize else -1.0  # minimise sign * objective
+    vmap = {id(v): m.addVar(name=f"y{i}", lb=v.lb, ub=v.ub) for i, v in enumerate(k.variables)}
     try:
-        m.addCons(t >= sign * _to_scip(k.objective.expr, vmap, scip))
         for con in k.constraints:
             body = _to_scip(con.body, vmap, scip)
             if isinstance(body, float):
@@ -231,7 +229,31 @@ def _scip_reply(k: Any, u0: float, options: Any, why: str) -> FollowerReply | No
                 m.addCons(body <= float(pyo.value(con.upper)))
     except (_Unsupported, KeyError, TypeError, ValueError, ZeroDivisionError):
         return None
+    return m, vmap, scip
+
+
+def _minimise(m: Any, vmap: dict, scip: Any, expr: Any) -> bool:
+    """Set SCIP's objective to ``min expr`` (a Pyomo expression; SCIP takes a nonlinear one as
+    its epigraph ``min t, t >= expr``); False where it cannot take the expression."""
+    t = m.addVar(name="t", lb=None, ub=None)
+    try:
+        m.addCons(t >= _to_scip(expr, vmap, scip))
+    except (_Unsupported, KeyError, TypeError, ValueError, ZeroDivisionError):
+        return False
     m.setObjective(t, "minimize")
+    return True
+
+
+def _scip_reply(k: Any, u0: float, options: Any, why: str) -> FollowerReply | None:
+    """The SCIP method (module doc), or None where SCIP cannot be used or found no reply."""
+    built = _scip_model(k, options)
+    if built is None:
+        return None
+    m, vmap, scip = built
+    xs = list(k.variables)
+    sign = 1.0 if k.objective.sense == pyo.minimize else -1.0  # minimise sign * objective
+    if not _minimise(m, vmap, scip, sign * k.objective.expr):
+        return None
     m.optimize()
     status = m.getStatus()
     if m.getNSols() == 0:
@@ -295,3 +317,31 @@ def _violation(con: Any) -> float:
     if con.has_ub():
         out = max(out, v - float(pyo.value(con.upper)))
     return out
+
+
+def optimistic_reply(k: Any, objective: Any, options: Any) -> tuple[float, ...] | None:
+    """Among follower ``k``'s best replies, the one best for the leader of ``objective``: the
+    optimistic convention of bilevel programming (Dempe 2002, sec. 1.3), where a follower
+    indifferent between replies takes the leader's preferred one. The follower's current
+    decisions must be a best reply (their utility ``U*``); SCIP maximises the leader's utility
+    over the follower's feasible set with ``U >= U* - reply_tolerance(U*)``. None where SCIP
+    cannot be used or proves nothing.
+    """
+    u_best = _utility(k.objective)
+    built = _scip_model(k, options)
+    if built is None:
+        return None
+    m, vmap, scip = built
+    sign = 1.0 if k.objective.sense == pyo.minimize else -1.0
+    lead = -1.0 if objective.sense == pyo.maximize else 1.0
+    try:
+        m.addCons(sign * _to_scip(k.objective.expr, vmap, scip) <= -u_best + options.reply_tolerance(u_best))
+    except (_Unsupported, KeyError, TypeError, ValueError, ZeroDivisionError):
+        return None
+    if not _minimise(m, vmap, scip, lead * objective.expr):
+        return None
+    m.optimize()
+    if m.getStatus() != "optimal" or m.getNSols() == 0:
+        return None
+    sol = m.getBestSol()
+    return tuple(float(m.getSolVal(sol, vmap[id(v)])) for v in k.variables)

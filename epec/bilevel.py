@@ -79,6 +79,7 @@ def solve_bilevel(
     # Start the MPEC from the followers' equilibrium at the initial leader point.
     runs = [game.respond(None, warm=False)]
     cert, cert_s, moves = None, 0.0, []
+    refuted: list[np.ndarray] = []
     status, message = GameStatus.CONVERGED, ""
     while True:
         for v in ld.vars:
@@ -103,6 +104,13 @@ def solve_bilevel(
         status, message = GameStatus.NOT_CERTIFIED, "certificate fails: " + "; ".join(cert.reasons)
         if len(moves) >= global_search.moves:
             break
+        x_now = ld.values()
+        if not cert.better_replies and any(np.allclose(x_now, old, rtol=1e-6, atol=1e-9) for old in refuted):
+            # the MPEC came back to a refuted point, and no new cut changed it: another move
+            # from the same deviation would repeat the same solves
+            message += "; the MPEC came back to a refuted point"
+            break
+        refuted.append(x_now)
         if cert.better_replies:
             moves.append(GlobalMove(len(moves) + 1, (tuple(float(t) for t in ld.values()),), cert.utilities,
                                     cert.deviation_gains, cert.best_deviations, 0))

@@ -20,7 +20,7 @@ import numpy as np
 
 from pyomo.core.base.block import BlockData
 
-from .best_reply import FollowerReply, follower_replies, is_convex_method
+from .best_reply import FollowerReply, follower_replies, is_convex_method, optimistic_reply
 from .game import leaders_game
 from .kkt import KKTResidual
 from .leader_steps import implicit_response
@@ -464,6 +464,18 @@ def _certify_ipopt(game: Any, options: Any, tick: Callable[[], None], replies: l
                     for v, val in zip(k.variables, by_name[k.player.name].reply):
                         v.set_value(val, skip_validation=True)
             run = game.respond(pt, warm=True, capped=True)
+        if run.ok and len(searched) == 1 and len(game.kkts) == 1:
+            # one follower at its global reply: where it is indifferent, the optimistic
+            # convention gives the leader its preferred best reply (reproducer 2 of issue 15:
+            # at x = 0 the follower's replies -1 and 1 are equally good, and 1 is the leader's)
+            y = optimistic_reply(searched[0], game.leaders[i].objective, options)
+            if y is not None:
+                before, snap = game.leaders[i].utility(), game.snapshot()
+                for v, val in zip(searched[0].variables, y):
+                    v.set_value(val, skip_validation=True)
+                run_o = game.respond(pt, warm=True, capped=True)
+                if not (run_o.ok and game.leaders[i].utility() > before):
+                    game.restore(snap)  # the global reply found before stands
         return game.leaders[i].utility() - base[i] if run.ok else -math.inf
 
     gains, bests, evals, failed = _deviation_gains(game.leaders, x_star, rng, options, gain_at,
