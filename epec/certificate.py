@@ -66,8 +66,9 @@ class Certificate:
     holds : bool
         The point is certified: every leader's gain within
         :meth:`CertificateOptions.gain_tolerance` of its utility, the KKT residual within
-        ``kkt_tol``, the followers unique, and at most ``max_failed`` of each leader's evaluations
-        failed.
+        ``kkt_tol``, the followers unique, at most ``max_failed`` of each leader's evaluations
+        failed, and (with ``best_reply``) every follower's best-response gain within
+        :meth:`CertificateOptions.reply_tolerance` of its utility.
     reasons : tuple of str
         Why it does not hold (empty when it does), one line per failed condition.
     profitable : tuple of int
