@@ -1,6 +1,7 @@
 """Bilevel programs: one leader over the followers' Nash equilibrium, as one MPEC."""
 from __future__ import annotations
 
+import math
 import time
 from typing import Any, Sequence
 
@@ -8,13 +9,14 @@ import numpy as np
 import pyomo.environ as pyo
 from pyomo.core.base.block import BlockData
 
+from .best_reply import follower_replies, is_convex_method
 from .certificate import certify_game
 from .constraints import follower_helpers
 from .game import Game, expand_players, finish, make_solver
-from .kkt import owned_by
+from .kkt import KKTSystem, owned_by
 from .multipliers import bound_multipliers
 from .options import CertificateOptions, GlobalOptions
-from .reformulation import make_mode
+from .reformulation import HomotopyResult, make_mode
 from .results import GameResult, GameStatus, GlobalMove
 
 __all__ = ["solve_bilevel"]
@@ -53,6 +55,23 @@ def solve_bilevel(
     from there (up to ``global_search.moves`` times, each recorded in ``moves``), and a point
     whose certificate still fails is ``NOT_CERTIFIED`` with the reasons in the message.
     ``certify=False`` gives ``UNCERTIFIED`` (the point is loaded, but not ok).
+
+    A follower that is not at its best reply (a nonconvex follower at a KKT point that is not
+    its global optimum; the certificate's check (d)) is solved over its global replies: the
+    better reply ``y^`` found becomes a cut ``f_j(x, y_j) <= f_j(x, y^)`` (its objective in
+    minimisation form, every other variable free) and the MPEC is solved again from ``y^``
+    (each such restart is one of the ``global_search.moves``, recorded in ``moves``). The cut
+    keeps only the leader's points where the follower does at least as well as ``y^`` would, as
+    the value-function cuts of Mitsos, Lemonidis & Barton (*J. Glob. Optim.* 42, 2008) do; it is
+    valid, and added, only for a follower whose own constraints involve nothing but its own
+    decisions (``y^`` then stays feasible for every ``x``); otherwise the MPEC only restarts.
+
+    Degenerate followers: where the mode stops with the followers' KKT residual above
+    ``certificate.kkt_tol`` (a relaxation stalls near a pair with both sides 0, two follower
+    constraints active at once: Scholtes at ``t`` leaves ``~sqrt(t)``), or fails on its
+    complementarity tolerance, the followers' point is polished at the leader's decision:
+    Newton on their smoothed KKT system (:mod:`epec.response`), else the mode's solve with the
+    leader fixed. The certificate then judges the polished point, as any other.
     """
     if not isinstance(global_search, GlobalOptions):
         raise ValueError(f"global_search: must be a GlobalOptions, got {type(global_search).__name__}")
@@ -75,13 +94,17 @@ def solve_bilevel(
     # Start the MPEC from the followers' equilibrium at the initial leader point.
     runs = [game.respond(None, warm=False)]
     cert, cert_s, moves = None, 0.0, []
+    refuted: list[np.ndarray] = []
     status, message = GameStatus.CONVERGED, ""
     while True:
         for v in ld.vars:
             v.unfix()
         run = game.mode.solve(game.data, game.solver, ld.objective, warm=runs[-1].ok)
         runs.append(run)
-        if not run.ok:
+        polished = _polish(game, certificate.kkt_tol) if run.ok or math.isfinite(run.complementarity) else None
+        if polished is not None:
+            runs.append(polished)
+        if not run.ok and (polished is None or not polished.ok):
             status, message = GameStatus.SOLVER_FAILED, run.message
             break
         if not certify:
@@ -94,14 +117,95 @@ def solve_bilevel(
             status, message = GameStatus.CONVERGED, ""
             break
         status, message = GameStatus.NOT_CERTIFIED, "certificate fails: " + "; ".join(cert.reasons)
-        if not cert.profitable or len(moves) >= global_search.moves:
+        if len(moves) >= global_search.moves:
+            break
+        x_now = ld.values()
+        if not cert.better_replies and any(np.allclose(x_now, old, rtol=1e-6, atol=1e-9) for old in refuted):
+            # the MPEC came back to a refuted point, and no new cut changed it: another move
+            # from the same deviation would repeat the same solves
+            message += "; the MPEC came back to a refuted point"
+            break
+        refuted.append(x_now)
+        if cert.better_replies:
+            moves.append(GlobalMove(len(moves) + 1, (tuple(float(t) for t in ld.values()),), cert.utilities,
+                                    cert.deviation_gains, cert.best_deviations, 0))
+            for j in cert.better_replies:
+                _reply_cut(game, game.kkts[j], cert.replies[j].reply)
+            runs.append(game.respond(None, warm=True))
+            continue
+        if not cert.profitable:
             break
         x = ld.values()
         moves.append(GlobalMove(len(moves) + 1, (tuple(float(t) for t in x),), cert.utilities,
                                 cert.deviation_gains, cert.best_deviations, 0))
-        # the MPEC again, from the followers' equilibrium at the best deviation found
-        runs.append(game.respond([np.clip(np.asarray(cert.best_deviations[0], dtype=float), ld.lower, ld.upper)],
-                                 warm=True))
+        # the MPEC again, from the followers' equilibrium at the best deviation found (at their
+        # global replies there, for followers not proven convex, as the certificate evaluated it)
+        x_dev = [np.clip(np.asarray(cert.best_deviations[0], dtype=float), ld.lower, ld.upper)]
+        runs.append(game.respond(x_dev, warm=True))
+        searched = [k for k, r in zip(game.kkts, cert.replies) if not is_convex_method(r.method)]
+        if runs[-1].ok and searched:
+            for k, r in zip(searched, follower_replies(searched, certificate, search=True)):
+                if not r.gain <= certificate.reply_tolerance(r.utility):
+                    _reply_cut(game, k, r.reply)
+            runs.append(game.respond(x_dev, warm=True))
     iters = sum(r.iterations for r in runs)
     return finish(game, status, message, iters, 1, t0, runs, certificate=cert, cert_seconds=cert_s,
                   moves=tuple(moves))
+
+
+def _reply_cut(game: Game, k: KKTSystem, reply: Sequence[float]) -> bool:
+    """Add follower ``k``'s cut ``f(x, y) <= f(x, y^)`` (minimisation form) to the game's model
+    and load ``y^`` into its decisions (see :func:`solve_bilevel`). Returns whether the cut was
+    added: not when the follower's constraints involve another variable than its own (``y^``
+    may then be infeasible elsewhere and the cut would cut off solutions)."""
+    from pyomo.common.modeling import unique_component_name
+    from pyomo.core.expr.visitor import identify_variables, replace_expressions
+
+    own = {id(v) for v in k.variables}
+    for v, val in zip(k.variables, reply):
+        v.set_value(float(val), skip_validation=True)
+    if any(id(v) not in own for con in k.constraints for v in identify_variables(con.body, include_fixed=False)):
+        return False
+    cuts = getattr(game.work, "_epec_reply_cuts", None)
+    if cuts is None:
+        cuts = pyo.ConstraintList()
+        game.work.add_component(unique_component_name(game.work, "_epec_reply_cuts"), cuts)
+        object.__setattr__(game.work, "_epec_reply_cuts", cuts)
+    obj = k.objective
+    at_reply = replace_expressions(obj.expr, {id(v): float(val) for v, val in zip(k.variables, reply)},
+                                   descend_into_named_expressions=True, remove_named_expressions=True)
+    sign = 1.0 if obj.sense == pyo.minimize else -1.0
+    cuts.add(sign * (obj.expr - at_reply) <= 0)
+    # the Newton response solves the followers' KKT system without the cuts: from now on every
+    # follower response (the certificate's included) is the mode's Ipopt solve, which honours them
+    game._response, game._response_error = None, "reply cuts added (solve_bilevel)"
+    return True
+
+
+def _polish(game: Game, kkt_tol: float) -> HomotopyResult | None:
+    """The followers' exact response at the leader's current decision, when their KKT residual
+    there is above ``kkt_tol`` (None when it is within it: nothing to polish). Newton on their
+    smoothed KKT system from the current point (the game's :class:`epec.response.FollowerResponse`),
+    else the mode's solve with the leader fixed; the leader's Vars are left free again."""
+    if game.residual().max <= kkt_tol:
+        return None
+    x = [ld.values() for ld in game.leaders]
+    resp = game.response
+    t0 = time.perf_counter()
+    out = None
+    if resp is not None:
+        game.fix_leaders(x)
+        z, y = resp.read()
+        r = resp.solve(z, y)
+        if r.ok:
+            resp.load(r.z)
+            out = HomotopyResult(True, r.status, r.iterations, time.perf_counter() - t0, r.residual, None, (),
+                                 "newton polish")
+    if out is None:
+        run = game.respond(x, warm=True)
+        out = HomotopyResult(run.ok and game.residual().max <= kkt_tol, run.status, run.iterations, run.seconds,
+                             run.complementarity, run.objective, run.steps, "polish: " + run.message)
+    for ld in game.leaders:
+        for v in ld.vars:
+            v.unfix()
+    return out

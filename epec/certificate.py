@@ -10,6 +10,8 @@ by a bounded golden-section search, each point evaluated at the followers' exact
 (b) skips the deviations that break them (a leader may not deviate outside its own constraints);
 a leader with general constraints is also checked by its constrained step from the point and
 from its best grid deviation (on the Newton path).
+(e) every follower's best-response gain at the point, proven or searched
+(:mod:`epec.best_reply`): a KKT point of a nonconvex follower need not be its best reply.
 """
 from __future__ import annotations
 
@@ -22,6 +24,7 @@ import numpy as np
 
 from pyomo.core.base.block import BlockData
 
+from .best_reply import FollowerReply, follower_replies, is_convex_method, optimistic_reply
 from .game import leaders_game
 from .kkt import KKTResidual
 from .leader_steps import implicit_response
@@ -68,12 +71,20 @@ class Certificate:
         The point is certified: every leader's gain within
         :meth:`CertificateOptions.gain_tolerance` of its utility, the KKT residual within
         ``kkt_tol``, every leader's own constraints kept within ``kkt_tol max(1, |bound|)``, the
-        followers unique, and at most ``max_failed`` of each leader's evaluations failed.
+        followers unique, at most ``max_failed`` of each leader's evaluations failed, and (with
+        ``best_reply``) every follower's best-response gain within
+        :meth:`CertificateOptions.reply_tolerance` of its utility.
     reasons : tuple of str
         Why it does not hold (empty when it does), one line per failed condition; broken leader
         constraints first (a gain next to one is its symptom).
     profitable : tuple of int
         The leaders whose gain is beyond the tolerance.
+    replies : tuple of FollowerReply
+        (d) every follower's best-response gain, its best reply found and the method (empty
+        with ``best_reply=False``).
+    better_replies : tuple of int
+        The followers (indices into ``replies``) whose gain is beyond
+        :meth:`CertificateOptions.reply_tolerance`: they do better elsewhere.
     """
 
     kkt_residual: float
@@ -92,6 +103,13 @@ class Certificate:
     holds: bool = False
     reasons: tuple[str, ...] = ()
     profitable: tuple[int, ...] = ()
+    replies: tuple[FollowerReply, ...] = ()
+    better_replies: tuple[int, ...] = ()
+
+    @property
+    def follower_gains(self) -> tuple[float, ...]:
+        """Each follower's best-response gain (``replies``)."""
+        return tuple(r.gain for r in self.replies)
 
     @property
     def relative_gains(self) -> tuple[float, ...]:
@@ -99,6 +117,9 @@ class Certificate:
         return tuple(g / max(1.0, abs(v)) for g, v in zip(self.deviation_gains, self.utilities))
 
 
+#: rounds of (global reply, followers' equilibrium from it) per deviation of a game with
+#: followers not proven convex
+_GLOBAL_ROUNDS = 3
 #: random starts tried by Newton for one uniqueness start before Ipopt takes the last one
 _NEWTON_DRAWS = 10
 #: Newton draws of one uniqueness start before the caller's random start is tried (cheap draws
@@ -236,22 +257,39 @@ def _deviation_gains(leaders: list, x_star: list, rng: np.random.Generator, opti
 
 def _certificate(residual: KKTResidual, gains: list, bests: list, evals: list, failed: list, starts: int,
                  spread: float, utilities: list, names: list, options: Any, t0: float,
-                 broken: Sequence[str] = ()) -> Certificate:
-    """The :class:`Certificate` of (a)-(c) and its verdict. The followers are called unique when
+                 broken: Sequence[str] = (),
+                 replies: Sequence[FollowerReply] = (), x_star: Sequence[np.ndarray] = ()) -> Certificate:
+    """The :class:`Certificate` of (a)-(e) and its verdict. The followers are called unique when
     no random start that reached an equilibrium ended further than ``unique_tol`` from the point,
     and at least one did (unless ``options.starts`` is 0): a start from which the solver found
     no equilibrium is no evidence of another one (it is counted in ``starts``, which says how
-    many solved). ``broken``: the leaders' own constraints the point breaks, one line each (the
-    first reasons: a gain found next to a broken constraint is its symptom)."""
+    many solved). ``broken``: the leaders' own constraints the point breaks, one line each.
+    (e): a follower whose best-response gain is beyond
+    :meth:`CertificateOptions.reply_tolerance` has a better reply.
+
+    The reasons name causes before symptoms: a broken constraint, a follower's better reply, then the followers'
+    non-unique reply, then the leaders' gains. A leader that "gains" at its own decision
+    (``x_star``) gains only because the followers' reply there moved: that is the followers'
+    non-unique reply (an indifferent follower), and it is named so."""
     unique = (options.starts == 0 or starts >= 1) and spread <= options.unique_tol
+    better = tuple(j for j, r in enumerate(replies) if not r.gain <= options.reply_tolerance(r.utility))
     profitable = tuple(i for i, (g, v) in enumerate(zip(gains, utilities)) if g > options.gain_tolerance(v))
-    reasons = list(broken) + [f"leader {names[i]} gains {gains[i]:.6g} (utility {utilities[i]:.6g}) by deviating to "
-               f"{format_decision(bests[i])}" for i in profitable]
+    reasons = list(broken) + [f"follower {replies[j].name} is not at its best reply: it gains {replies[j].gain:.6g} (utility "
+               f"{replies[j].utility:.6g}) by replying {format_decision(replies[j].reply)} ({replies[j].method})"
+               for j in better]
+    at_point = {i for i in profitable if i < len(x_star)
+                and np.allclose(np.asarray(bests[i], dtype=float), x_star[i], rtol=1e-9, atol=1e-12)}
+    if not unique:
+        reasons.append(f"followers' reply not unique: {starts}/{options.starts} random starts reached an "
+                       f"equilibrium, spread {spread:.3g} (unique_tol {options.unique_tol:g})")
+    for i in sorted(at_point):
+        reasons.append(f"followers' reply not unique at leader {names[i]}'s decision {format_decision(bests[i])}: "
+                       f"another reply there changes its utility by {gains[i]:.6g} (an indifferent follower)")
+    reasons += [f"leader {names[i]} gains {gains[i]:.6g} (utility {utilities[i]:.6g}) by deviating to "
+                f"{format_decision(bests[i])}" for i in profitable if i not in at_point]
+    profitable = tuple(i for i in profitable if i not in at_point)  # no move mends a non-unique reply
     if not residual.max <= options.kkt_tol:
         reasons.append(f"followers' KKT residual {residual.max:.3g} > kkt_tol {options.kkt_tol:g}")
-    if not unique:
-        reasons.append(f"followers not unique: {starts}/{options.starts} random starts reached an equilibrium, "
-                       f"spread {spread:.3g} (unique_tol {options.unique_tol:g})")
     for i, (n_i, f_i) in enumerate(zip(evals, failed)):
         if f_i > options.max_failed * n_i:
             reasons.append(f"leader {names[i]}: {f_i} of {n_i} deviation evaluations found no follower response "
@@ -262,7 +300,7 @@ def _certificate(residual: KKTResidual, gains: list, bests: list, evals: list, f
         best_deviations=tuple(bests), evaluations=sum(evals), failed_evaluations=sum(failed),
         follower_unique=unique, follower_spread=spread, starts=starts, seconds=time.perf_counter() - t0,
         utilities=tuple(float(v) for v in utilities), failed_by_leader=tuple(failed), holds=not reasons,
-        reasons=tuple(reasons), profitable=profitable,
+        reasons=tuple(reasons), profitable=profitable, replies=tuple(replies), better_replies=better,
     )
 
 
@@ -312,12 +350,14 @@ def certify_game(game: Any, options: Any, progress: Callable[[str, int, int], An
     game's mode, iteration-capped) as the fallback; otherwise by Ipopt throughout.
     """
     tick = _ticker(progress, len(game.leaders) + options.starts)
-    if game.response is not None:
-        return _certify_newton(game, options, tick)
-    return _certify_ipopt(game, options, tick)
+    # (d) first, at the point as it stands in the model (the checks below move the followers)
+    replies = follower_replies(game.kkts, options) if options.best_reply else []
+    if game.response is not None and all(is_convex_method(r.method) for r in replies):
+        return _certify_newton(game, options, tick, replies)
+    return _certify_ipopt(game, options, tick, replies)
 
 
-def _certify_newton(game: Any, options: Any, tick: Callable[[], None]) -> Certificate:
+def _certify_newton(game: Any, options: Any, tick: Callable[[], None], replies: list) -> Certificate:
     """:func:`certify_game` with Newton responses: each grid point warm-started from its neighbour
     (first-order predictor, :meth:`FollowerResponse.solve_near`), then by continuation from the
     point, then Ipopt; a response counts only if its natural KKT
@@ -335,7 +375,7 @@ def _certify_newton(game: Any, options: Any, tick: Callable[[], None]) -> Certif
     y_star = resp.inputs_at(y0, x_star)
     r_star = resp.solve(z0, y_star, p, sensitivity=True)  # a failed warm solve retries cold itself
     if not r_star.ok:  # no Newton baseline: certify with Ipopt throughout
-        return _certify_ipopt(game, options, tick)
+        return _certify_ipopt(game, options, tick, replies)
     z_star = r_star.z
     base = resp.utilities(z_star, y_star, p)
     fallbacks = [options.fallbacks]
@@ -449,7 +489,8 @@ def _certify_newton(game: Any, options: Any, tick: Callable[[], None]) -> Certif
         tick()
     game.restore(snap0)
     return _certificate(residual, gains, bests, evals, failed, starts, spread, [float(b) for b in base],
-                        [ld.name for ld in game.leaders], options, t0, _broken(game, x_star, options))
+                        [ld.name for ld in game.leaders], options, t0, _broken(game, x_star, options),
+                        replies, x_star)
 
 
 def _constrained_refinement(game: Any, i: int, x_star: list, starts: list, response: Callable, y_star: np.ndarray,
@@ -481,7 +522,7 @@ def _constrained_refinement(game: Any, i: int, x_star: list, starts: list, respo
             gains[i], bests[i] = gain, tuple(float(t) for t in x_new)
 
 
-def _certify_ipopt(game: Any, options: Any, tick: Callable[[], None]) -> Certificate:
+def _certify_ipopt(game: Any, options: Any, tick: Callable[[], None], replies: list) -> Certificate:
     """:func:`certify_game` with every follower response solved by Ipopt (the game's mode)."""
     t0 = time.perf_counter()
     rng = np.random.default_rng(options.seed)
@@ -491,10 +532,37 @@ def _certify_ipopt(game: Any, options: Any, tick: Callable[[], None]) -> Certifi
     snap0 = game.snapshot()
     base = [ld.utility() for ld in game.leaders]
 
+    # followers not proven convex: every deviation is evaluated at their global replies (a
+    # local KKT reply there can hide the leader's gain: reproducer 3 of issue 15)
+    searched = [k for k, r in zip(game.kkts, replies) if not is_convex_method(r.method)]
+
     def gain_at(i: int, pt: list) -> float:
         run = game.respond(pt, warm=True, capped=True)
         if run.ok and game.coupling_broken(_ADMISSIBLE_TOL):
             raise _Inadmissible
+        for _ in range(_GLOBAL_ROUNDS if searched and run.ok else 0):
+            better = [r for r in follower_replies(searched, options, search=True)
+                      if not r.gain <= options.reply_tolerance(r.utility)]
+            if not better:
+                break
+            by_name = {r.name: r for r in better}
+            for k in searched:
+                if k.player.name in by_name:
+                    for v, val in zip(k.variables, by_name[k.player.name].reply):
+                        v.set_value(val, skip_validation=True)
+            run = game.respond(pt, warm=True, capped=True)
+        if run.ok and len(searched) == 1 and len(game.kkts) == 1:
+            # one follower at its global reply: where it is indifferent, the optimistic
+            # convention gives the leader its preferred best reply (reproducer 2 of issue 15:
+            # at x = 0 the follower's replies -1 and 1 are equally good, and 1 is the leader's)
+            y = optimistic_reply(searched[0], game.leaders[i].objective, options)
+            if y is not None:
+                before, snap = game.leaders[i].utility(), game.snapshot()
+                for v, val in zip(searched[0].variables, y):
+                    v.set_value(val, skip_validation=True)
+                run_o = game.respond(pt, warm=True, capped=True)
+                if not (run_o.ok and game.leaders[i].utility() > before):
+                    game.restore(snap)  # the global reply found before stands
         return game.leaders[i].utility() - base[i] if run.ok else -math.inf
 
     gains, bests, evals, failed = _deviation_gains(game.leaders, x_star, rng, options, gain_at,
@@ -519,7 +587,8 @@ def _certify_ipopt(game: Any, options: Any, tick: Callable[[], None]) -> Certifi
         tick()
     game.restore(snap0)
     return _certificate(residual, gains, bests, evals, failed, starts, spread, base,
-                        [ld.name for ld in game.leaders], options, t0, _broken(game, x_star, options))
+                        [ld.name for ld in game.leaders], options, t0, _broken(game, x_star, options),
+                        replies, x_star)
 
 
 def certify(

@@ -244,6 +244,9 @@ class KKTSystem:
         ``(placeholder, constraint, definition)`` for each :func:`epec.multiplier` of one of the
         player's constraints: ``definition`` (in ``block``) binds the placeholder Var to the
         constraint's multipliers.
+    constraints : list
+        The player's own constraints (active when derived; the inequalities are deactivated
+        with ``deactivate=True``): its problem, for the certificate's best-reply check.
     """
 
     player: BlockData
@@ -254,6 +257,7 @@ class KKTSystem:
     pairs: list = field(default_factory=list)
     lifted: LiftedAggregates | None = None
     multipliers: list = field(default_factory=list)
+    constraints: list = field(default_factory=list)
 
     def residual(self, include_lifted: bool = True) -> KKTResidual:
         """Evaluate stationarity, feasibility and ``min(a, b)`` at the current values.
@@ -404,5 +408,5 @@ def kkt(
     )
     if deactivate:
         obj.deactivate()
-    return KKTSystem(block, into, xs, obj, equalities, pairs, lifted, multipliers)
+    return KKTSystem(block, into, xs, obj, equalities, pairs, lifted, multipliers, cons)
 

@@ -79,6 +79,23 @@ class CertificateOptions:
         MetaTrading game: a concave game, Rosen 1965) a failed evaluation is a solver's failure,
         and :func:`epec.solve_scenario` sets 0.5: a leader whose scan mostly failed has not
         been checked.
+    best_reply : bool
+        ... and every follower is at its best reply: its best-response gain (the most it gains by
+        changing its own decisions alone, everything else fixed at the point) is at most
+        ``max(reply_atol, reply_rtol |U_j|)``, ``U_j`` its utility. Each gain is proven (a convex
+        program, declared or proven by the rules of :mod:`epec.convexity`; SCIP's global solve
+        with its gap closed) or searched (Ipopt from ``reply_starts`` random starts), and the
+        certificate names the method (:mod:`epec.best_reply`). Default True; False skips the
+        check (the KKT point is then taken for the best reply, as before).
+    reply_rtol, reply_atol : float
+        Defaults 1e-6 and 1e-8, as the leaders' gains.
+    reply_starts : int
+        Random starts of the multistart search, >= 1. Default 8.
+    reply_seconds : float
+        Time limit of one follower's SCIP solve, > 0; a solve stopped by it without closing its
+        gap falls back to the multistart. Default 10.
+    reply_scip : bool
+        Use SCIP (``pyscipopt``) for a follower the rules do not prove convex. Default True.
     """
 
     grid: int = 41
@@ -93,22 +110,35 @@ class CertificateOptions:
     gain_atol: float = 1e-8
     kkt_tol: float = 1e-6
     max_failed: float = 1.0
+    best_reply: bool = True
+    reply_rtol: float = 1e-6
+    reply_atol: float = 1e-8
+    reply_starts: int = 8
+    reply_seconds: float = 10.0
+    reply_scip: bool = True
 
     def __post_init__(self) -> None:
         for name, low in (("grid", 2), ("refine_iter", 1), ("directions", 1), ("starts", 0),
-                          ("fallbacks", 0)):
+                          ("fallbacks", 0), ("reply_starts", 1)):
             check_int(name, getattr(self, name), low)
-        for name in ("unique_tol", "gain_rtol", "gain_atol", "kkt_tol"):
+        for name in ("unique_tol", "gain_rtol", "gain_atol", "kkt_tol", "reply_rtol", "reply_atol", "reply_seconds"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
                 raise ValueError(f"{name}: must be > 0, got {value!r}")
         if isinstance(self.max_failed, bool) or not isinstance(self.max_failed, (int, float)) \
                 or not 0 <= self.max_failed <= 1:
             raise ValueError(f"max_failed: must be in [0, 1], got {self.max_failed!r}")
+        for name in ("best_reply", "reply_scip"):
+            if not isinstance(getattr(self, name), bool):
+                raise ValueError(f"{name}: must be a bool, got {getattr(self, name)!r}")
 
     def gain_tolerance(self, utility: float) -> float:
         """The largest deviation gain still called no gain for a leader of utility ``utility``."""
         return max(self.gain_atol, self.gain_rtol * abs(utility))
+
+    def reply_tolerance(self, utility: float) -> float:
+        """The largest best-response gain still called none for a follower of utility ``utility``."""
+        return max(self.reply_atol, self.reply_rtol * abs(utility))
 
 
 @dataclass(frozen=True)

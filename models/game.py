@@ -64,6 +64,9 @@ def build_game(
         Sets ``MSP`` = 0..M-1 and ``MU`` = 0..N-1; blocks ``msp[m]`` and ``mu[n]``; Expression
         ``total[m]``. A pair without data (``D_nm = 0``) has ``f[m]`` fixed at 0 and IoM 0; an MU
         without data for any MSP sits out: its block ``mu[n]`` is deactivated (no player).
+        With the default ``iom_fn``, ``payment_fn`` and ``cost_fn``, every ``mu[n]`` is declared
+        a convex program ("concave (MODEL.md §4)", :func:`epec.convexity.declare_convex_program`'s
+        attribute ``epec_convex_program``): the certificate names that method for the MUs.
     """
     import pyomo.environ as pyo
 
@@ -125,6 +128,13 @@ def build_game(
             ),
             sense=pyo.maximize,
         )
+        if iom_fn is iom and payment_fn is payment and cost_fn is energy_cost:
+            # the follower's problem is a convex program (MODEL.md section 4: a concave increasing
+            # share of a concave increasing IoM minus a convex cost, maximised over a polytope),
+            # which the disciplined-convex rules cannot prove (the share is a quotient of its
+            # decisions): declared, in epec.convexity's convention (DECLARED_ATTRIBUTE), so that
+            # the certificate takes its KKT point as its best reply. Not for custom formulas.
+            setattr(b, "epec_convex_program", "concave (MODEL.md §4)")
     return model
 
 

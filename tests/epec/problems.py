@@ -11,6 +11,8 @@ from typing import Callable
 import numpy as np
 import pyomo.environ as pyo
 
+from epec.convexity import declare_convex_program
+
 
 class Kind:
     NASH = "nash"
@@ -230,6 +232,9 @@ def proportional_share(n_mu: int, n_msp: int, seed: int = 0, Rmax: float = 50.0)
         m.mu[n].U = pyo.Objective(
             expr=sum(m.msp[j].R * iom[n, j] / (m.total[j] + eps0) - e[n, j] * m.mu[n].f[j] ** 2 for j in m.M),
             sense=pyo.maximize)
+        # the MetaTrading share (MODEL.md section 4) is concave but not provable by the rules of
+        # epec.convexity; declared as models.build_game declares it
+        declare_convex_program(m.mu[n], "concave (MODEL.md §4)")
     for j in m.M:
         m.msp[j].V = pyo.Objective(
             expr=lam[j] * pyo.log(1 + m.total[j]) - m.msp[j].R * m.total[j] / (m.total[j] + eps0), sense=pyo.maximize)

@@ -1,0 +1,347 @@
+"""Is each follower at its best reply? The followers' global optimality at a point.
+
+A KKT point of a follower is its best reply when its problem, the other players fixed, is a
+convex program; otherwise it may be a local optimum, a saddle, or even the worst reply (a
+maximised convex objective). :func:`follower_replies` measures, for every follower, its
+*best-response gain* ``max_{y_i'} U_i(y_i', rest) - U_i(y_i, rest)`` over its own feasible
+set, everything else fixed at the point, by the first method that applies:
+
+1. ``"declared <reason>"``: the modeller declared the problem a convex program
+   (:func:`epec.convexity.declare_convex_program`); gain 0, trusted.
+2. ``"convexity proven"``: the disciplined-convex rules prove it
+   (:func:`epec.convexity.convex_program`); gain 0, exact.
+3. ``"global (SCIP)"``: SCIP (spatial branch and bound; Achterberg, *Math. Prog. Comp.* 1,
+   2009; Vigerske & Gleixner, *Optim. Methods Softw.* 33, 2018) solves the follower's problem
+   at the point, the Pyomo expressions converted to SCIP's (polynomials, quotients, ``exp``,
+   ``log``, ``sqrt``, ``abs``, ``sin``, ``cos``). The gain is SCIP's best value minus the
+   point's; *proven* when SCIP closed its gap, or when its dual bound alone shows the gain is
+   within tolerance.
+4. ``"multistart (searched, not proven)"``: Ipopt on the follower's problem from
+   ``reply_starts`` random points in its box (an unbounded side: ``+- max(1, |y|)`` around the
+   point); the gain is the best found. Used where SCIP cannot take the expressions, is not
+   installed, or ends without closing its gap.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any, Sequence
+
+import numpy as np
+import pyomo.environ as pyo
+from pyomo.core.expr import numeric_expr as ne
+from pyomo.core.expr.visitor import identify_variables, replace_expressions
+
+from .convexity import convex_program, declared_reason
+
+__all__ = ["FollowerReply", "follower_replies", "reply_problem", "is_convex_method", "optimistic_reply"]
+
+#: method names as the certificate reports them
+CONVEX = "convexity proven"
+SCIP = "global (SCIP)"
+MULTISTART = "multistart (searched, not proven)"
+
+
+@dataclass(frozen=True)
+class FollowerReply:
+    """One follower's best-response gain at a point.
+
+    Attributes
+    ----------
+    name : str
+        The follower's block.
+    method : str
+        How the gain was found (module doc): ``"declared ..."``, ``"convexity proven"``,
+        ``"global (SCIP)"`` or ``"multistart (searched, not proven)"``.
+    proven : bool
+        The gain is a proof (declared, convexity, or SCIP's bound), not a search's best.
+    utility : float
+        The follower's utility (its objective, maximised) at the point.
+    gain : float
+        Best utility found over its feasible set minus ``utility`` (0 when convex).
+    reply : tuple of float
+        Its best reply found (its decisions in block order; the point's when convex).
+    detail : str
+        Why the rules did not prove convexity, SCIP's status, ... (empty when proven convex).
+    """
+
+    name: str
+    method: str
+    proven: bool
+    utility: float
+    gain: float
+    reply: tuple[float, ...]
+    detail: str = ""
+
+
+def is_convex_method(method: str) -> bool:
+    """The method proves the follower a convex program (its KKT points are its best replies)."""
+    return method == CONVEX or method.startswith("declared ")
+
+
+def _utility(obj: Any) -> float:
+    v = float(pyo.value(obj.expr))
+    return v if obj.sense == pyo.maximize else -v
+
+
+def follower_replies(kkts: Sequence[Any], options: Any, search: bool = False) -> list[FollowerReply]:
+    """The best-response gain of every follower of ``kkts`` (:class:`epec.kkt.KKTSystem`) at the
+    model's current values, by the methods of the module doc; ``options`` a
+    :class:`epec.CertificateOptions` (``reply_starts``, ``reply_seconds``, ``reply_scip``).
+    The model's values are restored. ``search=True`` skips methods 1 and 2 (followers already
+    known not to be proven convex)."""
+    out = []
+    for k in kkts:
+        xs = list(k.variables)
+        y0 = tuple(float(v.value) for v in xs)
+        u0 = _utility(k.objective)
+        reason = None if search else declared_reason(k.player)
+        if reason is not None:
+            out.append(FollowerReply(k.player.name, f"declared {reason}", True, u0, 0.0, y0))
+            continue
+        convex, why = (False, "not proven convex") if search else convex_program(k.objective, k.constraints, xs)
+        if convex:
+            out.append(FollowerReply(k.player.name, CONVEX, True, u0, 0.0, y0))
+            continue
+        reply = _scip_reply(k, u0, options, why) if options.reply_scip else None
+        if reply is None:
+            reply = _multistart_reply(k, u0, options, why)
+        for v, val in zip(xs, y0):  # the searches leave their own values behind
+            v.set_value(val, skip_validation=True)
+        out.append(reply)
+    return out
+
+
+def reply_problem(k: Any) -> tuple[list, Any, list]:
+    """``(decisions, objective, constraints)`` of follower ``k`` (a KKTSystem) as a standalone
+    Pyomo model's parts: fresh Vars with the decisions' bounds, the objective and constraints with
+    every other Var replaced by its current value (a constant)."""
+    m = pyo.ConcreteModel()
+    xs = list(k.variables)
+    m.y = pyo.Var(range(len(xs)))
+    sub: dict[int, Any] = {}
+    for i, v in enumerate(xs):
+        m.y[i].setlb(v.lb)
+        m.y[i].setub(v.ub)
+        m.y[i].set_value(v.value, skip_validation=True)
+        sub[id(v)] = m.y[i]
+    own = set(sub)
+
+    def local(e: Any) -> Any:
+        smap = dict(sub)
+        for v in identify_variables(e, include_fixed=True):
+            if id(v) not in own:
+                smap[id(v)] = float(v.value)
+        return replace_expressions(e, smap, descend_into_named_expressions=True, remove_named_expressions=True)
+
+    m.obj = pyo.Objective(expr=local(k.objective.expr), sense=k.objective.sense)
+    m.cons = pyo.ConstraintList()
+    for con in k.constraints:
+        body = local(con.body)
+        if con.equality:
+            m.cons.add(body == float(pyo.value(con.upper)))
+            continue
+        if con.has_lb():
+            m.cons.add(body >= float(pyo.value(con.lower)))
+        if con.has_ub():
+            m.cons.add(body <= float(pyo.value(con.upper)))
+    return [m.y[i] for i in range(len(xs))], m.obj, list(m.cons.values())
+
+
+# --- SCIP --------------------------------------------------------------------------------------
+class _Unsupported(Exception):
+    """An expression SCIP's interface cannot take."""
+
+
+def _to_scip(e: Any, vmap: dict[int, Any], scip: Any) -> Any:
+    """The SCIP expression of Pyomo expression ``e``; Vars in ``vmap`` are SCIP's, anything else
+    (a subexpression free of them included) is evaluated to a number."""
+    if type(e) in (int, float) or isinstance(e, (np.floating, np.integer)):
+        return float(e)
+    if not hasattr(e, "is_expression_type"):
+        raise _Unsupported(type(e).__name__)
+    if e.is_variable_type():
+        return vmap[id(e)] if id(e) in vmap else float(pyo.value(e))
+    if not e.is_expression_type():
+        return float(pyo.value(e))
+    if e.is_named_expression_type():
+        return _to_scip(e.expr, vmap, scip)
+    if not any(id(v) in vmap for v in identify_variables(e, include_fixed=True)):
+        return float(pyo.value(e))
+    args = [_to_scip(a, vmap, scip) for a in e.args]
+    if isinstance(e, (ne.LinearExpression, ne.SumExpression)):
+        total = 0.0
+        for a in args:
+            total = total + a
+        return total
+    if isinstance(e, ne.NegationExpression):
+        return -args[0]
+    if isinstance(e, (ne.MonomialTermExpression, ne.ProductExpression)):
+        return args[0] * args[1]
+    if isinstance(e, ne.DivisionExpression):
+        return args[0] / args[1]
+    if isinstance(e, ne.PowExpression):
+        base, p = args
+        if isinstance(p, float):
+            if p.is_integer() and p >= 0:
+                return base ** int(p)
+            return base ** p
+        if isinstance(base, float) and base > 0:
+            return scip.exp(p * math.log(base))
+        raise _Unsupported("a power with a variable exponent")
+    if isinstance(e, ne.AbsExpression):
+        return abs(args[0])
+    if isinstance(e, ne.UnaryFunctionExpression):
+        name = e.getname()
+        fns = {"exp": scip.exp, "log": scip.log, "sqrt": scip.sqrt, "sin": scip.sin, "cos": scip.cos}
+        if name in fns:
+            return fns[name](args[0])
+        if name == "log10":
+            return scip.log(args[0]) / math.log(10.0)
+        raise _Unsupported(f"function {name}")
+    raise _Unsupported(type(e).__name__)
+
+
+def _scip_model(k: Any, options: Any) -> tuple[Any, dict, Any] | None:
+    """SCIP's model of follower ``k``'s feasible set at the point (its decisions and its own
+    constraints, everything else a constant): ``(model, {id(Var): SCIP var}, pyscipopt)``, or
+    None without ``pyscipopt`` or for a constraint SCIP cannot take."""
+    try:
+        import pyscipopt as scip
+    except ImportError:
+        return None
+    m = scip.Model()
+    m.hideOutput()
+    m.setParam("limits/time", float(options.reply_seconds))
+    m.setParam("numerics/feastol", 1e-9)
+    vmap = {id(v): m.addVar(name=f"y{i}", lb=v.lb, ub=v.ub) for i, v in enumerate(k.variables)}
+    try:
+        for con in k.constraints:
+            body = _to_scip(con.body, vmap, scip)
+            if isinstance(body, float):
+                continue
+            if con.equality:
+                m.addCons(body == float(pyo.value(con.upper)))
+                continue
+            if con.has_lb():
+                m.addCons(body >= float(pyo.value(con.lower)))
+            if con.has_ub():
+                m.addCons(body <= float(pyo.value(con.upper)))
+    except (_Unsupported, KeyError, TypeError, ValueError, ZeroDivisionError):
+        return None
+    return m, vmap, scip
+
+
+def _minimise(m: Any, vmap: dict, scip: Any, expr: Any) -> bool:
+    """Set SCIP's objective to ``min expr`` (a Pyomo expression; SCIP takes a nonlinear one as
+    its epigraph ``min t, t >= expr``); False where it cannot take the expression."""
+    t = m.addVar(name="t", lb=None, ub=None)
+    try:
+        m.addCons(t >= _to_scip(expr, vmap, scip))
+    except (_Unsupported, KeyError, TypeError, ValueError, ZeroDivisionError):
+        return False
+    m.setObjective(t, "minimize")
+    return True
+
+
+def _scip_reply(k: Any, u0: float, options: Any, why: str) -> FollowerReply | None:
+    """The SCIP method (module doc), or None where SCIP cannot be used or found no reply."""
+    built = _scip_model(k, options)
+    if built is None:
+        return None
+    m, vmap, scip = built
+    xs = list(k.variables)
+    sign = 1.0 if k.objective.sense == pyo.minimize else -1.0  # minimise sign * objective
+    if not _minimise(m, vmap, scip, sign * k.objective.expr):
+        return None
+    m.optimize()
+    status = m.getStatus()
+    if m.getNSols() == 0:
+        return None
+    sol = m.getBestSol()
+    y = [float(m.getSolVal(sol, vmap[id(v)])) for v in xs]
+    # the gain at SCIP's reply, evaluated by Pyomo (SCIP's value carries its feasibility tolerance)
+    for v, val in zip(xs, y):
+        lo = -math.inf if v.lb is None else v.lb
+        hi = math.inf if v.ub is None else v.ub
+        v.set_value(min(max(val, lo), hi), skip_validation=True)
+    gain = _utility(k.objective) - u0
+    # SCIP's dual bound L <= min sign * objective = -max utility: the gain is at most -L - u0
+    bound = -float(m.getDualbound()) - u0
+    tol = options.reply_tolerance(u0)
+    if status != "optimal" and bound > tol:
+        if gain <= tol:  # nothing better found and nothing proven: the multistart searches on
+            return None
+        # a better reply found is evidence enough, proven or not
+        return FollowerReply(k.player.name, SCIP, False, u0, gain, tuple(y), f"{why}; SCIP {status}, gap open")
+    return FollowerReply(k.player.name, SCIP, True, u0, gain, tuple(y),
+                         f"{why}; SCIP {status}, gain bound {bound:.3g}")
+
+
+# --- multistart --------------------------------------------------------------------------------
+def _multistart_reply(k: Any, u0: float, options: Any, why: str) -> FollowerReply:
+    """The multistart method (module doc): the best of Ipopt's local solutions from
+    ``options.reply_starts`` random starts (seeded by ``options.seed``)."""
+    from solvers import IpoptOptions, IpoptSolver
+
+    ys, obj, cons = reply_problem(k)
+    model = ys[0].model()
+    solver = IpoptSolver(IpoptOptions(max_iter=500))
+    rng = np.random.default_rng(options.seed)
+    point = [float(v.value) for v in ys]
+    best_u, best_y = u0, tuple(point)
+    for _ in range(options.reply_starts):
+        for v, x in zip(ys, point):
+            w = max(1.0, abs(x))
+            lo = v.lb if v.lb is not None else x - w
+            hi = v.ub if v.ub is not None else x + w
+            v.set_value(float(rng.uniform(lo, hi)), skip_validation=True)
+        try:
+            res = solver.solve(model)
+        except Exception:  # noqa: BLE001 - a start Ipopt cannot evaluate is a start lost
+            continue
+        if not res.ok:
+            continue
+        u = _utility(obj)
+        feasible = all(_violation(c) <= 1e-8 for c in cons)
+        if feasible and u > best_u:
+            best_u, best_y = u, tuple(float(v.value) for v in ys)
+    return FollowerReply(k.player.name, MULTISTART, False, u0, best_u - u0, best_y, why)
+
+
+def _violation(con: Any) -> float:
+    v = float(pyo.value(con.body))
+    out = 0.0
+    if con.has_lb():
+        out = max(out, float(pyo.value(con.lower)) - v)
+    if con.has_ub():
+        out = max(out, v - float(pyo.value(con.upper)))
+    return out
+
+
+def optimistic_reply(k: Any, objective: Any, options: Any) -> tuple[float, ...] | None:
+    """Among follower ``k``'s best replies, the one best for the leader of ``objective``: the
+    optimistic convention of bilevel programming (Dempe 2002, sec. 1.3), where a follower
+    indifferent between replies takes the leader's preferred one. The follower's current
+    decisions must be a best reply (their utility ``U*``); SCIP maximises the leader's utility
+    over the follower's feasible set with ``U >= U* - reply_tolerance(U*)``. None where SCIP
+    cannot be used or proves nothing.
+    """
+    u_best = _utility(k.objective)
+    built = _scip_model(k, options)
+    if built is None:
+        return None
+    m, vmap, scip = built
+    sign = 1.0 if k.objective.sense == pyo.minimize else -1.0
+    lead = -1.0 if objective.sense == pyo.maximize else 1.0
+    try:
+        m.addCons(sign * _to_scip(k.objective.expr, vmap, scip) <= -u_best + options.reply_tolerance(u_best))
+    except (_Unsupported, KeyError, TypeError, ValueError, ZeroDivisionError):
+        return None
+    if not _minimise(m, vmap, scip, lead * objective.expr):
+        return None
+    m.optimize()
+    if m.getStatus() != "optimal" or m.getNSols() == 0:
+        return None
+    sol = m.getBestSol()
+    return tuple(float(m.getSolVal(sol, vmap[id(v)])) for v in k.variables)
