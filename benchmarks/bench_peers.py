@@ -48,8 +48,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--only", default="",
                         help="comma-separated instance names to run (default: all; see --list)")
     parser.add_argument("--list", action="store_true", help="list the instances with their sources and exit")
-    parser.add_argument("--timeout", type=float, default=60.0,
-                        help="seconds after which one instance's solve is stopped and counted refused (default 60)")
+    parser.add_argument("--timeout", type=float, default=30.0,
+                        help="seconds after which one instance's solve is stopped and counted refused "
+                             "(default 30; 0: no limit)")
 
 
 def select(only: str) -> list:
@@ -100,10 +101,10 @@ def _time_limit(seconds: float) -> Iterator[dict]:
 
 def _value(expr: Any) -> float | None:
     try:
-        v = float(pyo.value(expr))
-    except Exception:  # a multiplier the model does not hold, an unset Var: not comparable
+        v = pyo.value(expr, exception=False)  # None for an unset Var (a solve stopped early)
+    except Exception:  # a multiplier the model does not hold: not comparable
         return None
-    return v if math.isfinite(v) else None
+    return float(v) if v is not None and math.isfinite(float(v)) else None
 
 
 def _certificate_summary(cert: Any) -> dict[str, Any] | None:
@@ -132,7 +133,7 @@ def _solve(inst: Any, built: Any) -> Any:
     return solve_nash(m, players=built.followers)
 
 
-def run_instance(inst: Any, timeout: float = 60.0) -> dict[str, Any]:
+def run_instance(inst: Any, timeout: float = 30.0) -> dict[str, Any]:
     """Solve one instance and describe the outcome as a JSON row.
 
     Keys: ``instance``, ``source``, ``kind``, ``expect``, ``needs``, ``published`` (objective,
