@@ -295,6 +295,8 @@ INSTANCES = [
                         f=lambda x, y: (y[1] - 3) ** 2,
                         g=[lambda x, y: y[1] ** 2 - x[1] <= 0]),
         objective=(31.25,), point={"x[1]": 1.0, "follower.y[1]": 1.0},
+        note="at the optimum two follower constraints are active on one variable (y^2 <= x and "
+             "y >= 1): degenerate complementarity (issue 15 item 5)",
     ),
     Instance(
         "d_2000_01",
