@@ -269,7 +269,7 @@ def _print_table(rows: list[dict[str, Any]]) -> None:
 def _print_summary(s: dict[str, Any]) -> None:
     t, met = s["targets"], s["met"]
     yes = {True: "met", False: "NOT met"}
-    print(f"verdicts: " + ", ".join(f"{k} {v}" for k, v in s["verdicts"].items()) + f" (of {s['count']})")
+    print("verdicts: " + ", ".join(f"{k} {v}" for k, v in s["verdicts"].items()) + f" (of {s['count']})")
     print(f"wrong ok: {len(s['wrong_ok'])} (target {t['wrong_ok']}: {yes[met['wrong_ok']]})"
           + (f": {', '.join(s['wrong_ok'])}" if s["wrong_ok"] else ""))
     frac = s["unique_right_fraction"]
