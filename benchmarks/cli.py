@@ -37,6 +37,7 @@ BENCHES: dict[str, tuple[str, str]] = {
     "derivatives": ("benchmarks.bench_derivatives", "exact-derivative back ends: CasADi vs Pyomo symbolic"),
     "robustness": ("benchmarks.bench_robustness", "EPEC solves over random scenarios from the model's whole range"),
     "pricing": ("benchmarks.bench_pricing", "batched follower equilibria per second and market rounds per second"),
+    "peers": ("benchmarks.bench_peers", "bilevel, EPEC and Nash instances with published answers (BASBLib, MacMPEC, ...)"),
 }
 
 DESCRIPTION = ("MetaTrading: exact equilibria of FL incentive mechanisms for vehicular metaverse services, "
