@@ -24,7 +24,6 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
-import sys
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
@@ -36,14 +35,10 @@ __all__ = ["check_out", "output_folder", "parse_numbers", "show_progress"]
 
 
 def show_progress(args: argparse.Namespace) -> bool:
-    """A progress bar only for a person watching: not with ``--quiet`` and not when stderr is
-    redirected to a file or a pipe (the bar would flood the log)."""
-    if getattr(args, "quiet", False) or getattr(args, "no_progress", False):
-        return False
-    try:
-        return sys.stderr.isatty()
-    except (AttributeError, ValueError):
-        return False
+    """Whether to show progress: not with ``--quiet`` (or ``--no-progress``). How it is shown is
+    :func:`models.progress.progress_bar`'s rule: a bar on a terminal, one line per finished unit
+    of work on stderr when it is redirected to a file or a pipe."""
+    return not (getattr(args, "quiet", False) or getattr(args, "no_progress", False))
 
 
 def parse_numbers(text: str, flag: str, kind: type = float, minimum: float | None = None) -> list:

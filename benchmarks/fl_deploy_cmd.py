@@ -173,14 +173,14 @@ def run(args: argparse.Namespace) -> int:
           f"FL {task.dataset.name}, MSP {task.msp}, {args.rounds} rounds, {task.local.epochs} local epochs")
     bar = None
     if show_progress(args):
-        from tqdm import tqdm
+        from models.progress import progress_bar
 
-        bar = tqdm(total=args.rounds, initial=done, desc="fl-deploy", unit="round")
+        bar = progress_bar(total=args.rounds, initial=done, desc="fl-deploy", unit="round")
 
     def on_progress(p: dict) -> None:
         if bar is not None:
+            bar.set_postfix(acc=f"{p['accuracy'][-1]:.3f}", round_s=f"{p['wall_time'][-1]:.1f}", refresh=False)
             bar.update(int(p["done"]) - bar.n)
-            bar.set_postfix(acc=f"{p['accuracy'][-1]:.3f}", round_s=f"{p['wall_time'][-1]:.1f}")
 
     def on_status(text: str) -> None:
         if bar is not None:

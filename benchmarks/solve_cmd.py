@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import math
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -79,20 +78,21 @@ def _check_args(args: argparse.Namespace) -> None:
 
 class _Bars:
     """Progress on stderr: a counter of diagonalisation sweeps (their number is not known in
-    advance), then a bar over the certificate's checks (whose number is). Nothing when
-    ``enabled`` is false (``--quiet``, or stderr not a terminal)."""
+    advance), then a bar over the certificate's checks (whose number is); off a terminal, one line
+    per sweep and a line every few seconds of the certificate (:mod:`models.progress`). Nothing
+    when ``enabled`` is false (``--quiet``)."""
 
     def __init__(self, enabled: bool) -> None:
         self.enabled, self.sweeps, self.cert = enabled, None, None
         if enabled:
-            from tqdm import tqdm
+            from models.progress import progress_bar
 
-            self._tqdm = tqdm
-            self.sweeps = tqdm(desc="solving EPEC", unit="sweep", file=sys.stderr, leave=False)
+            self._bar = progress_bar
+            self.sweeps = progress_bar(desc="solving EPEC", unit="sweep", leave=False)
 
     def on_sweep(self, k: int, decisions: Any, step: float) -> None:
         if self.sweeps is not None:
-            self.sweeps.set_description(f"sweep {k}: step {step:.2e}")
+            self.sweeps.set_postfix_str(f"step {step:.2e}", refresh=False)
             self.sweeps.update(1)
 
     def on_progress(self, stage: str, done: int, total: int) -> None:
@@ -100,7 +100,7 @@ class _Bars:
             return
         if self.cert is None:
             self.sweeps.close()
-            self.cert = self._tqdm(total=total, desc="certificate", unit="check", file=sys.stderr, leave=False)
+            self.cert = self._bar(total=total, desc="certificate", unit="check", leave=False, min_interval=5.0)
         self.cert.update(done - self.cert.n)
 
     def close(self) -> None:

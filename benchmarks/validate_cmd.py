@@ -158,9 +158,9 @@ def run(args: argparse.Namespace) -> int:
         pricing: Any = policies[0]
     else:
         pricing = check_rewards(sc, parse_numbers(args.rewards, "--rewards"))
-    from tqdm import tqdm
+    from models.progress import progress_bar
 
-    bar = None if not show_progress(args) else tqdm(desc="validate", file=sys.stderr, leave=False)
+    bar = None if not show_progress(args) else progress_bar(desc="validate", unit="check", leave=False, min_interval=5.0)
 
     def progress(stage: str, done: int, total: int) -> None:
         if bar is not None:

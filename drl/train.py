@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import math
 import random
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -189,10 +188,10 @@ def train_pricing(
 
     bar = None
     if progress is True:
-        from tqdm import tqdm
+        from models.progress import progress_bar
 
-        bar = tqdm(total=updates if updates is not None else None, initial=update, desc="train-pricing",
-                   unit="update", file=sys.stderr, dynamic_ncols=True)
+        bar = progress_bar(total=updates if updates is not None else None, initial=update, desc="train-pricing",
+                           unit="update", dynamic_ncols=True)
     t_start, t_ckpt = time.perf_counter() - elapsed, time.perf_counter()
     while (updates is None or update < updates) and elapsed < seconds:
         obs = torch.zeros(S, M, E, obs_dim, device=device)
