@@ -66,6 +66,14 @@ def _nearest_existing(path: Path) -> Path:
     return p
 
 
+def _probe(folder: Path, message: str) -> None:
+    """Create and remove a folder in ``folder``, or InputError(``--out``, message + the reason)."""
+    try:  # os.access says yes to root even on a read-only file system: try it
+        os.rmdir(tempfile.mkdtemp(prefix=".metatrading-probe-", dir=folder))
+    except OSError as exc:
+        raise InputError("--out", f"{message} ({exc.strerror or exc})") from None
+
+
 def check_out(out: str, force: bool = False, resume: bool = False) -> None:
     """Refuse an ``--out`` that cannot hold this run's results (InputError naming the flag).
 
@@ -76,22 +84,27 @@ def check_out(out: str, force: bool = False, resume: bool = False) -> None:
     if not out or not out.strip():
         raise InputError("--out", "must name a folder, got an empty string")
     path = Path(out)
-    if path.exists() and not path.is_dir():
-        raise InputError("--out", f"not a folder: {out}")
-    for parent in path.parents:
-        if parent.exists() and not parent.is_dir():
-            raise InputError("--out", f"{out} is under a file ({parent}), not a folder")
-    base = _nearest_existing(path.absolute())
-    try:  # os.access says yes to root even on a read-only file system: try it
-        probe = tempfile.mkdtemp(prefix=".metatrading-probe-", dir=base)
-        os.rmdir(probe)
+    try:  # a parent without search permission makes even exists() fail (PermissionError)
+        if path.exists() and not path.is_dir():
+            raise InputError("--out", f"not a folder: {out}")
+        for parent in path.parents:
+            if parent.exists() and not parent.is_dir():
+                raise InputError("--out", f"{out} is under a file ({parent}), not a folder")
+        base = _nearest_existing(path.absolute())
+        held = path.is_dir() and any(path.iterdir())
     except OSError as exc:
-        raise InputError("--out", f"cannot create folders in {base} ({exc.strerror or exc})") from None
-    held = path.is_dir() and any(path.iterdir())
+        where = exc.filename or out
+        raise InputError("--out", f"cannot reach {where} ({exc.strerror or exc}: a folder above it may not be "
+                                  "entered)") from None
+    _probe(base, f"cannot create folders in {base}")
     if force and held:
         here, target = Path.cwd().resolve(), path.resolve()
         if target == here or target in here.parents:
             raise InputError("--force", f"will not replace {out}: it is the current folder or holds it")
+        # --force moves the previous results aside, next to them: their parent must take a folder
+        parent = path.absolute().parent
+        _probe(parent, f"cannot replace {out}: its parent folder {parent} does not accept the folder that "
+                       "keeps the previous results until the run ends")
     if resume and not held:
         raise InputError("--resume", f"nothing to resume: {out} holds no checkpoint")
     if held and not force and not resume:

@@ -332,7 +332,7 @@ def test_version_and_presets(capsys):
         assert row[1:3] == [str(sc.n_mu), str(sc.n_msp)]
 
 
-def test_no_progress_bar_off_a_terminal_or_with_quiet(tmp_path, capfd):
+def test_no_progress_bar_off_a_terminal_but_lines_and_none_with_quiet(tmp_path, capfd):
     from types import SimpleNamespace
 
     from benchmarks.conventions import show_progress
@@ -340,7 +340,10 @@ def test_no_progress_bar_off_a_terminal_or_with_quiet(tmp_path, capfd):
     assert show_progress(SimpleNamespace(quiet=True)) is False
     assert main(["solve", "--scenario", "tiny", "--grid", "5", "--out", str(tmp_path / "a")]) == 0
     err = capfd.readouterr().err
-    assert "sweep" not in err and "\r" not in err  # stderr is captured (not a terminal): no bar
+    # stderr is captured (not a terminal): no bar redrawn in place, one line per sweep (issue 16)
+    assert "\r" not in err and "solving EPEC: 1 sweep" in err
+    assert main(["solve", "--scenario", "tiny", "--grid", "5", "--quiet", "--out", str(tmp_path / "b")]) == 0
+    assert capfd.readouterr().err == ""
 
 
 def test_a_closed_stdout_ends_quietly(tmp_path):

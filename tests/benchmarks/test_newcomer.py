@@ -1,0 +1,119 @@
+"""Issue 16, "Also found": what a new user met on a fresh clone. Each test runs the real command
+(a real process where the terminal, the permissions or the current folder matter) and fails on
+the code before the fix."""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from benchmarks.cli import main
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _cli(argv, cwd, prefix=(), timeout=600):
+    """``metatrading ARGV`` in a real process whose stdout and stderr are pipes (not a terminal)."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    return subprocess.run([*prefix, sys.executable, "-m", "benchmarks.cli", *map(str, argv)], cwd=cwd,
+                          capture_output=True, text=True, env=env, timeout=timeout)
+
+
+# ---------------------------------------------------------------- progress off a terminal
+def test_fl_off_a_terminal_prints_one_line_per_round(tmp_path):
+    # Execute: stderr is a pipe, as in `metatrading fl ... > log 2>&1`
+    proc = _cli(["fl", "--scenario", "tiny", "--rounds", "2", "--epochs", "1", "--threads", "1",
+                 "--out", tmp_path / "fl"], tmp_path)
+    # Assert: a plain line per finished round, no bar redrawn in place
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stderr.splitlines()
+    assert [ln.split(" [")[0] for ln in lines if "rounds" in ln] == ["FL mnist5k MSP 0: 1/2 rounds",
+                                                                     "FL mnist5k MSP 0: 2/2 rounds"]
+    assert "\r" not in proc.stderr and "acc=" in lines[-1]
+
+
+def test_compare_off_a_terminal_prints_one_line_per_round_naming_the_scheme_and_seed(tmp_path):
+    proc = _cli(["compare", "--scenario", "tiny", "--schemes", "fixed,random", "--seeds", "1", "--rounds", "2",
+                 "--epochs", "1", "--reference", "random", "--out", tmp_path / "cmp"], tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    lines = [ln for ln in proc.stderr.splitlines() if ln.startswith("compare: ")]
+    assert [ln.split(" (")[0] for ln in lines] == [
+        "compare: 1/4 rounds [scheme=fixed, seed=0]", "compare: 2/4 rounds [scheme=fixed, seed=0]",
+        "compare: 3/4 rounds [scheme=random, seed=0]", "compare: 4/4 rounds [scheme=random, seed=0]"]
+
+
+def test_solve_and_bench_robustness_off_a_terminal_print_lines_and_quiet_prints_none(tmp_path):
+    # Execute
+    solve = _cli(["solve", "--scenario", "tiny", "--grid", "5", "--out", tmp_path / "s"], tmp_path)
+    robust = _cli(["bench", "robustness", "--count", "2", "--grid", "5", "--verify-grid", "0",
+                   "--out", tmp_path / "r"], tmp_path)
+    quiet = _cli(["solve", "--scenario", "tiny", "--grid", "5", "--quiet", "--out", tmp_path / "q"], tmp_path)
+    # Assert
+    assert solve.returncode == robust.returncode == quiet.returncode == 0
+    assert "solving EPEC: 1 sweep [step " in solve.stderr and "certificate: 5/5 checks" in solve.stderr
+    assert [ln.split(" [")[0] for ln in robust.stderr.splitlines()] == ["random scenarios: 1/2 scenarios",
+                                                                        "random scenarios: 2/2 scenarios"]
+    assert quiet.stderr == ""
+
+
+def test_line_progress_thins_fine_work_but_always_shows_the_last_unit(capsys):
+    from models.progress import LineProgress, progress_bar
+
+    bar = progress_bar(total=50, desc="certificate", unit="check", min_interval=3600.0)
+    assert isinstance(bar, LineProgress)  # stderr is captured here: not a terminal
+    for _ in range(50):
+        bar.update(1)
+    bar.close()
+    lines = capsys.readouterr().err.splitlines()
+    assert [ln.split(" (")[0] for ln in lines] == ["certificate: 1/50 checks", "certificate: 50/50 checks"]
+
+
+# ---------------------------------------------------------------- an --out that cannot be written
+def _unprivileged() -> tuple[str, ...]:
+    """A prefix that runs a command without root's power to write anywhere: none for a normal
+    user; for root, ``setpriv`` dropping every capability (the owner's mode bits then apply)."""
+    if os.geteuid() != 0:
+        return ()
+    if shutil.which("setpriv") is None:
+        pytest.skip("running as root without setpriv: permissions cannot stop this process")
+    return ("setpriv", "--bounding-set=-all", "--inh-caps=-all")
+
+
+@pytest.fixture
+def locked(tmp_path):
+    """``ro``: a folder that takes no new entry, holding ``ro/old`` (an earlier run's results);
+    ``shut``: a folder that cannot be entered."""
+    ro, shut = tmp_path / "ro", tmp_path / "shut"
+    (ro / "old").mkdir(parents=True)
+    (ro / "old" / "equilibrium.json").write_text('{"old": true}')
+    shut.mkdir()
+    ro.chmod(0o555)
+    shut.chmod(0o600)
+    yield {"ro": ro, "shut": shut}
+    ro.chmod(0o755)
+    shut.chmod(0o755)
+
+
+@pytest.mark.parametrize("case, argv, text", [
+    ("new", ["--out", "{ro}/new"], "--out: cannot create folders in {ro} (Permission denied)"),
+    ("force", ["--out", "{ro}/old", "--force"], "--out: cannot replace {ro}/old: its parent folder {ro} does not"),
+    ("shut", ["--out", "{shut}/run"], "--out: cannot reach {shut}/run (Permission denied"),
+])
+def test_an_out_whose_parent_cannot_be_written_is_refused_naming_the_flag_and_folder(tmp_path, locked, case, argv,
+                                                                                    text):
+    # Prepare
+    prefix = _unprivileged()
+    names = {k: str(v) for k, v in locked.items()}
+    # Execute
+    proc = _cli(["solve", "--scenario", "tiny", "--grid", "5", *(a.format(**names) for a in argv)], tmp_path, prefix)
+    # Assert: one line, exit 2, the earlier results untouched
+    lines = proc.stderr.strip().splitlines()
+    assert proc.returncode == 2 and len(lines) == 1, proc.stderr
+    assert text.format(**names) in lines[0] and "Traceback" not in proc.stderr
+    assert json.loads((locked["ro"] / "old" / "equilibrium.json").read_text()) == {"old": True}
+    assert sorted(os.listdir(locked["ro"])) == ["old"]
