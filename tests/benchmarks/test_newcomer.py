@@ -117,3 +117,68 @@ def test_an_out_whose_parent_cannot_be_written_is_refused_naming_the_flag_and_fo
     assert text.format(**names) in lines[0] and "Traceback" not in proc.stderr
     assert json.loads((locked["ro"] / "old" / "equilibrium.json").read_text()) == {"old": True}
     assert sorted(os.listdir(locked["ro"])) == ["old"]
+
+
+# ---------------------------------------------------------------- compare's flags
+MY_SCHEMES = '''
+from benchmarks.compare import Decision, Scheme, register_scheme
+
+
+class Quarter(Scheme):
+    name = "quarter"
+
+    def rewards(self, info):
+        return Decision(info.scenario.Rmax / 4.0)
+
+
+register_scheme("quarter", Quarter)
+'''
+
+
+def _console_script() -> Path:
+    """The installed ``metatrading`` command (a console script: the current folder is not on its path)."""
+    script = Path(sys.executable).parent / "metatrading"
+    if not script.exists():
+        pytest.skip("the metatrading console script is not installed next to this Python")
+    return script
+
+
+@pytest.mark.parametrize("module", ["my_schemes", "./my_schemes.py"])
+def test_scheme_module_is_found_in_the_current_folder_or_by_its_path(tmp_path, module):
+    # Prepare: the user's own scheme module in the folder they work in
+    (tmp_path / "my_schemes.py").write_text(MY_SCHEMES)
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    # Execute: as the user types it, with the console script
+    proc = subprocess.run([str(_console_script()), "compare", "--scenario", "tiny", "--scheme-module", module,
+                           "--schemes", "quarter,fixed", "--reference", "fixed", "--seeds", "1", "--rounds", "1",
+                           "--epochs", "1", "--quiet", "--out", "cmp"], cwd=tmp_path, capture_output=True, text=True,
+                          env=env, timeout=600)
+    # Assert
+    assert proc.returncode == 0, proc.stderr
+    data = json.loads((tmp_path / "cmp" / "compare.json").read_text())
+    assert list(data["schemes"]) == ["quarter", "fixed"]
+
+
+@pytest.mark.parametrize("argv, text", [
+    (["--scheme-module", "{tmp}/nowhere.py"], "--scheme-module: no such Python file"),
+    (["--scheme-module", "{tmp}/broken.py"], "--scheme-module: {tmp}/broken.py: SyntaxError"),
+    (["--drl-policy", "{tmp}", "--drl-seconds", "5"], "--drl-seconds: sets the training budget of drl, but --drl-policy"),
+    (["--drl-policy", "{tmp}", "--drl-updates", "5"], "--drl-updates: sets the training budget of drl, but --drl-policy"),
+])
+def test_compare_refuses_a_missing_scheme_file_and_a_budget_beside_a_policy(tmp_path, capsys, argv, text):
+    (tmp_path / "broken.py").write_text("def oops(:\n")
+    out = tmp_path / "out"
+    rc = main(["compare", "--schemes", "fixed,drl", "--out", str(out), *(a.format(tmp=tmp_path) for a in argv)])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 2 and len(err) == 1 and text.format(tmp=tmp_path) in err[0], err
+    assert not out.exists()
+
+
+def test_compare_help_states_the_targets_the_code_uses(capsys):
+    from benchmarks.compare import DEFAULT_TARGETS
+
+    assert main(["compare", "--help"]) == 0
+    text = " ".join(capsys.readouterr().out.split())
+    assert "fashion-mnist 0.7," in text and "fashion-mnist 0.75" not in text
+    for name, target in DEFAULT_TARGETS.items():
+        assert f"{name} {target:g}" in text
