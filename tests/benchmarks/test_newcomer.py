@@ -182,3 +182,49 @@ def test_compare_help_states_the_targets_the_code_uses(capsys):
     assert "fashion-mnist 0.7," in text and "fashion-mnist 0.75" not in text
     for name, target in DEFAULT_TARGETS.items():
         assert f"{name} {target:g}" in text
+
+
+# ---------------------------------------------------------------- models.load_result reads every result file
+@pytest.fixture(scope="module")
+def written(tmp_path_factory):
+    """compare.json, validation.json (stationary) and training.json written by the real commands."""
+    d = tmp_path_factory.mktemp("results")
+    assert main(["compare", "--scenario", "tiny", "--schemes", "fixed,random", "--reference", "random", "--seeds", "1",
+                 "--rounds", "1", "--epochs", "1", "--quiet", "--out", str(d / "cmp")]) == 0
+    assert main(["validate", "--scenario", "tiny", "--rewards", "5,5", "--grid", "5", "--quiet",
+                 "--out", str(d / "val")]) == 0
+    assert main(["train-pricing", "--scenario", "tiny", "--updates", "2", "--quiet", "--out", str(d / "tp")]) == 0
+    return {"compare": d / "cmp" / "compare.json", "validation": d / "val" / "validation.json",
+            "training": d / "tp" / "training.json"}
+
+
+def test_load_result_reads_compare_validation_and_training_json(written):
+    from models.results import CompareResult, TrainingResult, ValidationResult, load_result
+
+    cmp, val, tr = (load_result(written[k]) for k in ("compare", "validation", "training"))
+    assert isinstance(cmp, CompareResult) and list(cmp.schemes) == ["fixed", "random"]
+    assert cmp.schemes["fixed"].iom.n == 1 and cmp.settings["rounds"] == 1
+    assert isinstance(val, ValidationResult) and val.mode == "stationary" and val.rewards == [5.0, 5.0]
+    assert len(val.epec_rewards) == 2 and val.max_deviation_gain_pct >= 0
+    assert isinstance(tr, TrainingResult) and tr.budget["updates"] == 2 and [u.update for u in tr.updates] == [1, 2]
+
+
+@pytest.mark.parametrize("kind, edit, field", [
+    ("compare", lambda d: d["schemes"]["fixed"]["iom"].update(mean="high"), "result: schemes.fixed.iom.mean"),
+    ("compare", lambda d: d["settings"].pop("rounds"), "settings has no 'rounds'"),
+    ("validation", lambda d: d.update(mode="sideways"), "result: mode"),
+    ("validation", lambda d: d["epec_rewards"].pop(), "epec_rewards holds 1 values, rewards 2"),
+    ("training", lambda d: d["updates"][1].update(rewards="none"), "result: updates[1].rewards"),
+    ("training", lambda d: d.pop("seed"), "result: seed"),
+])
+def test_a_malformed_result_file_is_an_input_error_naming_the_field(written, tmp_path, kind, edit, field):
+    from models.errors import InputError
+    from models.results import load_result
+
+    data = json.loads(written[kind].read_text())
+    edit(data)
+    bad = tmp_path / f"{kind}.json"
+    bad.write_text(json.dumps(data))
+    with pytest.raises(InputError) as err:
+        load_result(bad)
+    assert field in str(err.value) and str(bad) in str(err.value)
