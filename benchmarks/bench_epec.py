@@ -157,11 +157,13 @@ def run(args: argparse.Namespace) -> int:
     check_epec_args(args)
     if args.naive_max_n < 0:
         raise InputError("--naive-max-n", f"must be >= 0 (0 skips the naive run), got {args.naive_max_n}")
+    if args.seed < 0:
+        raise InputError("--seed", f"must be >= 0, got {args.seed}")
     out = Path(args.out)
     from benchmarks.conventions import show_progress
-    from models.progress import progress_bar
     from benchmarks.plots import loglog_slope, scaling_plot
     from models.io import atomic_write_json
+    from models.progress import progress_bar
     from solvers import IpoptOptions
 
     options = IpoptOptions(tol=1e-8, max_iter=3000)

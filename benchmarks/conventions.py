@@ -42,14 +42,18 @@ def show_progress(args: argparse.Namespace) -> bool:
 
 
 def parse_numbers(text: str, flag: str, kind: type = float, minimum: float | None = None) -> list:
-    """The comma-separated numbers of ``flag`` (``kind``: float or int; empty items are skipped).
+    """The comma-separated numbers of ``flag`` (``kind``: float or int; spaces around items are
+    allowed, an empty item such as the middle one of ``12,,9`` is refused; an empty text gives []).
 
     With ``minimum``: a non-empty list whose items are all ``>= minimum``. Anything else is an
     InputError naming ``flag``.
     """
     noun = "integers" if kind is int else "numbers"
+    items = [x.strip() for x in text.split(",")] if text.strip() else []
+    if "" in items:
+        raise InputError(flag, f"item {items.index('') + 1} of {text!r} is empty (expected comma-separated {noun})")
     try:
-        values = [kind(x) for x in text.split(",") if x.strip()]
+        values = [kind(x) for x in items]
     except ValueError:
         raise InputError(flag, f"expected comma-separated {noun}, got {text!r}") from None
     if minimum is not None and (not values or min(values) < minimum):

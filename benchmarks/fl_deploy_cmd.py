@@ -78,6 +78,8 @@ def _check_args(args: argparse.Namespace) -> None:
         raise InputError("--dataset", f"unknown data set {args.dataset!r}; choose one of {', '.join(DATASETS)}")
     if args.nodes < 1:
         raise InputError("--nodes", f"must be >= 1, got {args.nodes}")
+    if args.seed < 0:
+        raise InputError("--seed", f"must be >= 0, got {args.seed}")
     if args.rounds < 1:
         raise InputError("--rounds", f"must be >= 1, got {args.rounds}")
     if args.epochs is not None and args.epochs < 1:
@@ -143,16 +145,19 @@ def run(args: argparse.Namespace) -> int:
         allocation = Path(args.allocation)
     # every input check (run config, allocation, data set, K) happens before anything is written
     run_config = run_config_of(args, allocation, out)
-    if generated is not None:
-        import tempfile
+    try:
+        if generated is not None:
+            import tempfile
 
-        with tempfile.TemporaryDirectory() as tmp:
-            atomic_write_json(Path(tmp) / "allocation.json", generated)
-            rc = DeployRunConfig.from_run_config({**run_config, "allocation": str(Path(tmp) / "allocation.json")})
+            with tempfile.TemporaryDirectory() as tmp:
+                atomic_write_json(Path(tmp) / "allocation.json", generated)
+                rc = DeployRunConfig.from_run_config({**run_config, "allocation": str(Path(tmp) / "allocation.json")})
+                task, _ = task_from_run_config(rc)
+        else:
+            rc = DeployRunConfig.from_run_config(run_config)
             task, _ = task_from_run_config(rc)
-    else:
-        rc = DeployRunConfig.from_run_config(run_config)
-        task, _ = task_from_run_config(rc)
+    except InputError as err:  # the run config is made of the flags: name the flag
+        raise flag_error(err) from None
     k = len(task.participants)
     if k != args.nodes:
         raise InputError("--nodes", f"MSP {task.msp} has {k} participants in {args.allocation}, got --nodes "

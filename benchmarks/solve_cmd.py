@@ -72,6 +72,8 @@ def check_epec_args(args: argparse.Namespace) -> None:
 
 def _check_args(args: argparse.Namespace) -> None:
     check_epec_args(args)
+    if args.seed is not None and args.seed < 0:
+        raise InputError("--seed", f"must be >= 0, got {args.seed}")
     if not (math.isfinite(args.damping) and 0 < args.damping <= 1):
         raise InputError("--damping", f"must be in (0, 1], got {args.damping}")
 

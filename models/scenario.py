@@ -420,6 +420,9 @@ def load_scenario(spec: str | Path, seed: int | None = None) -> Scenario:
         if path.suffix:
             raise InputError("scenario", f"file not found: {path}")
         raise InputError("scenario", f"unknown preset {spec_s!r} (choose: {', '.join(PRESETS)}) and no such file")
+    if path.is_dir():
+        raise InputError("scenario", f"{path} is a folder, not a scenario file (give a preset or a .toml, .yaml, "
+                                     ".yml or .json file)")
     suffix = path.suffix.lower()
     try:
         if suffix == ".toml":

@@ -361,7 +361,9 @@ def test_a_closed_stdout_ends_quietly(tmp_path):
     ("1,x", int, 1, "--f: expected comma-separated integers, got '1,x'"),
     ("1.5", int, 1, "--f: expected comma-separated integers, got '1.5'"),
     ("4,-1", int, 1, "--f: expected integers >= 1, got '4,-1'"),
-    (" , ", int, 0, "--f: expected integers >= 0, got ' , '"),
+    (" , ", int, 0, "--f: item 1 of ' , ' is empty (expected comma-separated integers)"),
+    ("12,,9", float, None, "--f: item 2 of '12,,9' is empty (expected comma-separated numbers)"),
+    ("1,2,", int, 1, "--f: item 3 of '1,2,' is empty (expected comma-separated integers)"),
     ("1,x", float, None, "--f: expected comma-separated numbers, got '1,x'"),
 ])
 def test_comma_separated_numbers_name_the_flag(text, kind, minimum, message):
@@ -376,7 +378,7 @@ def test_comma_separated_numbers_name_the_flag(text, kind, minimum, message):
 def test_comma_separated_numbers():
     from benchmarks.conventions import parse_numbers
 
-    assert parse_numbers("1, 64,,8192", "--batches", int, minimum=1) == [1, 64, 8192]
+    assert parse_numbers("1, 64, 8192", "--batches", int, minimum=1) == [1, 64, 8192]
     assert parse_numbers("0", "--seeds", int, minimum=0) == [0]
     assert parse_numbers("12.0,9.1", "--rewards") == [12.0, 9.1]
     assert parse_numbers("", "--rewards") == []

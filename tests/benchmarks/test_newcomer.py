@@ -228,3 +228,42 @@ def test_a_malformed_result_file_is_an_input_error_naming_the_field(written, tmp
     with pytest.raises(InputError) as err:
         load_result(bad)
     assert field in str(err.value) and str(bad) in str(err.value)
+
+
+# ---------------------------------------------------------------- errors name the flag
+FLAG_TABLE = [
+    (["fl", "--lr", "-1"], "--lr: must be finite and > 0"),
+    (["fl", "--batch-size", "0"], "--batch-size: must be an integer >= 1"),
+    (["fl", "--momentum", "2"], "--momentum: must be finite"),
+    (["fl", "--alpha", "0"], "--alpha: must be a finite number > 0"),
+    (["fl", "--epochs", "0"], "--epochs: must be an integer >= 1"),
+    (["fl", "--scenario", "tiny", "--msp", "9"], "--msp: the scenario has 2 MSPs"),
+    (["solve", "--seed", "-1"], "--seed: must be >= 0"),
+    (["bench", "epec", "--sizes", "4x2", "--seed", "-1"], "--seed: must be >= 0"),
+    (["fl-deploy", "--nodes", "2", "--lr", "-1"], "--lr: must be finite and > 0"),
+    (["fl-deploy", "--nodes", "2", "--batch-size", "0"], "--batch-size: must be an integer >= 1"),
+    (["fl-deploy", "--nodes", "2", "--seed", "-1"], "--seed: must be >= 0"),
+    (["fl-deploy", "--nodes", "2", "--alpha", "-1"], "--alpha: must be a finite number > 0"),
+    (["validate", "--scenario", "tiny", "--rewards", "-1,9"], "--rewards[0]: must be in [0, Rmax = "),
+    (["validate", "--scenario", "tiny", "--rewards", "12,,9"], "--rewards: item 2 of '12,,9' is empty"),
+    (["validate", "--scenario", "tiny", "--rewards", "5,5", "--seeds", "-1,2"], "--seeds: expected integers >= 0"),
+    (["validate", "--scenario", "{tmp}", "--rewards", "5,5"], "--scenario: {tmp} is a folder, not a scenario file"),
+    (["solve", "--scenario", "{tmp}"], "--scenario: {tmp} is a folder, not a scenario file"),
+    (["solve", "--scenario", "nosuch"], "--scenario: unknown preset 'nosuch'"),
+]
+
+
+@pytest.mark.parametrize("argv, text", FLAG_TABLE, ids=[" ".join(a[:3]) + f"-{i}" for i, (a, _) in enumerate(FLAG_TABLE)])
+def test_errors_name_the_flag_not_the_field(tmp_path, capsys, argv, text):
+    out = tmp_path / "new" / "run"
+    rc = main([*(a.format(tmp=tmp_path) for a in argv), "--out", str(out)])
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert rc == 2 and len(lines) == 1, lines
+    assert lines[0].startswith("metatrading: error: " + text.format(tmp=tmp_path)), lines[0]
+    assert not out.parent.exists()
+
+
+def test_negative_rewards_through_a_real_process_name_the_flag_and_index(tmp_path):
+    proc = _cli(["validate", "--scenario", "tiny", "--rewards", "-1,9", "--out", tmp_path / "v"], tmp_path)
+    assert proc.returncode == 2 and proc.stderr.strip().splitlines() == [
+        "metatrading: error: --rewards[0]: must be in [0, Rmax = 30], got -1"]
