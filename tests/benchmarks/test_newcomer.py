@@ -267,3 +267,17 @@ def test_negative_rewards_through_a_real_process_name_the_flag_and_index(tmp_pat
     proc = _cli(["validate", "--scenario", "tiny", "--rewards", "-1,9", "--out", tmp_path / "v"], tmp_path)
     assert proc.returncode == 2 and proc.stderr.strip().splitlines() == [
         "metatrading: error: --rewards[0]: must be in [0, Rmax = 30], got -1"]
+
+
+# ---------------------------------------------------------------- set-up on a stock Debian 12
+def test_setup_needs_venv_and_headers_and_declares_an_spdx_license():
+    import re
+    import tomllib
+
+    make = (ROOT / "Makefile").read_text()
+    packages = re.search(r"^APT_PACKAGES := (.*)$", make, re.M).group(1).split()
+    assert {"python3-venv", "python3-dev"} <= set(packages)  # `python3 -m venv` and cyipopt's build
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    assert project["project"]["license"] == "MIT"  # an SPDX string: no deprecation block on install
+    setuptools = next(r for r in project["build-system"]["requires"] if r.startswith("setuptools"))
+    assert setuptools == "setuptools>=77"  # the first setuptools that reads an SPDX license string
