@@ -123,10 +123,10 @@ def run(args: argparse.Namespace) -> int:
         raise InputError("--count", f"must be >= 1, got {args.count}")
     if args.seed < 0:
         raise InputError("--seed", f"must be >= 0, got {args.seed}")
-    if args.grid < 2:
-        raise InputError("--grid", f"must be >= 2, got {args.grid}")
-    if args.verify_grid < 0:
-        raise InputError("--verify-grid", f"must be >= 0, got {args.verify_grid}")
+    from benchmarks.conventions import check_grid
+
+    check_grid(args.grid)
+    check_grid(args.verify_grid, "--verify-grid", minimum=0)
     from benchmarks.conventions import show_progress
     from models.progress import progress_bar
     from models.io import atomic_write_json

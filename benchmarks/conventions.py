@@ -31,7 +31,43 @@ from typing import Iterator
 
 from models.errors import InputError
 
-__all__ = ["check_out", "output_folder", "parse_numbers", "show_progress"]
+__all__ = ["check_out", "output_folder", "parse_numbers", "show_progress", "check_grid", "mem_available",
+           "check_memory", "MAX_GRID"]
+
+#: the most deviation-grid points per MSP a certificate may take: each point is one exact solve
+#: of the followers (milliseconds), so 1e5 points x M MSPs is already minutes to hours
+MAX_GRID = 100_000
+
+
+def check_grid(value: int, flag: str = "--grid", minimum: int = 2) -> None:
+    """``minimum <= value <= MAX_GRID``, else an InputError naming ``flag``."""
+    if value < minimum:
+        raise InputError(flag, f"must be >= {minimum}, got {value}")
+    if value > MAX_GRID:
+        raise InputError(flag, f"at most {MAX_GRID} points, got {value}: each point is one exact solve of the "
+                               f"followers per MSP (milliseconds each), so {value} points would run for "
+                               f"~{value * 1e-3 / 3600:.0f} h or more per MSP")
+
+
+def mem_available() -> int | None:
+    """Bytes of memory available for new processes (``MemAvailable`` of /proc/meminfo; None where
+    there is none to read)."""
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        return None
+    return None
+
+
+def check_memory(flag: str, need: float, what: str) -> None:
+    """Refuse a run that needs ``need`` bytes when less is available (InputError naming ``flag``
+    with both figures); nothing is checked where the available memory cannot be read."""
+    avail = mem_available()
+    if avail is not None and need > avail:
+        raise InputError(flag, f"{what} need about {need / 2**30:.1f} GiB of memory, {avail / 2**30:.1f} GiB is "
+                               "available (MemAvailable)")
 
 
 def show_progress(args: argparse.Namespace) -> bool:

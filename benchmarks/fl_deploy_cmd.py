@@ -67,6 +67,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
+#: resident memory of one SuperNode with its ClientApp process (torch, the data set): ~1 GiB measured;
+#: fl-deploy refuses --nodes K when (K + 1) x this is more than the memory available
+NODE_BYTES = 2**30
+
 #: how the banner names the two polling modes
 SHORT_WAITS, STOCK_WAITS = "short waits", "Flower's own waits"
 
@@ -80,6 +84,11 @@ def _check_args(args: argparse.Namespace) -> None:
         raise InputError("--nodes", f"must be >= 1, got {args.nodes}")
     if args.seed < 0:
         raise InputError("--seed", f"must be >= 0, got {args.seed}")
+    from benchmarks.conventions import check_memory
+
+    check_memory("--nodes", (args.nodes + 1) * NODE_BYTES,
+                 f"{args.nodes} SuperNodes (~{NODE_BYTES / 2**30:.0f} GiB resident each, with its ClientApp process, "
+                 "and as much for the SuperLink and the ServerApp)")
     if args.rounds < 1:
         raise InputError("--rounds", f"must be >= 1, got {args.rounds}")
     if args.epochs is not None and args.epochs < 1:

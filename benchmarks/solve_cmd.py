@@ -62,8 +62,9 @@ def check_epec_args(args: argparse.Namespace) -> None:
         raise InputError("--tol", f"must be a positive number, got {args.tol}")
     if args.max_iter < 1:
         raise InputError("--max-iter", f"must be >= 1, got {args.max_iter}")
-    if args.grid < 2:
-        raise InputError("--grid", f"must be >= 2, got {args.grid}")
+    from benchmarks.conventions import check_grid
+
+    check_grid(args.grid)
     if args.global_moves < 0:
         raise InputError("--global-moves", f"must be >= 0, got {args.global_moves}")
     if args.starts < 0:

@@ -138,8 +138,9 @@ def run(args: argparse.Namespace) -> int:
         raise InputError("--rounds", f"must be >= 1, got {args.rounds}")
     if args.warmup < 1:
         raise InputError("--warmup", f"must be >= 1, got {args.warmup}")
-    if args.grid < 2:
-        raise InputError("--grid", f"must be >= 2, got {args.grid}")
+    from benchmarks.conventions import check_grid
+
+    check_grid(args.grid)
     seeds = parse_numbers(args.seeds, "--seeds", int, minimum=0)
     from drl import check_rewards, load_policy, play_stationary, validate_dynamic, validate_stationary
     from models.io import atomic_write_json

@@ -281,3 +281,39 @@ def test_setup_needs_venv_and_headers_and_declares_an_spdx_license():
     assert project["project"]["license"] == "MIT"  # an SPDX string: no deprecation block on install
     setuptools = next(r for r in project["build-system"]["requires"] if r.startswith("setuptools"))
     assert setuptools == "setuptools>=77"  # the first setuptools that reads an SPDX license string
+
+
+# ---------------------------------------------------------------- sizes that cannot fit
+def test_huge_sizes_are_refused_at_once_stating_the_size(tmp_path):
+    # Prepare: a scenario file of 100000 MUs x 100 MSPs (drawing it took 400 s before the check)
+    huge = tmp_path / "huge.toml"
+    huge.write_text("n_mu = 100000\nn_msp = 100\n")
+    cases = [
+        (["fl-deploy", "--nodes", "1000000"], "--nodes: 1000000 SuperNodes", "GiB is available (MemAvailable)"),
+        (["solve", "--grid", "100000000"], "--grid: at most 100000 points, got 100000000", "h or more"),
+        (["validate", "--rewards", "5,5", "--scenario", "tiny", "--grid", "100000000"], "--grid: at most", "h or"),
+        (["bench", "robustness", "--verify-grid", "100000000"], "--verify-grid: at most 100000", "h or more"),
+        (["solve", "--scenario", str(huge)], "n_mu: 100000 MUs x 100 MSPs = 10000000 MU-MSP pairs", "GB"),
+    ]
+    for argv, text, figure in cases:
+        # Execute: a real process, bounded in time (the old code ran for many minutes)
+        proc = _cli([*argv, "--out", tmp_path / "out"], tmp_path, timeout=120)
+        # Assert
+        lines = proc.stderr.strip().splitlines()
+        assert proc.returncode == 2 and len(lines) == 1, (argv, proc.stderr)
+        assert text in lines[0] and figure in lines[0], lines[0]
+        assert not (tmp_path / "out").exists()
+
+
+def test_memory_check_states_both_figures():
+    from benchmarks.conventions import check_memory, mem_available
+    from models.errors import InputError
+
+    avail = mem_available()
+    if avail is None:
+        pytest.skip("no /proc/meminfo here")
+    check_memory("--nodes", avail / 2, "half of what is free")  # fits: no error
+    with pytest.raises(InputError) as err:
+        check_memory("--nodes", 4 * avail, "four times what is free")
+    assert str(err.value).startswith("--nodes: four times what is free need about ")
+    assert str(err.value).endswith(" GiB is available (MemAvailable)")
