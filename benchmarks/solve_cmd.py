@@ -112,12 +112,26 @@ class _Bars:
                 bar.close()
 
 
-def _summary(sc: Any, R: Any, I: Any, V: Any, U: Any, res: Any, numpy_kkt: Any) -> str:
+#: an MU takes part in an MSP's task (the summary's ``MUs>0`` column) when it gives it more than
+#: this fraction of its CPU budget: f_nm > PARTICIPATION_SHARE x F_n (a solver's 2e-8 GHz is zero)
+PARTICIPATION_SHARE = 1e-6
+
+
+def participants(sc: Any, f: Any) -> Any:
+    """Per MSP, the MUs that give it more than ``PARTICIPATION_SHARE`` of their CPU budget."""
+    import numpy as np
+
+    f = np.asarray(f, dtype=float)
+    return (f > PARTICIPATION_SHARE * np.asarray(sc.F, dtype=float)[:, None]).sum(0)
+
+
+def _summary(sc: Any, R: Any, I: Any, V: Any, U: Any, res: Any, numpy_kkt: Any, f: Any) -> str:
     lines = [f"EPEC equilibrium of {sc.name} (N={sc.n_mu} MUs, M={sc.n_msp} MSPs, {sc.mechanism.value})",
              f"{'MSP':>4} {'reward':>10} {'Rmax':>8} {'total IoM':>10} {'utility V':>11} {'MUs>0':>6}"]
+    taking_part = participants(sc, f)
     for m in range(sc.n_msp):
         lines.append(f"{m:>4} {R[m]:>10.4f} {sc.Rmax[m]:>8.2f} {I[:, m].sum():>10.4f} {V[m]:>11.4f} "
-                     f"{int((I[:, m] > 0).sum()):>6}")
+                     f"{int(taking_part[m]):>6}")
     lines.append(f"MU utility U: min {U.min():.4f}  mean {U.mean():.4f}  max {U.max():.4f}")
     cert = res.certificate
     lines.append(f"status {res.status.value}: {res.sweeps} sweeps, {res.iterations} solver iterations (Newton + Ipopt), "
@@ -211,6 +225,6 @@ def run(args: argparse.Namespace) -> int:
                      title=f"EPEC diagonalisation of {sc.name} ({sc.n_mu}x{sc.n_msp}, {sc.mechanism.value} mechanism): "
                            f"{args.leader_step} leader step, {args.method}, {args.mode}")
     atomic_write_json(out / "equilibrium.json", result)
-    print(_summary(sc, R, I, V, U, res, nk))
+    print(_summary(sc, R, I, V, U, res, nk, f))
     print(f"wrote {out / 'equilibrium.json'} and {out / 'convergence.png'} ({time.perf_counter() - t0:.2f} s in all)")
     return 0

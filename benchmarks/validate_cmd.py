@@ -45,12 +45,23 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def _plot(path: Path, res: dict[str, Any]) -> None:
+    import matplotlib.pyplot as plt
+
+    from models.io import atomic_save
+
+    fig = _figure(res)
+    atomic_save(path, lambda tmp: fig.savefig(tmp, format="png", dpi=110))
+    plt.close(fig)
+
+
+def _figure(res: dict[str, Any]) -> Any:
+    """validation.png's figure: bars per MSP (stationary) or the gap per round (dynamic, integer
+    round ticks)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-
-    from models.io import atomic_save
+    from matplotlib.ticker import MaxNLocator
 
     M = len(res["rewards"])
     x = np.arange(M)
@@ -76,11 +87,11 @@ def _plot(path: Path, res: dict[str, Any]) -> None:
             title += f" +/- {ci['half_width']:.2f} (95% CI over seeds)"
         ax.set_title(title)
         ax.set_xlabel("round")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_ylabel("utility gap to round EPEC, % (MSP mean)")
         ax.legend(fontsize=8)
     fig.tight_layout()
-    atomic_save(path, lambda tmp: fig.savefig(tmp, format="png", dpi=110))
-    plt.close(fig)
+    return fig
 
 
 #: the issue's stationary targets: |reward gap| <= 2%, |utility gap| <= 0.5%, deviation gain <= 0.1% of V

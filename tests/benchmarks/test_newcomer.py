@@ -317,3 +317,46 @@ def test_memory_check_states_both_figures():
         check_memory("--nodes", 4 * avail, "four times what is free")
     assert str(err.value).startswith("--nodes: four times what is free need about ")
     assert str(err.value).endswith(" GiB is available (MemAvailable)")
+
+
+# ---------------------------------------------------------------- plots and the summary
+def test_time_to_target_bars_with_no_target_reached_say_so_on_an_axis_from_zero(tmp_path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from benchmarks.plots import bar_plot, draw_bars
+
+    fig, ax = plt.subplots()
+    draw_bars(ax, ["drl", "fixed"], [None, None], [None, None], missing="target not reached")
+    texts = [t.get_text() for t in ax.texts]
+    assert texts == ["target not reached"]
+    assert ax.get_ylim()[0] >= 0.0 and list(ax.get_yticks()) == []
+    plt.close(fig)
+    bar_plot(tmp_path / "t.png", ["drl"], [None], [None], "s", "Time to target", missing="target not reached")
+    assert (tmp_path / "t.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_dynamic_validation_plot_has_integer_round_ticks():
+    from benchmarks.validate_cmd import _figure
+
+    rows = [{"seed": 0, "round": r, "oracle_ok": True, "mean_gap_pct": 0.1 * r} for r in range(3)]
+    fig = _figure({"mode": "dynamic", "rewards": [1.0, 2.0], "seeds": [0], "per_round": rows, "scenario": "tiny",
+                   "mean_gap_pct": {"mean": 0.1, "half_width": None}})
+    ticks = [t for t in fig.axes[0].get_xticks() if -0.5 <= t <= 2.5]
+    assert ticks and all(float(t).is_integer() for t in ticks), ticks
+
+
+def test_participation_count_ignores_a_solver_residue_of_a_few_nanohertz():
+    import numpy as np
+
+    from benchmarks.solve_cmd import PARTICIPATION_SHARE, participants
+    from models.scenario import preset
+
+    sc = preset("tiny")
+    f = np.zeros((sc.n_mu, sc.n_msp))
+    f[0, 0] = 2e-8  # GHz: zero to a solver's tolerance
+    f[1, 0] = 0.3
+    f[2, 1] = 2 * PARTICIPATION_SHARE * sc.F[2]
+    assert participants(sc, f).tolist() == [1, 1]
