@@ -191,7 +191,7 @@ def train_pricing(
         from models.progress import progress_bar
 
         bar = progress_bar(total=updates if updates is not None else None, initial=update, desc="train-pricing",
-                           unit="update", dynamic_ncols=True)
+                           unit="update", dynamic_ncols=True, min_interval=5.0)
     t_start, t_ckpt = time.perf_counter() - elapsed, time.perf_counter()
     while (updates is None or update < updates) and elapsed < seconds:
         obs = torch.zeros(S, M, E, obs_dim, device=device)

@@ -360,3 +360,10 @@ def test_participation_count_ignores_a_solver_residue_of_a_few_nanohertz():
     f[1, 0] = 0.3
     f[2, 1] = 2 * PARTICIPATION_SHARE * sc.F[2]
     assert participants(sc, f).tolist() == [1, 1]
+
+
+def test_train_pricing_off_a_terminal_prints_its_updates(tmp_path):
+    proc = _cli(["train-pricing", "--scenario", "tiny", "--updates", "2", "--out", tmp_path / "tp"], tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    lines = [ln.split(" [")[0] for ln in proc.stderr.splitlines() if ln.startswith("train-pricing: ")]
+    assert lines[0] == "train-pricing: 1/2 updates" and lines[-1] == "train-pricing: 2/2 updates"
