@@ -5,7 +5,7 @@ SHELL := /bin/bash
 VENV  := .venv
 PY    := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
-APT_PACKAGES := coinor-libipopt-dev libmumps-seq-dev liblapack-dev libblas-dev gfortran pkg-config dataset-fashion-mnist
+APT_PACKAGES := python3-venv python3-dev coinor-libipopt-dev libmumps-seq-dev liblapack-dev libblas-dev gfortran pkg-config dataset-fashion-mnist
 OUT ?= results/default
 
 .PHONY: run test setup system-deps clean

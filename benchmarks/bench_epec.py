@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import re
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -158,18 +157,19 @@ def run(args: argparse.Namespace) -> int:
     check_epec_args(args)
     if args.naive_max_n < 0:
         raise InputError("--naive-max-n", f"must be >= 0 (0 skips the naive run), got {args.naive_max_n}")
+    if args.seed < 0:
+        raise InputError("--seed", f"must be >= 0, got {args.seed}")
     out = Path(args.out)
-    from tqdm import tqdm
-
     from benchmarks.conventions import show_progress
     from benchmarks.plots import loglog_slope, scaling_plot
     from models.io import atomic_write_json
+    from models.progress import progress_bar
     from solvers import IpoptOptions
 
     options = IpoptOptions(tol=1e-8, max_iter=3000)
     rows = []
-    with tqdm(total=len(sizes), desc="bench epec", file=sys.stderr, leave=False,
-              disable=not show_progress(args)) as bar:
+    with progress_bar(total=len(sizes), desc="bench epec", unit="size", leave=False,
+              enabled=show_progress(args)) as bar:
         for n, m in sizes:
             rows.append(bench_size(n, m, args, options, bar))
             bar.update(1)

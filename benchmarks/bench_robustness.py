@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import collections
 import math
-import sys
 import time
 import traceback
 import warnings
@@ -124,19 +123,18 @@ def run(args: argparse.Namespace) -> int:
         raise InputError("--count", f"must be >= 1, got {args.count}")
     if args.seed < 0:
         raise InputError("--seed", f"must be >= 0, got {args.seed}")
-    if args.grid < 2:
-        raise InputError("--grid", f"must be >= 2, got {args.grid}")
-    if args.verify_grid < 0:
-        raise InputError("--verify-grid", f"must be >= 0, got {args.verify_grid}")
-    from tqdm import tqdm
+    from benchmarks.conventions import check_grid
 
+    check_grid(args.grid)
+    check_grid(args.verify_grid, "--verify-grid", minimum=0)
     from benchmarks.conventions import show_progress
+    from models.progress import progress_bar
     from models.io import atomic_write_json
 
     out = Path(args.out)
     t0 = time.perf_counter()
-    with tqdm(total=args.count, desc="random scenarios", file=sys.stderr, leave=False,
-              disable=not show_progress(args)) as bar:
+    with progress_bar(total=args.count, desc="random scenarios", unit="scenario", leave=False,
+              enabled=show_progress(args)) as bar:
         rows = []
         for seed in range(args.seed, args.seed + args.count):
             rows.append(solve_one(seed, grid=args.grid, verify_grid=args.verify_grid))

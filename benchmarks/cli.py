@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import os
+import re
 import signal
 import sys
 from typing import Sequence
@@ -92,10 +93,25 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _glue_negative_lists(argv: list[str]) -> list[str]:
+    """``--rewards -1,9,13`` as ``--rewards=-1,9,13``: argparse takes a value that starts with a
+    dash and is not a single number for an option, and says "expected one argument"; the command
+    then checks the numbers and names the flag."""
+    out: list[str] = []
+    for tok in argv:
+        if (out and out[-1].startswith("--") and "=" not in out[-1] and "," in tok
+                and re.match(r"-\.?\d", tok)):
+            out[-1] = f"{out[-1]}={tok}"
+        else:
+            out.append(tok)
+    return out
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     from benchmarks.conventions import Stopped, catch_signals, check_out, output_folder, recover_previous
 
     parser = build_parser()
+    argv = _glue_negative_lists(list(sys.argv[1:] if argv is None else argv))
     try:
         args = parser.parse_args(argv)
     except SystemExit as exc:  # --help, --version, or a usage error (one line, already printed)
@@ -121,6 +137,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 raise error
             return state["rc"]
     except InputError as err:
+        if err.field == "scenario" and getattr(args, "scenario", None) is not None:
+            err = InputError("--scenario", err.reason)  # models.load_scenario's field is this flag
         print(f"metatrading: error: {err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM/SIGHUP (Stopped)

@@ -33,7 +33,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="'all' (default) or a comma list of: epec, drl, fixed, random, single_leader, "
                         "aoi_only, accuracy_only, data_only, and any registered by --scheme-module")
     p.add_argument("--scheme-module", action="append", default=[], metavar="MODULE",
-                   help="import MODULE first (it registers its own schemes with benchmarks.compare.register_scheme)")
+                   help="import MODULE first (it registers its own schemes with benchmarks.compare.register_scheme): "
+                        "a module name, found in the current folder too, or a .py file's path; repeatable")
     p.add_argument("--seeds", type=int, default=3, help="market trajectories (seeds 0..K-1; default 3)")
     p.add_argument("--rounds", type=int, default=10, help="trading rounds T per trajectory, one FL round each (default 10)")
     p.add_argument("--out", required=True, help="output folder")
@@ -42,8 +43,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         f"drl trained for {QUICK['drl_seconds']:g} s (overrides --seeds, --rounds and --epochs; "
                         "--drl-seconds when not given)")
     p.add_argument("--resume", action="store_true", help="skip the (scheme, seed) runs already in DIR/runs")
+    from benchmarks.compare.run import DEFAULT_TARGETS
+
     p.add_argument("--target", type=float, default=None,
-                   help="target test accuracy (default per data set: mnist5k 0.9, mnist 0.95, fashion-mnist 0.75, gtsrb 0.8)")
+                   help="target test accuracy (default per data set: "
+                        + ", ".join(f"{name} {t:g}" for name, t in DEFAULT_TARGETS.items()) + ")")
     p.add_argument("--reference", default="drl", help="the scheme the headline compares with the others (default drl)")
     p.add_argument("--epochs", type=int, default=None, help="local epochs (default: the scenario's L)")
     p.add_argument("--alpha", type=float, default=0.5, help="Dirichlet label-split concentration (default 0.5)")
@@ -59,13 +63,62 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
+def import_scheme_module(spec: str) -> None:
+    """Import the user's scheme module ``spec`` (the documented extension point: code the user
+    names on purpose): a ``.py`` file's path, or a module name looked up in the current folder
+    first, then on the usual path. Anything that stops the import is an InputError naming
+    ``--scheme-module``."""
+    import importlib.util
+    import sys
+
+    flag = "--scheme-module"
+    path = Path(spec)
+    as_file = spec.endswith(".py") or os.sep in spec or (os.altsep is not None and os.altsep in spec)
+    try:
+        if as_file:
+            if not path.is_file():
+                raise InputError(flag, f"no such Python file: {spec}")
+            name = path.stem
+            if not name.isidentifier():
+                raise InputError(flag, f"{spec}: the file name must be a Python identifier (a module name)")
+            known = sys.modules.get(name)
+            if known is not None and getattr(known, "__file__", None) == str(path.resolve()):
+                return  # imported already (its schemes are registered)
+            loader_spec = importlib.util.spec_from_file_location(name, path.resolve())
+            if loader_spec is None or loader_spec.loader is None:
+                raise InputError(flag, f"{spec}: not a Python module")
+            module = importlib.util.module_from_spec(loader_spec)
+            sys.modules[name] = module
+            try:
+                loader_spec.loader.exec_module(module)
+            except BaseException:
+                sys.modules.pop(name, None)
+                raise
+        else:
+            here = os.getcwd()
+            added = here not in sys.path and "" not in sys.path
+            if added:  # a console script's path does not hold the current folder
+                sys.path.insert(0, here)
+            try:
+                importlib.import_module(spec)
+            finally:
+                if added:
+                    sys.path.remove(here)
+    except InputError:
+        raise
+    except ImportError as exc:
+        raise InputError(flag, f"cannot import {spec!r}: {exc}") from None
+    except SyntaxError as exc:
+        raise InputError(flag, f"{spec}: SyntaxError: {exc.msg} ({Path(exc.filename or spec).name}, "
+                               f"line {exc.lineno})") from None
+    except Exception as exc:  # the module's own code failed while it was imported
+        raise InputError(flag, f"importing {spec!r} failed: {type(exc).__name__}: {exc}") from None
+
+
 def config(args: argparse.Namespace):
     """The :class:`~benchmarks.compare.CompareConfig` of the flags; every check before any work."""
     for module in args.scheme_module:
-        try:
-            importlib.import_module(module)
-        except ImportError as exc:
-            raise InputError("--scheme-module", f"cannot import {module!r}: {exc}") from None
+        import_scheme_module(module)
     from benchmarks.compare import CompareConfig, scheme_names
     from fl.data import DATASETS
 
@@ -75,6 +128,11 @@ def config(args: argparse.Namespace):
         raise InputError("--threads", f"must be >= 1, got {args.threads}")
     if args.drl_policy is not None and not Path(args.drl_policy).is_dir():
         raise InputError("--drl-policy", f"not a folder: {args.drl_policy}")
+    if args.drl_policy is not None:
+        for flag, value in (("--drl-seconds", args.drl_seconds), ("--drl-updates", args.drl_updates)):
+            if value is not None:
+                raise InputError(flag, "sets the training budget of drl, but --drl-policy loads a trained policy "
+                                       "(nothing is trained): give one of the two")
     seeds, rounds, epochs = args.seeds, args.rounds, args.epochs
     drl_seconds = DRL_SECONDS if args.drl_seconds is None else args.drl_seconds
     if args.quick:

@@ -43,7 +43,7 @@ from models.errors import InputError, Stopped
 from models.io import MANIFEST, foreign_entry, read_manifest, record_into, stop_recording, write_manifest
 
 __all__ = ["check_out", "output_folder", "parse_numbers", "recover_previous", "show_progress", "Stopped",
-           "catch_signals"]
+           "catch_signals", "check_grid", "mem_available", "check_memory", "MAX_GRID"]
 
 #: the signals that stop a command cleanly (its --force swap undone), besides SIGINT
 STOP_SIGNALS = tuple(getattr(signal, n) for n in ("SIGTERM", "SIGHUP") if hasattr(signal, n))
@@ -83,27 +83,62 @@ def _no_signals() -> Iterator[None]:
     finally:
         signal.pthread_sigmask(signal.SIG_SETMASK, old)
 
+#: the most deviation-grid points per MSP a certificate may take: each point is one exact solve
+#: of the followers (milliseconds), so 1e5 points x M MSPs is already minutes to hours
+MAX_GRID = 100_000
+
+
+def check_grid(value: int, flag: str = "--grid", minimum: int = 2) -> None:
+    """``minimum <= value <= MAX_GRID``, else an InputError naming ``flag``."""
+    if value < minimum:
+        raise InputError(flag, f"must be >= {minimum}, got {value}")
+    if value > MAX_GRID:
+        raise InputError(flag, f"at most {MAX_GRID} points, got {value}: each point is one exact solve of the "
+                               f"followers per MSP (milliseconds each), so {value} points would run for "
+                               f"~{value * 1e-3 / 3600:.0f} h or more per MSP")
+
+
+def mem_available() -> int | None:
+    """Bytes of memory available for new processes (``MemAvailable`` of /proc/meminfo; None where
+    there is none to read)."""
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        return None
+    return None
+
+
+def check_memory(flag: str, need: float, what: str) -> None:
+    """Refuse a run that needs ``need`` bytes when less is available (InputError naming ``flag``
+    with both figures); nothing is checked where the available memory cannot be read."""
+    avail = mem_available()
+    if avail is not None and need > avail:
+        raise InputError(flag, f"{what} need about {need / 2**30:.1f} GiB of memory, {avail / 2**30:.1f} GiB is "
+                               "available (MemAvailable)")
+
 
 def show_progress(args: argparse.Namespace) -> bool:
-    """A progress bar only for a person watching: not with ``--quiet`` and not when stderr is
-    redirected to a file or a pipe (the bar would flood the log)."""
-    if getattr(args, "quiet", False) or getattr(args, "no_progress", False):
-        return False
-    try:
-        return sys.stderr.isatty()
-    except (AttributeError, ValueError):
-        return False
+    """Whether to show progress: not with ``--quiet`` (or ``--no-progress``). How it is shown is
+    :func:`models.progress.progress_bar`'s rule: a bar on a terminal, one line per finished unit
+    of work on stderr when it is redirected to a file or a pipe."""
+    return not (getattr(args, "quiet", False) or getattr(args, "no_progress", False))
 
 
 def parse_numbers(text: str, flag: str, kind: type = float, minimum: float | None = None) -> list:
-    """The comma-separated numbers of ``flag`` (``kind``: float or int; empty items are skipped).
+    """The comma-separated numbers of ``flag`` (``kind``: float or int; spaces around items are
+    allowed, an empty item such as the middle one of ``12,,9`` is refused; an empty text gives []).
 
     With ``minimum``: a non-empty list whose items are all ``>= minimum``. Anything else is an
     InputError naming ``flag``.
     """
     noun = "integers" if kind is int else "numbers"
+    items = [x.strip() for x in text.split(",")] if text.strip() else []
+    if "" in items:
+        raise InputError(flag, f"item {items.index('') + 1} of {text!r} is empty (expected comma-separated {noun})")
     try:
-        values = [kind(x) for x in text.split(",") if x.strip()]
+        values = [kind(x) for x in items]
     except ValueError:
         raise InputError(flag, f"expected comma-separated {noun}, got {text!r}") from None
     if minimum is not None and (not values or min(values) < minimum):
@@ -120,6 +155,14 @@ def _nearest_existing(path: Path) -> Path:
     return p
 
 
+def _probe(folder: Path, message: str) -> None:
+    """Create and remove a folder in ``folder``, or InputError(``--out``, message + the reason)."""
+    try:  # os.access says yes to root even on a read-only file system: try it
+        os.rmdir(tempfile.mkdtemp(prefix=".metatrading-probe-", dir=folder))
+    except OSError as exc:
+        raise InputError("--out", f"{message} ({exc.strerror or exc})") from None
+
+
 def check_out(out: str, force: bool = False, resume: bool = False) -> None:
     """Refuse an ``--out`` that cannot hold this run's results (InputError naming the flag).
 
@@ -130,18 +173,19 @@ def check_out(out: str, force: bool = False, resume: bool = False) -> None:
     if not out or not out.strip():
         raise InputError("--out", "must name a folder, got an empty string")
     path = Path(out)
-    if path.exists() and not path.is_dir():
-        raise InputError("--out", f"not a folder: {out}")
-    for parent in path.parents:
-        if parent.exists() and not parent.is_dir():
-            raise InputError("--out", f"{out} is under a file ({parent}), not a folder")
-    base = _nearest_existing(path.absolute())
-    try:  # os.access says yes to root even on a read-only file system: try it
-        probe = tempfile.mkdtemp(prefix=".metatrading-probe-", dir=base)
-        os.rmdir(probe)
+    try:  # a parent without search permission makes even exists() fail (PermissionError)
+        if path.exists() and not path.is_dir():
+            raise InputError("--out", f"not a folder: {out}")
+        for parent in path.parents:
+            if parent.exists() and not parent.is_dir():
+                raise InputError("--out", f"{out} is under a file ({parent}), not a folder")
+        base = _nearest_existing(path.absolute())
+        held = path.is_dir() and any(path.iterdir())
     except OSError as exc:
-        raise InputError("--out", f"cannot create folders in {base} ({exc.strerror or exc})") from None
-    held = path.is_dir() and any(path.iterdir())
+        where = exc.filename or out
+        raise InputError("--out", f"cannot reach {where} ({exc.strerror or exc}: a folder above it may not be "
+                                  "entered)") from None
+    _probe(base, f"cannot create folders in {base}")
     if force and held:
         here, target = Path.cwd().resolve(), path.resolve()
         if target == here or target in here.parents:
@@ -154,6 +198,10 @@ def check_out(out: str, force: bool = False, resume: bool = False) -> None:
         if foreign is not None:
             raise InputError("--force", f"will not replace {out}: {path / foreign} was not written by metatrading "
                                         f"(--force deletes only what {MANIFEST} lists; move it, or choose another --out)")
+        # --force moves the previous results aside, next to them: their parent must take a folder
+        parent = path.absolute().parent
+        _probe(parent, f"cannot replace {out}: its parent folder {parent} does not accept the folder that "
+                       "keeps the previous results until the run ends")
     if resume and not held:
         raise InputError("--resume", f"nothing to resume: {out} holds no checkpoint")
     if held and not force and not resume:

@@ -74,15 +74,21 @@ def _check_args(args: argparse.Namespace) -> None:
                                        "own scenario)")
 
 
-#: fl.trainer's checkpoint settings -> the flag that sets them
+#: fl.trainer's settings (FLConfig's fields, the checkpoint's settings, fl-deploy's run config)
+#: -> the flag that sets them
 _SETTING_FLAGS = {"seed": "--seed", "alpha": "--alpha", "aggregation": "--aggregation", "dataset": "--dataset",
                   "n_train": "--dataset", "msp": "--msp", "local.epochs": "--epochs", "local.batch_size": "--batch-size",
-                  "local.lr": "--lr", "local.momentum": "--momentum", "rounds": "--rounds", "checkpoint": "--resume"}
+                  "local.lr": "--lr", "local.momentum": "--momentum", "rounds": "--rounds", "checkpoint": "--resume",
+                  "epochs": "--epochs", "batch_size": "--batch-size", "batch-size": "--batch-size", "lr": "--lr",
+                  "momentum": "--momentum", "target": "--target", "path": "--path", "round-timeout": "--round-timeout",
+                  "data-root": "--data-root"}
 
 
 def flag_error(err: InputError) -> InputError:
-    """A trainer error about a setting, named by the flag that sets it."""
+    """A trainer error about a setting (``lr``, ``run-config.batch-size``, ``checkpoint.seed``, ...),
+    named by the flag that sets it (``--lr``, ``--batch-size``, ``--seed``, ...)."""
     key = err.field.removeprefix("checkpoint.") if err.field != "checkpoint" else "checkpoint"
+    key = key.removeprefix("run-config.")
     flag = _SETTING_FLAGS.get(key, "--allocation/--scenario" if err.field.startswith("checkpoint.") else None)
     if flag is None:
         return err
@@ -109,17 +115,22 @@ def run(args: argparse.Namespace) -> int:
         spec = args.scenario or "default"
         sc, f = default_allocation(spec, args.scenario_seed if args.scenario_seed is not None else args.seed)
         source = f"scenario {spec} (seed {sc.seed}), follower equilibrium at R = Rmax/2"
-    cfg = FLConfig(
-        rounds=args.rounds, msp=args.msp, alpha=args.alpha, target=args.target, seed=seed,
-        aggregation=args.aggregation, path=args.path, epochs=args.epochs, batch_size=args.batch_size,
-        lr=args.lr, momentum=args.momentum,
-    )
+    try:
+        cfg = FLConfig(
+            rounds=args.rounds, msp=args.msp, alpha=args.alpha, target=args.target, seed=seed,
+            aggregation=args.aggregation, path=args.path, epochs=args.epochs, batch_size=args.batch_size,
+            lr=args.lr, momentum=args.momentum,
+        )
+    except InputError as err:
+        raise flag_error(err) from None
     ds = load_dataset(args.dataset, root=args.data_root)
     try:
         task = build_task(ds, sc, f, cfg)  # every input check happens before anything is written
     except InputError as err:
         if args.allocation is not None and err.field.startswith("allocations"):
             raise InputError(f"--allocation {args.allocation}: {err.field}", err.reason) from None
+        if err.field == "msp":
+            raise flag_error(err) from None
         raise
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)

@@ -67,6 +67,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
+#: resident memory of one SuperNode with its ClientApp process (torch, the data set): ~1 GiB measured;
+#: fl-deploy refuses --nodes K when (K + 1) x this is more than the memory available
+NODE_BYTES = 2**30
+
 #: how the banner names the two polling modes
 SHORT_WAITS, STOCK_WAITS = "short waits", "Flower's own waits"
 
@@ -78,6 +82,13 @@ def _check_args(args: argparse.Namespace) -> None:
         raise InputError("--dataset", f"unknown data set {args.dataset!r}; choose one of {', '.join(DATASETS)}")
     if args.nodes < 1:
         raise InputError("--nodes", f"must be >= 1, got {args.nodes}")
+    if args.seed < 0:
+        raise InputError("--seed", f"must be >= 0, got {args.seed}")
+    from benchmarks.conventions import check_memory
+
+    check_memory("--nodes", (args.nodes + 1) * NODE_BYTES,
+                 f"{args.nodes} SuperNodes (~{NODE_BYTES / 2**30:.0f} GiB resident each, with its ClientApp process, "
+                 "and as much for the SuperLink and the ServerApp)")
     if args.rounds < 1:
         raise InputError("--rounds", f"must be >= 1, got {args.rounds}")
     if args.epochs is not None and args.epochs < 1:
@@ -143,16 +154,19 @@ def run(args: argparse.Namespace) -> int:
         allocation = Path(args.allocation)
     # every input check (run config, allocation, data set, K) happens before anything is written
     run_config = run_config_of(args, allocation, out)
-    if generated is not None:
-        import tempfile
+    try:
+        if generated is not None:
+            import tempfile
 
-        with tempfile.TemporaryDirectory() as tmp:
-            atomic_write_json(Path(tmp) / "allocation.json", generated)
-            rc = DeployRunConfig.from_run_config({**run_config, "allocation": str(Path(tmp) / "allocation.json")})
+            with tempfile.TemporaryDirectory() as tmp:
+                atomic_write_json(Path(tmp) / "allocation.json", generated)
+                rc = DeployRunConfig.from_run_config({**run_config, "allocation": str(Path(tmp) / "allocation.json")})
+                task, _ = task_from_run_config(rc)
+        else:
+            rc = DeployRunConfig.from_run_config(run_config)
             task, _ = task_from_run_config(rc)
-    else:
-        rc = DeployRunConfig.from_run_config(run_config)
-        task, _ = task_from_run_config(rc)
+    except InputError as err:  # the run config is made of the flags: name the flag
+        raise flag_error(err) from None
     k = len(task.participants)
     if k != args.nodes:
         raise InputError("--nodes", f"MSP {task.msp} has {k} participants in {args.allocation}, got --nodes "
@@ -173,14 +187,14 @@ def run(args: argparse.Namespace) -> int:
           f"FL {task.dataset.name}, MSP {task.msp}, {args.rounds} rounds, {task.local.epochs} local epochs")
     bar = None
     if show_progress(args):
-        from tqdm import tqdm
+        from models.progress import progress_bar
 
-        bar = tqdm(total=args.rounds, initial=done, desc="fl-deploy", unit="round")
+        bar = progress_bar(total=args.rounds, initial=done, desc="fl-deploy", unit="round")
 
     def on_progress(p: dict) -> None:
         if bar is not None:
+            bar.set_postfix(acc=f"{p['accuracy'][-1]:.3f}", round_s=f"{p['wall_time'][-1]:.1f}", refresh=False)
             bar.update(int(p["done"]) - bar.n)
-            bar.set_postfix(acc=f"{p['accuracy'][-1]:.3f}", round_s=f"{p['wall_time'][-1]:.1f}")
 
     def on_status(text: str) -> None:
         if bar is not None:

@@ -236,23 +236,36 @@ def scaling_plot(
 
 
 def bar_plot(path: str | os.PathLike, names: Sequence[str], means: Sequence[float | None],
-             half_widths: Sequence[float | None], ylabel: str, title: str) -> None:
+             half_widths: Sequence[float | None], ylabel: str, title: str, missing: str = "n/a") -> None:
     """One bar per name with its error bar (``half_widths``; None: no bar); a None mean is
-    written as "n/a" at the axis."""
+    written as ``missing`` at the axis. When no name has a value, the plot says ``missing`` in
+    its middle on an empty axis from 0 (no made-up scale such as -0.04 to 0.04)."""
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(max(5.0, 0.9 * len(names) + 2), 4))
-    x = list(range(len(names)))
-    ax.bar(x, [m if m is not None else 0.0 for m in means],
-           yerr=[h if h is not None else 0.0 for h in half_widths], capsize=4, color="tab:blue", alpha=0.8)
-    for k, m in enumerate(means):
-        if m is None:
-            ax.text(k, 0.0, "n/a", ha="center", va="bottom", fontsize=8)
-    ax.set_xticks(x, names, rotation=30, ha="right")
+    draw_bars(ax, names, means, half_widths, missing)
     ax.set_ylabel(ylabel)
     ax.set_title(title)
     fig.tight_layout()
     atomic_save(path, lambda tmp: fig.savefig(tmp, format="png", dpi=120))
     plt.close(fig)
+
+
+def draw_bars(ax, names: Sequence[str], means: Sequence[float | None], half_widths: Sequence[float | None],
+              missing: str = "n/a") -> None:
+    """:func:`bar_plot`'s bars on ``ax``."""
+    x = list(range(len(names)))
+    ax.set_xticks(x, names, rotation=30, ha="right")
+    if all(m is None for m in means):
+        ax.set_xlim(-0.5, len(names) - 0.5)
+        ax.set_ylim(0.0, 1.0)
+        ax.set_yticks([])
+        ax.text(0.5, 0.5, missing, transform=ax.transAxes, ha="center", va="center", fontsize=12)
+        return
+    ax.bar(x, [m if m is not None else 0.0 for m in means],
+           yerr=[h if h is not None else 0.0 for h in half_widths], capsize=4, color="tab:blue", alpha=0.8)
+    for k, m in enumerate(means):
+        if m is None:
+            ax.text(k, 0.0, missing, ha="center", va="bottom", fontsize=8)
 
 
 def curves_plot(path: str | os.PathLike, curves: dict[str, tuple[Sequence[float], Sequence[float]]],

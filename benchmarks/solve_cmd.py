@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import math
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -63,8 +62,9 @@ def check_epec_args(args: argparse.Namespace) -> None:
         raise InputError("--tol", f"must be a positive number, got {args.tol}")
     if args.max_iter < 1:
         raise InputError("--max-iter", f"must be >= 1, got {args.max_iter}")
-    if args.grid < 2:
-        raise InputError("--grid", f"must be >= 2, got {args.grid}")
+    from benchmarks.conventions import check_grid
+
+    check_grid(args.grid)
     if args.global_moves < 0:
         raise InputError("--global-moves", f"must be >= 0, got {args.global_moves}")
     if args.starts < 0:
@@ -73,26 +73,29 @@ def check_epec_args(args: argparse.Namespace) -> None:
 
 def _check_args(args: argparse.Namespace) -> None:
     check_epec_args(args)
+    if args.seed is not None and args.seed < 0:
+        raise InputError("--seed", f"must be >= 0, got {args.seed}")
     if not (math.isfinite(args.damping) and 0 < args.damping <= 1):
         raise InputError("--damping", f"must be in (0, 1], got {args.damping}")
 
 
 class _Bars:
     """Progress on stderr: a counter of diagonalisation sweeps (their number is not known in
-    advance), then a bar over the certificate's checks (whose number is). Nothing when
-    ``enabled`` is false (``--quiet``, or stderr not a terminal)."""
+    advance), then a bar over the certificate's checks (whose number is); off a terminal, one line
+    per sweep and a line every few seconds of the certificate (:mod:`models.progress`). Nothing
+    when ``enabled`` is false (``--quiet``)."""
 
     def __init__(self, enabled: bool) -> None:
         self.enabled, self.sweeps, self.cert = enabled, None, None
         if enabled:
-            from tqdm import tqdm
+            from models.progress import progress_bar
 
-            self._tqdm = tqdm
-            self.sweeps = tqdm(desc="solving EPEC", unit="sweep", file=sys.stderr, leave=False)
+            self._bar = progress_bar
+            self.sweeps = progress_bar(desc="solving EPEC", unit="sweep", leave=False)
 
     def on_sweep(self, k: int, decisions: Any, step: float) -> None:
         if self.sweeps is not None:
-            self.sweeps.set_description(f"sweep {k}: step {step:.2e}")
+            self.sweeps.set_postfix_str(f"step {step:.2e}", refresh=False)
             self.sweeps.update(1)
 
     def on_progress(self, stage: str, done: int, total: int) -> None:
@@ -100,7 +103,7 @@ class _Bars:
             return
         if self.cert is None:
             self.sweeps.close()
-            self.cert = self._tqdm(total=total, desc="certificate", unit="check", file=sys.stderr, leave=False)
+            self.cert = self._bar(total=total, desc="certificate", unit="check", leave=False, min_interval=5.0)
         self.cert.update(done - self.cert.n)
 
     def close(self) -> None:
@@ -109,12 +112,26 @@ class _Bars:
                 bar.close()
 
 
-def _summary(sc: Any, R: Any, I: Any, V: Any, U: Any, res: Any, numpy_kkt: Any) -> str:
+#: an MU takes part in an MSP's task (the summary's ``MUs>0`` column) when it gives it more than
+#: this fraction of its CPU budget: f_nm > PARTICIPATION_SHARE x F_n (a solver's 2e-8 GHz is zero)
+PARTICIPATION_SHARE = 1e-6
+
+
+def participants(sc: Any, f: Any) -> Any:
+    """Per MSP, the MUs that give it more than ``PARTICIPATION_SHARE`` of their CPU budget."""
+    import numpy as np
+
+    f = np.asarray(f, dtype=float)
+    return (f > PARTICIPATION_SHARE * np.asarray(sc.F, dtype=float)[:, None]).sum(0)
+
+
+def _summary(sc: Any, R: Any, I: Any, V: Any, U: Any, res: Any, numpy_kkt: Any, f: Any) -> str:
     lines = [f"EPEC equilibrium of {sc.name} (N={sc.n_mu} MUs, M={sc.n_msp} MSPs, {sc.mechanism.value})",
              f"{'MSP':>4} {'reward':>10} {'Rmax':>8} {'total IoM':>10} {'utility V':>11} {'MUs>0':>6}"]
+    taking_part = participants(sc, f)
     for m in range(sc.n_msp):
         lines.append(f"{m:>4} {R[m]:>10.4f} {sc.Rmax[m]:>8.2f} {I[:, m].sum():>10.4f} {V[m]:>11.4f} "
-                     f"{int((I[:, m] > 0).sum()):>6}")
+                     f"{int(taking_part[m]):>6}")
     lines.append(f"MU utility U: min {U.min():.4f}  mean {U.mean():.4f}  max {U.max():.4f}")
     cert = res.certificate
     lines.append(f"status {res.status.value}: {res.sweeps} sweeps, {res.iterations} solver iterations (Newton + Ipopt), "
@@ -208,6 +225,6 @@ def run(args: argparse.Namespace) -> int:
                      title=f"EPEC diagonalisation of {sc.name} ({sc.n_mu}x{sc.n_msp}, {sc.mechanism.value} mechanism): "
                            f"{args.leader_step} leader step, {args.method}, {args.mode}")
     atomic_write_json(out / "equilibrium.json", result)
-    print(_summary(sc, R, I, V, U, res, nk))
+    print(_summary(sc, R, I, V, U, res, nk, f))
     print(f"wrote {out / 'equilibrium.json'} and {out / 'convergence.png'} ({time.perf_counter() - t0:.2f} s in all)")
     return 0

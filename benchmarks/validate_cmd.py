@@ -48,12 +48,23 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def _plot(path: Path, res: dict[str, Any]) -> None:
+    import matplotlib.pyplot as plt
+
+    from models.io import atomic_save
+
+    fig = _figure(res)
+    atomic_save(path, lambda tmp: fig.savefig(tmp, format="png", dpi=110))
+    plt.close(fig)
+
+
+def _figure(res: dict[str, Any]) -> Any:
+    """validation.png's figure: bars per MSP (stationary) or the gap per round (dynamic, integer
+    round ticks)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-
-    from models.io import atomic_save
+    from matplotlib.ticker import MaxNLocator
 
     M = len(res["rewards"])
     x = np.arange(M)
@@ -79,11 +90,11 @@ def _plot(path: Path, res: dict[str, Any]) -> None:
             title += f" +/- {ci['half_width']:.2f} (95% CI over seeds)"
         ax.set_title(title)
         ax.set_xlabel("round")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_ylabel("utility gap to round EPEC, % (MSP mean)")
         ax.legend(fontsize=8)
     fig.tight_layout()
-    atomic_save(path, lambda tmp: fig.savefig(tmp, format="png", dpi=110))
-    plt.close(fig)
+    return fig
 
 
 #: the issue's stationary targets: |reward gap| <= 2%, |utility gap| <= 0.5%, deviation gain <= 0.1% of V
@@ -141,8 +152,9 @@ def run(args: argparse.Namespace) -> int:
         raise InputError("--rounds", f"must be >= 1, got {args.rounds}")
     if args.warmup < 1:
         raise InputError("--warmup", f"must be >= 1, got {args.warmup}")
-    if args.grid < 2:
-        raise InputError("--grid", f"must be >= 2, got {args.grid}")
+    from benchmarks.conventions import check_grid
+
+    check_grid(args.grid)
     seeds = parse_numbers(args.seeds, "--seeds", int, minimum=0)
     from drl import check_rewards, load_policy, play_stationary, validate_dynamic, validate_stationary
     from models.io import atomic_write_json
@@ -169,9 +181,9 @@ def run(args: argparse.Namespace) -> int:
         pricing: Any = policies[0]
     else:
         pricing = check_rewards(sc, parse_numbers(args.rewards, "--rewards"))
-    from tqdm import tqdm
+    from models.progress import progress_bar
 
-    bar = None if not show_progress(args) else tqdm(desc="validate", file=sys.stderr, leave=False)
+    bar = None if not show_progress(args) else progress_bar(desc="validate", unit="check", leave=False, min_interval=5.0)
 
     def progress(stage: str, done: int, total: int) -> None:
         if bar is not None:

@@ -14,7 +14,6 @@ import copy
 import json
 import math
 import random
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -224,10 +223,10 @@ def train_pricing(
 
     bar = None
     if progress is True:
-        from tqdm import tqdm
+        from models.progress import progress_bar
 
-        bar = tqdm(total=updates if updates is not None else None, initial=update, desc="train-pricing",
-                   unit="update", file=sys.stderr, dynamic_ncols=True)
+        bar = progress_bar(total=updates if updates is not None else None, initial=update, desc="train-pricing",
+                           unit="update", dynamic_ncols=True, min_interval=5.0)
     t_start, t_ckpt = time.perf_counter() - elapsed, time.perf_counter()
     last = snapshot()
     try:

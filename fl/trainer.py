@@ -369,9 +369,9 @@ def run_fl(
     last = cfg.rounds if stop_after is None else min(cfg.rounds, stop_after)
     bar = None
     if progress:
-        from tqdm import tqdm
+        from models.progress import progress_bar
 
-        bar = tqdm(total=cfg.rounds, initial=result.rounds, desc=f"FL {ds.name} MSP {task.msp}", unit="round")
+        bar = progress_bar(total=cfg.rounds, initial=result.rounds, desc=f"FL {ds.name} MSP {task.msp}", unit="round")
     try:
         for r in range(result.rounds, last):
             t0 = time.perf_counter()
@@ -386,8 +386,8 @@ def run_fl(
             if checkpoint is not None:
                 save_checkpoint(checkpoint, result, fp)
             if bar is not None:
+                bar.set_postfix(acc=f"{acc:.3f}", sim_s=f"{result.sim_time[-1]:.0f}", refresh=False)
                 bar.update(1)
-                bar.set_postfix(acc=f"{acc:.3f}", sim_s=f"{result.sim_time[-1]:.0f}")
             if on_round is not None:
                 on_round(r, acc)
     finally:

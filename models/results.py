@@ -10,14 +10,15 @@ scenario of a solve comes back as a validated :class:`~models.scenario.Scenario`
 >>> eq.status, eq.rewards_array, eq.certificate.max_deviation_gain  # doctest: +SKIP
 >>> eq.to_scenario().n_mu                                           # doctest: +SKIP
 
-``load_result(path)`` picks the model from the file's keys (``equilibrium.json``,
-``failure.json``, ``fl.json``).
+``load_result(path)`` picks the model from the file's keys: ``equilibrium.json``,
+``failure.json``, ``fl.json``, ``compare.json`` (:class:`CompareResult`), ``validation.json``
+(:class:`ValidationResult`) and ``training.json`` (:class:`TrainingResult`).
 """
 from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Literal, Optional
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, ValidationError
@@ -31,9 +32,19 @@ __all__ = [
     "EquilibriumResult",
     "FailureResult",
     "FLRunResult",
+    "Interval",
+    "CompareSchemeRecord",
+    "CompareResult",
+    "ValidationRound",
+    "ValidationResult",
+    "TrainingUpdate",
+    "TrainingResult",
     "load_equilibrium",
     "load_failure",
     "load_fl",
+    "load_compare",
+    "load_validation",
+    "load_training",
     "load_result",
 ]
 
@@ -148,6 +159,111 @@ class FLRunResult(_Record):
                              f"must hold one value per round ({self.rounds})")
 
 
+class Interval(_Record):
+    """A mean over seeds (or policies) with its 95% confidence interval (``half_width`` None
+    for one value; ``mean`` None when there is no value)."""
+
+    mean: Optional[float]
+    half_width: Optional[float] = None
+    n: int = 0
+
+
+class CompareSchemeRecord(_Record):
+    """One scheme of ``compare.json``: means and intervals over seeds."""
+
+    iom: Interval
+    final_accuracy: Interval
+    msp_utility: Optional[Interval] = None
+    mu_utility: Optional[Interval] = None
+    time_to_target: Optional[Interval] = None
+    uncertified_rounds: int = 0
+
+
+class CompareResult(_Record):
+    """``compare.json`` of ``metatrading compare``: settings, per scheme the means and 95%
+    intervals over seeds, and the headline."""
+
+    settings: dict[str, Any]
+    schemes: dict[str, CompareSchemeRecord]
+    headline: dict[str, Any]
+
+    def model_post_init(self, _context: Any) -> None:
+        for key in ("dataset", "seeds", "rounds"):
+            if key not in self.settings:
+                raise ValueError(f"settings has no {key!r}")
+
+
+class ValidationRound(_Record):
+    """One (seed, round) of a dynamic validation (the EPEC fields are None where the round's
+    oracle failed)."""
+
+    seed: int
+    round: int
+    rewards: list[float]
+    oracle_ok: bool
+    epec_rewards: Optional[list[Optional[float]]] = None
+    utility_gap_pct: Optional[list[Optional[float]]] = None
+    mean_gap_pct: Optional[float] = None
+
+
+class ValidationResult(_Record):
+    """``validation.json`` of ``metatrading validate``: the validated rewards against the
+    certified EPEC, per MSP (``mode`` stationary or dynamic)."""
+
+    mode: Literal["stationary", "dynamic"]
+    scenario: str
+    rewards: list[float]
+    epec_rewards: list[float]
+    msp_utility: list[float]
+    epec_msp_utility: list[float]
+    reward_gap_pct: list[Optional[float]]
+    utility_gap_pct: list[Optional[float]]
+    deviation_gain_pct: list[Optional[float]]
+    max_deviation_gain_pct: float
+    per_round: list[ValidationRound] = []
+    mean_gap_pct: Optional[Interval] = None
+
+    def model_post_init(self, _context: Any) -> None:
+        m = len(self.rewards)
+        for key in ("epec_rewards", "msp_utility", "epec_msp_utility", "reward_gap_pct", "utility_gap_pct",
+                    "deviation_gain_pct"):
+            if len(getattr(self, key)) != m:
+                raise ValueError(f"{key} holds {len(getattr(self, key))} values, rewards {m} (one per MSP)")
+        if self.mode == "dynamic" and self.mean_gap_pct is None:
+            raise ValueError("a dynamic validation needs mean_gap_pct")
+
+
+class TrainingUpdate(_Record):
+    """One PPO update of ``training.json`` (its per-MSP metrics are kept as extra keys)."""
+
+    update: int
+    market_rounds: int
+    seconds: float
+    rewards: list[float]
+    utilities: list[float]
+    reward_gap_pct: Optional[list[float]] = None
+
+
+class TrainingResult(_Record):
+    """``training.json`` of ``metatrading train-pricing``: the log per update, the budget spent
+    and the EPEC reference (None in the dynamic market)."""
+
+    scenario: str
+    dynamic: bool
+    seed: int
+    config: dict[str, Any]
+    budget: dict[str, float]
+    epec_rewards: Optional[list[float]] = None
+    epec_msp_utility: Optional[list[float]] = None
+    updates: list[TrainingUpdate]
+    device: str = "cpu"
+
+    def model_post_init(self, _context: Any) -> None:
+        for key in ("seconds", "market_rounds", "updates"):
+            if key not in self.budget:
+                raise ValueError(f"budget has no {key!r}")
+
+
 def _read_json(path: str | Path, field: str) -> Any:
     p = Path(path)
     if not p.is_file():
@@ -185,13 +301,38 @@ def load_fl(path: str | Path, field: str = "fl") -> FLRunResult:
     return _validate(FLRunResult, _read_json(path, field), field, path)
 
 
-def load_result(path: str | Path, field: str = "result") -> EquilibriumResult | FailureResult | FLRunResult:
+def load_compare(path: str | Path, field: str = "compare") -> CompareResult:
+    """A ``compare.json`` as a :class:`CompareResult`."""
+    return _validate(CompareResult, _read_json(path, field), field, path)
+
+
+def load_validation(path: str | Path, field: str = "validation") -> ValidationResult:
+    """A ``validation.json`` as a :class:`ValidationResult`."""
+    return _validate(ValidationResult, _read_json(path, field), field, path)
+
+
+def load_training(path: str | Path, field: str = "training") -> TrainingResult:
+    """A ``training.json`` as a :class:`TrainingResult`."""
+    return _validate(TrainingResult, _read_json(path, field), field, path)
+
+
+#: (keys that identify a result file, its model), tried in this order by :func:`load_result`
+_KINDS: tuple[tuple[tuple[str, ...], type[_Record]], ...] = (
+    (("accuracy",), FLRunResult),
+    (("allocations",), EquilibriumResult),
+    (("schemes", "headline"), CompareResult),
+    (("mode", "epec_rewards"), ValidationResult),
+    (("updates", "budget"), TrainingResult),
+    (("status", "scenario"), FailureResult),
+)
+
+
+def load_result(path: str | Path, field: str = "result") -> (EquilibriumResult | FailureResult | FLRunResult
+                                                              | CompareResult | ValidationResult | TrainingResult):
     """Any result file of the toolkit, typed by its keys."""
     data = _read_json(path, field)
-    if isinstance(data, dict) and "accuracy" in data:
-        return _validate(FLRunResult, data, field, path)
-    if isinstance(data, dict) and "allocations" in data:
-        return _validate(EquilibriumResult, data, field, path)
-    if isinstance(data, dict) and "status" in data and "scenario" in data:
-        return _validate(FailureResult, data, field, path)
-    raise InputError(field, f"{path}: not a result of metatrading solve or fl")
+    if isinstance(data, dict):
+        for keys, model in _KINDS:
+            if all(k in data for k in keys):
+                return _validate(model, data, field, path)
+    raise InputError(field, f"{path}: not a result of metatrading solve, fl, compare, validate or train-pricing")

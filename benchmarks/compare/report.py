@@ -183,7 +183,8 @@ def write_plots(out: str | Path, compare: Mapping[str, Any]) -> list[Path]:
     bar_plot(out / "iom.png", names, *bars("iom"), "real IoM per MSP and round",
              f"IoM per scheme ({st['base']}, {st['dataset']}; {ci})")
     bar_plot(out / "time_to_target.png", names, *bars("time_to_target"),
-             f"simulated s to {st['target']:g} accuracy", f"Time to target ({st['dataset']}; {ci})")
+             f"simulated s to {st['target']:g} accuracy", f"Time to target ({st['dataset']}; {ci})",
+             missing="target not reached")
     curves_plot(out / "accuracy.png", {n: (sch[n]["accuracy_curve"]["sim_time"], sch[n]["accuracy_curve"]["accuracy"])
                                       for n in names},
                 st["target"], "simulated time (s), mean over MSPs and seeds",

@@ -335,9 +335,9 @@ def run_comparison(cfg: CompareConfig, out: str | Path, resume: bool = False, pr
     out.mkdir(parents=True, exist_ok=True)
     bar = None
     if progress:
-        from tqdm import tqdm
+        from models.progress import progress_bar
 
-        bar = tqdm(total=len(cfg.schemes) * cfg.seeds * cfg.rounds, initial=len(records) * cfg.rounds,
+        bar = progress_bar(total=len(cfg.schemes) * cfg.seeds * cfg.rounds, initial=len(records) * cfg.rounds,
                    desc="compare", unit="round")
     t_all = time.perf_counter()
     try:

@@ -208,6 +208,17 @@ TABLE = [
     (["bench", "robustness", "--grid", "1", "--out", NEW], "--grid"),
     (["bench", "robustness", "--verify-grid", "-1", "--out", NEW], "--verify-grid"),
     (["bench", "robustness", "--count", "2", "--out", OLD], "--out"),
+    # issue 16: flags named as flags, number lists, a folder as scenario, sizes that cannot fit
+    ([*FL, "--lr", "-1", "--out", NEW], "--lr: must be finite"),
+    ([*FL, "--batch-size", "0", "--out", NEW], "--batch-size: must be"),
+    (["fl-deploy", "--nodes", "2", "--momentum", "1", "--out", NEW], "--momentum: must be"),
+    (["validate", "--rewards", "-1,9,13", "--scenario", "default", "--out", NEW], "--rewards[0]: must be in [0"),
+    (["validate", "--rewards", "12,,9", "--scenario", "default", "--out", NEW], "--rewards: item 2 of '12,,9' is empty"),
+    (["solve", "--scenario", "{tmp}", "--out", NEW], "--scenario: {tmp} is a folder"),
+    (["solve", "--grid", "100000000", "--out", NEW], "--grid: at most 100000 points"),
+    (["fl-deploy", "--nodes", "1000000", "--out", NEW], "GiB is available (MemAvailable)"),
+    (["compare", "--schemes", "fixed,drl", "--drl-policy", "{tmp}", "--drl-seconds", "5", "--out", NEW], "--drl-seconds"),
+    (["compare", "--scheme-module", "{tmp}/nowhere.py", "--out", NEW], "--scheme-module: no such Python file"),
     # plot-fl, presets, the command itself
     (["plot-fl", "{tmp}/missing.json", "--out", NEW], "FL_JSON"),
     (["plot-fl", "{fl_bad}", "--out", NEW], "FL_JSON"),
@@ -242,7 +253,7 @@ def test_bad_input_gives_one_line_naming_the_field_and_changes_nothing(files, ca
     lines = err.strip().splitlines()
     assert rc == 2
     assert len(lines) == 1, err
-    assert text in lines[0] and "Traceback" not in err
+    assert _argv([text], files)[0] in lines[0] and "Traceback" not in err
     assert not files["new"].exists() and not files["new"].parent.exists()
     assert _snapshot(files["existing"]) == before
     assert set(os.listdir(files["tmp"])) == siblings  # no staging or backup folder left behind
@@ -376,7 +387,7 @@ def test_version_and_presets(capsys):
         assert row[1:3] == [str(sc.n_mu), str(sc.n_msp)]
 
 
-def test_no_progress_bar_off_a_terminal_or_with_quiet(tmp_path, capfd):
+def test_no_progress_bar_off_a_terminal_but_lines_and_none_with_quiet(tmp_path, capfd):
     from types import SimpleNamespace
 
     from benchmarks.conventions import show_progress
@@ -384,7 +395,10 @@ def test_no_progress_bar_off_a_terminal_or_with_quiet(tmp_path, capfd):
     assert show_progress(SimpleNamespace(quiet=True)) is False
     assert main(["solve", "--scenario", "tiny", "--grid", "5", "--out", str(tmp_path / "a")]) == 0
     err = capfd.readouterr().err
-    assert "sweep" not in err and "\r" not in err  # stderr is captured (not a terminal): no bar
+    # stderr is captured (not a terminal): no bar redrawn in place, one line per sweep (issue 16)
+    assert "\r" not in err and "solving EPEC: 1 sweep" in err
+    assert main(["solve", "--scenario", "tiny", "--grid", "5", "--quiet", "--out", str(tmp_path / "b")]) == 0
+    assert capfd.readouterr().err == ""
 
 
 def test_a_closed_stdout_ends_quietly(tmp_path):
@@ -402,7 +416,9 @@ def test_a_closed_stdout_ends_quietly(tmp_path):
     ("1,x", int, 1, "--f: expected comma-separated integers, got '1,x'"),
     ("1.5", int, 1, "--f: expected comma-separated integers, got '1.5'"),
     ("4,-1", int, 1, "--f: expected integers >= 1, got '4,-1'"),
-    (" , ", int, 0, "--f: expected integers >= 0, got ' , '"),
+    (" , ", int, 0, "--f: item 1 of ' , ' is empty (expected comma-separated integers)"),
+    ("12,,9", float, None, "--f: item 2 of '12,,9' is empty (expected comma-separated numbers)"),
+    ("1,2,", int, 1, "--f: item 3 of '1,2,' is empty (expected comma-separated integers)"),
     ("1,x", float, None, "--f: expected comma-separated numbers, got '1,x'"),
 ])
 def test_comma_separated_numbers_name_the_flag(text, kind, minimum, message):
@@ -417,7 +433,7 @@ def test_comma_separated_numbers_name_the_flag(text, kind, minimum, message):
 def test_comma_separated_numbers():
     from benchmarks.conventions import parse_numbers
 
-    assert parse_numbers("1, 64,,8192", "--batches", int, minimum=1) == [1, 64, 8192]
+    assert parse_numbers("1, 64, 8192", "--batches", int, minimum=1) == [1, 64, 8192]
     assert parse_numbers("0", "--seeds", int, minimum=0) == [0]
     assert parse_numbers("12.0,9.1", "--rewards") == [12.0, 9.1]
     assert parse_numbers("", "--rewards") == []

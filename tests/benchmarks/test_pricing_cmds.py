@@ -68,7 +68,7 @@ def test_validate_dynamic(trained, tmp_path):
 
 
 @pytest.mark.parametrize("argv, flag", [
-    (["train-pricing", "--scenario", "nope"], "scenario"),
+    (["train-pricing", "--scenario", "nope"], "--scenario"),
     (["train-pricing", "--scenario", "tiny", "--seconds", "0"], "--seconds"),
     (["train-pricing", "--scenario", "tiny", "--seconds", "-5"], "--seconds"),
     (["validate", "--rewards", "1,2,3", "--scenario", "tiny"], "--rewards"),
@@ -76,7 +76,7 @@ def test_validate_dynamic(trained, tmp_path):
     (["validate", "--rewards", "1,31", "--scenario", "tiny"], "--rewards[1]"),
     (["validate", "--rewards=-1,3", "--scenario", "tiny"], "--rewards[0]"),
     (["validate", "--policy", "/nonexistent/policy", "--scenario", "tiny"], "--policy"),
-    (["validate", "--rewards", "1,2", "--scenario", "nope"], "scenario"),
+    (["validate", "--rewards", "1,2", "--scenario", "nope"], "--scenario"),
     (["bench", "pricing", "--batches", "0"], "--batches"),
 ])
 def test_bad_input_exits_2_and_writes_nothing(argv, flag, tmp_path, capsys):
