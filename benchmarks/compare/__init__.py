@@ -6,8 +6,9 @@ One import line::
 
     from benchmarks.compare import Scheme, Decision, register_scheme, CompareConfig, run_comparison
 """
-from .report import PAPER, mean_ci, run_metrics, summarise, write_plots
-from .run import DEFAULT_TARGETS, CompareConfig, record_path, run_comparison, run_scheme
+from .report import PAPER, frontier_summary, mean_ci, report_text, run_metrics, summarise, write_plots
+from .run import (DEFAULT_TARGETS, FRONTIER_LEVELS, CompareConfig, fixed_frontier, levels_for, mean_payment,
+                  record_path, round_deadlines, run_comparison, run_scheme)
 from .schemes import (
     BUILTIN_SCHEMES,
     SCHEMES,
@@ -15,7 +16,15 @@ from .schemes import (
     DRLScheme,
     EpecScheme,
     FixedScheme,
+    Group,
+    HillClimber,
+    HillClimbOptions,
+    HillClimbScheme,
+    LevelledScheme,
+    LevelSetting,
     RandomScheme,
+    StaticScheme,
+    UncertifiedStart,
     RoundInfo,
     RoundOutcome,
     Scheme,
@@ -28,9 +37,12 @@ from .schemes import (
 )
 
 __all__ = [
-    "PAPER", "mean_ci", "run_metrics", "summarise", "write_plots",
-    "DEFAULT_TARGETS", "CompareConfig", "record_path", "run_comparison", "run_scheme",
-    "BUILTIN_SCHEMES", "SCHEMES", "Decision", "DRLScheme", "EpecScheme", "FixedScheme", "RandomScheme",
+    "PAPER", "frontier_summary", "mean_ci", "report_text", "run_metrics", "summarise", "write_plots",
+    "DEFAULT_TARGETS", "FRONTIER_LEVELS", "CompareConfig", "fixed_frontier", "levels_for", "mean_payment",
+    "record_path", "round_deadlines", "run_comparison", "run_scheme",
+    "BUILTIN_SCHEMES", "SCHEMES", "Decision", "DRLScheme", "EpecScheme", "FixedScheme", "Group", "HillClimber",
+    "HillClimbOptions", "HillClimbScheme", "LevelledScheme", "LevelSetting", "RandomScheme", "StaticScheme",
+    "UncertifiedStart",
     "RoundInfo", "RoundOutcome", "Scheme", "SchemeSetup", "SingleLeaderScheme", "drl_available",
     "make_scheme", "register_scheme", "scheme_names",
 ]

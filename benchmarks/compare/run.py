@@ -9,11 +9,21 @@ the same vehicles, data, joins and leaves for every scheme). Per trading round t
 3. the outcome is measured with the real IoM: total IoM and contributors per MSP, MSP
    utilities ``V_m = lambda_m ln(1 + real total_m) - payment_m`` (the payments of the game
    played) and MU utilities;
-4. each MSP runs one FL round (MODEL.md section 7): its participants (``f_nm > 0``) train ``L``
-   local epochs on their ``D_nm`` samples of its data set (Dirichlet label split of the active
-   MUs' data, the same for every scheme), the server aggregates with IoM-weighted FedAvg (real
-   IoM) and the MSP's simulated clock advances by the slowest participant's ``Tcmp + Tup``
-   (:func:`models.round_time`). Each MSP's model persists across trading rounds.
+4. each MSP runs one FL round (MODEL.md section 7, :func:`fl.trainer.fl_round`, the trainer's
+   own round): its participants (``f_nm > 0``) train ``L`` local epochs on their ``D_nm``
+   samples of its data set (Dirichlet label split of the active MUs' data, the same for every
+   scheme), those within the round deadline ``T_m`` are aggregated with IoM-weighted FedAvg
+   (real IoM; the late ones are still paid) and the MSP's simulated clock advances by
+   ``min(T_m, slowest participant's Tcmp + Tup)`` (:func:`models.round_time`). Each MSP's
+   model persists across trading rounds.
+
+The deadline (``--deadline``, default ``auto``) is fixed per (seed, round) and shared by every
+scheme: ``auto`` is ``2 x`` the median ``Tcmp + Tup`` of MSP m's participants at the round's
+full-information equilibrium (:func:`round_deadlines`); ``inf`` waits for the slowest.
+
+Naive baselines at a level (:class:`~benchmarks.compare.schemes.LevelledScheme`) get theirs
+before each seed's run: budget-matched, the reference scheme's mean payment per MSP over that
+seed's run (so the reference runs first); cap-relative, ``level * Rmax``.
 
 One (scheme, seed) run is a JSON record; :func:`run_comparison` writes it atomically to
 ``OUT/runs/<scheme>__seed<s>.json`` when the run is done and, on resume, skips records whose
@@ -34,11 +44,16 @@ import numpy as np
 from models.errors import InputError
 from models.scenario import Metric, Scenario
 
-from .schemes import DRL_MISSING, RoundInfo, RoundOutcome, SchemeSetup, drl_available, make_scheme, SCHEMES
+from .schemes import (DRL_MISSING, LevelledScheme, LevelSetting, RoundInfo, RoundOutcome, SchemeSetup, drl_available,
+                      make_scheme, SCHEMES)
 
-__all__ = ["CompareConfig", "DEFAULT_TARGETS", "run_scheme", "run_comparison", "record_path", "RECORD_VERSION"]
+__all__ = ["CompareConfig", "DEFAULT_TARGETS", "FRONTIER_LEVELS", "run_scheme", "run_comparison", "record_path",
+           "RECORD_VERSION", "round_deadlines", "fixed_frontier", "levels_for", "mean_payment"]
 
-RECORD_VERSION = 1
+RECORD_VERSION = 2
+
+#: the ``fixed`` levels (x Rmax) of the frontier (MODEL.md section 8)
+FRONTIER_LEVELS: tuple[float, ...] = (0.02, 0.05, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.85, 1.0)
 
 #: test accuracy whose first simulated time is the "time to target", per data set (--target)
 DEFAULT_TARGETS: dict[str, float] = {"mnist5k": 0.90, "mnist": 0.95, "fashion-mnist": 0.70, "gtsrb": 0.80}
@@ -81,7 +96,14 @@ class CompareConfig:
     image_size : int or None
         Image side (GTSRB default 32).
     reference : str
-        The scheme the headline compares with the others (default ``drl``).
+        The scheme the headline compares with the others (default ``drl``); the budget-matched
+        baselines spend its mean payment.
+    level : float
+        Cap-relative level of ``fixed_cap`` and ``random_cap``: ``b_m = level * Rmax_m``, in
+        (0, 1], default 0.5.
+    deadline : float or "auto"
+        Round deadline: ``auto`` (default: 2 x the median ``Tcmp + Tup`` at each round's
+        equilibrium), seconds > 0, or ``inf`` (no deadline, the old rule).
     """
 
     scenario: str = "default"
@@ -102,6 +124,8 @@ class CompareConfig:
     drl_updates: int | None = None
     image_size: int | None = None
     reference: str = "drl"
+    level: float = 0.5
+    deadline: float | str = "auto"
 
     def __post_init__(self) -> None:
         for name in ("seeds", "rounds"):
@@ -129,6 +153,24 @@ class CompareConfig:
             raise InputError("--drl-updates", f"must be an integer >= 1, got {self.drl_updates!r}")
         if self.aggregation not in ("iom", "fedavg"):
             raise InputError("--aggregation", f"unknown rule {self.aggregation!r} (choose: iom, fedavg)")
+        if isinstance(self.level, bool) or not (isinstance(self.level, (int, float)) and 0 < self.level <= 1):
+            raise InputError("--level", f"must be in (0, 1] (a fraction of Rmax), got {self.level!r}")
+        if self.deadline != "auto":
+            try:
+                d = float(self.deadline)
+            except (TypeError, ValueError):
+                d = math.nan
+            if isinstance(self.deadline, bool) or not d > 0:
+                raise InputError("--deadline", f"must be seconds > 0, 'inf' or 'auto', got {self.deadline!r}")
+            object.__setattr__(self, "deadline", d)
+        budget = [s for s in self.schemes if _setting(s) is LevelSetting.BUDGET]
+        if budget and self.reference not in self.schemes:
+            raise InputError("--reference", f"the budget-matched {', '.join(budget)} spend the mean payment of the "
+                                            f"reference scheme {self.reference!r}, which is not in --schemes (add "
+                                            "it, choose another --reference, or use the cap-relative *_cap schemes)")
+        if _setting(self.reference) is not None:
+            raise InputError("--reference", f"{self.reference!r} is a naive baseline at a reward level; the "
+                                            "reference must set its own rewards")
 
     @property
     def accuracy_target(self) -> float:
@@ -142,8 +184,9 @@ class CompareConfig:
         finished comparison at another target without training again.
         """
         d = asdict(self)
-        for key in ("schemes", "seeds", "drl_seconds", "drl_updates", "reference", "target"):
-            d.pop(key)
+        for key in ("schemes", "seeds", "drl_seconds", "drl_updates", "reference", "target", "level"):
+            d.pop(key)  # the levels are checked per record (a changed --level reruns the *_cap runs only)
+        d["deadline"] = str(self.deadline)
         d["base"] = base.to_dict()
         d["version"] = RECORD_VERSION
         return json.loads(json.dumps(d))
@@ -153,6 +196,100 @@ def _settings(rec: Mapping[str, Any]) -> Any:
     """A record's settings as ``CompareConfig.fingerprint`` makes them (older records hold the target)."""
     settings = rec.get("settings")
     return {k: v for k, v in settings.items() if k != "target"} if isinstance(settings, dict) else settings
+
+
+def _setting(name: str) -> LevelSetting | None:
+    """The level setting of a registered scheme (None: it sets its own rewards)."""
+    scheme = make_scheme(name)
+    return scheme.setting if isinstance(scheme, LevelledScheme) else None
+
+
+def mean_payment(rec: Mapping[str, Any]) -> np.ndarray:
+    """Each MSP's mean payment over a run's rounds, (M,): a budget-matched baseline's level."""
+    return np.mean([r["payment"] for r in rec["rounds"]], axis=0)
+
+
+def levels_for(scheme: Any, base: Scenario, cfg: CompareConfig, reference_record: Mapping[str, Any] | None) -> np.ndarray | None:
+    """The level ``b`` (M,) of a naive baseline for one seed (None for any other scheme)."""
+    if not isinstance(scheme, LevelledScheme):
+        return None
+    if scheme.setting is LevelSetting.CAP:
+        return cfg.level * base.Rmax
+    if reference_record is None:
+        raise RuntimeError(f"{scheme.name!r} is budget-matched but the reference {cfg.reference!r} has no run")
+    return mean_payment(reference_record)
+
+
+def _level_current(rec: Mapping[str, Any], scheme: Any, base: Scenario, cfg: CompareConfig,
+                   reference_record: Mapping[str, Any] | None) -> bool:
+    """Whether a stored run was made at the level its scheme would get now."""
+    if not isinstance(scheme, LevelledScheme):
+        return True
+    if scheme.setting is LevelSetting.BUDGET and reference_record is None:
+        return False
+    want = levels_for(scheme, base, cfg, reference_record)
+    return rec.get("level") is not None and np.allclose(rec["level"], want, rtol=1e-12, atol=0.0)
+
+
+def round_deadlines(base: Scenario, rounds: int, seed: int, deadline: float | str = "auto",
+                    multiple: float | None = None) -> tuple[np.ndarray, list[str]]:
+    """The round deadlines ``T_m`` (T, M) of one seed's trajectory, shared by every scheme.
+
+    ``deadline = "auto"``: ``multiple`` (default ``models.iom.DEADLINE_MULTIPLE``, 2) x the median
+    ``Tcmp + Tup`` of MSP m's participants at the round's certified EPEC (``inf`` for an MSP
+    without participants there); a number: that deadline everywhere (``inf``: none). Returns the
+    deadlines and notes on the rounds whose EPEC was not certified (their deadline is taken at
+    the uncertified solution, and said so).
+    """
+    from models.dynamics import trajectory
+    from models.equilibrium import follower_equilibrium
+    from models.iom import DEADLINE_MULTIPLE, median_deadline
+
+    if deadline != "auto":
+        return np.full((rounds, base.n_msp), float(deadline)), []
+    from epec import solve_scenario
+
+    mult = DEADLINE_MULTIPLE if multiple is None else multiple
+    traj = trajectory(base, rounds, seed)
+    out, notes = np.empty((rounds, base.n_msp)), []
+    for t in range(rounds):
+        sc = traj.active_scenario(t)
+        sol = solve_scenario(sc)
+        if not sol.ok:
+            notes.append(f"seed {seed} round {t}: deadline at an uncertified EPEC ({sol.result.status.name})")
+        f = follower_equilibrium(sc, np.asarray(sol.R, dtype=float)).f
+        out[t] = [median_deadline(sc, f, m, mult) for m in range(sc.n_msp)]
+    return out, notes
+
+
+def fixed_frontier(base: Scenario, seeds: int, rounds: int, levels: tuple[float, ...] = FRONTIER_LEVELS
+                   ) -> dict[str, Any]:
+    """The ``fixed`` scheme swept over ``levels`` x Rmax on the markets alone (no FL).
+
+    Per seed and level, along ``trajectory(base, rounds, seed)``: the MUs' exact response to
+    ``R = level * Rmax``, then the mean over rounds and MSPs of the real total IoM and of the
+    payment (as the report's ``iom`` and ``payment``). Returns the per-seed values
+    ``{"levels", "iom": [[seed x level]], "payment": [[...]]}``.
+    """
+    from models.dynamics import trajectory
+    from models.equilibrium import follower_equilibrium
+    from models.iom import iom_matrix
+    from models.utility import msp_payment
+
+    iom = np.empty((seeds, len(levels)))
+    pay = np.empty((seeds, len(levels)))
+    for s in range(seeds):
+        traj = trajectory(base, rounds, s)
+        markets = [traj.active_scenario(t) for t in range(rounds)]
+        for k, level in enumerate(levels):
+            totals, pays = [], []
+            for sc in markets:
+                R = level * sc.Rmax
+                total = iom_matrix(sc, follower_equilibrium(sc, R).f).sum(0)
+                totals.append(total)
+                pays.append(msp_payment(sc.mechanism, R, total, sc.eps0))
+            iom[s, k], pay[s, k] = float(np.mean(totals)), float(np.mean(pays))
+    return {"levels": list(levels), "iom": iom.tolist(), "payment": pay.tolist()}
 
 
 def record_path(out: Path, scheme: str, seed: int) -> Path:
@@ -188,15 +325,18 @@ class _FLMarket:
             self.params.append(get_params(net))
         self.clock = np.zeros(base.n_msp)
 
-    def round(self, t: int, sc_full: Scenario, f_full: np.ndarray, iom_full: np.ndarray) -> dict[str, Any]:
-        """One FL round of every MSP; returns accuracy, simulated time and participants (M,)."""
+    def round(self, t: int, sc_full: Scenario, f_full: np.ndarray, iom_full: np.ndarray,
+              deadline: np.ndarray) -> dict[str, Any]:
+        """One FL round of every MSP (:func:`fl.trainer.fl_round`) with deadlines ``T_m`` (M,);
+        returns accuracy, simulated time, participants and missed updates (M,)."""
         import torch
 
         from fl.partition import dirichlet_partition
-        from fl.train import client_seed, evaluate, local_update
-        from models.iom import round_time
+        from fl.train import client_seed, evaluate
+        from fl.trainer import fl_round
+        from models.iom import on_time, round_time
 
-        acc, parts, scale_used = [], [], []
+        acc, parts, scale_used, missed = [], [], [], []
         n_train = self.ds.n_train
         for m in range(sc_full.n_msp):
             holders = np.flatnonzero(sc_full.D[:, m] > 0)  # the active MUs holding m's data
@@ -210,27 +350,44 @@ class _FLMarket:
             part = [k for k, n in enumerate(holders) if f_full[n, m] > 0]
             parts.append(len(part))
             scale_used.append(scale)
+            late = 0
             if part:
+                ok = on_time(sc_full, f_full, m, float(deadline[m]))  # the MUs with f > 0, in MU order
+                if ok.size != len(part):
+                    raise RuntimeError(f"MSP {m}: an MU with f > 0 holds none of its data")
                 xs = [self.ds.train_x[torch.as_tensor(idx[k])] for k in part]
                 ys = [self.ds.train_y[torch.as_tensor(idx[k])] for k in part]
                 seeds = [client_seed(self.seed, t, int(holders[k]) * sc_full.n_msp + m) for k in part]
-                updates = local_update(self.path, self.nets[m], self.params[m], xs, ys, self.local, seeds)
                 w_iom = np.array([iom_full[holders[k], m] for k in part])
-                self.params[m] = self.strategy.aggregate(updates, w_iom, sizes[part])
-                self.clock[m] += round_time(sc_full, f_full, m)
+                self.params[m], late = fl_round(self.path, self.nets[m], self.params[m], xs, ys, self.local, seeds,
+                                                w_iom, sizes[part], self.strategy, ok)
+                self.clock[m] += round_time(sc_full, f_full, m, float(deadline[m]))
+            missed.append(late)
             acc.append(evaluate(self.nets[m], self.params[m], self.ds.test_x, self.ds.test_y))
-        return {"accuracy": acc, "sim_time": self.clock.tolist(), "participants": parts, "data_scale": scale_used}
+        return {"accuracy": acc, "sim_time": self.clock.tolist(), "participants": parts, "missed": missed,
+                "data_scale": scale_used}
 
 
 def run_scheme(scheme: Any, base: Scenario, cfg: CompareConfig, seed: int, ds: Any,
-               on_round: Callable[[], None] | None = None) -> dict[str, Any]:
-    """One (scheme, seed) run along ``trajectory(base, cfg.rounds, seed)``; a JSON record."""
+               on_round: Callable[[], None] | None = None, deadlines: np.ndarray | None = None,
+               level: np.ndarray | None = None) -> dict[str, Any]:
+    """One (scheme, seed) run along ``trajectory(base, cfg.rounds, seed)``; a JSON record.
+
+    ``deadlines`` (T, M): the rounds' deadlines (default :func:`round_deadlines` of
+    ``cfg.deadline``); ``level`` (M,): a naive baseline's reward level (required for those).
+    """
     from models.dynamics import trajectory
     from models.equilibrium import follower_equilibrium
     from models.iom import iom_matrix
     from models.utility import msp_payment, msp_value, mu_utilities
 
     traj = trajectory(base, cfg.rounds, seed)
+    if deadlines is None:
+        deadlines, _ = round_deadlines(base, cfg.rounds, seed, cfg.deadline)
+    if isinstance(scheme, LevelledScheme):
+        if level is None:
+            raise RuntimeError(f"scheme {scheme.name!r} needs its reward level (levels_for)")
+        scheme.set_level(level)
     scheme.reset(base, seed)
     fl = _FLMarket(ds, base, cfg, seed)
     rounds: list[dict[str, Any]] = []
@@ -252,7 +409,8 @@ def run_scheme(scheme: Any, base: Scenario, cfg: CompareConfig, seed: int, ds: A
         I_real = iom_matrix(sc, f)  # outcomes with the real IoM (sc.metric is the full IoM)
         total = I_real.sum(0)
         played_total = iom_matrix(game, f).sum(0)
-        V = msp_value(sc.lam, total) - msp_payment(sc.mechanism, R, played_total, sc.eps0)
+        paid = msp_payment(sc.mechanism, R, played_total, sc.eps0)
+        V = msp_value(sc.lam, total) - paid
         U = mu_utilities(game, R, f)
         contributors = (f > 0).sum(0)
         scheme.feedback(RoundOutcome(R=R.copy(), total_iom=total.copy(), contributors=contributors.copy(),
@@ -263,9 +421,10 @@ def run_scheme(scheme: Any, base: Scenario, cfg: CompareConfig, seed: int, ds: A
         I_full[active] = I_real
         U_full = np.zeros(base.n_mu)
         U_full[active] = U
-        flr = fl.round(t, traj.scenario(t), f_full, I_full)
+        flr = fl.round(t, traj.scenario(t), f_full, I_full, deadlines[t])
         rounds.append({
-            "round": t, "R": R.tolist(), "certified": dec.certified,
+            "round": t, "R": R.tolist(), "payment": np.asarray(paid, dtype=float).tolist(), "certified": dec.certified,
+            "deadline": [float(d) if math.isfinite(d) else None for d in deadlines[t]],
             "active": active.tolist(), "f": f_full.tolist(), "followers_converged": bool(eq.converged),
             "iom": total.tolist(), "contributors": contributors.tolist(),
             "msp_utility": V.tolist(), "mu_utility": U_full.tolist(),
@@ -274,7 +433,8 @@ def run_scheme(scheme: Any, base: Scenario, cfg: CompareConfig, seed: int, ds: A
         })
         if on_round is not None:
             on_round()
-    return {"scheme": scheme.name, "seed": seed, "describe": scheme.describe(),
+    return {"scheme": scheme.name, "seed": seed, "describe": {"group": scheme.group.value, **scheme.describe()},
+            "level": None if level is None else np.asarray(level, dtype=float).tolist(),
             "uncertified": uncertified, "rounds": rounds}
 
 
@@ -293,7 +453,8 @@ def _with_earlier_timing(path: Path, timing: dict[str, Any]) -> dict[str, Any]:
 
 def run_comparison(cfg: CompareConfig, out: str | Path, resume: bool = False, progress: bool = False,
                    log: Callable[[str], None] = print) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Run every (scheme, seed) not already done and write ``compare.json`` and the PNGs.
+    """Run every (scheme, seed) not already done and write ``compare.json``, ``report.md`` and the
+    PNGs (``iom``, ``accuracy``, ``time_to_target``, ``frontier``).
 
     Returns ``(compare, timing)``. Every input is checked (data set, scenario, schemes) before
     any work or any file is written.
@@ -301,8 +462,9 @@ def run_comparison(cfg: CompareConfig, out: str | Path, resume: bool = False, pr
     from fl.data import load_dataset
     from models.scenario import load_scenario
 
-    from .report import summarise, write_plots
-    from models.io import atomic_write_json
+    from models.io import atomic_write_json, atomic_write_text
+
+    from .report import report_text, summarise, write_plots
 
     base = load_scenario(cfg.scenario)
     ds = load_dataset(cfg.dataset, root=cfg.data_root, image_size=cfg.image_size)
@@ -310,14 +472,20 @@ def run_comparison(cfg: CompareConfig, out: str | Path, resume: bool = False, pr
         raise InputError("scenario.metric", "the base market must value the full IoM (the schemes pick their metric)")
     out = Path(out)
     fp = cfg.fingerprint(base)
+    # seed by seed, the reference first (the budget-matched baselines spend its payments): an
+    # interrupted run leaves whole seeds behind
+    order = sorted(cfg.schemes, key=lambda n: n != cfg.reference)
     todo, records = [], {}
-    for s in range(cfg.seeds):  # seed by seed: an interrupted run leaves whole seeds behind
-        for name in cfg.schemes:
+    for s in range(cfg.seeds):
+        for name in order:
             p = record_path(out, name, s)
             if resume and p.is_file():
                 rec = json.loads(p.read_text())
                 if _settings(rec) == fp:
-                    records[(name, s)] = rec
+                    if _level_current(rec, make_scheme(name), base, cfg, records.get((cfg.reference, s))):
+                        records[(name, s)] = rec
+                        continue
+                    todo.append((name, s))  # made at another level (--level, or another reference run)
                     continue
                 raise InputError("--resume", f"{p} was made with other settings (use --force to start over)")
             todo.append((name, s))
@@ -340,13 +508,22 @@ def run_comparison(cfg: CompareConfig, out: str | Path, resume: bool = False, pr
         bar = tqdm(total=len(cfg.schemes) * cfg.seeds * cfg.rounds, initial=len(records) * cfg.rounds,
                    desc="compare", unit="round")
     t_all = time.perf_counter()
+    deadlines: dict[int, np.ndarray] = {}
+    deadline_notes: list[str] = []
     try:
         for name, s in todo:
             scheme = prepared[name]
+            level = levels_for(scheme, base, cfg, records.get((cfg.reference, s)))
             if bar is not None:
                 bar.set_postfix(scheme=name, seed=s)
             t0 = time.perf_counter()
-            rec = run_scheme(scheme, base, cfg, s, ds, on_round=(bar.update if bar is not None else None))
+            if s not in deadlines:
+                deadlines[s], notes = round_deadlines(base, cfg.rounds, s, cfg.deadline)
+                deadline_notes += notes
+                timing["runs"][f"deadlines/seed{s}"] = time.perf_counter() - t0
+                t0 = time.perf_counter()
+            rec = run_scheme(scheme, base, cfg, s, ds, on_round=(bar.update if bar is not None else None),
+                             deadlines=deadlines[s], level=level)
             rec["settings"] = fp
             atomic_write_json(record_path(out, name, s), rec)
             timing["runs"][f"{name}/seed{s}"] = time.perf_counter() - t0
@@ -356,10 +533,16 @@ def run_comparison(cfg: CompareConfig, out: str | Path, resume: bool = False, pr
     finally:
         if bar is not None:
             bar.close()
+    for note in deadline_notes:
+        log(f"note: {note}")
+    t0 = time.perf_counter()
+    frontier = fixed_frontier(base, cfg.seeds, cfg.rounds)
+    timing["runs"]["frontier"] = time.perf_counter() - t0
     timing["wall_seconds"] = time.perf_counter() - t_all
     timing = _with_earlier_timing(out / "timing.json", timing) if resume else timing
-    compare = summarise(cfg, base, ds, records, reference=cfg.reference)
+    compare = summarise(cfg, base, ds, records, reference=cfg.reference, frontier=frontier)
     atomic_write_json(out / "compare.json", compare)
     atomic_write_json(out / "timing.json", timing)
+    atomic_write_text(out / "report.md", report_text(compare) + "\n")
     write_plots(out, compare)
     return compare, timing
