@@ -48,7 +48,8 @@ from .schemes import (DRL_MISSING, LevelledScheme, LevelSetting, RoundInfo, Roun
                       make_scheme, SCHEMES)
 
 __all__ = ["CompareConfig", "DEFAULT_TARGETS", "FRONTIER_LEVELS", "run_scheme", "run_comparison", "record_path",
-           "RECORD_VERSION", "round_deadlines", "fixed_frontier", "levels_for", "mean_payment"]
+           "RECORD_VERSION", "round_deadlines", "fixed_frontier", "levels_for", "mean_payment", "market_means",
+           "budget_level"]
 
 RECORD_VERSION = 2
 
@@ -209,25 +210,67 @@ def mean_payment(rec: Mapping[str, Any]) -> np.ndarray:
     return np.mean([r["payment"] for r in rec["rounds"]], axis=0)
 
 
-def levels_for(scheme: Any, base: Scenario, cfg: CompareConfig, reference_record: Mapping[str, Any] | None) -> np.ndarray | None:
-    """The level ``b`` (M,) of a naive baseline for one seed (None for any other scheme)."""
+def market_means(base: Scenario, rounds: int, seed: int, R: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Posting ``R`` (M,) every round of ``trajectory(base, rounds, seed)``, on the markets alone
+    (no FL): each MSP's mean real total IoM and mean payment over the rounds, (M,) each."""
+    from models.dynamics import trajectory
+    from models.equilibrium import follower_equilibrium
+    from models.iom import iom_matrix
+    from models.utility import msp_payment
+
+    traj = trajectory(base, rounds, seed)
+    totals, pays = [], []
+    for t in range(rounds):
+        sc = traj.active_scenario(t)
+        Rt = np.minimum(R, sc.Rmax)
+        total = iom_matrix(sc, follower_equilibrium(sc, Rt).f).sum(0)
+        totals.append(total)
+        pays.append(msp_payment(sc.mechanism, Rt, total, sc.eps0))
+    return np.mean(totals, axis=0), np.mean(pays, axis=0)
+
+
+def budget_level(base: Scenario, rounds: int, seed: int, budget: np.ndarray, rtol: float = 1e-9,
+                 max_iter: int = 20) -> np.ndarray:
+    """The level ``b`` (M,) at which ``fixed`` pays ``budget`` (M,) per round on average along
+    seed ``seed``'s markets: ``b <- b budget / payment(b)`` from ``b = budget``.
+
+    Under the proportional mechanism MSP m pays ``R total / (total + eps0)``, a little less than
+    ``R``; this raises ``b`` by that factor so that the budget-matched ``fixed`` spends exactly the
+    reference's money (to ``rtol``). An MSP with a zero budget posts 0.
+    """
+    budget = np.asarray(budget, dtype=float)
+    b = budget.copy()
+    for _ in range(max_iter):
+        _, paid = market_means(base, rounds, seed, b)
+        if np.allclose(paid, budget, rtol=rtol, atol=0.0):
+            return b
+        b = np.where(paid > 0, b * budget / np.where(paid > 0, paid, 1.0), b)
+        b = np.minimum(b, base.Rmax)
+    return b
+
+
+def levels_for(scheme: Any, base: Scenario, cfg: CompareConfig, reference_record: Mapping[str, Any] | None,
+               seed: int = 0) -> np.ndarray | None:
+    """The level ``b`` (M,) of a naive baseline for seed ``seed`` (None for any other scheme):
+    ``cfg.level * Rmax`` (cap-relative), or the level at which ``fixed`` pays the reference's
+    mean payment of that seed (budget-matched, :func:`budget_level`)."""
     if not isinstance(scheme, LevelledScheme):
         return None
     if scheme.setting is LevelSetting.CAP:
         return cfg.level * base.Rmax
     if reference_record is None:
         raise RuntimeError(f"{scheme.name!r} is budget-matched but the reference {cfg.reference!r} has no run")
-    return mean_payment(reference_record)
+    return budget_level(base, cfg.rounds, seed, mean_payment(reference_record))
 
 
 def _level_current(rec: Mapping[str, Any], scheme: Any, base: Scenario, cfg: CompareConfig,
-                   reference_record: Mapping[str, Any] | None) -> bool:
+                   reference_record: Mapping[str, Any] | None, seed: int, cache: dict, name: str) -> bool:
     """Whether a stored run was made at the level its scheme would get now."""
     if not isinstance(scheme, LevelledScheme):
         return True
     if scheme.setting is LevelSetting.BUDGET and reference_record is None:
         return False
-    want = levels_for(scheme, base, cfg, reference_record)
+    want = cache[(name, seed)] = levels_for(scheme, base, cfg, reference_record, seed)
     return rec.get("level") is not None and np.allclose(rec["level"], want, rtol=1e-12, atol=0.0)
 
 
@@ -271,25 +314,27 @@ def fixed_frontier(base: Scenario, seeds: int, rounds: int, levels: tuple[float,
     payment (as the report's ``iom`` and ``payment``). Returns the per-seed values
     ``{"levels", "iom": [[seed x level]], "payment": [[...]]}``.
     """
-    from models.dynamics import trajectory
-    from models.equilibrium import follower_equilibrium
-    from models.iom import iom_matrix
-    from models.utility import msp_payment
-
     iom = np.empty((seeds, len(levels)))
     pay = np.empty((seeds, len(levels)))
     for s in range(seeds):
-        traj = trajectory(base, rounds, s)
-        markets = [traj.active_scenario(t) for t in range(rounds)]
         for k, level in enumerate(levels):
-            totals, pays = [], []
-            for sc in markets:
-                R = level * sc.Rmax
-                total = iom_matrix(sc, follower_equilibrium(sc, R).f).sum(0)
-                totals.append(total)
-                pays.append(msp_payment(sc.mechanism, R, total, sc.eps0))
-            iom[s, k], pay[s, k] = float(np.mean(totals)), float(np.mean(pays))
+            total, paid = market_means(base, rounds, s, level * base.Rmax)
+            iom[s, k], pay[s, k] = float(np.mean(total)), float(np.mean(paid))
     return {"levels": list(levels), "iom": iom.tolist(), "payment": pay.tolist()}
+
+
+def _frontier_key(base: Scenario, cfg: CompareConfig) -> Any:
+    return json.loads(json.dumps({"base": base.to_dict(), "seeds": cfg.seeds, "rounds": cfg.rounds,
+                                  "levels": list(FRONTIER_LEVELS), "version": RECORD_VERSION}))
+
+
+def _stored_frontier(path: Path, base: Scenario, cfg: CompareConfig) -> dict[str, Any] | None:
+    """The frontier of an earlier invocation with the same markets, or None."""
+    try:
+        data = json.loads(path.read_text())
+    except (FileNotFoundError, ValueError):
+        return None
+    return data.get("frontier") if data.get("settings") == _frontier_key(base, cfg) else None
 
 
 def record_path(out: Path, scheme: str, seed: int) -> Path:
@@ -476,13 +521,15 @@ def run_comparison(cfg: CompareConfig, out: str | Path, resume: bool = False, pr
     # interrupted run leaves whole seeds behind
     order = sorted(cfg.schemes, key=lambda n: n != cfg.reference)
     todo, records = [], {}
+    levels: dict[tuple[str, int], Any] = {}  # computed while checking a stored run, reused
     for s in range(cfg.seeds):
         for name in order:
             p = record_path(out, name, s)
             if resume and p.is_file():
                 rec = json.loads(p.read_text())
                 if _settings(rec) == fp:
-                    if _level_current(rec, make_scheme(name), base, cfg, records.get((cfg.reference, s))):
+                    if _level_current(rec, make_scheme(name), base, cfg, records.get((cfg.reference, s)), s, levels,
+                                      name):
                         records[(name, s)] = rec
                         continue
                     todo.append((name, s))  # made at another level (--level, or another reference run)
@@ -513,7 +560,10 @@ def run_comparison(cfg: CompareConfig, out: str | Path, resume: bool = False, pr
     try:
         for name, s in todo:
             scheme = prepared[name]
-            level = levels_for(scheme, base, cfg, records.get((cfg.reference, s)))
+            if (name, s) in levels:
+                level = levels[(name, s)]
+            else:
+                level = levels_for(scheme, base, cfg, records.get((cfg.reference, s)), s)
             if bar is not None:
                 bar.set_postfix(scheme=name, seed=s)
             t0 = time.perf_counter()
@@ -535,9 +585,12 @@ def run_comparison(cfg: CompareConfig, out: str | Path, resume: bool = False, pr
             bar.close()
     for note in deadline_notes:
         log(f"note: {note}")
-    t0 = time.perf_counter()
-    frontier = fixed_frontier(base, cfg.seeds, cfg.rounds)
-    timing["runs"]["frontier"] = time.perf_counter() - t0
+    frontier = _stored_frontier(out / "frontier.json", base, cfg) if resume else None
+    if frontier is None:  # markets only, but a minute at full size: kept for --resume
+        t0 = time.perf_counter()
+        frontier = fixed_frontier(base, cfg.seeds, cfg.rounds)
+        timing["runs"]["frontier"] = time.perf_counter() - t0
+        atomic_write_json(out / "frontier.json", {"settings": _frontier_key(base, cfg), "frontier": frontier})
     timing["wall_seconds"] = time.perf_counter() - t_all
     timing = _with_earlier_timing(out / "timing.json", timing) if resume else timing
     compare = summarise(cfg, base, ds, records, reference=cfg.reference, frontier=frontier)
