@@ -6,9 +6,9 @@ One import line::
 
     from benchmarks.compare import Scheme, Decision, register_scheme, CompareConfig, run_comparison
 """
-from .report import PAPER, frontier_summary, mean_ci, report_text, run_metrics, summarise, write_plots
-from .run import (DEFAULT_TARGETS, FRONTIER_LEVELS, CompareConfig, fixed_frontier, levels_for, mean_payment,
-                  record_path, round_deadlines, run_comparison, run_scheme)
+from .report import PAPER, frontier_summary, mean_ci, report_text, run_comparison, run_metrics, summarise, write_plots
+from .run import (DEFAULT_TARGETS, FRONTIER_LEVELS, CompareConfig, budget_level, fixed_frontier, levels_for,
+                  market_means, mean_payment, record_path, round_deadlines, run_runs, run_scheme)
 from .schemes import (
     BUILTIN_SCHEMES,
     SCHEMES,
@@ -39,7 +39,7 @@ from .schemes import (
 __all__ = [
     "PAPER", "frontier_summary", "mean_ci", "report_text", "run_metrics", "summarise", "write_plots",
     "DEFAULT_TARGETS", "FRONTIER_LEVELS", "CompareConfig", "fixed_frontier", "levels_for", "mean_payment",
-    "record_path", "round_deadlines", "run_comparison", "run_scheme",
+    "record_path", "round_deadlines", "run_comparison", "run_runs", "run_scheme", "budget_level", "market_means",
     "BUILTIN_SCHEMES", "SCHEMES", "Decision", "DRLScheme", "EpecScheme", "FixedScheme", "Group", "HillClimber",
     "HillClimbOptions", "HillClimbScheme", "LevelledScheme", "LevelSetting", "RandomScheme", "StaticScheme",
     "UncertifiedStart",

@@ -39,7 +39,7 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-__all__ = ["PAPER", "mean_ci", "run_metrics", "summarise", "write_plots", "report_text", "METRICS", "GROUP_ORDER",
+__all__ = ["run_comparison", "PAPER", "mean_ci", "run_metrics", "summarise", "write_plots", "report_text", "METRICS", "GROUP_ORDER",
            "frontier_summary"]
 
 #: the paper's headline figures (arXiv 2410.19665, abstract): IoM improvement and time-to-target
@@ -368,3 +368,20 @@ def write_plots(out: str | Path, compare: Mapping[str, Any]) -> list[Path]:
                       curve_label=f"fixed, {fr['levels'][0]:g}..{fr['levels'][-1]:g} x Rmax")
         written.append(out / "frontier.png")
     return written
+
+
+def run_comparison(cfg: Any, out: str | Path, resume: bool = False, progress: bool = False,
+                   log: Any = print) -> tuple[dict[str, Any], dict[str, Any]]:
+    """:func:`run_runs`, then write ``compare.json``, ``report.md`` and the PNGs (``iom``,
+    ``accuracy``, ``time_to_target``, ``frontier``). Returns ``(compare, timing)``."""
+    from models.io import atomic_write_json, atomic_write_text
+
+    from .run import run_runs
+
+    base, ds, records, frontier, timing = run_runs(cfg, out, resume=resume, progress=progress, log=log)
+    out = Path(out)
+    compare = summarise(cfg, base, ds, records, reference=cfg.reference, frontier=frontier)
+    atomic_write_json(out / "compare.json", compare)
+    atomic_write_text(out / "report.md", report_text(compare) + "\n")
+    write_plots(out, compare)
+    return compare, timing

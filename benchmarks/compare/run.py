@@ -47,7 +47,7 @@ from models.scenario import Metric, Scenario
 from .schemes import (DRL_MISSING, LevelledScheme, LevelSetting, RoundInfo, RoundOutcome, SchemeSetup, drl_available,
                       make_scheme, SCHEMES)
 
-__all__ = ["CompareConfig", "DEFAULT_TARGETS", "FRONTIER_LEVELS", "run_scheme", "run_comparison", "record_path",
+__all__ = ["CompareConfig", "DEFAULT_TARGETS", "FRONTIER_LEVELS", "run_scheme", "run_runs", "record_path",
            "RECORD_VERSION", "round_deadlines", "fixed_frontier", "levels_for", "mean_payment", "market_means",
            "budget_level"]
 
@@ -496,20 +496,19 @@ def _with_earlier_timing(path: Path, timing: dict[str, Any]) -> dict[str, Any]:
     return {"runs": runs, "wall_seconds": sum(walls), "invocations_wall_seconds": walls}
 
 
-def run_comparison(cfg: CompareConfig, out: str | Path, resume: bool = False, progress: bool = False,
-                   log: Callable[[str], None] = print) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Run every (scheme, seed) not already done and write ``compare.json``, ``report.md`` and the
-    PNGs (``iom``, ``accuracy``, ``time_to_target``, ``frontier``).
+def run_runs(cfg: CompareConfig, out: str | Path, resume: bool = False, progress: bool = False,
+             log: Callable[[str], None] = print) -> tuple[Scenario, Any, dict[tuple[str, int], Any], dict[str, Any],
+                                                          dict[str, Any]]:
+    """Run every (scheme, seed) not already done (records in ``OUT/runs``), the frontier
+    (``OUT/frontier.json``) and write ``OUT/timing.json``.
 
-    Returns ``(compare, timing)``. Every input is checked (data set, scenario, schemes) before
-    any work or any file is written.
+    Returns ``(base, dataset, records, frontier, timing)``; the report is made from them
+    (``benchmarks.compare.run_comparison``). Every input is checked (data set, scenario,
+    schemes) before any work or any file is written.
     """
     from fl.data import load_dataset
+    from models.io import atomic_write_json
     from models.scenario import load_scenario
-
-    from models.io import atomic_write_json, atomic_write_text
-
-    from .report import report_text, summarise, write_plots
 
     base = load_scenario(cfg.scenario)
     ds = load_dataset(cfg.dataset, root=cfg.data_root, image_size=cfg.image_size)
@@ -593,9 +592,6 @@ def run_comparison(cfg: CompareConfig, out: str | Path, resume: bool = False, pr
         atomic_write_json(out / "frontier.json", {"settings": _frontier_key(base, cfg), "frontier": frontier})
     timing["wall_seconds"] = time.perf_counter() - t_all
     timing = _with_earlier_timing(out / "timing.json", timing) if resume else timing
-    compare = summarise(cfg, base, ds, records, reference=cfg.reference, frontier=frontier)
-    atomic_write_json(out / "compare.json", compare)
     atomic_write_json(out / "timing.json", timing)
-    atomic_write_text(out / "report.md", report_text(compare) + "\n")
-    write_plots(out, compare)
-    return compare, timing
+    return base, ds, records, frontier, timing
+
