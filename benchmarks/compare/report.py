@@ -376,7 +376,7 @@ def run_comparison(cfg: Any, out: str | Path, resume: bool = False, progress: bo
     ``accuracy``, ``time_to_target``, ``frontier``). Returns ``(compare, timing)``."""
     from models.io import atomic_write_json, atomic_write_text
 
-    from .run import run_runs
+    from drl.compare.run import run_runs
 
     base, ds, records, frontier, timing = run_runs(cfg, out, resume=resume, progress=progress, log=log)
     out = Path(out)

@@ -1,4 +1,4 @@
-"""One comparison run on a tiny market with FL on real images (benchmarks/compare/run.py)."""
+"""One comparison run on a tiny market with FL on real images (drl/compare/run.py, through benchmarks.compare.run_comparison)."""
 from __future__ import annotations
 
 import json
@@ -6,7 +6,7 @@ import json
 import numpy as np
 import pytest
 
-import benchmarks.compare.run as run_mod
+import drl.compare.run as run_mod
 from benchmarks.compare import CompareConfig, record_path, round_deadlines, run_comparison
 from models import follower_equilibrium, iom_matrix, median_deadline, preset, round_time
 from models.dynamics import trajectory

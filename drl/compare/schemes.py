@@ -32,7 +32,7 @@ hands each MSP its own entries.
 
 Register your own with :func:`register_scheme`::
 
-    from benchmarks.compare import Decision, Scheme, register_scheme
+    from drl.compare import Decision, Scheme, register_scheme
 
     class Half(Scheme):
         name = "half"

@@ -1,4 +1,4 @@
-"""The pricing schemes and their registry (benchmarks/compare/schemes.py)."""
+"""The pricing schemes and their registry (drl/compare/schemes.py)."""
 from __future__ import annotations
 
 from types import SimpleNamespace
@@ -6,9 +6,9 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from benchmarks.compare import (SCHEMES, Decision, RoundInfo, Scheme, drl_available, make_scheme, register_scheme,
+from drl.compare import (SCHEMES, Decision, RoundInfo, Scheme, drl_available, make_scheme, register_scheme,
                                 scheme_names)
-from benchmarks.compare.schemes import BUILTIN_SCHEMES
+from drl.compare.schemes import BUILTIN_SCHEMES
 from models import InputError, Metric, leader_deviation_gain, preset
 from models.dynamics import trajectory
 
@@ -83,8 +83,8 @@ class _PublicOnly:
 
 def test_hill_climb_acts_on_its_own_history_only(market):
     # Prepare: a hill climb played on the real market's responses, 8 rounds
-    from benchmarks.compare import RoundOutcome
-    from benchmarks.compare.schemes import HillClimber
+    from drl.compare import RoundOutcome
+    from drl.compare.schemes import HillClimber
     from models import follower_equilibrium, iom_matrix, msp_payment, msp_value
 
     played = make_scheme("hill_climb")
@@ -132,7 +132,7 @@ def _copy(agent):
 
 
 def test_hill_climber_reverses_with_a_smaller_step_when_utility_falls():
-    from benchmarks.compare.schemes import HillClimber
+    from drl.compare.schemes import HillClimber
 
     a = HillClimber(100.0)
     assert a.act() == 50.0
@@ -146,7 +146,7 @@ def test_hill_climber_reverses_with_a_smaller_step_when_utility_falls():
 
 def test_an_uncertified_first_round_stops_instead_of_posting_another_schemes_rewards(market, monkeypatch):
     import epec
-    from benchmarks.compare import UncertifiedStart
+    from drl.compare import UncertifiedStart
 
     real = epec.solve_scenario
     calls = []
@@ -230,8 +230,8 @@ def test_unknown_scheme_refused(spec, field):
 
 def test_drl_without_learned_pricing_is_a_clear_error(monkeypatch):
     # a build whose drl/ lacks load_policy / train_pricing
-    import benchmarks.compare.run as run_mod
-    from benchmarks.compare import CompareConfig
+    import drl.compare.run as run_mod
+    from drl.compare import CompareConfig
 
     monkeypatch.setattr(run_mod, "drl_available", lambda: False)
     with pytest.raises(InputError, match="drl.load_policy"):
@@ -252,7 +252,7 @@ def tiny_policy(tmp_path_factory):
 def test_drl_scheme_acts_on_its_own_history_only(tmp_path, tiny_policy):
     # Prepare
     import drl
-    from benchmarks.compare import CompareConfig, SchemeSetup, run_scheme
+    from drl.compare import CompareConfig, SchemeSetup, run_scheme
     from fl.data import load_dataset
 
     base = preset("tiny")
@@ -273,7 +273,7 @@ def test_drl_scheme_acts_on_its_own_history_only(tmp_path, tiny_policy):
 
 @pytest.mark.skipif(not drl_available(), reason="drl/ has no learned pricing in this build")
 def test_drl_policy_of_another_market_is_refused(tmp_path, tiny_policy):
-    from benchmarks.compare import SchemeSetup
+    from drl.compare import SchemeSetup
 
     with pytest.raises(InputError, match="--drl-policy"):
         make_scheme("drl").prepare(SchemeSetup(base=preset("default"), out=tmp_path, seeds=1, rounds=1,

@@ -3,7 +3,7 @@
 For seed s the market is ``models.dynamics.trajectory(base, T, s)`` (common random numbers:
 the same vehicles, data, joins and leaves for every scheme). Per trading round t and scheme:
 
-1. the scheme posts ``R`` (:class:`~benchmarks.compare.schemes.Scheme`);
+1. the scheme posts ``R`` (:class:`~drl.compare.schemes.Scheme`);
 2. the active MUs respond with their exact Nash allocation (:func:`models.follower_equilibrium`)
    in the game the scheme plays (``Scenario.metric``: the partial metric for the ablations);
 3. the outcome is measured with the real IoM: total IoM and contributors per MSP, MSP
@@ -21,7 +21,7 @@ The deadline (``--deadline``, default ``auto``) is fixed per (seed, round) and s
 scheme: ``auto`` is ``2 x`` the median ``Tcmp + Tup`` of MSP m's participants at the round's
 full-information equilibrium (:func:`round_deadlines`); ``inf`` waits for the slowest.
 
-Naive baselines at a level (:class:`~benchmarks.compare.schemes.LevelledScheme`) get theirs
+Naive baselines at a level (:class:`~drl.compare.schemes.LevelledScheme`) get theirs
 before each seed's run: budget-matched, the reference scheme's mean payment per MSP over that
 seed's run (so the reference runs first); cap-relative, ``level * Rmax``.
 
