@@ -1,12 +1,15 @@
 """``metatrading compare``: pricing schemes side by side on the same dynamic markets, with FL
 on real images per trading round (MODEL.md section 8; :mod:`benchmarks.compare`).
 
-Writes ``DIR/compare.json`` (per scheme the means and 95% intervals over seeds of IoM,
-utilities, final accuracy and time to target; ``headline``: the reference scheme's IoM
-improvement and time-to-target reduction over each baseline and on average, beside the
-paper's figures), ``DIR/iom.png``, ``DIR/accuracy.png``, ``DIR/time_to_target.png``, one record
-per (scheme, seed) in ``DIR/runs/`` (the checkpoints ``--resume`` skips) and
-``DIR/timing.json`` (wall-clock seconds, kept out of ``compare.json``).
+Writes ``DIR/compare.json`` (the groups; per scheme the means and 95% intervals over seeds of
+IoM, payment, IoM per unit paid, utilities, final accuracy, time to target and missed updates;
+``headline``: the reference scheme's IoM and MSP-utility improvement and time-to-target
+reduction over each scheme, and on average over the naive baselines in both level settings,
+beside the paper's figures; ``frontier``: ``fixed`` swept over levels and its consistency check),
+``DIR/report.md`` (the same as tables), ``DIR/iom.png``, ``DIR/accuracy.png``,
+``DIR/time_to_target.png``, ``DIR/frontier.png``, one record per (scheme, seed) in
+``DIR/runs/`` (the checkpoints ``--resume`` skips) and ``DIR/timing.json`` (wall-clock seconds,
+kept out of ``compare.json``).
 """
 from __future__ import annotations
 
@@ -30,8 +33,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--dataset", default="mnist5k", help="FL data set: mnist5k (default), fashion-mnist, mnist or gtsrb")
     p.add_argument("--data-root", default=None, help="folder of the data set (see fl.data)")
     p.add_argument("--schemes", default="all",
-                   help="'all' (default) or a comma list of: epec, drl, fixed, random, single_leader, "
-                        "aoi_only, accuracy_only, data_only, and any registered by --scheme-module")
+                   help="'all' (default) or a comma list of: epec, drl, fixed, random, fixed_cap, random_cap, "
+                        "static, hill_climb, single_leader, aoi_only, accuracy_only, data_only, and any "
+                        "registered by --scheme-module")
     p.add_argument("--scheme-module", action="append", default=[], metavar="MODULE",
                    help="import MODULE first (it registers its own schemes with benchmarks.compare.register_scheme): "
                         "a module name, found in the current folder too, or a .py file's path; repeatable")
@@ -43,12 +47,19 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         f"drl trained for {QUICK['drl_seconds']:g} s (overrides --seeds, --rounds and --epochs; "
                         "--drl-seconds when not given)")
     p.add_argument("--resume", action="store_true", help="skip the (scheme, seed) runs already in DIR/runs")
-    from benchmarks.compare.run import DEFAULT_TARGETS
+    from drl.compare.run import DEFAULT_TARGETS
 
     p.add_argument("--target", type=float, default=None,
                    help="target test accuracy (default per data set: "
                         + ", ".join(f"{name} {t:g}" for name, t in DEFAULT_TARGETS.items()) + ")")
-    p.add_argument("--reference", default="drl", help="the scheme the headline compares with the others (default drl)")
+    p.add_argument("--reference", default="drl",
+                   help="the scheme the headline compares with the others, whose mean payment per MSP and seed the "
+                        "budget-matched fixed and random spend (default drl)")
+    p.add_argument("--level", type=float, default=0.5,
+                   help="cap-relative reward level of fixed_cap and random_cap, a fraction of Rmax in (0, 1] (default 0.5)")
+    p.add_argument("--deadline", default="auto",
+                   help="FL round deadline: 'auto' (default: 2 x the median Tcmp + Tup of the participants at each "
+                        "round's equilibrium, shared by every scheme), seconds, or 'inf' (wait for the slowest)")
     p.add_argument("--epochs", type=int, default=None, help="local epochs (default: the scenario's L)")
     p.add_argument("--alpha", type=float, default=0.5, help="Dirichlet label-split concentration (default 0.5)")
     p.add_argument("--aggregation", default="iom", choices=["iom", "fedavg"],
@@ -143,38 +154,20 @@ def config(args: argparse.Namespace):
         schemes=tuple(scheme_names(args.schemes)), seeds=seeds, rounds=rounds, target=args.target,
         epochs=epochs, alpha=args.alpha, aggregation=args.aggregation, drl_policy=args.drl_policy,
         drl_seconds=drl_seconds, drl_updates=args.drl_updates, reference=args.reference,
+        level=args.level, deadline=_deadline(args.deadline),
     )
 
 
-def _fmt(s, scale: float = 1.0, digits: int = 3) -> str:
-    if s["mean"] is None:
-        return "n/a"
-    if s["half_width"] is None:
-        return f"{s['mean'] * scale:.{digits}f}"
-    return f"{s['mean'] * scale:.{digits}f} +- {s['half_width'] * scale:.{digits}f}"
+def _deadline(value: str) -> float | str:
+    from benchmarks.fl_cmd import parse_deadline
+
+    return parse_deadline(value)
 
 
 def print_report(compare: dict) -> None:
-    st = compare["settings"]
-    print(f"scheme comparison: {st['base']} ({st['n_mu']} MUs x {st['n_msp']} MSPs), {st['dataset']}, "
-          f"{st['seeds']} seed(s) x {st['rounds']} round(s), {st['local_epochs']} local epoch(s), target {st['target']:g}")
-    print(f"{'scheme':>14} {'IoM':>17} {'MSP utility':>19} {'MU utility':>17} {'final acc':>15} {'time to target s':>21} uncert.")
-    for name, e in compare["schemes"].items():
-        print(f"{name:>14} {_fmt(e['iom']):>17} {_fmt(e['msp_utility'], digits=2):>19} {_fmt(e['mu_utility'], digits=2):>17} "
-              f"{_fmt(e['final_accuracy']):>15} {_fmt(e['time_to_target'], digits=0):>21} {e['uncertified_rounds']:>7}")
-    h = compare["headline"]
-    if not h["available"]:
-        print(f"headline: {h['reason']}")
-        return
-    paper = h["paper"]
-    print(f"headline ({h['reference']} against each baseline, % with 95% CI over seeds; paper: {h['paper_dataset'] or 'none'})")
-    for b in h["baselines"]:
-        print(f"  vs {b:>14}: IoM {_fmt(h['iom_improvement']['per_baseline'][b], digits=1):>17}   "
-              f"time to target {_fmt(h['time_to_target_reduction']['per_baseline'][b], digits=1):>17}")
-    pi = f"{paper['iom_improvement']:+.1f}" if paper else "n/a"
-    pt = f"-{paper['time_to_target_reduction']:.1f}" if paper else "n/a"
-    print(f"  average over {', '.join(h['averaged_over'])}: IoM {_fmt(h['iom_improvement']['average'], digits=1)} "
-          f"(paper {pi}), time to target reduced {_fmt(h['time_to_target_reduction']['average'], digits=1)} (paper {pt})")
+    from benchmarks.compare import report_text
+
+    print(report_text(compare))
 
 
 def run(args: argparse.Namespace) -> int:
@@ -188,8 +181,8 @@ def run(args: argparse.Namespace) -> int:
     compare, timing = run_comparison(cfg, args.out, resume=args.resume, progress=show_progress(args))
     print_report(compare)
     out = Path(args.out)
-    print(f"wrote {out / 'compare.json'}, {out / 'iom.png'}, {out / 'accuracy.png'}, {out / 'time_to_target.png'} "
-          f"({time.perf_counter() - t0:.1f} s wall)")
+    print(f"wrote {out / 'compare.json'}, {out / 'report.md'}, {out / 'iom.png'}, {out / 'accuracy.png'}, "
+          f"{out / 'time_to_target.png'}, {out / 'frontier.png'} ({time.perf_counter() - t0:.1f} s wall)")
     bad = {n: e["uncertified_rounds"] for n, e in compare["schemes"].items() if e["uncertified_rounds"]}
     if bad:
         print("not certified: " + ", ".join(f"{n} {k} round(s)" for n, k in bad.items())

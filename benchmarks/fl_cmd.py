@@ -1,7 +1,7 @@
 """``metatrading fl``: federated learning of one MSP's task driven by an allocation.
 
-Writes ``DIR/fl.json`` (per round ``accuracy``, ``sim_time``, ``participants``; ``target``,
-``time_to_target``), ``DIR/fl.png`` (accuracy against simulated time) and checkpoints
+Writes ``DIR/fl.json`` (per round ``accuracy``, ``sim_time``, ``participants``, ``missed``
+(updates that missed the round deadline, ``--deadline``); ``target``, ``time_to_target``), ``DIR/fl.png`` (accuracy against simulated time) and checkpoints
 ``DIR/fl_checkpoint.pt`` after every round (``--resume`` continues from it).
 """
 from __future__ import annotations
@@ -30,6 +30,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="preset name or scenario file (or an equilibrium.json, whose scenario it reruns) for the "
                         "default allocation; not with --allocation, whose file carries its scenario (default: default)")
     p.add_argument("--msp", type=int, default=0, help="which MSP's FL task m to train (default 0)")
+    p.add_argument("--deadline", default="inf",
+                   help="round deadline T_m in simulated seconds: a participant slower than it misses the round "
+                        "(not aggregated, still paid) and the round lasts min(T_m, slowest); 'inf' (default): wait "
+                        "for the slowest; 'auto': 2 x the median participant's Tcmp + Tup at the allocation "
+                        "(MODEL.md section 7)")
     p.add_argument("--target", type=float, default=0.9, help="target test accuracy (default 0.9)")
     p.add_argument("--seed", type=int, default=None,
                    help="seed of every random draw: the partition, initial model and batch orders, and the "
@@ -57,6 +62,20 @@ def add_training_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--momentum", type=float, default=0.5, help="local SGD momentum (default 0.5)")
 
 
+def parse_deadline(value: str) -> float | str:
+    """``--deadline``: seconds > 0, ``inf`` or ``auto``."""
+    text = str(value).strip().lower()
+    if text == "auto":
+        return "auto"
+    try:
+        d = float(text)
+    except ValueError:
+        d = math.nan
+    if not d > 0:
+        raise InputError("--deadline", f"must be a number of seconds > 0, 'inf' or 'auto', got {value!r}")
+    return d
+
+
 def _check_args(args: argparse.Namespace) -> None:
     if args.rounds < 1:
         raise InputError("--rounds", f"must be >= 1, got {args.rounds}")
@@ -81,7 +100,8 @@ _SETTING_FLAGS = {"seed": "--seed", "alpha": "--alpha", "aggregation": "--aggreg
                   "local.lr": "--lr", "local.momentum": "--momentum", "rounds": "--rounds", "checkpoint": "--resume",
                   "epochs": "--epochs", "batch_size": "--batch-size", "batch-size": "--batch-size", "lr": "--lr",
                   "momentum": "--momentum", "target": "--target", "path": "--path", "round-timeout": "--round-timeout",
-                  "data-root": "--data-root"}
+                  "data-root": "--data-root",
+                  "deadline": "--deadline"}
 
 
 def flag_error(err: InputError) -> InputError:
@@ -119,7 +139,7 @@ def run(args: argparse.Namespace) -> int:
         cfg = FLConfig(
             rounds=args.rounds, msp=args.msp, alpha=args.alpha, target=args.target, seed=seed,
             aggregation=args.aggregation, path=args.path, epochs=args.epochs, batch_size=args.batch_size,
-            lr=args.lr, momentum=args.momentum,
+            lr=args.lr, momentum=args.momentum, deadline=parse_deadline(args.deadline),
         )
     except InputError as err:
         raise flag_error(err) from None
@@ -138,6 +158,9 @@ def run(args: argparse.Namespace) -> int:
     print(f"FL {ds.name}, MSP {task.msp}: {len(task.participants)} participants "
           f"({int(task.sizes.sum())} samples), {task.local.epochs} local epochs, "
           f"{task.round_time:.2f} s simulated per round; {source}")
+    if task.missed:
+        print(f"deadline {task.deadline:.2f} s: {task.missed} of {len(task.participants)} participants miss every "
+              f"round (MU {', '.join(str(int(n)) for n in task.participants[~task.on_time])}; not aggregated)")
     if task.data_scale < 1:
         print(f"note: {ds.name} holds fewer samples than the scenario's D; each participant trains on "
               f"{task.data_scale:.3f} x D_nm (IoM and clock use D_nm)")
@@ -156,7 +179,7 @@ def run(args: argparse.Namespace) -> int:
                   f"FL on {ds.name}, MSP {task.msp} of {sc.name}: {len(task.participants)} MUs, "
                   f"{cfg.aggregation.value} aggregation, seed {cfg.seed}")
     reached = f"reached at {ttt:.1f} s simulated (round {rtt})" if ttt is not None else "not reached"
-    print(f"final accuracy {res.accuracy[-1]:.4f} after {res.rounds} rounds, "
+    print(f"final accuracy {res.accuracy[-1]:.4f} after {res.rounds} rounds, {sum(res.missed)} missed update(s), "
           f"{res.sim_time[-1]:.1f} s simulated, {sum(res.wall_time):.1f} s wall; "
           f"target {cfg.target:g} {reached}")
     print(f"wrote {out / 'fl.json'} and {out / 'fl.png'}")

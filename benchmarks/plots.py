@@ -11,7 +11,7 @@ from typing import Sequence
 from models.io import atomic_save
 
 __all__ = ["convergence_plot", "accuracy_plot", "fl_overlay_plot", "throughput_plot", "derivatives_plot",
-           "scaling_plot", "loglog_slope", "bar_plot", "curves_plot"]
+           "scaling_plot", "loglog_slope", "bar_plot", "curves_plot", "frontier_plot"]
 
 
 def _pyplot():
@@ -281,6 +281,30 @@ def curves_plot(path: str | os.PathLike, curves: dict[str, tuple[Sequence[float]
     ax.set_ylabel(ylabel)
     ax.set_title(title)
     ax.legend(fontsize=8, loc="lower right")
+    fig.tight_layout()
+    atomic_save(path, lambda tmp: fig.savefig(tmp, format="png", dpi=120))
+    plt.close(fig)
+
+
+def frontier_plot(path: str | os.PathLike, curve_x: Sequence[float], curve_y: Sequence[float],
+                  curve_hw: Sequence[float | None], points: dict[str, tuple[float, float | None, float, float | None]],
+                  xlabel: str, ylabel: str, title: str, curve_label: str = "fixed, swept") -> None:
+    """A curve with its band (``curve_hw``: half widths, None: no band) and named points with
+    error bars in both axes (``points[name] = (x, x_half_width, y, y_half_width)``)."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(8, 5))
+    ax.plot(curve_x, curve_y, color="grey", marker=".", label=curve_label)
+    if all(h is not None for h in curve_hw):
+        lo = [y - h for y, h in zip(curve_y, curve_hw)]
+        hi = [y + h for y, h in zip(curve_y, curve_hw)]
+        ax.fill_between(curve_x, lo, hi, color="grey", alpha=0.2, lw=0)
+    for name, (x, xh, y, yh) in points.items():
+        ax.errorbar([x], [y], xerr=None if xh is None else [xh], yerr=None if yh is None else [yh],
+                    fmt="o", ms=5, capsize=3, label=name)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    _legend_outside(ax, fontsize="small")
     fig.tight_layout()
     atomic_save(path, lambda tmp: fig.savefig(tmp, format="png", dpi=120))
     plt.close(fig)

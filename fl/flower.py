@@ -44,6 +44,7 @@ import torch
 from models.errors import InputError
 
 from .data import DATASETS, DatasetSplits, load_dataset
+from .trainer import aggregate_on_time
 
 # Flower reads this once, at import: no telemetry calls from an offline research machine.
 os.environ.setdefault("FLWR_TELEMETRY_ENABLED", "0")
@@ -249,13 +250,17 @@ def weighted_strategy_class():
         """
 
         def __init__(self, iom: np.ndarray, sizes: np.ndarray, rule, timeout: float, layout: ParamLayout,
-                     connect_timeout: float | None = None) -> None:
+                     connect_timeout: float | None = None, on_time: np.ndarray | None = None) -> None:
             # iom: [rounds, clients]; row r is round r's IoM (0 = not participating)
             super().__init__(min_available_nodes=iom.shape[1], min_train_nodes=0)
             self.iom = np.asarray(iom, dtype=float)
             self.n_clients = self.iom.shape[1]
             self.sizes = np.asarray(sizes, dtype=float)
             self.rule = rule
+            #: which clients meet the simulated round deadline (MODEL.md section 7; default all):
+            #: the others train, but their updates are dropped by ``fl.trainer.aggregate_on_time``
+            self.on_time = (np.ones(self.n_clients, dtype=bool) if on_time is None
+                            else np.asarray(on_time, dtype=bool))
             self.timeout = timeout
             self.layout = layout  #: models travel packed (``ParamLayout``), both ways
             #: rounds done before this run (a resumed deployment): Flower's round r is FL round
@@ -335,9 +340,11 @@ def weighted_strategy_class():
             ids = np.array(expected)
             updates = [self.layout.unpack(by_client[i].content[ARRAYS_KEY]) for i in ids]
             iom = self.iom[self.round_offset + server_round - FLOWER_FIRST_ROUND]
-            agg = self.rule.aggregate(updates, iom=iom[ids], sizes=self.sizes[ids])
+            agg = aggregate_on_time(self.rule, updates, iom[ids], self.sizes[ids], self.on_time[ids])
             self.round_wall[server_round] = time.perf_counter() - self.round_t0[server_round]
-            return self.layout.pack(agg), MetricRecord({"clients": len(ids)})
+            if agg is None:  # every update missed the deadline: the global model stays
+                return None, None
+            return self.layout.pack(agg), MetricRecord({"clients": int(self.on_time[ids].sum())})
 
     return WeightedFedAvg
 

@@ -80,6 +80,7 @@ RUN_CONFIG_DEFAULTS: dict[str, Any] = {
     "lr": 0.05,
     "momentum": 0.5,
     "round-timeout": 600.0,
+    "deadline": "inf",
     "short-waits": True,
     "resume": False,
     "out-dir": "results/fl-deploy",
@@ -123,12 +124,19 @@ class DeployRunConfig:
         timeout = float(c["round-timeout"])
         if not (math.isfinite(timeout) and timeout > 0):
             raise InputError("run-config.round-timeout", f"must be > 0 seconds, got {timeout!r}")
+        deadline = str(c["deadline"]).strip().lower()
+        if deadline != "auto":
+            try:
+                deadline = float(deadline)
+            except ValueError:
+                raise InputError("run-config.deadline", f"must be seconds, 'inf' or 'auto', got {c['deadline']!r}") from None
         if c["epochs"] < 0:
             raise InputError("run-config.epochs", f"must be >= 0 (0 = the scenario's L), got {c['epochs']}")
         try:
             fl = FLConfig(rounds=c["rounds"], msp=c["msp"], alpha=float(c["alpha"]), target=float(c["target"]),
                           seed=c["seed"], aggregation=c["aggregation"], epochs=c["epochs"] or None,
-                          batch_size=c["batch-size"], lr=float(c["lr"]), momentum=float(c["momentum"]))
+                          batch_size=c["batch-size"], lr=float(c["lr"]), momentum=float(c["momentum"]),
+                          deadline=deadline)
         except InputError as err:
             raise InputError(f"run-config.{err.field.replace('_', '-')}", err.reason) from None
         return cls(dataset=str(c["dataset"]), data_root=str(c["data-root"]), allocation=str(c["allocation"]),
@@ -298,7 +306,8 @@ def _server_app():
         init = get_params(net)
         layout = ParamLayout.of(init)
         strategy = weighted_strategy_class()(iom, task.sizes, make_strategy(cfg.aggregation), rc.round_timeout,
-                                             layout, connect_timeout=max(rc.round_timeout, CONNECT_TIMEOUT_S))
+                                             layout, connect_timeout=max(rc.round_timeout, CONNECT_TIMEOUT_S),
+                                             on_time=task.on_time)
         strategy.discover(grid)
         for k, mu in sorted(strategy.mu_of.items()):
             if mu != int(task.participants[k]):
@@ -321,6 +330,7 @@ def _server_app():
             res.accuracy.append(acc)
             res.sim_time.append((strategy.round_offset + server_round) * task.round_time)
             res.participants.append(len(strategy.round_clients.get(server_round, [])))
+            res.missed.append(task.missed)
             res.wall_time.append(time.perf_counter() - strategy.round_t0[server_round])
             save_checkpoint(out / CHECKPOINT_FILE, res, fingerprint)  # the same file as metatrading fl's
             atomic_write_json(out / PROGRESS_FILE, {"rounds": cfg.rounds, "done": res.rounds,

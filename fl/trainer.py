@@ -2,9 +2,16 @@
 
 MODEL.md section 7: MU n with ``f_nm > 0`` participates in MSP m's task with ``D_nm``
 samples (Dirichlet label split), trains ``L`` local epochs per round, and the server
-aggregates (IoM-weighted FedAvg by default). A round's simulated wall-clock time is the
-slowest participant's ``Tcmp_nm + Tup_nm`` (``models.iom.round_time``; the allocation is
-fixed, so every round takes the same simulated time).
+aggregates (IoM-weighted FedAvg by default). Round deadline ``T_m`` (``FLConfig.deadline``):
+a participant whose ``Tcmp_nm + Tup_nm`` exceeds it misses the round (its update is not
+aggregated, it is still paid), and the round's simulated time is
+``min(T_m, slowest participant)`` (``models.iom.round_time``); ``inf`` (the default) waits for
+the slowest, ``"auto"`` is ``2 x`` the median participant's time at the allocation
+(``models.iom.median_deadline``). The allocation is fixed, so every round takes the same
+simulated time and the same participants miss it.
+
+:func:`fl_round` is the one implementation of an FL round: ``run_fl``, ``metatrading compare``
+and (its aggregation step, :func:`aggregate_on_time`) the Flower App all use it.
 
 Determinism: the initial model comes from ``torch.manual_seed(seed)`` and participant k's
 batches in round r from ``client_seed(seed, r, k)`` (k = position among the participants),
@@ -26,7 +33,7 @@ from torch import Tensor
 
 from models.errors import InputError
 from models.io import atomic_save, load_torch_file
-from models.iom import iom_matrix, round_time
+from models.iom import DEADLINE_MULTIPLE, iom_matrix, median_deadline, participant_times, round_time
 from models.scenario import Scenario
 
 from .aggregate import Aggregation, make_strategy
@@ -35,7 +42,7 @@ from .nets import make_net
 from .partition import data_value, dirichlet_partition
 from .train import LocalTrainConfig, TrainPath, client_seed, evaluate, get_params, local_update
 
-__all__ = ["FLConfig", "FLTask", "FLResult", "build_task", "check_allocation", "default_allocation", "fl_report",
+__all__ = ["FLConfig", "FLTask", "FLResult", "aggregate_on_time", "build_task", "fl_round", "resolve_deadline", "check_allocation", "default_allocation", "fl_report",
            "load_allocation", "resolve_path", "run_fl", "CHECKPOINT_VERSION", "CHECKPOINT_FILE",
            "checkpoint_fingerprint", "load_checkpoint", "save_checkpoint", "HISTORY_KEYS"]
 
@@ -43,7 +50,9 @@ CHECKPOINT_VERSION = 1
 #: the checkpoint's name in an output folder (``metatrading fl`` and ``fl-deploy`` write the same file)
 CHECKPOINT_FILE = "fl_checkpoint.pt"
 #: the per-round lists of ``FLResult`` a checkpoint keeps (its ``history``)
-HISTORY_KEYS = ("accuracy", "sim_time", "participants", "wall_time")
+HISTORY_KEYS = ("accuracy", "sim_time", "participants", "wall_time", "missed")
+#: the deadline of ``FLConfig.deadline = "auto"``
+AUTO = "auto"
 
 
 @dataclass(frozen=True)
@@ -70,6 +79,10 @@ class FLConfig:
         Local epochs; default None = the scenario's ``L``.
     batch_size, lr, momentum, weight_decay
         Local SGD options (:class:`fl.train.LocalTrainConfig`), defaults 32, 0.05, 0.5, 0.
+    deadline : float or "auto"
+        Round deadline ``T_m`` in simulated seconds (> 0), default ``inf`` (wait for the slowest
+        participant); ``"auto"``: ``DEADLINE_MULTIPLE`` (2) x the median participant's
+        ``Tcmp + Tup`` at the allocation (MODEL.md section 7).
     """
 
     rounds: int = 30
@@ -84,8 +97,17 @@ class FLConfig:
     lr: float = 0.05
     momentum: float = 0.5
     weight_decay: float = 0.0
+    deadline: float | str = math.inf
 
     def __post_init__(self) -> None:
+        if self.deadline != AUTO:
+            try:
+                d = float(self.deadline)
+            except (TypeError, ValueError):
+                d = math.nan
+            if isinstance(self.deadline, bool) or not d > 0:
+                raise InputError("deadline", f"must be a number of seconds > 0, inf or 'auto', got {self.deadline!r}")
+            object.__setattr__(self, "deadline", d)
         for name, lo in (("rounds", 1), ("msp", 0), ("seed", 0)):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < lo:
@@ -121,9 +143,23 @@ class FLTask:
     sizes: np.ndarray  #: D_nm of each participant
     iom: np.ndarray  #: IoM_nm of each participant under the allocation
     value: np.ndarray  #: normalised label entropy of each participant's data (MODEL.md v_nm)
-    round_time: float  #: simulated seconds per FL round (models.iom.round_time)
+    round_time: float  #: simulated seconds per FL round: min(deadline, slowest participant)
     local: LocalTrainConfig
     data_scale: float = 1.0  #: samples held / D_nm (< 1 only when the data set is too small)
+    times: np.ndarray | None = None  #: Tcmp_nm + Tup_nm of each participant (s)
+    deadline: float = math.inf  #: the round deadline T_m (s)
+
+    @property
+    def on_time(self) -> np.ndarray:
+        """Which participants deliver within the deadline, bool (P,)."""
+        if self.times is None:
+            return np.ones(len(self.participants), dtype=bool)
+        return np.asarray(self.times) <= self.deadline
+
+    @property
+    def missed(self) -> int:
+        """Updates that miss each round's deadline."""
+        return int((~self.on_time).sum())
 
 
 @dataclass
@@ -135,6 +171,7 @@ class FLResult:
     sim_time: list[float] = field(default_factory=list)
     participants: list[int] = field(default_factory=list)
     wall_time: list[float] = field(default_factory=list)
+    missed: list[int] = field(default_factory=list)  #: updates that missed each round's deadline
     target: float = 0.9
     path: str = ""
     resumed_from: int = 0  #: rounds read from the checkpoint (0: a fresh run)
@@ -147,7 +184,9 @@ class FLResult:
         """Take the weights and the history of a checkpoint (``load_checkpoint``); returns its rounds."""
         self.params = state["params"]
         for key in HISTORY_KEYS:
-            setattr(self, key, list(state["history"][key]))
+            # checkpoints written before the round deadline hold no 'missed': none was missed
+            default = [0] * len(state["history"]["accuracy"]) if key == "missed" else None
+            setattr(self, key, list(state["history"].get(key, default)))
         self.resumed_from = self.rounds
         return self.resumed_from
 
@@ -256,6 +295,7 @@ def build_task(dataset: DatasetSplits, sc: Scenario, f: Any, cfg: FLConfig, scal
         raise InputError(f"D[:, {m}]", f"participants need {int(sizes.sum())} samples, {dataset.name} has {n_train}")
     labels = dataset.train_y.cpu().numpy()
     indices = dirichlet_partition(labels, sizes.tolist(), cfg.alpha, cfg.seed)
+    deadline = resolve_deadline(cfg.deadline, sc, f, m)
     return FLTask(
         dataset=dataset,
         msp=m,
@@ -264,10 +304,66 @@ def build_task(dataset: DatasetSplits, sc: Scenario, f: Any, cfg: FLConfig, scal
         sizes=sizes,
         iom=iom_matrix(sc, f)[part, m],
         value=np.asarray(data_value(labels, indices, dataset.num_classes), dtype=float),
-        round_time=round_time(sc, f, m),
+        round_time=round_time(sc, f, m, deadline),
         local=cfg.local(sc.L),
         data_scale=scale,
+        times=participant_times(sc, f, m),
+        deadline=deadline,
     )
+
+
+def resolve_deadline(deadline: float | str, sc: Scenario, f: Any, msp: int) -> float:
+    """``FLConfig.deadline`` in seconds: a number as given, ``"auto"`` as
+    ``DEADLINE_MULTIPLE x`` the median participant's ``Tcmp + Tup`` at ``f``."""
+    return median_deadline(sc, f, msp, DEADLINE_MULTIPLE) if deadline == AUTO else float(deadline)
+
+
+def aggregate_on_time(strategy: Any, updates: Any, iom: Any, sizes: Any, on_time: Any) -> dict[str, Tensor] | None:
+    """The round's global model from the updates that met the deadline (MODEL.md section 7).
+
+    Parameters
+    ----------
+    strategy : fl.aggregate.Strategy
+    updates : list of K weight dicts
+        Every participant's update, in participant order (late ones included or not: see
+        ``on_time``).
+    iom, sizes : (K,)
+        The participants' ``IoM_nm`` and ``D_nm``.
+    on_time : bool (K,)
+        Whether each update arrived within the deadline; late updates are dropped.
+
+    Returns
+    -------
+    dict or None
+        ``strategy.aggregate`` over the on-time updates; None when every update was late (the
+        global model stays as it was).
+    """
+    keep = np.flatnonzero(np.asarray(on_time, dtype=bool))
+    if keep.size == 0:
+        return None
+    iom, sizes = np.asarray(iom, dtype=float), np.asarray(sizes, dtype=float)
+    if keep.size == len(on_time):
+        return strategy.aggregate(updates, iom, sizes)
+    return strategy.aggregate([updates[k] for k in keep], iom[keep], sizes[keep])
+
+
+def fl_round(path: TrainPath, net: torch.nn.Module, params: dict[str, Tensor], xs: list[Tensor], ys: list[Tensor],
+             local: LocalTrainConfig, seeds: list[int], iom: Any, sizes: Any, strategy: Any,
+             on_time: Any) -> tuple[dict[str, Tensor], int]:
+    """One FL round of one MSP with a deadline (MODEL.md section 7): the participants that meet
+    it train ``local`` on their data (``xs``, ``ys``; batches from ``seeds``, one per
+    participant) and are aggregated; the late ones' updates would be dropped, so they are not
+    computed. Returns the new global model (``params`` unchanged when all are late) and the
+    number of missed updates."""
+    on_time = np.asarray(on_time, dtype=bool)
+    keep = np.flatnonzero(on_time)
+    missed = int(on_time.size - keep.size)
+    if keep.size == 0:
+        return params, missed
+    updates = local_update(path, net, params, [xs[k] for k in keep], [ys[k] for k in keep], local,
+                           [seeds[k] for k in keep])
+    iom, sizes = np.asarray(iom, dtype=float), np.asarray(sizes, dtype=float)
+    return strategy.aggregate(updates, iom[keep], sizes[keep]), missed
 
 
 def resolve_path(path: TrainPath, device: torch.device | str) -> TrainPath:
@@ -299,6 +395,8 @@ def checkpoint_fingerprint(task: FLTask, cfg: FLConfig) -> dict[str, Any]:
         "sizes": task.sizes.tolist(),
         "data_scale": task.data_scale,
         "iom": [float(v) for v in task.iom],
+        # before round_time, which it changes: a resume with another deadline names --deadline
+        **({"deadline": float(task.deadline)} if math.isfinite(task.deadline) else {}),
         "round_time": float(task.round_time),
         "local": asdict(task.local),
         "seed": cfg.seed,
@@ -376,12 +474,13 @@ def run_fl(
         for r in range(result.rounds, last):
             t0 = time.perf_counter()
             seeds = [client_seed(cfg.seed, r, k) for k in range(len(xs))]
-            updates = local_update(path, net, result.params, xs, ys, task.local, seeds)
-            result.params = strategy.aggregate(updates, task.iom, task.sizes)
+            result.params, missed = fl_round(path, net, result.params, xs, ys, task.local, seeds, task.iom,
+                                             task.sizes, strategy, task.on_time)
             acc = evaluate(net, result.params, test_x, test_y)
             result.accuracy.append(acc)
             result.sim_time.append((r + 1) * task.round_time)
             result.participants.append(len(xs))
+            result.missed.append(missed)
             result.wall_time.append(time.perf_counter() - t0)
             if checkpoint is not None:
                 save_checkpoint(checkpoint, result, fp)
@@ -403,7 +502,7 @@ def load_checkpoint(checkpoint: str | Path | None, dev: torch.device, fp: dict[s
     state = load_torch_file(checkpoint, "checkpoint", map_location=dev)  # never runs code stored in it
     try:
         history = state["history"]
-        if not isinstance(state["params"], dict) or not all(isinstance(history[k], list) for k in HISTORY_KEYS):
+        if not isinstance(state["params"], dict) or not all(isinstance(history.get(k, []), list) for k in HISTORY_KEYS):
             raise TypeError("unexpected contents")
     except Exception as exc:  # truncated, empty, not a torch file, or another file's contents
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
@@ -455,6 +554,9 @@ def fl_report(task: FLTask, cfg: FLConfig, res: FLResult, source: str, scenario_
         "iom": task.iom.tolist(),
         "data_value": task.value.tolist(),
         "round_time": task.round_time,
+        "deadline": task.deadline if math.isfinite(task.deadline) else "inf",
+        "participant_times": [] if task.times is None else [float(t) for t in task.times],
+        "late_ids": task.participants[~task.on_time].tolist(),
         "local": {"epochs": task.local.epochs, "batch_size": task.local.batch_size, "lr": task.local.lr,
                   "momentum": task.local.momentum},
         "alpha": cfg.alpha,
@@ -465,6 +567,8 @@ def fl_report(task: FLTask, cfg: FLConfig, res: FLResult, source: str, scenario_
         "accuracy": res.accuracy,
         "sim_time": res.sim_time,
         "participants": res.participants,
+        "missed": res.missed,
+        "missed_updates": int(sum(res.missed)),
         "wall_time": res.wall_time,
         "target": cfg.target,
         "time_to_target": res.time_to_target,

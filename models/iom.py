@@ -34,6 +34,10 @@ __all__ = [
     "iom",
     "iom_matrix",
     "round_time",
+    "participant_times",
+    "median_deadline",
+    "on_time",
+    "DEADLINE_MULTIPLE",
 ]
 
 GHZ = 1e9  #: Hz per GHz
@@ -124,12 +128,42 @@ def iom_matrix(sc: Scenario, f: Any) -> np.ndarray:
     return np.where(has_data, iom(f, quality(sc), alpha, np.where(has_data, beta, 1.0)), 0.0)
 
 
-def round_time(sc: Scenario, f: Any, msp: int) -> float:
-    """Simulated wall-clock time of one FL round of MSP ``msp``: the slowest participant's
-    ``Tcmp + Tup`` (MODEL.md section 7). 0 if nobody participates."""
+#: the default round deadline is this multiple of the median participant's ``Tcmp + Tup``
+#: (MODEL.md section 7)
+DEADLINE_MULTIPLE = 2.0
+
+
+def participant_times(sc: Scenario, f: Any, msp: int) -> np.ndarray:
+    """``Tcmp_nm + Tup_nm`` in s of MSP ``msp``'s participants (the MUs with ``f_nm > 0``, in MU
+    order), shape (P,)."""
     f = np.asarray(f, dtype=float)[:, msp]
     part = f > 0
-    if not np.any(part):
+    return compute_cycles(sc)[part, msp] / (f[part] * GHZ) + upload_time(sc)[part, msp]
+
+
+def median_deadline(sc: Scenario, f: Any, msp: int, multiple: float = DEADLINE_MULTIPLE) -> float:
+    """The default round deadline ``T_m = multiple * median_n (Tcmp_nm + Tup_nm)`` over MSP
+    ``msp``'s participants at allocation ``f`` (MODEL.md section 7; ``multiple`` default 2).
+    ``inf`` when nobody participates."""
+    if not (math.isfinite(multiple) and multiple > 0):
+        raise InputError("deadline multiple", f"must be a finite number > 0, got {multiple!r}")
+    t = participant_times(sc, f, msp)
+    return float(multiple * np.median(t)) if t.size else math.inf
+
+
+def on_time(sc: Scenario, f: Any, msp: int, deadline: float = math.inf) -> np.ndarray:
+    """Which participants of MSP ``msp`` deliver within ``deadline`` s (``Tcmp + Tup <= T_m``),
+    bool (P,) in MU order; the others miss the round (MODEL.md section 7)."""
+    return participant_times(sc, f, msp) <= deadline
+
+
+def round_time(sc: Scenario, f: Any, msp: int, deadline: float = math.inf) -> float:
+    """Simulated wall-clock time of one FL round of MSP ``msp``:
+    ``min(T_m, max_n (Tcmp_nm + Tup_nm))`` over its participants (MODEL.md section 7; the
+    default ``deadline = inf`` waits for the slowest). 0 if nobody participates."""
+    if not (deadline > 0):
+        raise InputError("deadline", f"must be > 0 seconds (or inf), got {deadline!r}")
+    t = participant_times(sc, f, msp)
+    if not t.size:
         return 0.0
-    t = compute_cycles(sc)[part, msp] / (f[part] * GHZ) + upload_time(sc)[part, msp]
-    return float(t.max())
+    return float(min(deadline, t.max()))

@@ -1,36 +1,14 @@
-"""Scheme comparisons (MODEL.md section 8): pricing schemes, one comparison run with FL per
-trading round, and its report (means and 95% intervals over seeds, the headline beside the
-paper's figures, plots).
+"""Scheme comparisons (MODEL.md section 8): the report of a comparison (means and 95% intervals
+over seeds, groups, the headline beside the paper's figures, the frontier, plots). The schemes,
+their registry and the comparison loop live in :mod:`drl.compare` and are re-exported here.
 
 One import line::
 
     from benchmarks.compare import Scheme, Decision, register_scheme, CompareConfig, run_comparison
 """
-from .report import PAPER, mean_ci, run_metrics, summarise, write_plots
-from .run import DEFAULT_TARGETS, CompareConfig, record_path, run_comparison, run_scheme
-from .schemes import (
-    BUILTIN_SCHEMES,
-    SCHEMES,
-    Decision,
-    DRLScheme,
-    EpecScheme,
-    FixedScheme,
-    RandomScheme,
-    RoundInfo,
-    RoundOutcome,
-    Scheme,
-    SchemeSetup,
-    SingleLeaderScheme,
-    drl_available,
-    make_scheme,
-    register_scheme,
-    scheme_names,
-)
+from .report import PAPER, frontier_summary, mean_ci, report_text, run_comparison, run_metrics, summarise, write_plots
+from drl.compare import *  # noqa: F401,F403  (the schemes and the loop live beside the market)
+from drl.compare import __all__ as _LOOP
 
-__all__ = [
-    "PAPER", "mean_ci", "run_metrics", "summarise", "write_plots",
-    "DEFAULT_TARGETS", "CompareConfig", "record_path", "run_comparison", "run_scheme",
-    "BUILTIN_SCHEMES", "SCHEMES", "Decision", "DRLScheme", "EpecScheme", "FixedScheme", "RandomScheme",
-    "RoundInfo", "RoundOutcome", "Scheme", "SchemeSetup", "SingleLeaderScheme", "drl_available",
-    "make_scheme", "register_scheme", "scheme_names",
-]
+__all__ = ["PAPER", "frontier_summary", "mean_ci", "report_text", "run_comparison", "run_metrics", "summarise",
+           "write_plots", *_LOOP]

@@ -10,13 +10,18 @@ from benchmarks.cli import main
 
 def test_tiny_compare_command(tmp_path, capsys):
     out = tmp_path / "cmp"
-    rc = main(["compare", "--scenario", "tiny", "--schemes", "fixed,random", "--seeds", "1", "--rounds", "2",
-               "--epochs", "1", "--reference", "random", "--out", str(out), "--no-progress"])
+    rc = main(["compare", "--scenario", "tiny", "--schemes", "fixed_cap,hill_climb", "--seeds", "1", "--rounds", "2",
+               "--epochs", "1", "--reference", "hill_climb", "--level", "0.25", "--deadline", "inf",
+               "--out", str(out), "--no-progress"])
     assert rc == 0
     data = json.loads((out / "compare.json").read_text())
-    assert list(data["schemes"]) == ["fixed", "random"] and data["settings"]["rounds"] == 2
-    assert data["headline"]["reference"] == "random" and data["headline"]["available"]
-    assert "headline" in capsys.readouterr().out
+    assert list(data["schemes"]) == ["fixed_cap", "hill_climb"] and data["settings"]["rounds"] == 2
+    assert data["headline"]["reference"] == "hill_climb" and data["headline"]["available"]
+    assert data["schemes"]["fixed_cap"]["reward"]["mean"] == 0.25 * 30.0  # tiny's Rmax is 30
+    assert data["settings"]["deadline"] == "inf"
+    assert "Headline" in capsys.readouterr().out
+    for name in ("report.md", "frontier.png"):
+        assert (out / name).stat().st_size > 0
 
 
 @pytest.mark.parametrize("argv, named", [
@@ -27,6 +32,11 @@ def test_tiny_compare_command(tmp_path, capsys):
     (["--target", "1.5"], "--target"),
     (["--epochs", "0"], "--epochs"),
     (["--reference", "oracle"], "--reference"),
+    (["--schemes", "fixed"], "--reference"),  # budget-matched without its reference
+    (["--level", "0"], "--level"),
+    (["--level", "1.5"], "--level"),
+    (["--deadline", "soon"], "--deadline"),
+    (["--deadline", "-1"], "--deadline"),
     (["--scenario", "nowhere.toml"], "scenario"),
     (["--scheme-module", "no_such_module_here"], "--scheme-module"),
     (["--drl-policy", "/nonexistent/policy"], "--drl-policy"),
@@ -36,14 +46,14 @@ def test_tiny_compare_command(tmp_path, capsys):
 def test_bad_input_refused_before_any_work(tmp_path, capsys, argv, named):
     out = tmp_path / "out"
     argv = [str(tmp_path) if a == "EMPTY" else a for a in argv]
-    rc = main(["compare", "--schemes", "fixed", "--out", str(out), "--no-progress", *argv])
+    rc = main(["compare", "--schemes", "fixed_cap", "--out", str(out), "--no-progress", *argv])
     err = capsys.readouterr().err
     assert rc == 2 and named in err and err.count("\n") == 1
     assert not out.exists()
 
 
 def test_drl_refused_in_a_build_without_learned_pricing(tmp_path, capsys, monkeypatch):
-    import benchmarks.compare.run as run_mod
+    import drl.compare.run as run_mod
 
     monkeypatch.setattr(run_mod, "drl_available", lambda: False)
     rc = main(["compare", "--schemes", "all", "--out", str(tmp_path / "o"), "--no-progress"])
@@ -58,13 +68,13 @@ def test_compare_on_a_generated_gtsrb_folder_with_some_classes(tmp_path):
     out = tmp_path / "cmp"
     # Execute
     rc = main(["compare", "--scenario", "tiny", "--dataset", "gtsrb", "--data-root", str(tmp_path / "data"),
-               "--schemes", "fixed,random", "--seeds", "1", "--rounds", "2", "--epochs", "1", "--reference", "random",
-               "--out", str(out), "--no-progress"])
+               "--schemes", "fixed_cap,hill_climb", "--seeds", "1", "--rounds", "2", "--epochs", "1",
+               "--reference", "hill_climb", "--out", str(out), "--no-progress"])
     # Assert
     data = json.loads((out / "compare.json").read_text())
     assert rc == 0 and data["settings"]["dataset"] == "gtsrb" and data["settings"]["target"] == 0.8
     assert data["headline"]["paper_dataset"] == "GTSRB"
-    rec = json.loads((out / "runs" / "fixed__seed0.json").read_text())
+    rec = json.loads((out / "runs" / "fixed_cap__seed0.json").read_text())
     assert rec["rounds"][0]["data_scale"][0] < 1.0  # 240 images for the MUs' D: shares shrunk alike
 
 
@@ -72,7 +82,7 @@ def test_unusable_drl_policy_refused_before_any_round(tmp_path, capsys):
     empty = tmp_path / "policy"
     empty.mkdir()
     out = tmp_path / "out"
-    rc = main(["compare", "--scenario", "tiny", "--schemes", "fixed,drl", "--drl-policy", str(empty),
+    rc = main(["compare", "--scenario", "tiny", "--schemes", "fixed_cap,drl", "--drl-policy", str(empty),
                "--out", str(out), "--no-progress"])
     assert rc == 2 and "policy" in capsys.readouterr().err and not out.exists()
 
@@ -85,15 +95,18 @@ def test_quick_comparison_of_all_schemes(tmp_path):
     rc = main(["compare", "--quick", "--schemes", "all", "--drl-updates", "2", "--out", str(out), "--no-progress"])
     assert rc == 0  # 1 would mean an uncertified round
     data = json.loads((out / "compare.json").read_text())
-    names = ["epec", "drl", "fixed", "random", "single_leader", "aoi_only", "accuracy_only", "data_only"]
+    names = ["epec", "drl", "fixed", "random", "fixed_cap", "random_cap", "static", "hill_climb", "single_leader",
+             "aoi_only", "accuracy_only", "data_only"]
     assert list(data["schemes"]) == names
     assert (data["settings"]["seeds"], data["settings"]["rounds"], data["settings"]["local_epochs"]) == (2, 3, 1)
     assert all(data["schemes"][n]["uncertified_rounds"] == 0 for n in names)
     assert all(len(data["schemes"][n]["per_seed"]) == 2 for n in names)
     h = data["headline"]
-    assert h["available"] and h["averaged_over"] == names[2:]
-    avg = h["iom_improvement"]["average"]
+    assert h["available"] and h["settings"]["budget_matched"]["averaged_over"] == ["fixed", "random", "static",
+                                                                                   "hill_climb"]
+    assert h["settings"]["cap_relative"]["averaged_over"] == ["fixed_cap", "random_cap", "static", "hill_climb"]
+    avg = h["settings"]["budget_matched"]["iom_improvement"]["average"]
     assert avg["n"] == 2 and avg["ci95"] is not None and avg["ci95"][0] <= avg["mean"] <= avg["ci95"][1]
     assert h["paper"]["iom_improvement"] == 38.3
-    for name in ("iom.png", "accuracy.png", "time_to_target.png"):
+    for name in ("iom.png", "accuracy.png", "time_to_target.png", "frontier.png", "report.md"):
         assert (out / name).stat().st_size > 0

@@ -125,3 +125,24 @@ def test_fl_scenario_is_not_silently_ignored_and_allocation_errors_name_the_file
     err = capsys.readouterr().err
     assert rc == 2 and f"--allocation {alloc}: scenario.zeta[0, 0]" in err
     assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
+
+
+def test_fl_deadline_records_missed_updates(tmp_path, capsys):
+    # Prepare: MU 1 gives MSP 0 almost nothing: a straggler
+    f = np.tile(generate(4, 2, seed=2).F[:, None] / 2, (1, 2))
+    f[1, 0] = 1e-3
+    alloc = _equilibrium(tmp_path, f=f)
+    # Execute
+    rc_auto = main(["fl", "--allocation", str(alloc), "--out", str(tmp_path / "a"), *BASE, "--deadline", "auto"])
+    auto = json.loads((tmp_path / "a" / "fl.json").read_text())
+    rc_inf = main(["fl", "--allocation", str(alloc), "--out", str(tmp_path / "b"), *BASE])
+    inf = json.loads((tmp_path / "b" / "fl.json").read_text())
+    rc_bad = main(["fl", "--allocation", str(alloc), "--out", str(tmp_path / "c"), *BASE, "--deadline", "never"])
+    # Assert
+    assert rc_auto == rc_inf == 0 and rc_bad == 2 and "--deadline" in capsys.readouterr().err
+    assert auto["missed"] == [1, 1] and auto["missed_updates"] == 2 and auto["late_ids"] == [1]
+    assert auto["deadline"] == pytest.approx(2 * np.median(auto["participant_times"]))
+    assert auto["round_time"] == pytest.approx(auto["deadline"])
+    assert inf["missed"] == [0, 0] and inf["deadline"] == "inf"
+    assert inf["round_time"] == pytest.approx(max(inf["participant_times"]))
+    assert inf["round_time"] > 10 * auto["round_time"]

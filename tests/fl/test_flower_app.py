@@ -81,3 +81,40 @@ def test_client_partition_is_kept_for_the_next_message_and_recomputed_for_anothe
     other = _client_partition("mnist5k", None, (30, 20), 0.5, 0, 0)
     assert other[1].shape[0] == 30 and other[0] is not net
     _client_partition.cache_clear()
+
+
+@pytest.mark.parametrize("value, expect", [("inf", float("inf")), ("auto", "auto"), ("12.5", 12.5), (30.0, 30.0)])
+def test_run_config_deadline(value, expect):
+    assert DeployRunConfig.from_run_config({"deadline": value}).fl.deadline == expect
+
+
+@pytest.mark.parametrize("value", ["soon", "0", -3.0])
+def test_bad_run_config_deadline_names_the_key(value):
+    with pytest.raises(InputError) as err:
+        DeployRunConfig.from_run_config({"deadline": value})
+    assert err.value.field == "run-config.deadline"
+
+
+def test_the_flower_strategy_drops_late_updates():
+    # Prepare: two clients, client 1 misses the deadline; replies as the ServerApp receives them
+    import numpy as np
+    import torch
+
+    from fl.aggregate import make_strategy
+    from fl.flower import ARRAYS_KEY, CLIENT_ID, METRICS_KEY, weighted_strategy_class
+
+    class Reply:
+        def __init__(self, cid, value):
+            self.content = {METRICS_KEY: {CLIENT_ID: cid}, ARRAYS_KEY: {"w": torch.full((2,), value)}}
+
+        def has_error(self):
+            return False
+
+    identity = type("Layout", (), {"pack": staticmethod(lambda p: p), "unpack": staticmethod(lambda p: p)})
+    strategy = weighted_strategy_class()(np.ones((1, 2)), np.ones(2), make_strategy("fedavg"), 10.0, identity,
+                                         on_time=np.array([True, False]))
+    strategy.round_clients[1], strategy.round_t0[1] = [0, 1], 0.0
+    # Execute
+    agg, metrics = strategy.aggregate_train(1, [Reply(0, 1.0), Reply(1, 5.0)])
+    # Assert: the late client's update is not in the global model
+    assert torch.equal(agg["w"], torch.ones(2)) and metrics["clients"] == 1

@@ -197,3 +197,52 @@ def test_checkpoint_round_trip_restores_weights_and_history(tmp_path):
     assert res.restore(load_checkpoint(tmp_path / "ck.pt", torch.device("cpu"), fp)) == 2
     assert res.resumed_from == 2 and torch.equal(res.params["w"], saved.params["w"])
     assert all(getattr(res, k) == getattr(saved, k) for k in HISTORY_KEYS)
+
+
+def test_a_straggler_no_longer_sets_the_round_time(ds):
+    # Prepare: MU 2 gives MSP 1 almost no CPU, so its Tcmp + Tup dwarfs the others'
+    from models.iom import median_deadline, participant_times
+
+    sc = _scenario()
+    f = np.tile(sc.F[:, None] / 2, (1, 2))
+    f[2, 1] = 1e-3
+    times = participant_times(sc, f, 1)
+    # Execute
+    task = build_task(ds, sc, f, _cfg(rounds=2, deadline="auto"))
+    res = run_fl(task, _cfg(rounds=2, deadline="auto"))
+    # Assert: T_m = 2 x median; the straggler misses both rounds, the others are on time, and the
+    # round lasts T_m, far less than the straggler's time
+    assert task.deadline == pytest.approx(2 * np.median(times), rel=1e-12)
+    assert task.deadline == pytest.approx(median_deadline(sc, f, 1), rel=1e-12)
+    assert task.on_time.tolist() == [True, True, False, True]
+    assert round_time(sc, f, 1) == pytest.approx(times.max()) and times.max() > 10 * task.deadline
+    np.testing.assert_allclose(res.sim_time, [task.deadline, 2 * task.deadline], rtol=1e-12)
+    assert res.missed == [1, 1] and res.participants == [4, 4]
+
+
+def test_late_updates_are_not_aggregated(ds):
+    # Prepare: the same task with and without the straggler in the allocation
+    sc = _scenario()
+    f = np.tile(sc.F[:, None] / 2, (1, 2))
+    f[2, 1] = 1e-3
+    late = run_fl(build_task(ds, sc, f, _cfg(rounds=1, deadline="auto")), _cfg(rounds=1, deadline="auto"))
+    waited = run_fl(build_task(ds, sc, f, _cfg(rounds=1)), _cfg(rounds=1))
+    # Execute: the aggregate of the on-time participants alone, by the shared rule
+    from fl.aggregate import make_strategy
+    from fl.trainer import aggregate_on_time
+
+    task = build_task(ds, sc, f, _cfg(rounds=1))
+    a = {"w": torch.ones(2)}
+    b = {"w": torch.full((2,), 3.0)}
+    agg = aggregate_on_time(make_strategy("fedavg"), [a, b], [1.0, 1.0], [1.0, 1.0], [True, False])
+    # Assert: a deadline changes the model (the straggler's update is dropped); the rule keeps on-time updates only
+    assert not all(torch.equal(late.params[n], waited.params[n]) for n in late.params)
+    assert waited.missed == [0] and task.deadline == np.inf
+    assert torch.equal(agg["w"], a["w"])
+    assert aggregate_on_time(make_strategy("fedavg"), [a, b], [1.0, 1.0], [1.0, 1.0], [False, False]) is None
+
+
+@pytest.mark.parametrize("deadline", [0.0, -1.0, "soon", True])
+def test_bad_deadline_is_refused(deadline):
+    with pytest.raises(InputError, match="deadline"):
+        _cfg(deadline=deadline)

@@ -21,47 +21,92 @@ def test_mean_ci_student_t():
     assert mean_ci([None])["mean"] is None
 
 
-def record(iom, acc, sim, R=10.0):
+def record(iom, acc, sim, R=10.0, group="naive", setting=None, missed=0):
     """A (scheme, seed) record of 2 rounds, 1 MSP, with the given IoM and accuracy per round."""
-    rounds = [{"iom": [iom], "R": [R], "msp_utility_sum": 1.0, "mu_utility_sum": 2.0, "social_utility": 3.0,
-               "accuracy": [a], "sim_time": [s], "certified": True, "followers_converged": True}
+    rounds = [{"iom": [iom], "R": [R], "payment": [R], "msp_utility_sum": iom, "mu_utility_sum": 2.0,
+               "social_utility": 3.0, "accuracy": [a], "sim_time": [s], "missed": [missed], "certified": True,
+               "followers_converged": True}
               for a, s in zip(acc, sim)]
-    return {"rounds": rounds, "uncertified": [], "describe": {}}
+    describe = {"group": group, **({"level_setting": setting} if setting else {})}
+    return {"rounds": rounds, "uncertified": [], "describe": describe}
 
 
-def test_headline_is_paired_by_seed_and_averages_the_baselines_without_the_oracle():
-    # Prepare: reference 'fixed' against 'random' and 'single_leader' (and the oracle 'epec'), 2 seeds
-    cfg = CompareConfig(schemes=("fixed", "random", "single_leader", "epec"), seeds=2, rounds=2, reference="fixed")
+def test_headline_averages_the_naive_group_only_in_each_level_setting():
+    # Prepare: reference 'epec' (full information) against budget 'fixed', cap 'fixed_cap', the
+    # unlevelled 'hill_climb' and the full-information 'single_leader', 2 seeds
+    cfg = CompareConfig(schemes=("epec", "fixed", "fixed_cap", "hill_climb", "single_leader"), seeds=2, rounds=2,
+                        reference="epec")
+    fi = "full_information"
     recs = {
-        ("fixed", 0): record(3.0, [0.5, 0.95], [10, 20]), ("fixed", 1): record(6.0, [0.95, 0.96], [10, 20]),
-        ("random", 0): record(2.0, [0.5, 0.92], [20, 40]), ("random", 1): record(4.0, [0.5, 0.91], [20, 40]),
-        ("single_leader", 0): record(1.5, [0.1, 0.2], [5, 9]), ("single_leader", 1): record(5.0, [0.9, 0.9], [5, 10]),
-        ("epec", 0): record(6.0, [0.5, 0.95], [10, 20]), ("epec", 1): record(6.0, [0.95, 0.96], [10, 20]),
+        ("epec", 0): record(3.0, [0.5, 0.95], [10, 20], group=fi), ("epec", 1): record(6.0, [0.95, 0.96], [10, 20], group=fi),
+        ("fixed", 0): record(2.0, [0.5, 0.92], [20, 40], setting="budget_matched"),
+        ("fixed", 1): record(4.0, [0.5, 0.91], [20, 40], setting="budget_matched"),
+        ("fixed_cap", 0): record(1.5, [0.1, 0.2], [5, 9], setting="cap_relative"),
+        ("fixed_cap", 1): record(5.0, [0.9, 0.9], [5, 10], setting="cap_relative"),
+        ("hill_climb", 0): record(1.0, [0.5, 0.95], [10, 20], missed=1),
+        ("hill_climb", 1): record(3.0, [0.95, 0.96], [10, 20], missed=2),
+        ("single_leader", 0): record(6.0, [0.5, 0.95], [10, 20], group=fi),
+        ("single_leader", 1): record(6.0, [0.95, 0.96], [10, 20], group=fi),
     }
     # Execute
-    out = summarise(cfg, preset("tiny"), SimpleNamespace(name="mnist5k"), recs, reference="fixed")
+    out = summarise(cfg, preset("tiny"), SimpleNamespace(name="mnist5k"), recs, reference="epec")
     h = out["headline"]
-    # Assert
-    assert h["available"] and h["paper"] == PAPER["MNIST"] and h["averaged_over"] == ["random", "single_leader"]
-    imp = h["iom_improvement"]
-    assert imp["per_baseline"]["random"]["mean"] == pytest.approx(50.0)  # 3/2 and 6/4 -> +50% both seeds
-    assert imp["per_baseline"]["random"]["half_width"] == pytest.approx(0.0, abs=1e-9)
-    assert imp["per_baseline"]["epec"]["mean"] == pytest.approx(np.mean([-50.0, 0.0]))
-    # average per seed over random and single_leader: seed 0 (50 + 100)/2, seed 1 (50 + 20)/2
-    avg = [75.0, 35.0]
-    assert imp["average"]["mean"] == pytest.approx(55.0)
-    assert imp["average"]["half_width"] == pytest.approx(T975_DF1 * np.std(avg, ddof=1) / np.sqrt(2))
-    red = h["time_to_target_reduction"]
-    assert red["per_baseline"]["random"]["mean"] == pytest.approx(np.mean([50.0, 75.0]))
-    # single_leader never reaches 0.9 in seed 0, so the average has seed 1 only
-    assert red["per_baseline"]["single_leader"]["n"] == 1 and red["average"]["n"] == 1
-    assert red["paper"] == 43.5
-    assert out["schemes"]["single_leader"]["time_to_target"]["n"] == 1
-    assert out["schemes"]["fixed"]["iom"]["mean"] == pytest.approx(4.5)
+    # Assert: groups, and each setting's average over its naive baselines only
+    assert out["groups"] == {"naive": ["fixed", "fixed_cap", "hill_climb"], "full_information": ["epec", "single_leader"]}
+    bm, cr = h["settings"]["budget_matched"], h["settings"]["cap_relative"]
+    assert bm["averaged_over"] == ["fixed", "hill_climb"] and cr["averaged_over"] == ["fixed_cap", "hill_climb"]
+    assert h["per_baseline"]["fixed"]["iom_improvement"]["mean"] == pytest.approx(50.0)  # 3/2 and 6/4
+    assert h["per_baseline"]["single_leader"]["iom_improvement"]["mean"] == pytest.approx(np.mean([-50.0, 0.0]))
+    avg = [(50.0 + 200.0) / 2, (50.0 + 100.0) / 2]  # per seed over fixed and hill_climb
+    assert bm["iom_improvement"]["average"]["mean"] == pytest.approx(np.mean(avg))
+    assert bm["iom_improvement"]["average"]["half_width"] == pytest.approx(T975_DF1 * np.std(avg, ddof=1) / np.sqrt(2))
+    assert cr["iom_improvement"]["average"]["mean"] == pytest.approx(np.mean([(100.0 + 200.0) / 2, (20.0 + 100.0) / 2]))
+    # MSP utility (= the IoM in these records) improves by the same %, beside no paper figure
+    assert bm["msp_utility_improvement"]["average"]["mean"] == pytest.approx(np.mean(avg))
+    assert bm["msp_utility_improvement"]["paper"] is None and bm["iom_improvement"]["paper"] == 38.3
+    # fixed_cap never reaches 0.9 in seed 0, so the cap-relative time average has seed 1 only
+    assert cr["time_to_target_reduction"]["average"]["n"] == 1 and bm["time_to_target_reduction"]["average"]["n"] == 2
+    assert bm["time_to_target_reduction"]["paper"] == 43.5
+    # per-scheme numbers: payment, IoM per unit paid, missed updates
+    e = out["schemes"]["hill_climb"]
+    assert e["payment"]["mean"] == 10.0 and e["iom_per_payment"]["mean"] == pytest.approx(0.2)
+    assert e["missed_updates"]["mean"] == pytest.approx(np.mean([2, 4]))
 
 
 def test_headline_without_the_reference_says_so():
-    cfg = CompareConfig(schemes=("fixed",), seeds=1, rounds=2)
-    out = summarise(cfg, preset("tiny"), SimpleNamespace(name="fashion-mnist"), {("fixed", 0): record(1, [0.5, 0.6], [1, 2])})
+    cfg = CompareConfig(schemes=("fixed_cap",), seeds=1, rounds=2)
+    out = summarise(cfg, preset("tiny"), SimpleNamespace(name="fashion-mnist"),
+                    {("fixed_cap", 0): record(1, [0.5, 0.6], [1, 2], setting="cap_relative")})
     assert out["headline"]["available"] is False and "drl" in out["headline"]["reason"]
     assert out["headline"]["paper"] is None
+
+
+def test_frontier_consistency_check():
+    from benchmarks.compare import frontier_summary
+
+    # Prepare: a 3-seed sweep whose curve at payment 10 has IoM 2.0; a fixed point at 10
+    frontier = {"levels": [0.1, 0.5, 1.0], "iom": [[1.0, 2.0, 3.0], [1.1, 2.1, 3.1], [0.9, 1.9, 2.9]],
+                "payment": [[5.0, 10.0, 20.0]] * 3}
+    near = {"fixed": {"payment": mean_ci([10.0] * 3), "iom": mean_ci([2.05, 2.0, 1.95]),
+                      "scheme": {"level_setting": "budget_matched"}}}
+    far = {"fixed": {**near["fixed"], "iom": mean_ci([2.5, 2.5, 2.5])}}
+    # Execute
+    ok = frontier_summary(frontier, near)["consistency"]
+    bad = frontier_summary(frontier, far)["consistency"]
+    # Assert
+    assert ok["curve_iom"] == pytest.approx(2.0) and ok["passes"] is True
+    assert bad["passes"] is False and bad["gap"] == pytest.approx(0.5)
+    assert frontier_summary(frontier, {})["consistency"]["available"] is False
+
+
+def test_report_text_has_every_group_and_both_settings():
+    from benchmarks.compare import report_text
+
+    cfg = CompareConfig(schemes=("epec", "fixed", "fixed_cap"), seeds=1, rounds=2, reference="epec")
+    recs = {("epec", 0): record(3.0, [0.5, 0.95], [10, 20], group="full_information"),
+            ("fixed", 0): record(2.0, [0.5, 0.92], [20, 40], setting="budget_matched"),
+            ("fixed_cap", 0): record(1.5, [0.1, 0.2], [5, 9], setting="cap_relative")}
+    text = report_text(summarise(cfg, preset("tiny"), SimpleNamespace(name="mnist5k"), recs, reference="epec"))
+    assert "## Naive baselines" in text and "## Full-information references" in text
+    assert "| budget_matched | fixed |" in text and "| cap_relative | fixed_cap |" in text
+    assert "(+38.3)" in text

@@ -9,7 +9,22 @@ contract (:class:`Scheme`):
 - ``feedback(outcome)`` after the followers have responded (learning schemes read it);
 - ``metric``: the quality the MSPs reward and the MUs respond to (:class:`models.Metric`;
   the full IoM except for the partial-metric ablations). Outcomes are always measured with the
-  real IoM.
+  real IoM;
+- ``group``: where the report puts it (:class:`Group`): the naive baselines (the headline's
+  average is over these only), the full-information references, the metric ablations, the
+  learned pricing, or another (a scheme of yours).
+
+Naive baselines at a reward level (MODEL.md section 8): ``fixed`` posts ``b_m`` every round and
+``random`` draws uniformly in ``[0, 2 b_m]``. The level has two settings (:class:`LevelSetting`),
+both registered: ``fixed`` / ``random`` are *budget-matched* (``b_m`` = the reference scheme's
+mean payment of MSP m over the same seed's run), ``fixed_cap`` / ``random_cap`` are
+*cap-relative* (``b_m = level * Rmax_m``). The comparison sets ``b`` before each seed's run
+(:meth:`LevelledScheme.set_level`).
+
+A full-information scheme (``epec``, ``static``, ``single_leader``, the ablations) whose solve is
+not certified keeps its last certified rewards and counts the round (``Decision.certified =
+False``); with no certified rewards yet it stops (:class:`UncertifiedStart`): it never posts
+another scheme's rewards under its own name.
 
 ``info.scenario`` is the round's whole market (full information). A scheme that models private
 information (``drl``) must not read it; it learns only from :meth:`Scheme.feedback`, which
@@ -17,7 +32,7 @@ hands each MSP its own entries.
 
 Register your own with :func:`register_scheme`::
 
-    from benchmarks.compare import Decision, Scheme, register_scheme
+    from drl.compare import Decision, Scheme, register_scheme
 
     class Half(Scheme):
         name = "half"
@@ -33,6 +48,8 @@ registers its schemes when imported).
 from __future__ import annotations
 
 import abc
+import enum
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -43,10 +60,32 @@ from models.errors import InputError
 from models.scenario import Metric, Scenario
 
 __all__ = [
-    "RoundInfo", "Decision", "RoundOutcome", "SchemeSetup", "Scheme",
-    "EpecScheme", "FixedScheme", "RandomScheme", "SingleLeaderScheme", "DRLScheme",
+    "RoundInfo", "Decision", "RoundOutcome", "SchemeSetup", "Scheme", "Group", "LevelSetting", "UncertifiedStart",
+    "EpecScheme", "LevelledScheme", "FixedScheme", "RandomScheme", "StaticScheme", "HillClimbOptions",
+    "HillClimber", "HillClimbScheme", "SingleLeaderScheme", "DRLScheme",
     "SCHEMES", "BUILTIN_SCHEMES", "register_scheme", "make_scheme", "scheme_names", "drl_available", "DRL_MISSING",
 ]
+
+
+class Group(str, enum.Enum):
+    """The report's groups of schemes (MODEL.md section 8)."""
+
+    NAIVE = "naive"  #: the headline's average is over these only
+    FULL_INFORMATION = "full_information"  #: references that read the whole market
+    ABLATION = "ablation"  #: equilibria of a partial metric
+    LEARNED = "learned"  #: the learned pricing (drl)
+    OTHER = "other"  #: a registered scheme of yours, unless it says otherwise
+
+
+class LevelSetting(str, enum.Enum):
+    """How a naive baseline's reward level ``b_m`` is set (MODEL.md section 8)."""
+
+    BUDGET = "budget_matched"  #: the reference scheme's mean payment of MSP m, same seed
+    CAP = "cap_relative"  #: ``level * Rmax_m``
+
+
+class UncertifiedStart(RuntimeError):
+    """A full-information scheme has no certified rewards to keep (its first solve failed)."""
 
 
 @dataclass(frozen=True)
@@ -123,6 +162,8 @@ class Scheme(abc.ABC):
     name: str = "scheme"
     #: the quality the MSPs reward and the MUs respond to
     metric: Metric = Metric.FULL
+    #: the report's group
+    group: Group = Group.OTHER
 
     def prepare(self, setup: SchemeSetup) -> None:
         """Once per comparison, before any round (load or train what the scheme needs)."""
@@ -149,12 +190,14 @@ class EpecScheme(Scheme):
     ``accuracy_only``, ``data_only``): the equilibrium of the game whose IoM is that metric
     (``Scenario.metric``), to which the MUs then respond.
 
-    A round whose solve is not certified keeps the last certified rewards (``Rmax / 2`` before
-    any), and is reported (``Decision.certified = False`` with the solver's status).
+    A round whose solve is not certified keeps the last certified rewards and is reported
+    (``Decision.certified = False`` with the solver's status); an uncertified first round stops
+    the run (:class:`UncertifiedStart`).
     """
 
     def __init__(self, name: str = "epec", metric: Metric = Metric.FULL, grid: int = 41) -> None:
         self.name, self.metric, self.grid = name, Metric(metric), grid
+        self.group = Group.FULL_INFORMATION if self.metric is Metric.FULL else Group.ABLATION
         self._last: np.ndarray | None = None
 
     def reset(self, base: Scenario, seed: int) -> None:
@@ -168,8 +211,11 @@ class EpecScheme(Scheme):
         if sol.ok:
             self._last = np.asarray(sol.R, dtype=float)
             return Decision(self._last, certified=True)
-        fallback = self._last if self._last is not None else sc.Rmax / 2.0
-        return Decision(fallback, certified=False,
+        if self._last is None:
+            raise UncertifiedStart(f"scheme {self.name!r}, round {info.round} (seed {info.seed}): the equilibrium "
+                                   f"is not certified ({sol.result.status.name}: {sol.result.message}) and no "
+                                   "earlier round's is, so there are no certified rewards to keep")
+        return Decision(self._last, certified=False,
                         note=f"round {info.round}: {sol.result.status.name} ({sol.result.message}); "
                              "kept the last certified rewards")
 
@@ -177,37 +223,181 @@ class EpecScheme(Scheme):
         return {"metric": self.metric.value, "solver": "epec.solve_scenario", "grid": self.grid}
 
 
-class FixedScheme(Scheme):
-    """``fixed``: each MSP posts ``Rmax_m / 2``."""
+class LevelledScheme(Scheme):
+    """A naive baseline at an explicit reward level ``b`` (M,) (MODEL.md section 8), set by the
+    comparison before each seed's run with :meth:`set_level` according to ``setting``."""
+
+    group = Group.NAIVE
+
+    def __init__(self, setting: LevelSetting = LevelSetting.BUDGET) -> None:
+        self.setting = LevelSetting(setting)
+        self.level: np.ndarray | None = None
+
+    def set_level(self, b: Any) -> None:
+        """The level ``b_m`` of each MSP (finite, >= 0)."""
+        b = np.asarray(b, dtype=float).reshape(-1)
+        if not np.all(np.isfinite(b)) or np.any(b < 0):
+            raise InputError("level", f"a reward level must be finite and >= 0, got {b!r}")
+        self.level = b
+
+    def _b(self, info: RoundInfo) -> np.ndarray:
+        if self.level is None:
+            raise RuntimeError(f"scheme {self.name!r} has no reward level: call set_level(b) before its run")
+        if self.level.shape != info.scenario.Rmax.shape:
+            raise InputError("level", f"{self.level.size} levels for {info.scenario.n_msp} MSPs")
+        return self.level
+
+    def describe(self) -> dict[str, Any]:
+        return {"metric": self.metric.value, "level_setting": self.setting.value,
+                "level": None if self.level is None else self.level.tolist()}
+
+
+class FixedScheme(LevelledScheme):
+    """``fixed``: each MSP posts its level ``b_m`` every round."""
 
     name = "fixed"
 
     def rewards(self, info: RoundInfo) -> Decision:
-        return Decision(info.scenario.Rmax / 2.0)
+        return Decision(self._b(info).copy())
 
 
-class RandomScheme(Scheme):
-    """``random``: each MSP posts a reward uniform in ``[0, Rmax_m]`` each round."""
+class RandomScheme(LevelledScheme):
+    """``random``: each MSP posts a reward uniform in ``[0, 2 b_m]`` each round (mean ``b_m``;
+    clipped to ``Rmax_m`` by the comparison, which lowers the mean when ``2 b_m > Rmax_m``)."""
 
     name = "random"
 
     def rewards(self, info: RoundInfo) -> Decision:
-        return Decision(info.rng.uniform(0.0, info.scenario.Rmax))
+        return Decision(info.rng.uniform(0.0, 2.0 * self._b(info)))
+
+
+class StaticScheme(Scheme):
+    """``static``: the certified EPEC of the first round's market, posted unchanged every round
+    (a static Stackelberg design that does not adapt). An uncertified first solve stops the run
+    (:class:`UncertifiedStart`)."""
+
+    name = "static"
+    group = Group.NAIVE
+
+    def __init__(self, grid: int = 41) -> None:
+        self.grid = grid
+        self._R: np.ndarray | None = None
+
+    def reset(self, base: Scenario, seed: int) -> None:
+        self._R = None
+
+    def rewards(self, info: RoundInfo) -> Decision:
+        if self._R is None:
+            from epec import solve_scenario
+
+            sol = solve_scenario(info.scenario, grid=self.grid)
+            if not sol.ok:
+                raise UncertifiedStart(f"scheme {self.name!r}, seed {info.seed}: the first round's equilibrium is "
+                                       f"not certified ({sol.result.status.name}: {sol.result.message})")
+            self._R = np.asarray(sol.R, dtype=float)
+            return Decision(self._R.copy(), certified=True)
+        return Decision(self._R.copy())
+
+    def describe(self) -> dict[str, Any]:
+        return {"metric": self.metric.value, "solver": "epec.solve_scenario of round 0", "grid": self.grid}
+
+
+@dataclass(frozen=True)
+class HillClimbOptions:
+    """``hill_climb``'s rule, as fractions of the MSP's own ``Rmax_m``.
+
+    start [0.5]: the first reward. step [0.1]: the first step. shrink [0.5]: the step's factor
+    when the utility fell (the direction reverses too). min_step [1e-3]: the step never falls
+    below it.
+    """
+
+    start: float = 0.5
+    step: float = 0.1
+    shrink: float = 0.5
+    min_step: float = 1e-3
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.start <= 1.0:
+            raise InputError("start", f"must be in [0, 1], got {self.start}")
+        for name in ("step", "min_step"):
+            if not 0.0 < getattr(self, name) <= 1.0:
+                raise InputError(name, f"must be in (0, 1], got {getattr(self, name)}")
+        if not 0.0 < self.shrink < 1.0:
+            raise InputError("shrink", f"must be in (0, 1), got {self.shrink}")
+
+
+class HillClimber:
+    """One MSP's hill climbing on its own history (reward posted, utility received) only.
+
+    It keeps moving its reward in the direction that raised its utility last round, and reverses
+    with a smaller step (``shrink``) when the utility fell; a bound of ``[0, Rmax_m]`` also turns
+    it back.
+    """
+
+    def __init__(self, Rmax: float, options: HillClimbOptions = HillClimbOptions()) -> None:
+        self.Rmax, self.opt = float(Rmax), options
+        self.R = options.start * self.Rmax
+        self.step = options.step * self.Rmax
+        self.direction = 1.0
+        self.last_utility: float | None = None
+
+    def act(self) -> float:
+        return self.R
+
+    def feedback(self, R: float, utility: float) -> None:
+        """The MSP's own reward and utility of the round just played."""
+        if self.last_utility is not None and utility < self.last_utility:
+            self.direction = -self.direction
+            self.step = max(self.step * self.opt.shrink, self.opt.min_step * self.Rmax)
+        self.last_utility = float(utility)
+        nxt = float(R) + self.direction * self.step
+        if not 0.0 <= nxt <= self.Rmax:
+            self.direction = -self.direction
+            nxt = min(max(nxt, 0.0), self.Rmax)
+        self.R = nxt
+
+
+class HillClimbScheme(Scheme):
+    """``hill_climb``: each MSP adjusts its reward from its own history only (one
+    :class:`HillClimber` per MSP, the information ``drl`` has; it never reads ``info.scenario``:
+    ``Rmax`` comes from :meth:`reset`). The baseline that asks whether learning is needed."""
+
+    name = "hill_climb"
+    group = Group.NAIVE
+
+    def __init__(self, options: HillClimbOptions = HillClimbOptions()) -> None:
+        self.options = options
+        self.agents: list[HillClimber] = []
+
+    def reset(self, base: Scenario, seed: int) -> None:
+        self.agents = [HillClimber(float(r), self.options) for r in base.Rmax]
+
+    def rewards(self, info: RoundInfo) -> Decision:
+        return Decision(np.array([a.act() for a in self.agents]))
+
+    def feedback(self, outcome: RoundOutcome) -> None:
+        for m, agent in enumerate(self.agents):  # MSP m is given its own entries only
+            agent.feedback(outcome.R[m], outcome.utility[m])
+
+    def describe(self) -> dict[str, Any]:
+        return {"metric": self.metric.value, "options": {k: getattr(self.options, k)
+                                                          for k in ("start", "step", "shrink", "min_step")}}
 
 
 class SingleLeaderScheme(Scheme):
     """``single_leader``: each MSP solves its own Stackelberg problem as if it were the only MSP
     (``Scenario.subset(msps=[m])`` and :func:`epec.solve_bilevel`, certified), then all post
     together. A round where some MSP's bilevel solve is not certified keeps that MSP's last
-    certified reward (``Rmax_m / 2`` before any) and is reported."""
+    certified reward and is reported; with none yet it stops (:class:`UncertifiedStart`)."""
 
     name = "single_leader"
+    group = Group.FULL_INFORMATION
 
     def __init__(self) -> None:
         self._last: np.ndarray | None = None
 
     def reset(self, base: Scenario, seed: int) -> None:
-        self._last = base.Rmax / 2.0
+        self._last = np.full(base.n_msp, np.nan)  # NaN: no certified reward yet
 
     def rewards(self, info: RoundInfo) -> Decision:
         from epec import solve_bilevel
@@ -215,7 +405,7 @@ class SingleLeaderScheme(Scheme):
 
         sc = info.scenario
         if self._last is None or self._last.shape != sc.Rmax.shape:
-            self._last = sc.Rmax / 2.0
+            self._last = np.full(sc.n_msp, np.nan)
         R = self._last.copy()
         notes = []
         for m in range(sc.n_msp):
@@ -227,6 +417,10 @@ class SingleLeaderScheme(Scheme):
             res = solve_bilevel(game, followers=[game.mu])
             if res.ok:
                 R[m] = float(rewards(game)[0])
+            elif math.isnan(R[m]):
+                raise UncertifiedStart(f"scheme {self.name!r}, round {info.round} (seed {info.seed}): MSP {m}'s "
+                                       f"Stackelberg problem is not certified ({res.status.name}) and no earlier "
+                                       "round's is, so there is no certified reward to keep")
             else:
                 notes.append(f"MSP {m}: {res.status.name}")
         self._last = R
@@ -262,6 +456,7 @@ class DRLScheme(Scheme):
     """
 
     name = "drl"
+    group = Group.LEARNED
 
     def __init__(self) -> None:
         self._policy: Any = None
@@ -323,6 +518,10 @@ register_scheme("epec", lambda: EpecScheme("epec"))
 register_scheme("drl", DRLScheme)
 register_scheme("fixed", FixedScheme)
 register_scheme("random", RandomScheme)
+register_scheme("fixed_cap", lambda: FixedScheme(LevelSetting.CAP))
+register_scheme("random_cap", lambda: RandomScheme(LevelSetting.CAP))
+register_scheme("static", StaticScheme)
+register_scheme("hill_climb", HillClimbScheme)
 register_scheme("single_leader", SingleLeaderScheme)
 register_scheme("aoi_only", lambda: EpecScheme("aoi_only", Metric.AOI))
 register_scheme("accuracy_only", lambda: EpecScheme("accuracy_only", Metric.ACCURACY))

@@ -1,0 +1,597 @@
+"""One scheme comparison: every scheme faces the same dynamic markets, with FL per round.
+
+For seed s the market is ``models.dynamics.trajectory(base, T, s)`` (common random numbers:
+the same vehicles, data, joins and leaves for every scheme). Per trading round t and scheme:
+
+1. the scheme posts ``R`` (:class:`~drl.compare.schemes.Scheme`);
+2. the active MUs respond with their exact Nash allocation (:func:`models.follower_equilibrium`)
+   in the game the scheme plays (``Scenario.metric``: the partial metric for the ablations);
+3. the outcome is measured with the real IoM: total IoM and contributors per MSP, MSP
+   utilities ``V_m = lambda_m ln(1 + real total_m) - payment_m`` (the payments of the game
+   played) and MU utilities;
+4. each MSP runs one FL round (MODEL.md section 7, :func:`fl.trainer.fl_round`, the trainer's
+   own round): its participants (``f_nm > 0``) train ``L`` local epochs on their ``D_nm``
+   samples of its data set (Dirichlet label split of the active MUs' data, the same for every
+   scheme), those within the round deadline ``T_m`` are aggregated with IoM-weighted FedAvg
+   (real IoM; the late ones are still paid) and the MSP's simulated clock advances by
+   ``min(T_m, slowest participant's Tcmp + Tup)`` (:func:`models.round_time`). Each MSP's
+   model persists across trading rounds.
+
+The deadline (``--deadline``, default ``auto``) is fixed per (seed, round) and shared by every
+scheme: ``auto`` is ``2 x`` the median ``Tcmp + Tup`` of MSP m's participants at the round's
+full-information equilibrium (:func:`round_deadlines`); ``inf`` waits for the slowest.
+
+Naive baselines at a level (:class:`~drl.compare.schemes.LevelledScheme`) get theirs
+before each seed's run: budget-matched, the reference scheme's mean payment per MSP over that
+seed's run (so the reference runs first); cap-relative, ``level * Rmax``.
+
+One (scheme, seed) run is a JSON record; :func:`run_comparison` writes it atomically to
+``OUT/runs/<scheme>__seed<s>.json`` when the run is done and, on resume, skips records whose
+settings match. Records hold no wall-clock times, so a resumed comparison gives the same
+``compare.json`` as an uninterrupted one (times go to ``OUT/timing.json``).
+"""
+from __future__ import annotations
+
+import json
+import math
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Callable, Mapping
+
+import numpy as np
+
+from models.errors import InputError
+from models.scenario import Metric, Scenario
+
+from .schemes import (DRL_MISSING, LevelledScheme, LevelSetting, RoundInfo, RoundOutcome, SchemeSetup, drl_available,
+                      make_scheme, SCHEMES)
+
+__all__ = ["CompareConfig", "DEFAULT_TARGETS", "FRONTIER_LEVELS", "run_scheme", "run_runs", "record_path",
+           "RECORD_VERSION", "round_deadlines", "fixed_frontier", "levels_for", "mean_payment", "market_means",
+           "budget_level"]
+
+RECORD_VERSION = 2
+
+#: the ``fixed`` levels (x Rmax) of the frontier (MODEL.md section 8)
+FRONTIER_LEVELS: tuple[float, ...] = (0.02, 0.05, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.85, 1.0)
+
+#: test accuracy whose first simulated time is the "time to target", per data set (--target)
+DEFAULT_TARGETS: dict[str, float] = {"mnist5k": 0.90, "mnist": 0.95, "fashion-mnist": 0.70, "gtsrb": 0.80}
+
+
+@dataclass(frozen=True)
+class CompareConfig:
+    """Options of a comparison (the CLI's flags).
+
+    Parameters
+    ----------
+    scenario : str
+        Preset name or scenario file of the base market (default ``default``).
+    dataset : str
+        FL data set of every MSP (``mnist5k``, ``fashion-mnist``, ``mnist``, ``gtsrb``).
+    data_root : str or None
+        Its folder (see :mod:`fl.data`).
+    schemes : tuple of str
+        Registered scheme names.
+    seeds : int
+        Seeds 0..seeds-1, each a market trajectory (>= 1).
+    rounds : int
+        Trading rounds T per trajectory, one FL round each (>= 1).
+    target : float or None
+        Target test accuracy; None: ``DEFAULT_TARGETS[dataset]``.
+    epochs : int or None
+        Local epochs; None: the scenario's ``L`` (MODEL.md). ``--quick`` sets 1.
+    alpha : float
+        Dirichlet concentration of the label split (default 0.5).
+    batch_size, lr, momentum
+        Local SGD (defaults 32, 0.05, 0.5, as ``metatrading fl``).
+    aggregation : str
+        ``iom`` (IoM-weighted FedAvg, default) or ``fedavg``.
+    drl_policy : str or None
+        Folder of trained pricing for ``drl``; None: trained into ``OUT/drl_policy``.
+    drl_seconds : float
+        Training budget of ``drl`` when it is trained here (default 300 s of wall clock).
+    drl_updates : int or None
+        Or stop its training after this many PPO updates (reproducible).
+    image_size : int or None
+        Image side (GTSRB default 32).
+    reference : str
+        The scheme the headline compares with the others (default ``drl``); the budget-matched
+        baselines spend its mean payment.
+    level : float
+        Cap-relative level of ``fixed_cap`` and ``random_cap``: ``b_m = level * Rmax_m``, in
+        (0, 1], default 0.5.
+    deadline : float or "auto"
+        Round deadline: ``auto`` (default: 2 x the median ``Tcmp + Tup`` at each round's
+        equilibrium), seconds > 0, or ``inf`` (no deadline, the old rule).
+    """
+
+    scenario: str = "default"
+    dataset: str = "mnist5k"
+    data_root: str | None = None
+    schemes: tuple[str, ...] = ()
+    seeds: int = 3
+    rounds: int = 10
+    target: float | None = None
+    epochs: int | None = None
+    alpha: float = 0.5
+    batch_size: int = 32
+    lr: float = 0.05
+    momentum: float = 0.5
+    aggregation: str = "iom"
+    drl_policy: str | None = None
+    drl_seconds: float = 300.0
+    drl_updates: int | None = None
+    image_size: int | None = None
+    reference: str = "drl"
+    level: float = 0.5
+    deadline: float | str = "auto"
+
+    def __post_init__(self) -> None:
+        for name in ("seeds", "rounds"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
+                raise InputError(f"--{name}", f"must be an integer >= 1, got {v!r}")
+        if not self.schemes:
+            raise InputError("--schemes", "no scheme chosen")
+        for s in self.schemes:
+            if s not in SCHEMES:
+                raise InputError("--schemes", f"unknown scheme {s!r} (known: {', '.join(SCHEMES)})")
+        if self.reference not in SCHEMES:
+            raise InputError("--reference", f"unknown scheme {self.reference!r} (known: {', '.join(SCHEMES)})")
+        if "drl" in self.schemes and not drl_available():
+            raise InputError("--schemes", DRL_MISSING)
+        if self.target is not None and not (math.isfinite(self.target) and 0 < self.target <= 1):
+            raise InputError("--target", f"must be in (0, 1], got {self.target}")
+        if self.epochs is not None and (isinstance(self.epochs, bool) or self.epochs < 1):
+            raise InputError("--epochs", f"must be an integer >= 1, got {self.epochs!r}")
+        if not (math.isfinite(self.alpha) and self.alpha > 0):
+            raise InputError("--alpha", f"must be a finite number > 0, got {self.alpha}")
+        if not (math.isfinite(self.drl_seconds) and self.drl_seconds > 0):
+            raise InputError("--drl-seconds", f"must be > 0, got {self.drl_seconds}")
+        if self.drl_updates is not None and (isinstance(self.drl_updates, bool) or self.drl_updates < 1):
+            raise InputError("--drl-updates", f"must be an integer >= 1, got {self.drl_updates!r}")
+        if self.aggregation not in ("iom", "fedavg"):
+            raise InputError("--aggregation", f"unknown rule {self.aggregation!r} (choose: iom, fedavg)")
+        if isinstance(self.level, bool) or not (isinstance(self.level, (int, float)) and 0 < self.level <= 1):
+            raise InputError("--level", f"must be in (0, 1] (a fraction of Rmax), got {self.level!r}")
+        if self.deadline != "auto":
+            try:
+                d = float(self.deadline)
+            except (TypeError, ValueError):
+                d = math.nan
+            if isinstance(self.deadline, bool) or not d > 0:
+                raise InputError("--deadline", f"must be seconds > 0, 'inf' or 'auto', got {self.deadline!r}")
+            object.__setattr__(self, "deadline", d)
+        budget = [s for s in self.schemes if _setting(s) is LevelSetting.BUDGET]
+        if budget and self.reference not in self.schemes:
+            raise InputError("--reference", f"the budget-matched {', '.join(budget)} spend the mean payment of the "
+                                            f"reference scheme {self.reference!r}, which is not in --schemes (add "
+                                            "it, choose another --reference, or use the cap-relative *_cap schemes)")
+        if _setting(self.reference) is not None:
+            raise InputError("--reference", f"{self.reference!r} is a naive baseline at a reward level; the "
+                                            "reference must set its own rewards")
+
+    @property
+    def accuracy_target(self) -> float:
+        return self.target if self.target is not None else DEFAULT_TARGETS[self.dataset]
+
+    def fingerprint(self, base: Scenario) -> dict[str, Any]:
+        """What a stored run record must agree with to be reused on ``--resume``.
+
+        Not the target accuracy: a record holds the accuracy of every round, and the time to the
+        target is computed from it by the report, so ``--resume --target ACC`` re-reports a
+        finished comparison at another target without training again.
+        """
+        d = asdict(self)
+        for key in ("schemes", "seeds", "drl_seconds", "drl_updates", "reference", "target", "level"):
+            d.pop(key)  # the levels are checked per record (a changed --level reruns the *_cap runs only)
+        d["deadline"] = str(self.deadline)
+        d["base"] = base.to_dict()
+        d["version"] = RECORD_VERSION
+        return json.loads(json.dumps(d))
+
+
+def _settings(rec: Mapping[str, Any]) -> Any:
+    """A record's settings as ``CompareConfig.fingerprint`` makes them (older records hold the target)."""
+    settings = rec.get("settings")
+    return {k: v for k, v in settings.items() if k != "target"} if isinstance(settings, dict) else settings
+
+
+def _setting(name: str) -> LevelSetting | None:
+    """The level setting of a registered scheme (None: it sets its own rewards)."""
+    scheme = make_scheme(name)
+    return scheme.setting if isinstance(scheme, LevelledScheme) else None
+
+
+def mean_payment(rec: Mapping[str, Any]) -> np.ndarray:
+    """Each MSP's mean payment over a run's rounds, (M,): a budget-matched baseline's level."""
+    return np.mean([r["payment"] for r in rec["rounds"]], axis=0)
+
+
+def market_means(base: Scenario, rounds: int, seed: int, R: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Posting ``R`` (M,) every round of ``trajectory(base, rounds, seed)``, on the markets alone
+    (no FL): each MSP's mean real total IoM and mean payment over the rounds, (M,) each."""
+    from models.dynamics import trajectory
+    from models.equilibrium import follower_equilibrium
+    from models.iom import iom_matrix
+    from models.utility import msp_payment
+
+    traj = trajectory(base, rounds, seed)
+    totals, pays = [], []
+    for t in range(rounds):
+        sc = traj.active_scenario(t)
+        Rt = np.minimum(R, sc.Rmax)
+        total = iom_matrix(sc, follower_equilibrium(sc, Rt).f).sum(0)
+        totals.append(total)
+        pays.append(msp_payment(sc.mechanism, Rt, total, sc.eps0))
+    return np.mean(totals, axis=0), np.mean(pays, axis=0)
+
+
+def budget_level(base: Scenario, rounds: int, seed: int, budget: np.ndarray, rtol: float = 1e-9,
+                 max_iter: int = 20) -> np.ndarray:
+    """The level ``b`` (M,) at which ``fixed`` pays ``budget`` (M,) per round on average along
+    seed ``seed``'s markets: ``b <- b budget / payment(b)`` from ``b = budget``.
+
+    Under the proportional mechanism MSP m pays ``R total / (total + eps0)``, a little less than
+    ``R``; this raises ``b`` by that factor so that the budget-matched ``fixed`` spends exactly the
+    reference's money (to ``rtol``). An MSP with a zero budget posts 0.
+    """
+    budget = np.asarray(budget, dtype=float)
+    b = budget.copy()
+    for _ in range(max_iter):
+        _, paid = market_means(base, rounds, seed, b)
+        if np.allclose(paid, budget, rtol=rtol, atol=0.0):
+            return b
+        b = np.where(paid > 0, b * budget / np.where(paid > 0, paid, 1.0), b)
+        b = np.minimum(b, base.Rmax)
+    return b
+
+
+def levels_for(scheme: Any, base: Scenario, cfg: CompareConfig, reference_record: Mapping[str, Any] | None,
+               seed: int = 0) -> np.ndarray | None:
+    """The level ``b`` (M,) of a naive baseline for seed ``seed`` (None for any other scheme):
+    ``cfg.level * Rmax`` (cap-relative), or the level at which ``fixed`` pays the reference's
+    mean payment of that seed (budget-matched, :func:`budget_level`)."""
+    if not isinstance(scheme, LevelledScheme):
+        return None
+    if scheme.setting is LevelSetting.CAP:
+        return cfg.level * base.Rmax
+    if reference_record is None:
+        raise RuntimeError(f"{scheme.name!r} is budget-matched but the reference {cfg.reference!r} has no run")
+    return budget_level(base, cfg.rounds, seed, mean_payment(reference_record))
+
+
+def _level_current(rec: Mapping[str, Any], scheme: Any, base: Scenario, cfg: CompareConfig,
+                   reference_record: Mapping[str, Any] | None, seed: int, cache: dict, name: str) -> bool:
+    """Whether a stored run was made at the level its scheme would get now."""
+    if not isinstance(scheme, LevelledScheme):
+        return True
+    if scheme.setting is LevelSetting.BUDGET and reference_record is None:
+        return False
+    want = cache[(name, seed)] = levels_for(scheme, base, cfg, reference_record, seed)
+    return rec.get("level") is not None and np.allclose(rec["level"], want, rtol=1e-12, atol=0.0)
+
+
+def round_deadlines(base: Scenario, rounds: int, seed: int, deadline: float | str = "auto",
+                    multiple: float | None = None) -> tuple[np.ndarray, list[str]]:
+    """The round deadlines ``T_m`` (T, M) of one seed's trajectory, shared by every scheme.
+
+    ``deadline = "auto"``: ``multiple`` (default ``models.iom.DEADLINE_MULTIPLE``, 2) x the median
+    ``Tcmp + Tup`` of MSP m's participants at the round's certified EPEC (``inf`` for an MSP
+    without participants there); a number: that deadline everywhere (``inf``: none). Returns the
+    deadlines and notes on the rounds whose EPEC was not certified (their deadline is taken at
+    the uncertified solution, and said so).
+    """
+    from models.dynamics import trajectory
+    from models.equilibrium import follower_equilibrium
+    from models.iom import DEADLINE_MULTIPLE, median_deadline
+
+    if deadline != "auto":
+        return np.full((rounds, base.n_msp), float(deadline)), []
+    from epec import solve_scenario
+
+    mult = DEADLINE_MULTIPLE if multiple is None else multiple
+    traj = trajectory(base, rounds, seed)
+    out, notes = np.empty((rounds, base.n_msp)), []
+    for t in range(rounds):
+        sc = traj.active_scenario(t)
+        sol = solve_scenario(sc)
+        if not sol.ok:
+            notes.append(f"seed {seed} round {t}: deadline at an uncertified EPEC ({sol.result.status.name})")
+        f = follower_equilibrium(sc, np.asarray(sol.R, dtype=float)).f
+        out[t] = [median_deadline(sc, f, m, mult) for m in range(sc.n_msp)]
+    return out, notes
+
+
+def fixed_frontier(base: Scenario, seeds: int, rounds: int, levels: tuple[float, ...] = FRONTIER_LEVELS
+                   ) -> dict[str, Any]:
+    """The ``fixed`` scheme swept over ``levels`` x Rmax on the markets alone (no FL).
+
+    Per seed and level, along ``trajectory(base, rounds, seed)``: the MUs' exact response to
+    ``R = level * Rmax``, then the mean over rounds and MSPs of the real total IoM and of the
+    payment (as the report's ``iom`` and ``payment``). Returns the per-seed values
+    ``{"levels", "iom": [[seed x level]], "payment": [[...]]}``.
+    """
+    iom = np.empty((seeds, len(levels)))
+    pay = np.empty((seeds, len(levels)))
+    for s in range(seeds):
+        for k, level in enumerate(levels):
+            total, paid = market_means(base, rounds, s, level * base.Rmax)
+            iom[s, k], pay[s, k] = float(np.mean(total)), float(np.mean(paid))
+    return {"levels": list(levels), "iom": iom.tolist(), "payment": pay.tolist()}
+
+
+def _frontier_key(base: Scenario, cfg: CompareConfig) -> Any:
+    return json.loads(json.dumps({"base": base.to_dict(), "seeds": cfg.seeds, "rounds": cfg.rounds,
+                                  "levels": list(FRONTIER_LEVELS), "version": RECORD_VERSION}))
+
+
+def _stored_frontier(path: Path, base: Scenario, cfg: CompareConfig) -> dict[str, Any] | None:
+    """The frontier of an earlier invocation with the same markets, or None."""
+    try:
+        data = json.loads(path.read_text())
+    except (FileNotFoundError, ValueError):
+        return None
+    return data.get("frontier") if data.get("settings") == _frontier_key(base, cfg) else None
+
+
+def record_path(out: Path, scheme: str, seed: int) -> Path:
+    return Path(out) / "runs" / f"{scheme}__seed{seed}.json"
+
+
+def _seed_of(*keys: int) -> int:
+    return int(np.random.SeedSequence([int(k) for k in keys]).generate_state(1, np.uint32)[0])
+
+
+class _FLMarket:
+    """The MSPs' FL tasks along one trajectory: a model and a simulated clock per MSP."""
+
+    def __init__(self, ds: Any, base: Scenario, cfg: CompareConfig, seed: int) -> None:
+        import torch
+
+        from fl.aggregate import make_strategy
+        from fl.nets import make_net
+        from fl.train import LocalTrainConfig, TrainPath, get_params
+        from fl.trainer import resolve_path
+
+        self.ds, self.cfg, self.seed = ds, cfg, seed
+        self.labels = ds.train_y.cpu().numpy()
+        self.local = LocalTrainConfig(epochs=cfg.epochs if cfg.epochs is not None else base.L,
+                                      batch_size=cfg.batch_size, lr=cfg.lr, momentum=cfg.momentum)
+        self.path = resolve_path(TrainPath.AUTO, "cpu")
+        self.strategy = make_strategy(cfg.aggregation)
+        self.nets, self.params = [], []
+        for m in range(base.n_msp):  # the same initial model for every scheme (seed, m)
+            torch.manual_seed(_seed_of(seed, m, 11))
+            net = make_net(ds.shape, ds.num_classes)
+            self.nets.append(net)
+            self.params.append(get_params(net))
+        self.clock = np.zeros(base.n_msp)
+
+    def round(self, t: int, sc_full: Scenario, f_full: np.ndarray, iom_full: np.ndarray,
+              deadline: np.ndarray) -> dict[str, Any]:
+        """One FL round of every MSP (:func:`fl.trainer.fl_round`) with deadlines ``T_m`` (M,);
+        returns accuracy, simulated time, participants and missed updates (M,)."""
+        import torch
+
+        from fl.partition import dirichlet_partition
+        from fl.train import client_seed, evaluate
+        from fl.trainer import fl_round
+        from models.iom import on_time, round_time
+
+        acc, parts, scale_used, missed = [], [], [], []
+        n_train = self.ds.n_train
+        for m in range(sc_full.n_msp):
+            holders = np.flatnonzero(sc_full.D[:, m] > 0)  # the active MUs holding m's data
+            sizes = sc_full.D[holders, m].astype(np.int64)
+            scale = 1.0
+            if sizes.sum() > n_train:  # a data set smaller than the market: shrink every share alike
+                scale = n_train / float(sizes.sum())
+                sizes = np.maximum(1, np.floor(sizes * scale)).astype(np.int64)
+            # The split depends on the market only (not on the scheme): common random numbers.
+            idx = dirichlet_partition(self.labels, sizes.tolist(), self.cfg.alpha, _seed_of(self.seed, t, m, 23))
+            part = [k for k, n in enumerate(holders) if f_full[n, m] > 0]
+            parts.append(len(part))
+            scale_used.append(scale)
+            late = 0
+            if part:
+                ok = on_time(sc_full, f_full, m, float(deadline[m]))  # the MUs with f > 0, in MU order
+                if ok.size != len(part):
+                    raise RuntimeError(f"MSP {m}: an MU with f > 0 holds none of its data")
+                xs = [self.ds.train_x[torch.as_tensor(idx[k])] for k in part]
+                ys = [self.ds.train_y[torch.as_tensor(idx[k])] for k in part]
+                seeds = [client_seed(self.seed, t, int(holders[k]) * sc_full.n_msp + m) for k in part]
+                w_iom = np.array([iom_full[holders[k], m] for k in part])
+                self.params[m], late = fl_round(self.path, self.nets[m], self.params[m], xs, ys, self.local, seeds,
+                                                w_iom, sizes[part], self.strategy, ok)
+                self.clock[m] += round_time(sc_full, f_full, m, float(deadline[m]))
+            missed.append(late)
+            acc.append(evaluate(self.nets[m], self.params[m], self.ds.test_x, self.ds.test_y))
+        return {"accuracy": acc, "sim_time": self.clock.tolist(), "participants": parts, "missed": missed,
+                "data_scale": scale_used}
+
+
+def run_scheme(scheme: Any, base: Scenario, cfg: CompareConfig, seed: int, ds: Any,
+               on_round: Callable[[], None] | None = None, deadlines: np.ndarray | None = None,
+               level: np.ndarray | None = None) -> dict[str, Any]:
+    """One (scheme, seed) run along ``trajectory(base, cfg.rounds, seed)``; a JSON record.
+
+    ``deadlines`` (T, M): the rounds' deadlines (default :func:`round_deadlines` of
+    ``cfg.deadline``); ``level`` (M,): a naive baseline's reward level (required for those).
+    """
+    from models.dynamics import trajectory
+    from models.equilibrium import follower_equilibrium
+    from models.iom import iom_matrix
+    from models.utility import msp_payment, msp_value, mu_utilities
+
+    traj = trajectory(base, cfg.rounds, seed)
+    if deadlines is None:
+        deadlines, _ = round_deadlines(base, cfg.rounds, seed, cfg.deadline)
+    if isinstance(scheme, LevelledScheme):
+        if level is None:
+            raise RuntimeError(f"scheme {scheme.name!r} needs its reward level (levels_for)")
+        scheme.set_level(level)
+    scheme.reset(base, seed)
+    fl = _FLMarket(ds, base, cfg, seed)
+    rounds: list[dict[str, Any]] = []
+    uncertified: list[str] = []
+    for t in range(cfg.rounds):
+        active = np.flatnonzero(traj.active[t])
+        sc = traj.active_scenario(t)
+        info = RoundInfo(round=t, scenario=sc, seed=seed, rng=np.random.default_rng(_seed_of(seed, t, 5)))
+        dec = scheme.rewards(info)
+        R = np.asarray(dec.R, dtype=float).reshape(-1)
+        if R.shape != (sc.n_msp,) or not np.all(np.isfinite(R)):
+            raise RuntimeError(f"scheme {scheme.name!r} posted {R!r} in round {t}; expected {sc.n_msp} finite rewards")
+        R = np.clip(R, 0.0, sc.Rmax)
+        if dec.certified is False:
+            uncertified.append(dec.note or f"round {t}")
+        game = sc.replace(metric=scheme.metric)  # the game the MUs play under this scheme
+        eq = follower_equilibrium(game, R)
+        f = eq.f
+        I_real = iom_matrix(sc, f)  # outcomes with the real IoM (sc.metric is the full IoM)
+        total = I_real.sum(0)
+        played_total = iom_matrix(game, f).sum(0)
+        paid = msp_payment(sc.mechanism, R, played_total, sc.eps0)
+        V = msp_value(sc.lam, total) - paid
+        U = mu_utilities(game, R, f)
+        contributors = (f > 0).sum(0)
+        scheme.feedback(RoundOutcome(R=R.copy(), total_iom=total.copy(), contributors=contributors.copy(),
+                                     utility=V.copy()))
+        f_full = np.zeros(base.D.shape)
+        f_full[active] = f
+        I_full = np.zeros(base.D.shape)
+        I_full[active] = I_real
+        U_full = np.zeros(base.n_mu)
+        U_full[active] = U
+        flr = fl.round(t, traj.scenario(t), f_full, I_full, deadlines[t])
+        rounds.append({
+            "round": t, "R": R.tolist(), "payment": np.asarray(paid, dtype=float).tolist(), "certified": dec.certified,
+            "deadline": [float(d) if math.isfinite(d) else None for d in deadlines[t]],
+            "active": active.tolist(), "f": f_full.tolist(), "followers_converged": bool(eq.converged),
+            "iom": total.tolist(), "contributors": contributors.tolist(),
+            "msp_utility": V.tolist(), "mu_utility": U_full.tolist(),
+            "msp_utility_sum": float(V.sum()), "mu_utility_sum": float(U.sum()),
+            "social_utility": float(V.sum() + U.sum()), **flr,
+        })
+        if on_round is not None:
+            on_round()
+    return {"scheme": scheme.name, "seed": seed, "describe": {"group": scheme.group.value, **scheme.describe()},
+            "level": None if level is None else np.asarray(level, dtype=float).tolist(),
+            "uncertified": uncertified, "rounds": rounds}
+
+
+def _with_earlier_timing(path: Path, timing: dict[str, Any]) -> dict[str, Any]:
+    """A resumed comparison's wall times added to those of the invocations before it."""
+    try:
+        old = json.loads(path.read_text())
+        earlier = [float(w) for w in old.get("invocations_wall_seconds", [old["wall_seconds"]])]
+        runs = dict(old["runs"])
+    except (FileNotFoundError, KeyError, TypeError, ValueError):
+        return timing  # nothing readable to keep
+    runs.update(timing["runs"])
+    walls = [*earlier, float(timing["wall_seconds"])]
+    return {"runs": runs, "wall_seconds": sum(walls), "invocations_wall_seconds": walls}
+
+
+def run_runs(cfg: CompareConfig, out: str | Path, resume: bool = False, progress: bool = False,
+             log: Callable[[str], None] = print) -> tuple[Scenario, Any, dict[tuple[str, int], Any], dict[str, Any],
+                                                          dict[str, Any]]:
+    """Run every (scheme, seed) not already done (records in ``OUT/runs``), the frontier
+    (``OUT/frontier.json``) and write ``OUT/timing.json``.
+
+    Returns ``(base, dataset, records, frontier, timing)``; the report is made from them
+    (``benchmarks.compare.run_comparison``). Every input is checked (data set, scenario,
+    schemes) before any work or any file is written.
+    """
+    from fl.data import load_dataset
+    from models.io import atomic_write_json
+    from models.scenario import load_scenario
+
+    base = load_scenario(cfg.scenario)
+    ds = load_dataset(cfg.dataset, root=cfg.data_root, image_size=cfg.image_size)
+    if base.metric is not Metric.FULL:
+        raise InputError("scenario.metric", "the base market must value the full IoM (the schemes pick their metric)")
+    out = Path(out)
+    fp = cfg.fingerprint(base)
+    # seed by seed, the reference first (the budget-matched baselines spend its payments): an
+    # interrupted run leaves whole seeds behind
+    order = sorted(cfg.schemes, key=lambda n: n != cfg.reference)
+    todo, records = [], {}
+    levels: dict[tuple[str, int], Any] = {}  # computed while checking a stored run, reused
+    for s in range(cfg.seeds):
+        for name in order:
+            p = record_path(out, name, s)
+            if resume and p.is_file():
+                rec = json.loads(p.read_text())
+                if _settings(rec) == fp:
+                    if _level_current(rec, make_scheme(name), base, cfg, records.get((cfg.reference, s)), s, levels,
+                                      name):
+                        records[(name, s)] = rec
+                        continue
+                    todo.append((name, s))  # made at another level (--level, or another reference run)
+                    continue
+                raise InputError("--resume", f"{p} was made with other settings (use --force to start over)")
+            todo.append((name, s))
+    setup = SchemeSetup(base=base, out=out, seeds=cfg.seeds, rounds=cfg.rounds, drl_policy=cfg.drl_policy,
+                        drl_seconds=cfg.drl_seconds, drl_updates=cfg.drl_updates, progress=progress)
+    timing: dict[str, Any] = {"runs": {}}
+    prepared: dict[str, Any] = {}
+    for name, _ in todo:  # every scheme loads (or trains) what it needs before any round
+        if name not in prepared:
+            scheme = make_scheme(name)
+            t0 = time.perf_counter()
+            scheme.prepare(setup)
+            timing["runs"][f"{name}/prepare"] = time.perf_counter() - t0
+            prepared[name] = scheme
+    out.mkdir(parents=True, exist_ok=True)
+    bar = None
+    if progress:
+        from models.progress import progress_bar
+
+        bar = progress_bar(total=len(cfg.schemes) * cfg.seeds * cfg.rounds, initial=len(records) * cfg.rounds,
+                           desc="compare", unit="round")
+    t_all = time.perf_counter()
+    deadlines: dict[int, np.ndarray] = {}
+    deadline_notes: list[str] = []
+    try:
+        for name, s in todo:
+            scheme = prepared[name]
+            if (name, s) in levels:
+                level = levels[(name, s)]
+            else:
+                level = levels_for(scheme, base, cfg, records.get((cfg.reference, s)), s)
+            if bar is not None:
+                bar.set_postfix(scheme=name, seed=s)
+            t0 = time.perf_counter()
+            if s not in deadlines:
+                deadlines[s], notes = round_deadlines(base, cfg.rounds, s, cfg.deadline)
+                deadline_notes += notes
+                timing["runs"][f"deadlines/seed{s}"] = time.perf_counter() - t0
+                t0 = time.perf_counter()
+            rec = run_scheme(scheme, base, cfg, s, ds, on_round=(bar.update if bar is not None else None),
+                             deadlines=deadlines[s], level=level)
+            rec["settings"] = fp
+            atomic_write_json(record_path(out, name, s), rec)
+            timing["runs"][f"{name}/seed{s}"] = time.perf_counter() - t0
+            records[(name, s)] = rec
+            if rec["uncertified"]:
+                log(f"note: {name} seed {s}: {len(rec['uncertified'])} round(s) not certified: {rec['uncertified'][0]}")
+    finally:
+        if bar is not None:
+            bar.close()
+    for note in deadline_notes:
+        log(f"note: {note}")
+    frontier = _stored_frontier(out / "frontier.json", base, cfg) if resume else None
+    if frontier is None:  # markets only, but a minute at full size: kept for --resume
+        t0 = time.perf_counter()
+        frontier = fixed_frontier(base, cfg.seeds, cfg.rounds)
+        timing["runs"]["frontier"] = time.perf_counter() - t0
+        atomic_write_json(out / "frontier.json", {"settings": _frontier_key(base, cfg), "frontier": frontier})
+    timing["wall_seconds"] = time.perf_counter() - t_all
+    timing = _with_earlier_timing(out / "timing.json", timing) if resume else timing
+    atomic_write_json(out / "timing.json", timing)
+    return base, ds, records, frontier, timing
+
