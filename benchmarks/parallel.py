@@ -32,8 +32,8 @@ def add_parallel_arguments(parser: Any) -> None:
                         help="run the independent tasks as Ray tasks on a Ray instance started here with this many "
                              "CPUs (default 1: in this process, one after the other, no Ray)")
     parser.add_argument("--ray-address", default=None,
-                        help="run the tasks on the existing Ray cluster at this address (host:port of "
-                             "`ray start --head`; its CPUs set the parallelism and --workers is not used)")
+                        help="run the tasks on the existing Ray cluster at this address (host:port of its head, "
+                             "started by ray start --head; its CPUs set the parallelism and --workers is not used)")
 
 
 def check_workers(workers: int, address: str | None) -> None:

@@ -33,7 +33,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
     parser.add_argument("--scenario", default="default",
                         help="preset (tiny, default, large, xl), a .toml/.yaml/.json scenario file, or an "
-                             "equilibrium.json of `metatrading solve` (default: default)")
+                             "equilibrium.json of metatrading solve (default: default)")
     parser.add_argument("--seed", type=int, default=None, help="seed of the scenario drawn from the preset or the "
                                                                "file's base (default: the file's seed, else 0)")
     parser.add_argument("--param", required=True,

@@ -42,7 +42,9 @@ def test_smoke_writes_the_records_and_the_plots(smoke):
 
 
 def test_an_interrupted_sweep_resumes_to_the_same_points(smoke, tmp_path, monkeypatch, capsys):
-    import epec.sweep as sweep_mod
+    import importlib
+
+    sweep_mod = importlib.import_module("epec.sweep")  # the module (epec.sweep is also the function)
 
     out = tmp_path / "run"
     real = sweep_mod._point
