@@ -182,8 +182,9 @@ def run(args: argparse.Namespace) -> int:
                     "task_seconds": s["total"],
                     "overhead_per_task": (cpus * wall - s["total"]) / args.count if cpus else None}
         print(f"Ray: {wall:.1f} s wall for {s['total']:.1f} s of tasks"
-              + (f" on {cpus} workers: {s['total'] / wall:.2f}x the sequential sum; overhead "
-                 f"{parallel['overhead_per_task']:.3f} s per task (start-up included)" if cpus else ""))
+              + (f" on {cpus} workers (tasks' seconds / wall {s['total'] / wall:.2f}; a sequential run takes about "
+                 f"the tasks' seconds); overhead {parallel['overhead_per_task']:.3f} s per task (start-up "
+                 f"included)" if cpus else ""))
     for r in rows:
         if not r["ok"]:
             print(f"  seed {r['seed']} ({r['n_mu']}x{r['n_msp']} {r['mechanism']}): {r['status']}: "
