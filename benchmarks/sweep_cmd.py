@@ -182,7 +182,11 @@ def run(args: argparse.Namespace) -> int:
             for r in fresh:
                 print(_progress(r, total, args.param, args.param2), flush=True)
 
-    parallel = args.workers > 1 or bool(args.ray_address)
+    # a 1-D sweep is one path: nothing to run side by side, and in this process it checkpoints
+    # after every point (a Ray task reports only when its whole path is done)
+    parallel = (args.workers > 1 or bool(args.ray_address)) and args.param2 is not None
+    if (args.workers > 1 or args.ray_address) and not parallel and not args.quiet:
+        print("one path (no --param2): it runs in this process, point after point")
     mapper = (lambda fn, tasks: map_tasks(fn, tasks, workers=args.workers, address=args.ray_address)) \
         if parallel else None
     cold_opts = SweepOptions(**{**opts.to_dict(), "continuation": False, "predict": False, "sensitivities": False})
