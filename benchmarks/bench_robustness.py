@@ -11,6 +11,10 @@ response from the numpy solver (:func:`models.leader_deviation_gain`), relative 
 
 Writes ``DIR/robustness.json`` (the summary and one row per scenario) and prints the count per
 status, the certified fraction and the time per scenario.
+
+``--workers N`` runs the scenarios as Ray tasks on a local Ray instance of N CPUs, ``--ray-address``
+on an existing cluster (:mod:`benchmarks.parallel`): each task is :func:`solve_task`, the rows come
+back in seed order, and they are the sequential run's rows (their ``seconds`` aside).
 """
 from __future__ import annotations
 
@@ -27,7 +31,7 @@ import numpy as np
 
 from models.errors import InputError
 
-__all__ = ["add_arguments", "run", "solve_one", "summarise"]
+__all__ = ["add_arguments", "run", "solve_one", "solve_task", "summarise"]
 
 #: relative deviation gain above which the independent numpy check refutes an ``ok`` answer
 #: (its grid and follower tolerance are coarser than the certificate's)
@@ -42,6 +46,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--grid", type=int, default=41, help="deviation-grid points per MSP in the certificate (default 41)")
     parser.add_argument("--verify-grid", type=int, default=41,
                         help="grid points of the independent numpy check of every ok answer; 0 skips it (default 41)")
+    from benchmarks.parallel import add_parallel_arguments
+
+    add_parallel_arguments(parser)
 
 
 def solve_one(seed: int, *, grid: int = 41, verify_grid: int = 41, **options: Any) -> dict[str, Any]:
@@ -97,6 +104,12 @@ def solve_one(seed: int, *, grid: int = 41, verify_grid: int = 41, **options: An
     return row
 
 
+def solve_task(task: dict[str, Any]) -> dict[str, Any]:
+    """The unit of work of the bench (plain data in, a plain row out; in-process or a Ray task):
+    ``solve_one(task["seed"], grid=task["grid"], verify_grid=task["verify_grid"])``."""
+    return solve_one(int(task["seed"]), grid=int(task["grid"]), verify_grid=int(task["verify_grid"]))
+
+
 def summarise(rows: list[dict[str, Any]]) -> dict[str, Any]:
     """Counts per status, the certified fraction, ok answers whose certificate does not hold or
     that the independent check refutes (both must be 0), exceptions, NaNs, warnings, times."""
@@ -128,18 +141,23 @@ def run(args: argparse.Namespace) -> int:
     check_grid(args.grid)
     check_grid(args.verify_grid, "--verify-grid", minimum=0)
     from benchmarks.conventions import show_progress
+    from benchmarks.parallel import check_workers, map_tasks
     from models.progress import progress_bar
     from models.io import atomic_write_json
 
+    check_workers(args.workers, args.ray_address)
     out = Path(args.out)
     t0 = time.perf_counter()
+    tasks = [{"seed": seed, "grid": args.grid, "verify_grid": args.verify_grid}
+             for seed in range(args.seed, args.seed + args.count)]
     with progress_bar(total=args.count, desc="random scenarios", unit="scenario", leave=False,
               enabled=show_progress(args)) as bar:
         rows = []
-        for seed in range(args.seed, args.seed + args.count):
-            rows.append(solve_one(seed, grid=args.grid, verify_grid=args.verify_grid))
-            bar.set_postfix_str(f"seed {seed}: {rows[-1]['status']}")
+        for row in map_tasks(solve_task, tasks, workers=args.workers, address=args.ray_address):
+            rows.append(row)
+            bar.set_postfix_str(f"seed {row['seed']}: {row['status']}")
             bar.update(1)
+    wall = time.perf_counter() - t0
     summary = summarise(rows)
     print(f"EPEC robustness: {args.count} random scenarios (seeds {args.seed}..{args.seed + args.count - 1}, "
           f"1-40 MUs x 1-6 MSPs, both mechanisms)")
@@ -152,13 +170,27 @@ def run(args: argparse.Namespace) -> int:
           f"{summary['ok_refuted_independently']}; exceptions {summary['exceptions']}, NaN {summary['nan']}, "
           f"RuntimeWarnings {summary['runtime_warnings']}")
     print(f"time per scenario: mean {s['mean']:.2f} s, median {s['median']:.2f} s, max {s['max']:.2f} s "
-          f"({time.perf_counter() - t0:.1f} s in all)")
+          f"({wall:.1f} s in all)")
+    parallel = None
+    if args.workers > 1 or args.ray_address:
+        # what running as Ray tasks cost beyond the solves: the wall clock the workers held, less
+        # the seconds the tasks themselves measured, per task (start-up and transfers included)
+        cpus = args.workers if not args.ray_address else None
+        parallel = {"workers": args.workers, "ray_address": args.ray_address, "wall_seconds": wall,
+                    "task_seconds": s["total"],
+                    "overhead_per_task": (cpus * wall - s["total"]) / args.count if cpus else None}
+        print(f"Ray: {wall:.1f} s wall for {s['total']:.1f} s of tasks"
+              + (f" on {cpus} workers (tasks' seconds / wall {s['total'] / wall:.2f}; a sequential run takes about "
+                 f"the tasks' seconds); overhead {parallel['overhead_per_task']:.3f} s per task (start-up "
+                 f"included)" if cpus else ""))
     for r in rows:
         if not r["ok"]:
             print(f"  seed {r['seed']} ({r['n_mu']}x{r['n_msp']} {r['mechanism']}): {r['status']}: "
                   f"{(r.get('message') or r.get('exception', ''))[:300]}")
     atomic_write_json(out / "robustness.json", {"summary": summary, "rows": rows,
                                                 "options": {"count": args.count, "seed": args.seed, "grid": args.grid,
-                                                            "verify_grid": args.verify_grid}})
+                                                            "verify_grid": args.verify_grid, "workers": args.workers,
+                                                            "ray_address": args.ray_address},
+                                                "parallel": parallel})
     print(f"wrote {out / 'robustness.json'}")
     return 0

@@ -30,6 +30,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "train-pricing": ("benchmarks.train_pricing_cmd", "train independent PPO pricing agents (one per MSP)"),
     "validate": ("benchmarks.validate_cmd", "gaps of learned or given rewards to the certified EPEC"),
     "fl-deploy": ("benchmarks.fl_deploy_cmd", "the FL run on a local Flower deployment (SuperLink, SuperNodes, TLS)"),
+    "sweep": ("benchmarks.sweep_cmd", "certified equilibria along one or two parameters, with their sensitivities"),
 }
 #: bench target -> (module, help)
 BENCHES: dict[str, tuple[str, str]] = {

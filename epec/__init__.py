@@ -4,6 +4,9 @@ solves with certificates.
 One import line::
 
     from epec import kkt, multiplier, solve_nash, solve_bilevel, solve_epec, ScholtesRelaxation
+
+``epec.sweep`` is the function (certified equilibrium paths, :mod:`epec.sweep`); ``epec.Sweep``
+is one diagonalisation sweep of a solve's history.
 """
 from .bilevel import solve_bilevel
 from .certificate import Certificate, certify
@@ -28,10 +31,13 @@ from .reformulation import (
 from .results import GameResult, GameStatus, GlobalMove, Sweep
 from .scenario import ScenarioSolution, solve_scenario
 from .scholtes import ScholtesRelaxation
+from .sweep import PARAMETERS as SWEEP_PARAMETERS
+from .sweep import SweepOptions, apply_parameter, sensitivities, sweep, sweep_path
 from .smoothing import FischerBurmeisterSmoothing
 
 __all__ = [
     "Certificate", "certify", "GameStructureError", "ScenarioSolution", "solve_scenario",
+    "sweep", "sweep_path", "SweepOptions", "SWEEP_PARAMETERS", "apply_parameter", "sensitivities",
     "CertificateOptions", "GameResult", "GameStatus", "GlobalMove", "GlobalOptions", "LeaderStep", "Method", "Sweep",
     "FollowerResponse", "Response", "ResponseOptions",
     "solve_bilevel", "solve_epec", "solve_nash",

@@ -66,6 +66,8 @@ def solve_scenario(
     leader_step: LeaderStep | str = LeaderStep.IMPLICIT,
     callback: Callable[[int, Any, float], Any] | None = None,
     progress: Callable[[str, int, int], Any] | None = None,
+    R0: Any = None,
+    f0: Any = None,
     **epec_options: Any,
 ) -> ScenarioSolution:
     """Build the game of ``scenario``, solve its EPEC with :func:`epec.solve_epec` and read the
@@ -82,6 +84,10 @@ def solve_scenario(
         ``max_failed=0.5``: the MUs' game always has an equilibrium, so a failed evaluation is
         the solver's; a ``certificate=`` keyword replaces both).
     certify : bool, default True
+    R0, f0 : arrays (M,) and (N, M), optional
+        The start profile: the MSPs' rewards the diagonalisation starts from and the MUs' allocation
+        (GHz) their first response starts from (:func:`models.build_game`; defaults ``Rmax / 2`` and
+        even splits). A continuation (:func:`epec.sweep`) passes the previous point's equilibrium.
     **epec_options
         Any other keyword of :func:`epec.solve_epec`.
 
@@ -95,7 +101,7 @@ def solve_scenario(
     from models.equilibrium import follower_equilibrium, follower_kkt_residual
     from models.game import allocations, build_game, rewards
 
-    model = build_game(scenario)
+    model = build_game(scenario, R0=R0, f0=f0)
     free = [(n, m) for n in model.MU for m in model.MSP if not model.mu[n].f[m].fixed]
 
     def numpy_start(decisions: list, rng: np.random.Generator | None = None) -> list | None:

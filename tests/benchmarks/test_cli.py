@@ -219,6 +219,14 @@ TABLE = [
     (["fl-deploy", "--nodes", "1000000", "--out", NEW], "GiB is available (MemAvailable)"),
     (["compare", "--schemes", "fixed,drl", "--drl-policy", "{tmp}", "--drl-seconds", "5", "--out", NEW], "--drl-seconds"),
     (["compare", "--scheme-module", "{tmp}/nowhere.py", "--out", NEW], "--scheme-module: no such Python file"),
+    (["bench", "robustness", "--workers", "0", "--out", NEW], "--workers"),
+    # sweep
+    (["sweep", "--param", "nosuch", "--values", "1,2", "--out", NEW], "--param"),
+    (["sweep", "--param", "rho", "--values", "0.5:1", "--out", NEW], "--values"),
+    (["sweep", "--param", "rho", "--values", "0.5,-2", "--out", NEW], "--values"),
+    (["sweep", "--param", "rho", "--values", "0.5", "--param2", "lam", "--out", NEW], "--values2"),
+    (["sweep", "--param", "rho", "--values", "0.5", "--out", OLD], "--out"),
+    (["sweep", "--param", "rho", "--values", "0.5", "--resume", "--out", NEW], "--resume"),
     # plot-fl, presets, the command itself
     (["plot-fl", "{tmp}/missing.json", "--out", NEW], "FL_JSON"),
     (["plot-fl", "{fl_bad}", "--out", NEW], "FL_JSON"),

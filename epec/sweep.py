@@ -1,0 +1,531 @@
+"""Certified equilibrium paths: the EPEC of a scenario swept over one parameter (or two), by
+continuation, with the sensitivities of the equilibrium at every certified point.
+
+A sweep is one loop per *path* (the values of ``param`` in order; a second parameter ``param2``
+gives one independent path per value of it). Each point is the ordinary certified solve,
+:func:`epec.solve_scenario`, started from the previous point's equilibrium moved along its
+tangent (the first-order predictor ``R + dR/dtheta * dtheta``, as the predictor-corrector
+continuation of homotopy codes and Ipopt's warm starts): the sweep knows no more about the
+solver than its public result. A point whose warm start does not end certified is solved again
+cold; a point that ends uncertified is marked, never interpolated, and the next point of the path
+starts cold.
+
+Sensitivities (:func:`sensitivities`) follow from the implicit function theorem on the
+equilibrium conditions. For fixed ``theta`` the followers' response ``z(R, theta)`` solves their
+smoothed KKT system (:class:`epec.FollowerResponse`) and each MSP's reduced utility
+``V_m(R, z(R, theta))`` has the exact gradient ``G_m = dV_m/dR_m`` of the implicit leader step.
+At an equilibrium ``G_m = 0`` for every interior reward, so::
+
+    dR_I/dtheta = -(dG_I/dR_I)^-1 (dG_I/dtheta + dG_I/dR_B dR_B/dtheta),
+
+``I`` the interior rewards and ``B`` the rewards at a bound (``dR_B/dtheta = 0`` at 0, the
+bound's own derivative at ``Rmax``: 1 when ``Rmax`` itself is swept). ``theta`` enters the
+compiled model as constants, so the second-order terms ``dG/dR`` and ``dG/dtheta`` are central
+differences of the exact gradient ``G`` (step ``fd_step`` relative), on the followers' systems
+compiled at ``theta -+ h``. The derivatives of the utilities, the IoM and the allocation are
+central differences along the tangent ``(theta -+ h, R -+ h dR/dtheta)``, where the followers
+are solved exactly.
+
+A derivative exists only where the followers' active set does not change: a point where an MU
+enters or leaves (``f_nm = 0`` with a zero multiplier: degenerate complementarity), a budget
+starts or stops binding with a zero multiplier, a reward touches its bound with ``G_m = 0``, or
+the active set differs at ``theta -+ h``, is reported as a ``kink`` with the reason, and no
+derivative.
+
+Parameters (:data:`PARAMETERS`): any field of :class:`models.Scenario` with a number (an array
+field takes one value broadcast to its shape: ``rho = 0.5`` for every MU); the IoM weights keep
+their sum 1 (sweeping ``w_acc`` rescales ``w_amt`` and ``w_val`` in proportion); ``n_mu`` and
+``n_msp`` redraw the scenario (:func:`apply_parameter`).
+
+The unit of work is :func:`sweep_path`: one pure function of plain data (the scenario as a dict,
+the values, the options as a dict, the points already computed) returning plain records, so
+paths run in-process or as Ray tasks with the same results (``benchmarks/`` maps them).
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+from dataclasses import dataclass
+from typing import Any, Callable, Iterable, Sequence
+
+import numpy as np
+
+from models.errors import InputError
+
+__all__ = ["PARAMETERS", "SweepOptions", "apply_parameter", "check_values", "sensitivities", "sweep",
+           "sweep_path", "path_tasks"]
+
+#: the parameters whose values a sweep redraws the scenario for (not continuous: no derivative)
+DISCRETE = ("n_mu", "n_msp")
+_WEIGHTS = ("w_acc", "w_amt", "w_val")
+
+
+def _fields() -> tuple[str, ...]:
+    from models.scenario import MSP_FIELDS, MU_FIELDS, PAIR_FIELDS, SCALAR_FIELDS
+
+    return MU_FIELDS + PAIR_FIELDS + MSP_FIELDS + SCALAR_FIELDS
+
+
+#: every parameter a sweep can move
+PARAMETERS: tuple[str, ...] = _fields() + DISCRETE
+
+
+@dataclass(frozen=True)
+class SweepOptions:
+    """How each point is solved and what is computed there.
+
+    Parameters
+    ----------
+    method, mode, tol, max_iter, grid, leader_step
+        As :func:`epec.solve_scenario` (defaults Gauss-Seidel, Scholtes, 1e-6, 50, 41, implicit).
+    global_moves, starts : int
+        :class:`epec.GlobalOptions` of each solve (defaults 8 and 2).
+    continuation : bool
+        Start each point from the previous certified one (default True); False solves every
+        point cold (the baseline).
+    predict : bool
+        Move that start along the previous point's tangent (default True; needs
+        ``sensitivities``).
+    sensitivities : bool
+        Compute the derivatives at every certified point (default True).
+    fd_step : float
+        Relative step of the central differences of the exact gradients (default 1e-4: the
+        responses are solved to ``max |F| <= 1e-10``, so the truncation ``~h^2`` and the noise
+        ``~1e-10 / h`` are both below 1e-6 relative).
+    kink_tol : float
+        A multiplier or a reward gradient within ``kink_tol`` times its scale counts as zero (a
+        kink). Default 1e-6.
+    """
+
+    method: str = "gauss-seidel"
+    mode: str = "scholtes"
+    tol: float = 1e-6
+    max_iter: int = 50
+    grid: int = 41
+    leader_step: str = "implicit"
+    global_moves: int = 8
+    starts: int = 2
+    continuation: bool = True
+    predict: bool = True
+    sensitivities: bool = True
+    fd_step: float = 1e-4
+    kink_tol: float = 1e-6
+
+    def __post_init__(self) -> None:
+        for name in ("tol", "fd_step", "kink_tol"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < 1:
+                raise InputError(name, f"must be in (0, 1), got {value!r}")
+        for name, low in (("max_iter", 1), ("grid", 2), ("global_moves", 0), ("starts", 0)):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < low:
+                raise InputError(name, f"must be an integer >= {low}, got {value!r}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+# ---------------------------------------------------------------------------- the parameter
+def apply_parameter(scenario: Any, name: str, value: float) -> Any:
+    """``scenario`` with parameter ``name`` set to ``value`` (validated; InputError naming the
+    parameter otherwise).
+
+    An array field takes ``value`` everywhere (``rho = 0.5`` for every MU). ``w_acc``, ``w_amt``
+    or ``w_val`` set to ``value`` rescales the other two in proportion so the three still sum to
+    1 (equally when both are 0). ``n_mu`` / ``n_msp`` redraw the scenario: the per-MU, per-pair
+    and per-MSP fields are drawn again by :func:`models.scenario.generate` from the scenario's
+    seed (0 when it has none) at the new size, so a file's overrides of those fields are not
+    kept; the scalars, the mechanism, the metric and the name are.
+    """
+    from models.scenario import MSP_FIELDS, MU_FIELDS, PAIR_FIELDS, SCALAR_FIELDS, generate
+
+    if name not in PARAMETERS:
+        raise InputError("param", f"unknown parameter {name!r} (choose: {', '.join(PARAMETERS)})")
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)) \
+            or not math.isfinite(float(value)):
+        raise InputError(name, f"expected a finite number, got {value!r}")
+    value = float(value)
+    sc = scenario
+    if name in DISCRETE:
+        if value != int(value) or value < 1:
+            raise InputError(name, f"must be a whole number >= 1, got {value:g}")
+        n, m = (int(value), sc.n_msp) if name == "n_mu" else (sc.n_mu, int(value))
+        base = generate(n, m, seed=sc.seed if sc.seed is not None else 0, name=sc.name)
+        return base.replace(mechanism=sc.mechanism, metric=sc.metric, **{k: getattr(sc, k) for k in SCALAR_FIELDS})
+    if name in _WEIGHTS:
+        if not 0 <= value <= 1:
+            raise InputError(name, f"must be in [0, 1], got {value:g}")
+        others = [k for k in _WEIGHTS if k != name]
+        rest = sum(getattr(sc, k) for k in others)
+        share = [getattr(sc, k) / rest if rest > 0 else 0.5 for k in others]
+        w = {name: value, others[0]: (1 - value) * share[0]}
+        w[others[1]] = 1.0 - value - w[others[0]]  # the sum is exactly 1 in floating point
+        return sc.replace(**{k: max(v, 0.0) for k, v in w.items()})
+    if name in MU_FIELDS + PAIR_FIELDS + MSP_FIELDS:
+        return sc.replace(**{name: np.full(getattr(sc, name).shape, value)})
+    return sc.replace(**{name: value})
+
+
+def check_values(scenario: Any, name: str, values: Sequence[float]) -> list[float]:
+    """The sweep values of ``name`` as floats, each checked by :func:`apply_parameter` (an
+    InputError names the parameter and the first bad value)."""
+    if not len(values):
+        raise InputError(name, "no values to sweep")
+    out = []
+    for v in values:
+        apply_parameter(scenario, name, v)
+        out.append(float(v))
+    return out
+
+
+# ---------------------------------------------------------------------------- one point
+def _solve(sc: Any, opts: SweepOptions, R0: Any = None, f0: Any = None) -> Any:
+    from .options import GlobalOptions
+    from .scenario import solve_scenario
+
+    return solve_scenario(sc, method=opts.method, mode=opts.mode, tol=opts.tol, max_iter=opts.max_iter,
+                          grid=opts.grid, leader_step=opts.leader_step, R0=R0, f0=f0,
+                          global_search=GlobalOptions(moves=opts.global_moves, starts=opts.starts))
+
+
+def _outcome(sc: Any, R: np.ndarray, f: np.ndarray) -> dict[str, Any]:
+    """What a point reports (and what the tangent differentiates): rewards, utilities, IoM,
+    participation at ``(R, f)``."""
+    from models.iom import iom_matrix
+    from models.utility import msp_utilities, mu_utilities
+
+    I = iom_matrix(sc, f)
+    V, U = msp_utilities(sc, R, f), mu_utilities(sc, R, f)
+    return {"rewards": R.tolist(), "msp_utility": V.tolist(),
+            "mu_utility": {"mean": float(U.mean()), "min": float(U.min()), "max": float(U.max()),
+                           "total": float(U.sum())},
+            "iom": I.sum(0).tolist(), "participation": (f > _ACTIVE * sc.F[:, None]).sum(0).tolist()}
+
+
+#: an allocation below this times the MU's budget is "no work" (the models' numpy checker's rule)
+_ACTIVE = 1e-7
+
+
+def _pattern(sc: Any, f: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The followers' active set: which pairs work, which budgets bind."""
+    working = f > _ACTIVE * sc.F[:, None]
+    binding = sc.F - f.sum(1) <= _ACTIVE * sc.F
+    return working, binding
+
+
+def _degenerate(sc: Any, R: np.ndarray, f: np.ndarray, kink_tol: float) -> list[str]:
+    """Degenerate complementarity of the followers at ``(R, f)`` (a kink of the equilibrium path):
+    a pair not working whose multiplier ``nu_nm = mu_n - dU_n/df_nm`` is zero (the MU is about to
+    enter or has just left), a binding budget whose multiplier ``mu_n`` is zero."""
+    from models.equilibrium import follower_kkt_residual
+
+    chk = follower_kkt_residual(sc, R, f)
+    g, mu = chk.gradient, chk.mu
+    scale = np.maximum(1.0, np.abs(g).max(1))
+    working, binding = _pattern(sc, f)
+    out = []
+    idle = (~working) & (sc.D > 0)
+    nu = mu[:, None] - g
+    for n, m in zip(*np.nonzero(idle & (np.abs(nu) <= kink_tol * scale[:, None]))):
+        out.append(f"MU {n} at the edge of working for MSP {m} (f = 0 with multiplier {nu[n, m]:.2g})")
+    for n in np.flatnonzero(binding & working.any(1) & (mu <= kink_tol * scale)):
+        out.append(f"MU {n}'s budget binds with multiplier {mu[n]:.2g}")
+    return out
+
+
+class _Followers:
+    """The followers' response compiled at one scenario (the machinery of the implicit leader
+    step): Newton on their smoothed KKT system, and each MSP's exact gradient ``dV_m/dR_m``."""
+
+    def __init__(self, sc: Any, R: np.ndarray, f: np.ndarray) -> None:
+        from models.game import build_game
+
+        from .kkt import kkt
+        from .response import FollowerResponse
+
+        self.sc = sc
+        self.model = model = build_game(sc, R0=np.clip(R, 0.0, sc.Rmax), f0=f)
+        kkts = [kkt(b) for b in model.mu.values()]
+        self.resp = FollowerResponse(kkts, [[model.msp[m].R] for m in model.MSP],
+                                     [model.msp[m].utility for m in model.MSP])
+        if any(len(pos) != 1 for pos in self.resp.leader_pos):
+            raise _NoDerivative("an MSP's reward does not enter the followers' system")
+        self.z, self.y = self.resp.read()
+        self.p = self.resp.system.read_params()
+
+    def respond(self, R: np.ndarray) -> tuple[Any, np.ndarray]:
+        resp = self.resp
+        y = resp.inputs_at(self.y, [np.array([r]) for r in R])
+        r = resp.solve(self.z, y, self.p, sensitivity=True)
+        if not (r.ok and r.lu is not None):
+            r = resp.solve(self.z, y, self.p, cold=True, sensitivity=True)
+        if not (r.ok and r.lu is not None):
+            raise _NoDerivative(f"no follower response at R = {np.round(R, 6).tolist()} ({r.status})")
+        return r, y
+
+    def gradient(self, R: np.ndarray) -> np.ndarray:
+        """``G_m = dV_m/dR_m`` for every MSP, at the followers' response to ``R``."""
+        r, y = self.respond(R)
+        return np.array([self.resp.utility_gradient(m, r, y, self.p)[1][0] for m in range(len(R))])
+
+    def allocation(self, R: np.ndarray) -> np.ndarray:
+        from models.game import allocations
+
+        r, _ = self.respond(R)
+        self.resp.load(r.z)
+        return allocations(self.model)
+
+
+class _NoDerivative(Exception):
+    """The sensitivities cannot be computed at this point (the reason is the message)."""
+
+
+def sensitivities(scenario: Any, name: str, value: float, R: Any, f: Any,
+                  options: SweepOptions = SweepOptions()) -> dict[str, Any]:
+    """The derivatives of the certified equilibrium ``(R, f)`` of ``scenario`` (whose ``name`` is
+    ``value``) with respect to that parameter, by the implicit function theorem (module doc).
+
+    Returns a plain record: ``status`` ``"ok"`` with ``dR`` (M), ``dV`` (M), ``dU`` (the MU
+    utilities' mean, total, min and max), ``dIoM`` (M, total IoM per MSP), ``df`` (N x M), ``step``
+    (the ``h`` of the differences) and ``stationarity`` (largest ``|G_m|`` of an interior reward);
+    ``"kink"`` with ``kinks`` (the reasons, no derivative); ``"discrete"`` for ``n_mu`` /
+    ``n_msp``; ``"boundary"`` when ``value -+ h`` leaves the parameter's range; ``"failed"`` with
+    ``reason``.
+    """
+    if name in DISCRETE:
+        return {"status": "discrete", "reason": f"{name} is a whole number: no derivative"}
+    sc = scenario
+    R, f = np.asarray(R, dtype=float), np.asarray(f, dtype=float)
+    kinks = _degenerate(sc, R, f, options.kink_tol)
+    h = options.fd_step * (abs(value) if value != 0 else 1.0)
+    try:
+        sc_p, sc_m = apply_parameter(sc, name, value + h), apply_parameter(sc, name, value - h)
+    except InputError as err:
+        return {"status": "boundary", "reason": f"{name} -+ {h:.3g} leaves its range ({err.reason})"}
+    try:
+        plus, minus = _Followers(sc_p, R, f), _Followers(sc_m, R, f)
+        Gp, Gm = plus.gradient(R), minus.gradient(R)
+        G = 0.5 * (Gp + Gm)
+        V = np.asarray(_outcome(sc, R, f)["msp_utility"])
+        scale = np.maximum(1.0, np.abs(V))
+        span = np.maximum(1.0, sc.Rmax)
+        at_lo = R <= 1e-9 * span
+        at_hi = (R >= sc.Rmax - 1e-9 * span) & ~at_lo
+        for m in np.flatnonzero(at_lo | at_hi):
+            if abs(G[m]) <= options.kink_tol * scale[m]:
+                kinks.append(f"MSP {m}'s reward touches its bound {R[m]:.6g} with dV/dR = {G[m]:.2g}")
+        if kinks:
+            return {"status": "kink", "kinks": kinks}
+        interior = np.flatnonzero(~(at_lo | at_hi))
+        dR = np.zeros_like(R)
+        dR[at_hi] = (sc_p.Rmax[at_hi] - sc_m.Rmax[at_hi]) / (2 * h)  # the bound moves (Rmax swept)
+        moving = np.flatnonzero(~(at_lo | at_hi) | (dR != 0))
+        if interior.size:
+            A = np.zeros((R.size, R.size))
+            for k in moving:
+                d = options.fd_step * max(1.0, abs(R[k]))
+                e = np.zeros_like(R)
+                e[k] = d
+                A[:, k] = sum((fl.gradient(R + e) - fl.gradient(R - e)) / (2 * d) for fl in (plus, minus)) / 2
+            b = (Gp - Gm) / (2 * h)
+            bound = np.setdiff1d(moving, interior)
+            rhs = -(b[interior] + A[np.ix_(interior, bound)] @ dR[bound])
+            dR[interior] = np.linalg.solve(A[np.ix_(interior, interior)], rhs)
+        # the tangent: the followers solved exactly at (theta -+ h, R -+ h dR)
+        Rp, Rm = R + h * dR, R - h * dR
+        fp, fm = plus.allocation(Rp), minus.allocation(Rm)
+    except (_NoDerivative, np.linalg.LinAlgError) as err:
+        return {"status": "failed", "reason": str(err)}
+    base = _pattern(sc, f)
+    for side, fs, scs in (("+", fp, sc_p), ("-", fm, sc_m)):
+        pat = _pattern(scs, fs)
+        if not (np.array_equal(pat[0], base[0]) and np.array_equal(pat[1], base[1])):
+            changed = int((pat[0] != base[0]).sum() + (pat[1] != base[1]).sum())
+            kinks.append(f"the followers' active set changes within {name} {side} {h:.3g} ({changed} switches)")
+    if kinks:
+        return {"status": "kink", "kinks": kinks}
+    op, om = _outcome(sc_p, Rp, fp), _outcome(sc_m, Rm, fm)
+
+    def diff(key: str) -> Any:
+        a, c = op[key], om[key]
+        if isinstance(a, dict):
+            return {k: (a[k] - c[k]) / (2 * h) for k in a}
+        return ((np.asarray(a) - np.asarray(c)) / (2 * h)).tolist()
+
+    return {"status": "ok", "step": h, "dR": dR.tolist(), "dV": diff("msp_utility"), "dU": diff("mu_utility"),
+            "dIoM": diff("iom"), "df": ((fp - fm) / (2 * h)).tolist(),
+            "stationarity": float(np.max(np.abs(G[interior]), initial=0.0))}
+
+
+# ---------------------------------------------------------------------------- one path
+def _start(prev: dict, sc: Any, value: float, opts: SweepOptions) -> tuple[np.ndarray, np.ndarray, str]:
+    """The continuation's start at ``value`` from the previous certified point ``prev``: its
+    equilibrium, moved along its tangent when it has one (projected on the boxes)."""
+    R, f = np.asarray(prev["rewards"], dtype=float), np.asarray(prev["allocations"], dtype=float)
+    kind = "previous"
+    sens = prev.get("sensitivity") or {}
+    if opts.predict and sens.get("status") == "ok":
+        dt = value - prev["value"]
+        R = R + dt * np.asarray(sens["dR"], dtype=float)
+        f = f + dt * np.asarray(sens["df"], dtype=float)
+        kind = "predicted"
+    R = np.clip(R, 0.0, sc.Rmax)
+    f = np.maximum(f, 0.0)
+    over = f.sum(1) / sc.F
+    f = np.where(over[:, None] > 1, f / np.maximum(over, 1.0)[:, None], f)
+    return R, f, kind
+
+
+def _point(sc: Any, name: str, value: float, prev: dict | None, opts: SweepOptions) -> dict[str, Any]:
+    t0 = time.perf_counter()
+    rec: dict[str, Any] = {"value": value}
+    warm_note = ""
+    try:
+        sol = None
+        if opts.continuation and prev is not None and prev.get("ok") \
+                and np.shape(prev["allocations"]) == (sc.n_mu, sc.n_msp):
+            R0, f0, kind = _start(prev, sc, value, opts)
+            sol = _solve(sc, opts, R0, f0)
+            if not sol.ok:
+                warm_note = f"warm start ({kind}) ended {sol.result.status.value}: {sol.result.message}"
+                sol, kind = None, "cold (warm start failed)"
+        else:
+            kind = "cold"
+        if sol is None:
+            sol = _solve(sc, opts)
+    except Exception as err:  # recorded, never interpolated: the sweep goes on
+        rec.update(ok=False, status="error", message=f"{type(err).__name__}: {err}", start="cold",
+                   seconds=time.perf_counter() - t0, sensitivity={"status": "not_certified"})
+        return rec
+    res = sol.result
+    rec.update(ok=res.ok, status=res.status.value, message=res.message, start=kind, sweeps=res.sweeps,
+               solve_seconds=res.seconds, timings=dict(res.timings))
+    if warm_note:
+        rec["warm_start_failed"] = warm_note
+    if res.certificate is not None:
+        rec["max_deviation_gain"] = res.certificate.max_deviation_gain
+        rec["certificate_holds"] = res.certificate.holds
+    if res.ok:
+        rec.update(_outcome(sc, sol.R, sol.f))
+        rec["allocations"] = sol.f.tolist()
+    ts = time.perf_counter()
+    if not res.ok:
+        rec["sensitivity"] = {"status": "not_certified"}
+    elif not opts.sensitivities:
+        rec["sensitivity"] = {"status": "off"}
+    else:
+        rec["sensitivity"] = sensitivities(sc, name, value, sol.R, sol.f, opts)
+    rec["sensitivity_seconds"] = time.perf_counter() - ts
+    rec["seconds"] = time.perf_counter() - t0
+    return rec
+
+
+def path_tasks(scenario: Any, param: str, values: Sequence[float], param2: str | None = None,
+               values2: Sequence[float] | None = None, options: SweepOptions = SweepOptions(),
+               done: Sequence[dict] = ()) -> list[dict[str, Any]]:
+    """The plain-data tasks of a sweep, one per path (one in all without ``param2``), each with
+    the points of it already in ``done`` (a resumed run). Paths already complete are left out."""
+    outer = [None] if param2 is None else list(values2)
+    by_path: dict[int, list[dict]] = {}
+    for rec in done:
+        by_path.setdefault(int(rec["path"]), []).append(rec)
+    tasks = []
+    for j, v2 in enumerate(outer):
+        have = sorted(by_path.get(j, []), key=lambda r: r["i"])
+        if len(have) >= len(values):
+            continue
+        tasks.append({"scenario": scenario.to_dict(), "param": param, "values": [float(v) for v in values],
+                      "param2": param2, "value2": None if v2 is None else float(v2), "path": j,
+                      "options": options.to_dict(), "done": have})
+    return tasks
+
+
+def sweep_path(task: dict[str, Any], on_point: Callable[[dict], Any] | None = None) -> list[dict[str, Any]]:
+    """One path of a sweep: the points of ``task["values"]`` in order, each by continuation from
+    the last (the unit of work: plain data in, plain records out; the same in-process and on Ray).
+
+    ``task`` as :func:`path_tasks` makes it; the points in ``task["done"]`` are kept and the path
+    goes on after the last of them, exactly as it would have (the continuation's start is read
+    from the records). ``on_point(record)`` after every new point (in-process only).
+    """
+    from models.scenario import scenario_from_dict
+
+    opts = SweepOptions(**task["options"])
+    name, name2, v2 = task["param"], task.get("param2"), task.get("value2")
+    base = scenario_from_dict(task["scenario"])
+    values = task["values"]
+    n = len(values)
+    records = [dict(r) for r in task.get("done", ())]
+    prev = records[-1] if records else None
+    for i in range(len(records), n):
+        value = values[i]
+        # a discrete parameter redraws the scenario: it goes first, so the other one stays set
+        if name2 is None:
+            sc = apply_parameter(base, name, value)
+        elif name2 in DISCRETE:
+            sc = apply_parameter(apply_parameter(base, name2, v2), name, value)
+        else:
+            sc = apply_parameter(apply_parameter(base, name, value), name2, v2)
+        rec = {"index": task["path"] * n + i, "path": task["path"], "i": i,
+               "params": {name: value, **({name2: v2} if name2 is not None else {})}}
+        rec.update(_point(sc, name, value, prev, opts))
+        records.append(rec)
+        prev = rec
+        if on_point is not None:
+            on_point(rec)
+    return records
+
+
+Mapper = Callable[[Callable[[dict], list], Iterable[dict]], Iterable[list]]
+
+
+def sweep(scenario: Any, param: str, values: Sequence[float], *, param2: str | None = None,
+          values2: Sequence[float] | None = None, options: SweepOptions = SweepOptions(),
+          done: Sequence[dict] = (), on_point: Callable[[dict], Any] | None = None,
+          on_path: Callable[[list], Any] | None = None, map_paths: Mapper | None = None) -> list[dict[str, Any]]:
+    """The certified equilibria of ``scenario`` over ``param`` (and ``param2``), by continuation
+    along each path (module doc).
+
+    Parameters
+    ----------
+    scenario : models.Scenario
+    param, values
+        The parameter of each path and its values in order (:data:`PARAMETERS`); the
+        sensitivities are with respect to it.
+    param2, values2
+        Optional second parameter: one independent path per value of it (each starts cold).
+    options : SweepOptions
+    done : records
+        Points already computed (a resumed run): kept, and their paths go on after them.
+    on_point : callable, optional
+        ``on_point(record)`` after every point computed in this process (progress, checkpoint).
+    on_path : callable, optional
+        ``on_path(records)`` after every path (with ``map_paths``, the only news of a remote path).
+    map_paths : callable, optional
+        ``map_paths(sweep_path, tasks)`` -> the paths' records in the order of ``tasks`` (e.g.
+        Ray tasks); default in-process, one path after the other.
+
+    Returns
+    -------
+    list of dict
+        Every point's record, in the order of the grid (``index = path * len(values) + i``).
+    """
+    if param2 is not None:
+        if param2 == param:
+            raise InputError("param2", f"must differ from param ({param})")
+        values2 = check_values(scenario, param2, values2 or [])
+    values = check_values(scenario, param, values)
+    tasks = path_tasks(scenario, param, values, param2, values2, options, done)
+    kept = {int(t["path"]) for t in tasks}
+    out = {r["index"]: r for r in done if int(r["path"]) not in kept}
+    if map_paths is None:
+        results: Iterable[list] = (sweep_path(t, on_point) for t in tasks)
+    else:
+        results = map_paths(sweep_path, tasks)
+    for recs in results:
+        for r in recs:
+            out[r["index"]] = r
+        if on_path is not None:
+            on_path(recs)
+    return [out[k] for k in sorted(out)]
