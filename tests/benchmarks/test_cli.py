@@ -220,6 +220,8 @@ TABLE = [
     (["compare", "--schemes", "fixed,drl", "--drl-policy", "{tmp}", "--drl-seconds", "5", "--out", NEW], "--drl-seconds"),
     (["compare", "--scheme-module", "{tmp}/nowhere.py", "--out", NEW], "--scheme-module: no such Python file"),
     (["bench", "robustness", "--workers", "0", "--out", NEW], "--workers"),
+    (["bench", "peers", "--only", "nosuch", "--out", NEW], "--only: unknown instance(s) nosuch"),
+    (["bench", "peers", "--timeout", "-1", "--out", NEW], "--timeout: must be a number of seconds"),
     # sweep
     (["sweep", "--param", "nosuch", "--values", "1,2", "--out", NEW], "--param"),
     (["sweep", "--param", "rho", "--values", "0.5:1", "--out", NEW], "--values"),
