@@ -114,11 +114,12 @@ class AppRunConfig:
             raise InputError("run-config.round-timeout", f"must be > 0 seconds, got {timeout!r}")
         if c["epochs"] < 0:
             raise InputError("run-config.epochs", f"must be >= 0 (0 = the scenario's L), got {c['epochs']}")
+        deadline = _parse_deadline(c["deadline"])
         try:
             fl = FLConfig(rounds=c["rounds"], msp=c["msp"], alpha=float(c["alpha"]), target=float(c["target"]),
                           seed=c["seed"], aggregation=c["aggregation"], epochs=c["epochs"] or None,
                           batch_size=c["batch-size"], lr=float(c["lr"]), momentum=float(c["momentum"]),
-                          deadline=_parse_deadline(c["deadline"]))
+                          deadline=deadline)
         except InputError as err:
             raise InputError(f"run-config.{err.field.replace('_', '-')}", err.reason) from None
         return cls(dataset=str(c["dataset"]), data_root=str(c["data-root"]), allocation=str(c["allocation"]),
