@@ -196,12 +196,13 @@ def run_app(grid, rc: AppRunConfig, engine: str = DEPLOYMENT) -> None:
     strategy = _strategy(task, rc, layout, grid)
     res = FLResult(params=init, target=cfg.target, path=DEPLOYMENT if engine == DEPLOYMENT else SIMULATION)
     fingerprint = checkpoint_fingerprint(task, cfg)
+    done_before = 0
     if rc.resume:  # fl-deploy --resume has checked the checkpoint already; a direct flwr run has not
         state = load_checkpoint(out / CHECKPOINT_FILE, torch.device("cpu"), fingerprint)
         done = len(state["history"]["accuracy"])
         if done > cfg.rounds:
             raise InputError("run-config.rounds", f"the checkpoint holds {done} rounds, more than {cfg.rounds}")
-        strategy.round_offset = res.restore(state)
+        strategy.round_offset = done_before = res.restore(state)
 
     def evaluate_fn(server_round: int, arrays) -> MetricRecord | None:
         if server_round < FLOWER_FIRST_ROUND:
@@ -226,6 +227,10 @@ def run_app(grid, rc: AppRunConfig, engine: str = DEPLOYMENT) -> None:
     atomic_save(out / PARAMS_FILE, lambda tmp: torch.save({k: v.detach().cpu() for k, v in res.params.items()}, tmp))
     report = fl_report(task, cfg, res, source)
     report["node_of_client"] = {str(k): int(v) for k, v in sorted(strategy.node_of.items())}
+    # seconds from sending a round's model to its aggregate, for this invocation's rounds (wall_time
+    # adds the server's evaluation on the test split and the checkpoint, as metatrading fl's does)
+    report["train_aggregate_time"] = [strategy.round_wall.get(r, float("nan"))
+                                      for r in range(FLOWER_FIRST_ROUND, FLOWER_FIRST_ROUND + cfg.rounds - done_before)]
     atomic_write_json(out / RESULT_FILE, report)
 
 

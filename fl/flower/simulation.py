@@ -85,7 +85,8 @@ class FlowerResult:
         ``fl.json`` (the keys of ``metatrading fl``, ``path`` = ``flower-simulation``).
     rounds : list of dict
         Per round (0-based ``round``): ``clients`` (participants), ``test_acc`` (global model on
-        the test split) and ``wall_s`` (seconds of the round, server side).
+        the test split), ``wall_s`` (seconds of the round, the server's evaluation included, as
+        ``metatrading fl`` counts them) and ``train_s`` (from sending the model to the aggregate).
     wall_s : float
         Seconds of the whole simulation, Ray start-up and shutdown included.
     """
@@ -141,8 +142,9 @@ def run_flower_simulation(run_config: Mapping[str, Any], *, options: FlowerOptio
             raise RuntimeError("the Flower ServerApp ended without a result (see the log)")
         report = json.loads((out / RESULT_FILE).read_text())
         params = torch.load(out / PARAMS_FILE, weights_only=True)
-    rounds = [{"round": r, "clients": c, "test_acc": a, "wall_s": w} for r, (c, a, w) in
-              enumerate(zip(report["participants"], report["accuracy"], report["wall_time"]))]
+    rounds = [{"round": r, "clients": c, "test_acc": a, "wall_s": w, "train_s": t} for r, (c, a, w, t) in
+              enumerate(zip(report["participants"], report["accuracy"], report["wall_time"],
+                            report["train_aggregate_time"]))]
     return FlowerResult(params=params, report=report, rounds=rounds, wall_s=wall)
 
 
