@@ -164,3 +164,25 @@ def test_superlink_port_taken_before_it_binds_is_retried_on_other_ports(tmp_path
     assert any(f"port {taken} was taken" in s for s in said), said
     assert "address already in use" in (res.logs / "superlink.log").read_text().lower()
     assert deployment_processes(tmp_path / "work" / "flwr-home") == []
+
+
+@pytest.mark.slow
+def test_another_flower_release_runs_on_flowers_public_programs(tmp_path, monkeypatch):
+    # Prepare: this process sees another Flower release (the processes it starts run the real one)
+    import flwr
+
+    monkeypatch.setattr(flwr, "__version__", "1.99.0")
+    sc = generate(1, 1, seed=0)
+    atomic_write_json(tmp_path / "eq.json", {"allocations": sc.F[:, None].tolist(), "scenario": sc.to_dict()})
+    run_config = {"allocation": str(tmp_path / "eq.json"), "rounds": 1, "epochs": 1, "out-dir": str(tmp_path / "out")}
+    said = []
+    procs = ProcessSet()
+    # Execute: the default asks for the worker and the short waits, both Flower internals
+    res = run_local_deployment(REPO, [NodeSpec(0, 1, 0)], run_config, tmp_path / "work", insecure=True,
+                               timeout_s=300, on_status=said.append, processes=procs)
+    # Assert: it said so, started Flower's own SuperNode and no worker, and the run finished
+    assert any("1.99.0 is not the tested 1.42" in s and "subprocess isolation" in s for s in said), said
+    assert "supernode-0" in procs.roots and "clientapp-0" not in procs.roots
+    assert procs.roots["supernode-0"].args[0] == "flower-supernode"
+    assert (tmp_path / "out" / "fl.json").is_file() and not (res.logs / "clientapp-0.log").exists()
+    assert deployment_processes(tmp_path / "work" / "flwr-home") == []
