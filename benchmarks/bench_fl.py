@@ -13,11 +13,12 @@ Measured side by side in one run, on real mnist5k images, for each K in ``--clie
 
 Each is timed ``--reps`` times in interleaved order and the best run is kept (robust to
 other processes on a shared machine). Ratios are samples/s over the limit's samples/s.
-Then: the same workload in Flower's simulation engine (``fl.flower.run_flower_simulation``)
-against the built-in trainer (seconds per round); on CUDA, vectorised vs sequential for the
+Then: Flower's simulation engine running the App (``fl.flower.simulation``) on a generated task
+(``--flower-clients`` MUs x 1 MSP, mnist5k) against the built-in trainer on the same task
+(seconds per round); on CUDA, vectorised vs sequential for the
 largest K; the deployment engine (``--deploy-rounds``): one generated task (``--flower-clients``
 MUs x 1 MSP, mnist5k) run by the built-in trainer, Flower's simulation engine and a real local
-deployment (``fl.deploy``: SuperLink, one SuperNode per MU, ``flwr run``, TLS; ``--deploy-isolation``:
+deployment (``fl.flower.deployment``: SuperLink, one SuperNode per MU, ``flwr run``, TLS; ``--deploy-isolation``:
 a long-lived ClientApp process per SuperNode, Flower's ClientApp process per message, or both;
 ``--deploy-waits``: short polling waits, Flower's own, or both), seconds per steady round (rounds
 after the first) of each, same run (the built-in trainer runs before and after the deployments;
@@ -58,11 +59,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "node, default), subprocess (Flower's default: a new ClientApp process per message) "
                         "or both, one deployment each, in the same run")
     p.add_argument("--deploy-waits", default="short", choices=["short", "stock", "both"],
-                   help="polling of the deployment row: short (fl.flower_waits' short, doubling waits, fl-deploy's "
+                   help="polling of the deployment row: short (fl.flower.waits' short, doubling waits, fl-deploy's "
                         "default), stock (Flower's own: 3 s between a SuperNode's polls) or both, in the same run")
     p.add_argument("--deploy-poll-caps", type=float, nargs="+", default=None,
                    help="with short waits: the longest poll waits to measure, one deployment each (default: "
-                        "fl.flower_waits' 0.2 s)")
+                        "fl.flower.waits' 0.2 s)")
     p.add_argument("--accuracy-rounds", type=int, default=30,
                    help="rounds of the accuracy run (default 30; 0 leaves the accuracy run out)")
     p.add_argument("--accuracy-clients", type=int, default=10, help="clients of the accuracy run (default 10)")
@@ -177,57 +178,67 @@ def _throughput(ds, k: int, args, device: str, kinds: tuple[str, ...]) -> dict:
     return out
 
 
-def _flower(ds, args) -> dict:
-    """Seconds per round: Flower's simulation engine vs the built-in trainer, same workload."""
-    import numpy as np
-    import torch
+def _generated_task(k: int, args, folder: Path):
+    """``(task, cfg, allocation file)``: K MUs x 1 MSP generated from ``--seed`` (every MU gives
+    its CPU to the MSP), mnist5k, ``--epochs`` / ``--batch-size``; the allocation written to ``folder``."""
+    from fl.data import load_dataset
+    from fl.trainer import FLConfig, build_task
+    from models.io import atomic_write_json
+    from models.scenario import generate
 
-    try:
-        from fl.flower import FlowerOptions, run_flower_simulation
-    except ImportError as exc:
-        return {"skipped": f"Flower adapter unavailable: {exc}"}
-    try:
-        import flwr  # noqa: F401
-    except ImportError as exc:
-        return {"skipped": f"flwr not installed ({exc}); pip install -e '.[flower]'"}
-    from fl import (IoMFedAvg, LocalTrainConfig, TrainPath, client_seed, dirichlet_partition, evaluate, get_params,
-                    local_update, make_net, resolve_path)
+    sc = generate(k, 1, seed=args.seed)
+    f = sc.F[:, None].copy()
+    cfg = FLConfig(rounds=1, seed=args.seed, epochs=args.epochs, batch_size=args.batch_size)
+    path = folder / "allocation.json"
+    atomic_write_json(path, {"allocations": f.tolist(), "scenario": sc.to_dict()})
+    return build_task(load_dataset("mnist5k"), sc, f, cfg), cfg, path.resolve()
+
+
+def _app_run_config(args, allocation: Path, rounds: int, out: Path) -> dict:
+    """The App's run config of the generated task (``fl.flower.runconfig``)."""
+    return {"allocation": str(allocation), "rounds": rounds, "seed": args.seed, "epochs": args.epochs,
+            "batch-size": args.batch_size, "out-dir": str(out.resolve())}
+
+
+def _flower(ds, args) -> dict:
+    """Seconds per round: Flower's simulation engine (the App, ``fl.flower.app``) vs the built-in
+    trainer, same task (``--flower-clients`` MUs x 1 MSP generated from ``--seed``, mnist5k)."""
+    import dataclasses
+    import tempfile
+
+    import numpy as np
+
+    from fl.flower import gate
+
+    if not gate.installed():
+        return {"skipped": "flwr not installed; pip install -e '.[flower]'"}
+    from fl.flower.simulation import FlowerOptions, run_flower_simulation
+    from fl.trainer import run_fl
 
     k, rounds = args.flower_clients, args.flower_rounds
-    sizes = client_sizes(min(args.samples, ds.n_train), k, args.seed)
-    idx = dirichlet_partition(ds.train_y.numpy(), sizes, 0.5, args.seed)
-    iom = np.linspace(0.5, 1.0, k)
-    cfg = LocalTrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=0.05)
-    torch.manual_seed(args.seed)
-    net = make_net(ds.shape, ds.num_classes)
-    init = get_params(net)
-    xs = [ds.train_x[torch.as_tensor(i)] for i in idx]
-    ys = [ds.train_y[torch.as_tensor(i)] for i in idx]
-    path = resolve_path(TrainPath.AUTO, "cpu")  # what the built-in trainer runs here
-    params, t0 = init, time.perf_counter()
-    for r in range(rounds):
-        seeds = [client_seed(args.seed, r, i) for i in range(k)]
-        params = IoMFedAvg().aggregate(local_update(path, net, params, xs, ys, cfg, seeds), iom, sizes)
-        acc_builtin = evaluate(net, params, ds.test_x, ds.test_y)
-    builtin_total_s = time.perf_counter() - t0
-    builtin_s = builtin_total_s / rounds
-    try:
-        res = run_flower_simulation(ds, idx, iom, rounds, cfg, args.seed, initial_params=init,
-                                    options=FlowerOptions())
-    except Exception as exc:  # the comparison is optional; say why it is missing
-        return {"skipped": f"Flower simulation failed: {type(exc).__name__}: {exc}"}
-    round_s = [float(r["wall_s"]) for r in res.rounds if "wall_s" in r]
-    flower_round_s = float(np.mean(round_s)) if round_s else res.wall_s / rounds
-    diff = max(float((res.params[n] - params[n]).abs().max()) for n in params)
+    with tempfile.TemporaryDirectory(prefix="bench-fl-") as tmp:
+        task, cfg, allocation = _generated_task(k, args, Path(tmp))
+        cfg = dataclasses.replace(cfg, rounds=rounds)
+        t0 = time.perf_counter()
+        builtin = run_fl(task, cfg)
+        builtin_total_s = time.perf_counter() - t0
+        try:
+            res = run_flower_simulation(_app_run_config(args, allocation, rounds, Path(tmp) / "out"),
+                                        options=FlowerOptions())
+        except Exception as exc:  # the comparison is optional; say why it is missing
+            return {"skipped": f"Flower simulation failed: {type(exc).__name__}: {exc}"}
+    builtin_s = float(np.mean(builtin.wall_time))
+    flower_round_s = float(np.mean([float(r["wall_s"]) for r in res.rounds]))
+    diff = max(float((res.params[n] - builtin.params[n]).abs().max()) for n in builtin.params)
     return {
-        "clients": k, "rounds": rounds, "samples_per_round": sum(sizes) * args.epochs, "builtin_path": path.value,
-        "builtin_round_s": builtin_s, "flower_round_s": flower_round_s,
+        "clients": k, "rounds": rounds, "samples_per_round": int(task.sizes.sum()) * task.local.epochs,
+        "builtin_path": builtin.path, "builtin_round_s": builtin_s, "flower_round_s": flower_round_s,
         "builtin_total_s": builtin_total_s, "flower_total_s": res.wall_s,
         # the whole workload as a user waits for it (Flower's engine start-up included) ...
         "flower_over_builtin": res.wall_s / builtin_total_s,
-        # ... and the steady-state rounds alone
+        # ... and the rounds alone
         "flower_round_over_builtin_round": flower_round_s / builtin_s,
-        "builtin_accuracy": acc_builtin,
+        "builtin_accuracy": builtin.accuracy[-1],
         "max_weight_difference": diff,
     }
 
@@ -251,30 +262,26 @@ def _steady_cpu(cpu_by_round: list, rounds: int) -> dict[str, float] | None:
 
 def _deployment(args, out: Path) -> dict:
     """Seconds per steady round: built-in trainer, simulation engine, deployment engine, one task."""
-    try:
-        import flwr  # noqa: F401
+    from fl.flower import gate
 
-        from fl.deploy import DeploymentError, NodeSpec, run_local_deployment
-        from fl.flower import FlowerOptions, run_flower_simulation
-    except ImportError as exc:
-        return {"skipped": f"flwr not installed ({exc}); pip install -e '.[flower]'"}
+    if not gate.installed():
+        return {"skipped": "flwr not installed; pip install -e '.[flower]'"}
+    from fl.flower.deployment import DeploymentError, NodeSpec, run_local_deployment
+    from fl.flower.simulation import FlowerOptions, run_flower_simulation
+    import dataclasses
     import json
 
     import torch
 
-    from fl.data import load_dataset
-    from fl.trainer import FLConfig, build_task, run_fl
-    from models.io import atomic_write_json
-    from models.scenario import generate
+    from fl.trainer import run_fl
 
     k, rounds = args.flower_clients, args.deploy_rounds
-    sc = generate(k, 1, seed=args.seed)
-    f = sc.F[:, None].copy()
-    cfg = FLConfig(rounds=rounds, seed=args.seed, epochs=args.epochs, batch_size=args.batch_size)
-    task = build_task(load_dataset("mnist5k"), sc, f, cfg)
+    work = out / "deployment"
+    task, cfg, allocation = _generated_task(k, args, work)
+    cfg = dataclasses.replace(cfg, rounds=rounds)
     builtin = run_fl(task, cfg)
     try:
-        sim = run_flower_simulation(task.dataset, task.indices, task.iom, rounds, task.local, args.seed,
+        sim = run_flower_simulation(_app_run_config(args, allocation, rounds, work / "simulation"),
                                     options=FlowerOptions())
         sim_round_s = _steady([float(r["wall_s"]) for r in sim.rounds])
         sim_diff = max(float((sim.params[n] - builtin.params[n]).abs().max()) for n in builtin.params)
@@ -283,8 +290,6 @@ def _deployment(args, out: Path) -> dict:
         sim_error = f"{type(exc).__name__}: {exc}"
     else:
         sim_error = None
-    work = out / "deployment"
-    atomic_write_json(work / "allocation.json", {"allocations": f.tolist(), "scenario": sc.to_dict()})
     nodes = [NodeSpec(i, k, int(n)) for i, n in enumerate(task.participants)]
     isolations = ["process", "subprocess"] if args.deploy_isolation == "both" else [args.deploy_isolation]
     waits = ["short", "stock"] if args.deploy_waits == "both" else [args.deploy_waits]
@@ -294,9 +299,7 @@ def _deployment(args, out: Path) -> dict:
     for isolation, wait, cap in modes:
         mode = f"{isolation} isolation, {wait} waits" + ("" if cap is None else f" (poll cap {cap:g} s)")
         mode_dir = work / f"{isolation}-{wait}{'' if cap is None else f'-{cap:g}'}" if len(modes) > 1 else work
-        run_config = {"allocation": str((work / "allocation.json").resolve()), "rounds": rounds, "seed": args.seed,
-                      "epochs": args.epochs, "batch-size": args.batch_size,
-                      "out-dir": str((mode_dir / "out").resolve())}
+        run_config = _app_run_config(args, allocation, rounds, mode_dir / "out")
         try:
             dep = run_local_deployment(Path(__file__).resolve().parents[1], nodes, run_config, mode_dir,
                                        isolation=isolation, short_waits=wait == "short", poll_cap_s=cap,

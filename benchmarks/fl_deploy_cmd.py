@@ -2,7 +2,7 @@
 
 One real ``flower-superlink``, K real ``flower-supernode`` processes (SuperNode k has
 ``--node-config 'partition-id=k num-partitions=K mu-id=n'``) and ``flwr run`` on the
-packaged App (``fl.flower_app``). TLS by default, with a CA and a SuperLink certificate made
+packaged App (``fl.flower.app``). TLS by default, with a CA and a SuperLink certificate made
 for the run (``DIR/deployment/tls``); ``--insecure`` (plain HTTP) is for loopback only.
 
 Writes ``DIR/fl.json`` (the keys of ``metatrading fl``; ``path`` = ``flower-deployment``),
@@ -52,7 +52,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--stock-waits", action="store_true",
                    help="run the stock flower-supernode command and Flower's own polling waits (a SuperNode "
                         "without a message asks again after 3 s); default: Flower's SuperNode entry point with "
-                        "short, doubling waits (fl.flower_waits)")
+                        "short, doubling waits (fl.flower.waits)")
     p.add_argument("--poll-cap", type=float, default=None,
                    help="longest wait in seconds between two polls of an idle SuperNode or ClientApp process "
                         "(default 0.2, measured best of 0.05-0.4 on a 2-core machine; each idle SuperNode asks the SuperLink about once per this, so a larger "
@@ -106,7 +106,7 @@ def _check_args(args: argparse.Namespace) -> None:
 
 
 def run_config_of(args: argparse.Namespace, allocation: Path, out: Path) -> dict:
-    """The App's run config (``fl.flower_app.RUN_CONFIG_DEFAULTS`` keys) for these flags."""
+    """The App's run config (keys of ``fl.flower.runconfig.run_config_defaults``) for these flags."""
     return {
         "dataset": args.dataset, "data-root": str(Path(args.data_root).resolve()) if args.data_root else "",
         "allocation": str(allocation.resolve()), "msp": args.msp, "rounds": args.rounds,
@@ -136,8 +136,8 @@ def run(args: argparse.Namespace) -> int:
     _check_args(args)
     import json
 
-    from fl.deploy import DeploymentError, NodeSpec, run_local_deployment
-    from fl.flower_app import RESULT_FILE, DeployRunConfig, task_from_run_config
+    from fl.flower.deployment import DeploymentError, NodeSpec, run_local_deployment
+    from fl.flower.runconfig import RESULT_FILE, AppRunConfig, task_from_run_config
     from models.io import atomic_write_json
     from models.scenario import generate
 
@@ -160,10 +160,10 @@ def run(args: argparse.Namespace) -> int:
 
             with tempfile.TemporaryDirectory() as tmp:
                 atomic_write_json(Path(tmp) / "allocation.json", generated)
-                rc = DeployRunConfig.from_run_config({**run_config, "allocation": str(Path(tmp) / "allocation.json")})
+                rc = AppRunConfig.from_run_config({**run_config, "allocation": str(Path(tmp) / "allocation.json")})
                 task, _ = task_from_run_config(rc)
         else:
-            rc = DeployRunConfig.from_run_config(run_config)
+            rc = AppRunConfig.from_run_config(run_config)
             task, _ = task_from_run_config(rc)
     except InputError as err:  # the run config is made of the flags: name the flag
         raise flag_error(err) from None

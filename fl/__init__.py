@@ -3,14 +3,12 @@
 Data sets and non-IID partitions (``fl.data``, ``fl.partition``), the shared CNN
 (``fl.nets``), sequential and vectorised local training (``fl.train``), aggregation
 strategies (``fl.aggregate``), the FL loop with its simulated clock and checkpoints
-(``fl.trainer``), a Flower adapter (``fl.flower``; ``run_flower_simulation`` imports
-flwr only when called), the packaged Flower App (``fl.flower_app``, imported by Flower, not
-here) and its local deployment (``fl.deploy``: SuperLink, SuperNodes, ``flwr run``; ``fl.tls``:
-the certificates).
+(``fl.trainer``) import no ``flwr``. Everything Flower lives in ``fl.flower`` (the App, its
+simulation driver and its local deployment; imported on first use), and ``fl.tls`` makes the
+deployment's certificates.
 """
 from .aggregate import Aggregation, FedAvg, IoMFedAvg, Strategy, make_strategy, normalise_weights, weighted_average
 from .data import DatasetSplits, load_dataset
-from .deploy import DeploymentError, DeploymentResult, NodeSpec, ProcessSet, run_local_deployment
 from .nets import grouped_forward, make_net, stack_params, supports_grouped, unstack_params
 from .partition import data_value, dirichlet_partition
 from .tls import LocalCertificates, make_local_certificates
@@ -46,10 +44,14 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str):
-    # fl.flower imports flwr lazily itself, but keep the import of fl light either way
-    if name == "run_flower_simulation":
-        from .flower import run_flower_simulation
+_FLOWER = ("DeploymentError", "DeploymentResult", "NodeSpec", "ProcessSet", "run_local_deployment",
+           "run_flower_simulation")
 
-        return run_flower_simulation
+
+def __getattr__(name: str):
+    # the Flower names come from fl.flower on first use: importing fl imports neither it nor flwr
+    if name in _FLOWER:
+        from . import flower
+
+        return getattr(flower, name)
     raise AttributeError(f"module 'fl' has no attribute {name!r}")

@@ -1,4 +1,4 @@
-"""fl/deploy.py and fl/tls.py: real SuperLink / SuperNode processes on loopback.
+"""fl/flower/deployment.py, fl/flower/processes.py and fl/tls.py: real SuperLink / SuperNode processes on loopback.
 
 - a SuperNode killed in the middle of a round: the run stops with a clear error, in bounded time;
 - a SuperNode without the deployment's CA certificate cannot join, nor one whose key is not
@@ -16,8 +16,9 @@ import pytest
 pytest.importorskip("flwr", reason="the deployment needs the 'flower' extra")
 pytest.importorskip("cryptography")
 
-from fl.deploy import (DeploymentError, NodeSpec, ProcessSet, deployment_processes, flower_env,  # noqa: E402
-                       free_ports, register_supernode, run_local_deployment, wait_for_port, write_connection)
+from fl.flower.deployment import (DeploymentError, NodeSpec, ProcessSet, deployment_processes,  # noqa: E402
+                                  flower_env, free_ports, register_supernode, run_local_deployment, wait_for_port,
+                                  write_connection)
 from fl.tls import make_local_certificates, make_supernode_key  # noqa: E402
 from models.io import atomic_write_json  # noqa: E402
 from models.scenario import generate  # noqa: E402
@@ -40,7 +41,7 @@ def test_supernode_killed_mid_round_stops_the_run_with_a_clear_error(tmp_path):
     sc = generate(2, 1, seed=0)
     atomic_write_json(tmp_path / "eq.json", {"allocations": sc.F[:, None].tolist(), "scenario": sc.to_dict()})
     # a short round timeout keeps the test short; the SuperNodes' connection and the client-id
-    # query still get fl.flower_app.CONNECT_TIMEOUT_S
+    # query still get fl.flower.app.CONNECT_TIMEOUT_S
     run_config = {"allocation": str(tmp_path / "eq.json"), "rounds": 1, "epochs": 1, "round-timeout": 8.0,
                   "out-dir": str(tmp_path / "out")}
     procs = ProcessSet()
@@ -54,7 +55,7 @@ def test_supernode_killed_mid_round_stops_the_run_with_a_clear_error(tmp_path):
         threading.Thread(target=watch, daemon=True).start()
 
     # Execute (with the stock flower-supernode command and Flower's own waits: the other deployment
-    # tests run the default, fl/supernode_launcher.py)
+    # tests run the default, fl/flower/supernode_launcher.py)
     t0 = time.monotonic()
     with pytest.raises(DeploymentError) as err:
         run_local_deployment(REPO, [NodeSpec(k, 2, k) for k in range(2)], run_config, tmp_path / "work",
@@ -71,7 +72,7 @@ def test_supernode_killed_mid_round_stops_the_run_with_a_clear_error(tmp_path):
 
 
 def test_clientapp_worker_refuses_a_bad_poll_interval(capsys):
-    from fl.clientapp_worker import parse_args
+    from fl.flower.worker import parse_args
 
     assert parse_args(["--runtime-api-address", "127.0.0.1:1", "--insecure"]).poll > 0
     with pytest.raises(SystemExit) as exc:
@@ -133,7 +134,7 @@ def test_superlink_port_taken_before_it_binds_is_retried_on_other_ports(tmp_path
     # Prepare: the first ports handed out include one another program listens on by then
     import socket
 
-    import fl.deploy as deploy
+    import fl.flower.deployment as deploy
 
     squatter = socket.socket()
     squatter.bind(("127.0.0.1", 0))
@@ -162,4 +163,26 @@ def test_superlink_port_taken_before_it_binds_is_retried_on_other_ports(tmp_path
     assert len(calls) == 2 and (tmp_path / "out" / "fl.json").is_file()
     assert any(f"port {taken} was taken" in s for s in said), said
     assert "address already in use" in (res.logs / "superlink.log").read_text().lower()
+    assert deployment_processes(tmp_path / "work" / "flwr-home") == []
+
+
+@pytest.mark.slow
+def test_another_flower_release_runs_on_flowers_public_programs(tmp_path, monkeypatch):
+    # Prepare: this process sees another Flower release (the processes it starts run the real one)
+    import flwr
+
+    monkeypatch.setattr(flwr, "__version__", "1.99.0")
+    sc = generate(1, 1, seed=0)
+    atomic_write_json(tmp_path / "eq.json", {"allocations": sc.F[:, None].tolist(), "scenario": sc.to_dict()})
+    run_config = {"allocation": str(tmp_path / "eq.json"), "rounds": 1, "epochs": 1, "out-dir": str(tmp_path / "out")}
+    said = []
+    procs = ProcessSet()
+    # Execute: the default asks for the worker and the short waits, both Flower internals
+    res = run_local_deployment(REPO, [NodeSpec(0, 1, 0)], run_config, tmp_path / "work", insecure=True,
+                               timeout_s=300, on_status=said.append, processes=procs)
+    # Assert: it said so, started Flower's own SuperNode and no worker, and the run finished
+    assert any("1.99.0 is not the tested 1.42" in s and "subprocess isolation" in s for s in said), said
+    assert "supernode-0" in procs.roots and "clientapp-0" not in procs.roots
+    assert procs.roots["supernode-0"].args[0] == "flower-supernode"
+    assert (tmp_path / "out" / "fl.json").is_file() and not (res.logs / "clientapp-0.log").exists()
     assert deployment_processes(tmp_path / "work" / "flwr-home") == []

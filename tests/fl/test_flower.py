@@ -1,62 +1,46 @@
-"""fl/flower.py: a real Flower simulation (Ray backend) equals the in-process FL loop."""
+"""fl/flower/simulation.py: Flower's simulation engine (Ray) runs the App with a run config and
+ends with the built-in trainer's weights (``metatrading fl``, ``fl.trainer.run_fl``)."""
 from __future__ import annotations
 
 import numpy as np
 import pytest
 import torch
 
-pytest.importorskip("flwr", reason="the Flower adapter needs the 'flower' extra (flwr, ray)")
+pytest.importorskip("flwr", reason="the Flower App needs the 'flower' extra (flwr, ray)")
 pytest.importorskip("ray", reason="Flower's simulation engine needs ray")
 
-from fl.aggregate import FedAvg, IoMFedAvg  # noqa: E402
 from fl.data import load_dataset  # noqa: E402
-from fl.flower import FlowerOptions, run_flower_simulation  # noqa: E402
+from fl.flower.simulation import FlowerOptions, quiet_flower, run_flower_simulation  # noqa: E402
 from fl.nets import make_net  # noqa: E402
-from fl.partition import dirichlet_partition  # noqa: E402
-from fl.train import LocalTrainConfig, client_seed, get_params, local_update_sequential  # noqa: E402
+from fl.train import get_params  # noqa: E402
+from fl.trainer import FLConfig, build_task, run_fl  # noqa: E402
 from models.errors import InputError  # noqa: E402
+from models.io import atomic_write_json  # noqa: E402
+from models.scenario import generate  # noqa: E402
 
 SEED = 3
 ROUNDS = 2
-SIZES = [60, 90, 120]
 TOL = 1e-5
-# round 0: every client trains; round 1: client 1 allocates no CPU (IoM 0) and sits out
-IOM = np.array([[0.2, 0.5, 0.3],
-                [0.6, 0.0, 0.4]])
 
 
 @pytest.fixture(scope="module")
-def task():
-    ds = load_dataset("mnist5k")
-    parts = dirichlet_partition(ds.train_y.numpy(), SIZES, alpha=0.5, seed=SEED)
-    cfg = LocalTrainConfig(epochs=1, batch_size=32, lr=0.05)
-    torch.manual_seed(SEED)
-    init = get_params(make_net(ds.shape, ds.num_classes))
-    return ds, parts, cfg, init
+def allocation(tmp_path_factory):
+    """3 MUs x 1 MSP; MU 1 allocates no CPU to the MSP, so it sits the rounds out."""
+    sc = generate(3, 1, seed=SEED)
+    f = sc.F[:, None].copy()
+    f[1, 0] = 0.0
+    path = tmp_path_factory.mktemp("alloc") / "equilibrium.json"
+    atomic_write_json(path, {"allocations": f.tolist(), "scenario": sc.to_dict()})
+    return path, sc, f
 
 
 @pytest.fixture
 def one_torch_thread():
-    # as in each ClientApp (FlowerOptions.torch_threads=1); small batches also run far faster
-    # on one thread than on two contended ones
+    # as in each ClientApp; small batches also run far faster on one thread than on two contended ones
     before = torch.get_num_threads()
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
-
-
-def builtin_rounds(ds, parts, iom, cfg, init, rule):
-    """The reference: each round, every client with IoM > 0 trains, then a weighted average."""
-    net = make_net(ds.shape, ds.num_classes)
-    params = {k: v.clone() for k, v in init.items()}
-    sizes = np.array([len(p) for p in parts], dtype=float)
-    for r in range(ROUNDS):
-        active = np.flatnonzero(iom[r] > 0)
-        updates = [local_update_sequential(net, params, ds.train_x[torch.from_numpy(parts[i])],
-                                           ds.train_y[torch.from_numpy(parts[i])], cfg,
-                                           client_seed(SEED, r, int(i))) for i in active]
-        params = rule.aggregate(updates, iom=iom[r, active], sizes=sizes[active])
-    return params
 
 
 def max_gap(a, b) -> float:
@@ -65,53 +49,46 @@ def max_gap(a, b) -> float:
 
 
 @pytest.mark.slow
-def test_flower_simulation_equals_builtin_loop(task, one_torch_thread):
-    # Prepare
-    ds, parts, cfg, init = task
-    expected = builtin_rounds(ds, parts, IOM, cfg, init, IoMFedAvg())
-    size_weighted = builtin_rounds(ds, parts, IOM, cfg, init, FedAvg())
-    # Execute: 3 SuperNodes in Flower's simulation engine on Ray, one CPU each
-    result = run_flower_simulation(ds, parts, IOM, ROUNDS, cfg, SEED, initial_params=init,
-                                   options=FlowerOptions(client_num_cpus=1.0,
-                                                         round_timeout_s=120.0))
-    # Assert: same model as the in-process loop; the IoM weighting is what made it
-    assert max_gap(result.params, expected) < TOL
-    assert max_gap(expected, init) > 1e-3
-    assert max_gap(size_weighted, expected) > 100 * TOL
-    assert [r["round"] for r in result.rounds] == list(range(ROUNDS))
-    assert [r["clients"] for r in result.rounds] == [3, 2]
-    assert all(0.0 <= r["test_acc"] <= 1.0 and np.isfinite(r["test_loss"])
-               for r in result.rounds)
+def test_flower_simulation_of_the_app_equals_the_builtin_trainer(allocation, one_torch_thread, tmp_path):
+    # Prepare: the task metatrading fl trains, and its result
+    path, sc, f = allocation
+    cfg = FLConfig(rounds=ROUNDS, seed=SEED, epochs=1, path="sequential")
+    task = build_task(load_dataset("mnist5k"), sc, f, cfg)
+    expected = run_fl(task, cfg)
+    # Execute: the App (fl.flower.app) in Flower's simulation engine, one virtual SuperNode per participant
+    result = run_flower_simulation({"allocation": str(path), "rounds": ROUNDS, "seed": SEED, "epochs": 1,
+                                    "round-timeout": 120.0, "out-dir": str(tmp_path / "out")},
+                                   options=FlowerOptions(client_num_cpus=1.0))
+    # Assert: same model and accuracy as the in-process trainer; it did train; fl.json as metatrading fl's
+    assert max_gap(result.params, expected.params) < TOL
+    torch.manual_seed(SEED)
+    init = get_params(make_net(task.dataset.shape, task.dataset.num_classes))
+    assert max_gap(result.params, init) > 1e-3
+    assert np.allclose(result.report["accuracy"], expected.accuracy, atol=1e-9)
+    assert result.report["path"] == "flower-simulation" and result.report["participant_ids"] == [0, 2]
+    assert [r["clients"] for r in result.rounds] == [2, 2]
+    assert (tmp_path / "out" / "fl.json").is_file() and (tmp_path / "out" / "fl_params.pt").is_file()
 
 
-@pytest.mark.parametrize("iom, rounds, seed, field", [
-    ([0.2, 0.5], 1, 0, "iom"),
-    ([[0.2, 0.5, 0.3]] * 3, 2, 0, "iom"),
-    ([[0.2, 0.5, 0.3], [0.0, 0.0, 0.0]], 2, 0, "iom[1]"),
-    ([0.2, -0.5, 0.1], 1, 0, "iom"),
-    ([0.2, float("nan"), 0.1], 1, 0, "iom"),
-    ([0.2, 0.5, 0.3], 0, 0, "rounds"),
-    ([0.2, 0.5, 0.3], 1, 1.5, "seed"),
+@pytest.mark.parametrize("overrides, field", [
+    ({"rounds": 0}, "run-config.rounds"),
+    ({"seed": 1.5}, "run-config.seed"),
+    ({"aggregation": "median"}, "run-config.aggregation"),
+    ({"nope": 1}, "run-config.nope"),
+    ({"allocation": "/nonexistent/eq.json"}, "run-config.allocation"),
 ])
-def test_bad_input_rejected_before_ray_starts(task, iom, rounds, seed, field):
-    ds, parts, cfg, init = task
+def test_bad_run_config_rejected_before_ray_starts(overrides, field):
+    import ray
+
     with pytest.raises(InputError) as err:
-        run_flower_simulation(ds, parts, iom, rounds, cfg, seed, initial_params=init)
+        run_flower_simulation(overrides)
     assert err.value.field == field
-
-
-def test_partition_outside_the_data_rejected(task):
-    ds, parts, cfg, init = task
-    bad = [parts[0], np.array([ds.n_train]), parts[2]]
-    with pytest.raises(InputError, match=r"partitions\[1\]"):
-        run_flower_simulation(ds, bad, [1.0, 1.0, 1.0], 1, cfg, SEED, initial_params=init)
+    assert not ray.is_initialized()
 
 
 @pytest.mark.parametrize("kwargs, field", [
     ({"client_num_cpus": 0}, "client_num_cpus"),
     ({"ray_num_cpus": 0}, "ray_num_cpus"),
-    ({"round_timeout_s": -1}, "round_timeout_s"),
-    ({"torch_threads": 0}, "torch_threads"),
 ])
 def test_options_validated(kwargs, field):
     with pytest.raises(InputError) as err:
@@ -120,29 +97,39 @@ def test_options_validated(kwargs, field):
 
 
 @pytest.mark.slow
-def test_client_failure_is_reported_and_ray_shut_down(tmp_path, mnist_writer):
-    # Prepare: a data set whose folder vanishes before the SuperNodes reload it
+def test_client_failure_is_reported_and_ray_shut_down(tmp_path, mnist_writer, allocation):
+    # Prepare: a data set folder the ServerApp reads, then emptied before the ClientApps load it
     import ray
 
-    mnist_writer(tmp_path, n_train=40, n_test=10, seed=0)
-    ds = load_dataset("fashion-mnist", root=tmp_path)
-    for f in tmp_path.iterdir():
-        f.unlink()
-    parts = [np.arange(0, 20), np.arange(20, 40)]
-    # Execute / Assert: the ClientApp's InputError reaches the caller; Ray is stopped
-    with pytest.raises(RuntimeError, match="failed.*root: missing .*train-images-idx3-ubyte"):
-        run_flower_simulation(ds, parts, [1.0, 1.0], 1, LocalTrainConfig(epochs=1), SEED,
-                              options=FlowerOptions(round_timeout_s=120.0))
+    import fl.data
+
+    mnist_writer(tmp_path / "data", n_train=400, n_test=10, seed=0)
+    fl.data.load_dataset("fashion-mnist", root=tmp_path / "data")
+    real = fl.flower.runconfig.task_from_run_config
+
+    def then_remove(rc):
+        out = real(rc)
+        for f in (tmp_path / "data").iterdir():
+            f.unlink()
+        return out
+
+    import fl.flower.simulation as simulation
+
+    simulation.task_from_run_config, restore = then_remove, simulation.task_from_run_config
+    try:
+        # Execute / Assert: the ClientApp's InputError reaches the caller; Ray is stopped
+        with pytest.raises(RuntimeError, match="failed.*missing .*train-images-idx3-ubyte"):
+            run_flower_simulation({"allocation": str(allocation[0]), "dataset": "fashion-mnist",
+                                   "data-root": str(tmp_path / "data"), "rounds": 1, "epochs": 1,
+                                   "round-timeout": 120.0})
+    finally:
+        simulation.task_from_run_config = restore
     assert not ray.is_initialized()
 
 
 def test_only_the_run_simulation_deprecation_is_silenced():
     # Prepare: a handler on Flower's logger records what would be printed
     import logging
-
-    from flwr.supercore.logger import warn_deprecated_feature
-
-    from fl.flower import _quiet_flower
 
     seen: list[str] = []
 
@@ -151,13 +138,14 @@ def test_only_the_run_simulation_deprecation_is_silenced():
             seen.append(record.getMessage())
 
     handler = Keep()
-    logging.getLogger("flwr").addHandler(handler)
+    logger = logging.getLogger("flwr")
+    logger.addHandler(handler)
     try:
         # Execute: the warning run_simulation logs, and any other deprecation
-        with _quiet_flower(verbose=True):
-            warn_deprecated_feature("The `run_simulation` function is deprecated and will be removed")
-            warn_deprecated_feature("something else")
+        with quiet_flower(verbose=True):
+            logger.warning("DEPRECATED FEATURE: The `run_simulation` function is deprecated and will be removed")
+            logger.warning("DEPRECATED FEATURE: something else")
     finally:
-        logging.getLogger("flwr").removeHandler(handler)
+        logger.removeHandler(handler)
     # Assert
     assert len(seen) == 1 and "something else" in seen[0]

@@ -1,4 +1,4 @@
-"""fl/flower_waits.py, fl/supernode_launcher.py and fl.flower.ParamLayout: the pieces that make a
+"""fl/flower/waits.py, fl/flower/supernode_launcher.py and fl.flower.records.ParamLayout: the pieces that make a
 deployed round cheaper. The deployment tests (tests/benchmarks/test_fl_deploy_cmd.py,
 tests/fl/test_deploy.py) run them end to end and check the weights against the built-in trainer.
 """
@@ -11,8 +11,8 @@ import torch
 
 pytest.importorskip("flwr", reason="the Flower pieces need the 'flower' extra")
 
-import fl.flower_waits as waits  # noqa: E402
-from fl.flower import FLAT_ARRAY, ParamLayout  # noqa: E402
+import fl.flower.waits as waits  # noqa: E402
+from fl.flower.records import FLAT_ARRAY, ParamLayout  # noqa: E402
 from fl.nets import make_net  # noqa: E402
 from fl.train import get_params  # noqa: E402
 
@@ -80,7 +80,7 @@ def test_another_flower_version_is_refused(monkeypatch):
     (["--poll-first", "0", "--"], "0 < --poll-first"),
 ])
 def test_supernode_launcher_refuses_bad_arguments(argv, message, capsys):
-    from fl.supernode_launcher import parse_args
+    from fl.flower.supernode_launcher import parse_args
 
     with pytest.raises(SystemExit) as stop:
         parse_args(argv)
@@ -88,7 +88,7 @@ def test_supernode_launcher_refuses_bad_arguments(argv, message, capsys):
 
 
 def test_supernode_launcher_passes_flowers_arguments_through():
-    from fl.supernode_launcher import parse_args
+    from fl.flower.supernode_launcher import parse_args
 
     args, rest = parse_args(["--poll-cap", "0.3", "--", "--superlink", "127.0.0.1:9092", "--insecure"])
     assert args.poll_cap == 0.3 and args.poll_first == waits.DEFAULT_FIRST_S

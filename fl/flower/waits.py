@@ -1,4 +1,4 @@
-"""Shorter waits on Flower 1.42's message path, for the processes ``fl.deploy`` starts.
+"""Shorter waits on Flower 1.42's message path, for the processes ``fl.flower.deployment`` starts.
 
 Flower's deployment engine moves every message by polling, and on loopback the polls, not the
 transfers, set the pace of a round (measured: README, "Running on several machines"):
@@ -17,31 +17,39 @@ request per ``cap``. Nothing else changes: the same requests, in the same order,
 same results (the deployment tests check the weights against the built-in trainer).
 
 How they are put in place, all by replacing a module attribute of Flower 1.42 in a process
-this project starts (no file of Flower is changed; ``check_flower_version`` refuses another
-Flower version, whose internals may differ):
+this project starts (no file of Flower is changed; the version gate ``fl.flower.gate`` refuses
+another Flower version, whose internals may differ):
 
-- ``shorten_supernode_waits``: in a SuperNode process (``fl/supernode_launcher.py`` runs
+- ``shorten_supernode_waits``: in a SuperNode process (``fl/flower/supernode_launcher.py`` runs
   Flower's own ``flower-supernode`` entry point after it), ``start_client_internal.time``
   becomes a ``ShortSleeps`` and ``start_client_internal.pull_objects`` gets short backoffs;
 - ``shorten_grid_waits``: in the ServerApp process, ``http_grid.pull_objects`` gets short
-  backoffs (the ServerApp's reply poll is ``fl.flower_app.PromptGrid``);
-- the long-lived ClientApp process (``fl/clientapp_worker.py``) polls with a ``Backoff`` of
+  backoffs (the ServerApp's reply poll is ``fl.flower.strategy.PromptGrid``, public API);
+- the long-lived ClientApp process (``fl/flower/worker.py``) polls with a ``Backoff`` of
   its own.
 
-This module imports only the standard library at import time, so the SuperNode launcher and
-the ClientApp worker load it by path without importing the ``fl`` package (and torch).
+This module imports only the standard library (and the gate) at import time, so the SuperNode
+launcher and the ClientApp worker load it by path without importing the ``fl`` package (and torch).
 """
 from __future__ import annotations
 
 import functools
+import sys
 import time
 from dataclasses import dataclass, field
+
+try:
+    from . import gate
+except ImportError:  # loaded by path by a script (gate.sibling), which loaded the gate first
+    gate = sys.modules["metatrading_flower_gate"]
 
 __all__ = ["Backoff", "ShortSleeps", "DEFAULT_FIRST_S", "DEFAULT_CAP_S", "FLOWER_VERSION",
            "check_flower_version", "shorten_supernode_waits", "shorten_grid_waits"]
 
 #: the Flower version whose internals these patches address
-FLOWER_VERSION = "1.42."
+FLOWER_VERSION = gate.TESTED + "."
+#: what to run instead under another Flower version
+STOCK = "run the stock flower-supernode (fl-deploy --stock-waits)"
 #: first wait and longest wait of a poll (seconds)
 DEFAULT_FIRST_S, DEFAULT_CAP_S = 0.005, 0.2
 
@@ -107,14 +115,12 @@ class ShortSleeps:
 
 
 def check_flower_version() -> str:
-    """Flower's version, if it is the one whose internals these patches address."""
-    import flwr
-
-    version = getattr(flwr, "__version__", "?")
-    if not version.startswith(FLOWER_VERSION):
-        raise RuntimeError(f"fl.flower_waits addresses Flower {FLOWER_VERSION}x internals; this is Flower "
-                           f"{version}: run the stock flower-supernode (fl-deploy --stock-waits)")
-    return version
+    """Flower's version, if it is the one whose internals these patches address (else
+    ``gate.FlowerVersionError``, a RuntimeError)."""
+    if not gate.matches():
+        raise gate.FlowerVersionError(f"fl.flower.waits addresses Flower {FLOWER_VERSION}x internals; this is "
+                                      f"Flower {gate.installed()}: {STOCK}")
+    return gate.installed()
 
 
 def _short_pulls(pull_objects, first: float, cap: float):
@@ -125,7 +131,7 @@ def shorten_supernode_waits(first: float = DEFAULT_FIRST_S, cap: float = DEFAULT
     """In this process, Flower's SuperNode loop polls with ``Backoff(first, cap)`` steps."""
     _check_waits(first, cap)
     check_flower_version()
-    from flwr.supernode import start_client_internal as sci
+    sci = gate.internal("flwr.supernode.start_client_internal", what="the SuperNode's short waits", instead=STOCK)
 
     for name in ("time", "pull_objects", "start_client_internal"):
         if not hasattr(sci, name):
@@ -140,10 +146,8 @@ def shorten_grid_waits(first: float = DEFAULT_FIRST_S, cap: float = DEFAULT_CAP_
     Returns False (and changes nothing) under another Flower version or without the module.
     """
     _check_waits(first, cap)
-    try:
-        check_flower_version()
-        from flwr.superlink.grid import http_grid
-    except (ImportError, RuntimeError):
+    http_grid = gate.optional("flwr.superlink.grid.http_grid")
+    if http_grid is None:
         return False
     pull_objects = getattr(http_grid, "pull_objects", None)
     if pull_objects is None:

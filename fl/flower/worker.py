@@ -8,19 +8,23 @@ SuperNode starts no executor and waits for one to claim its tasks on its Runtime
 process is that executor, and it stays up:
 
 1. it claims the node's next ClientApp task (``AcquireTask``, polled after waits that start at 5 ms
-   and double up to ``--poll`` seconds, ``fl.flower_waits.Backoff``);
+   and double up to ``--poll`` seconds, ``fl.flower.waits.Backoff``);
 2. it runs the task with Flower's own steps (``flwr.supernode.runtime.run_clientapp``'s
    ``pull_task_input``, ``push_message``, ``push_task_output``, a task heartbeat): the message,
    context and FAB come from the SuperNode, the reply and the context go back to it;
 3. the ClientApp is loaded once, from the FAB the first task brings (installed into FLWR_HOME
    and imported from there, as ``flwr-clientapp`` does), and kept with its module state (the
-   App caches its data set and partition, ``fl.flower_app``), so a round costs the training.
+   App caches its data set and partition, ``fl.flower.app``), so a round costs the training.
 
 A task of another FAB (a second App on the same SuperNode) is handed to a stock
 ``flwr-clientapp --token ...`` process, Flower's own path. The process exits when its SuperNode
 is gone, on SIGTERM / SIGINT, or when the Runtime API stays unreachable.
 
-Run it as a script (``python fl/clientapp_worker.py ...``), not as ``-m fl.clientapp_worker``:
+Every Flower module it uses is internal (about 20 of them): each is imported through the version
+gate (``fl/flower/gate.py``), which refuses another Flower release with the public way out,
+``--isolation subprocess`` (``fl.flower.deployment`` falls back to it by itself).
+
+Run it as a script (``python fl/flower/worker.py ...``), not as ``-m fl.flower.worker``:
 the package ``fl`` must be imported from the FAB, not from wherever this file lives.
 """
 from __future__ import annotations
@@ -43,7 +47,7 @@ import time
 from logging import ERROR, INFO
 
 #: the waits between two AcquireTask polls while the node has no task: from the first, doubling
-#: up to the cap (``fl.flower_waits.Backoff``; Flower's SuperExec waits 1 s each time)
+#: up to the cap (``fl.flower.waits.Backoff``; Flower's SuperExec waits 1 s each time)
 DEFAULT_POLL_FIRST_S, DEFAULT_POLL_S = 0.005, 0.2
 #: modules imported at start (this project's App needs them; the App itself comes with the FAB)
 PRELOAD = ("numpy", "torch")
@@ -53,24 +57,36 @@ PRELOAD = ("numpy", "torch")
 OBJECT_BACKOFF_S, OBJECT_BACKOFF_CAP_S = 0.005, 0.1
 
 
-def _load_waits():
-    """``fl/flower_waits.py`` by path: this script must not import the package ``fl`` (see above)."""
-    name = "metatrading_flower_waits"
+#: what the version gate names when it refuses another Flower release
+WHAT, INSTEAD = "the long-lived ClientApp process", "start the SuperNodes with --isolation subprocess"
+
+
+def _load_gate():
+    """``fl/flower/gate.py`` by path: this script must not import the package ``fl`` (see above)."""
+    name = "metatrading_flower_gate"
     if name not in sys.modules:
         spec = importlib.util.spec_from_file_location(name, os.path.join(os.path.dirname(os.path.abspath(__file__)),
-                                                                          "flower_waits.py"))
+                                                                          "gate.py"))
         sys.modules[name] = importlib.util.module_from_spec(spec)
         spec.loader.exec_module(sys.modules[name])
     return sys.modules[name]
 
 
-def _runtime_client(address: str, insecure: bool, root_certificates: bytes | None, interceptors: list):
-    from flwr.supercore.retry import make_simple_http_retry_invoker
-    from flwr.supercore.runtime import RuntimeHttpClient
+def _load_waits():
+    """``fl/flower/waits.py`` by path (see ``_load_gate``)."""
+    return _load_gate().sibling("waits")
 
-    return RuntimeHttpClient.from_server_address(server_address=address, insecure=insecure,
-                                                 root_certificates=root_certificates, interceptors=interceptors,
-                                                 retry_invoker=make_simple_http_retry_invoker())
+
+def _flwr(module: str):
+    """An internal Flower module, through the version gate."""
+    return _load_gate().internal(module, what=WHAT, instead=INSTEAD)
+
+
+def _runtime_client(address: str, insecure: bool, root_certificates: bytes | None, interceptors: list):
+    retry = _flwr("flwr.supercore.retry")
+    return _flwr("flwr.supercore.runtime").RuntimeHttpClient.from_server_address(
+        server_address=address, insecure=insecure, root_certificates=root_certificates, interceptors=interceptors,
+        retry_invoker=retry.make_simple_http_retry_invoker())
 
 
 class Worker:
@@ -78,8 +94,7 @@ class Worker:
 
     def __init__(self, runtime_api_address: str, insecure: bool, root_certificates_path: str | None,
                  poll_s: float, poll_first_s: float = DEFAULT_POLL_FIRST_S) -> None:
-        from flwr.supercore.tls import validate_and_resolve_root_certificates
-
+        validate_and_resolve_root_certificates = _flwr("flwr.supercore.tls").validate_and_resolve_root_certificates
         self.address = runtime_api_address
         self.insecure = insecure
         self.root_certificates_path = root_certificates_path
@@ -92,14 +107,12 @@ class Worker:
     # -- the loop -------------------------------------------------------------------------
 
     def serve(self) -> None:
-        from flwr.proto.runtime_pb2 import AcquireTaskRequest  # pylint: disable=E0611
-        from flwr.supercore import log
-        from flwr.supercore.constant import TaskType
-        from flwr.supercore.interceptors import RuntimeVersionHttpInterceptor
-
+        log = _flwr("flwr.supercore").log
+        interceptors = _flwr("flwr.supercore.interceptors")
         client = _runtime_client(self.address, self.insecure, self.root_certificates,
-                                 [RuntimeVersionHttpInterceptor(component_name="SuperExec")])
-        request = AcquireTaskRequest(supported_task_types=[TaskType.CLIENT_APP])
+                                 [interceptors.RuntimeVersionHttpInterceptor(component_name="SuperExec")])
+        request = _flwr("flwr.proto.runtime_pb2").AcquireTaskRequest(
+            supported_task_types=[_flwr("flwr.supercore.constant").TaskType.CLIENT_APP])
         log(INFO, "ClientApp worker polling %s for ClientApp tasks", self.address)
         try:
             while True:
@@ -128,24 +141,20 @@ class Worker:
     def run_task(self, token: str) -> None:
         """One ClientApp task, as ``flwr-clientapp`` runs it, in this process."""
         from flwr.app import Message
-        from flwr.app.error import Error
-        from flwr.clientapp.client_app import LoadClientAppError
-        from flwr.common.constant import ErrorCode, SubStatus
-        from flwr.supercore import log
-        from flwr.supercore.heartbeat import HeartbeatSender
-        from flwr.supercore.interceptors import (
-            RuntimeTokenHttpInterceptor,
-            RuntimeVersionHttpInterceptor,
-        )
-        from flwr.supernode.runtime.run_clientapp import (
-            push_message,
-            push_task_output,
-        )
+
+        Error = _flwr("flwr.app.error").Error
+        LoadClientAppError = _flwr("flwr.clientapp.client_app").LoadClientAppError
+        constant = _flwr("flwr.common.constant")
+        ErrorCode, SubStatus = constant.ErrorCode, constant.SubStatus
+        log = _flwr("flwr.supercore").log
+        interceptors = _flwr("flwr.supercore.interceptors")
+        runtime = _flwr("flwr.supernode.runtime.run_clientapp")
+        push_message, push_task_output = runtime.push_message, runtime.push_task_output
 
         client = _runtime_client(self.address, self.insecure, self.root_certificates,
-                                 [RuntimeVersionHttpInterceptor(component_name="flwr-clientapp"),
-                                  RuntimeTokenHttpInterceptor(token)])
-        heartbeat = HeartbeatSender(self._heartbeat_fn(client))
+                                 [interceptors.RuntimeVersionHttpInterceptor(component_name="flwr-clientapp"),
+                                  interceptors.RuntimeTokenHttpInterceptor(token)])
+        heartbeat = _flwr("flwr.supercore.heartbeat").HeartbeatSender(self._heartbeat_fn(client))
         message = context = reply = None
         sub_status, details = SubStatus.FAILED, "ClientApp task failed due to unknown reason"
         try:
@@ -183,9 +192,8 @@ class Worker:
     def _heartbeat_fn(client):
         """Flower's task heartbeat, except that a refused one does not end this process."""
         import httpx
-        from flwr.proto.runtime_pb2 import SendTaskHeartbeatRequest  # pylint: disable=E0611
 
-        req = SendTaskHeartbeatRequest()
+        req = _flwr("flwr.proto.runtime_pb2").SendTaskHeartbeatRequest()
 
         def fn() -> bool:
             try:
@@ -207,11 +215,9 @@ class Worker:
         if self.app is not None:  # no fab_hash on the task: only known now
             raise RuntimeError(f"this ClientApp worker holds FAB {self.fab_hash[:12]}, the task brings "
                                f"{fab.hash_str[:12]} (restart the worker to switch Apps)")
-        from flwr.cli.install import install_from_fab
-        from flwr.clientapp.utils import get_load_client_app_fn
-
-        install_from_fab(fab.content, skip_prompt=True)
-        self.app = get_load_client_app_fn(default_app_ref="", app_path=None, multi_app=True)(
+        _flwr("flwr.cli.install").install_from_fab(fab.content, skip_prompt=True)
+        self.app = _flwr("flwr.clientapp.utils").get_load_client_app_fn(default_app_ref="", app_path=None,
+                                                                         multi_app=True)(
             run.fab_id, run.fab_version, fab.hash_str)
         self.fab_hash = fab.hash_str
         return self.app
@@ -225,33 +231,28 @@ def _pull_task_input(client):
     the SuperNode is still downloading: ``OBJECT_BACKOFF_S`` instead of 1 s.
     """
     from flwr.app import Message
-    from flwr.common.serde import context_from_proto, fab_from_proto, run_from_proto
-    from flwr.proto.node_pb2 import Node  # pylint: disable=E0611
-    from flwr.proto.runtime_pb2 import PullAppMessagesRequest, PullTaskInputRequest  # pylint: disable=E0611
-    from flwr.supercore.inflatable.inflatable_protobuf_utils import (
-        make_confirm_message_received_fn_protobuf,
-        make_pull_object_fn_protobuf,
-    )
-    from flwr.supercore.inflatable.inflatable_utils import (
-        pull_and_inflate_object_from_tree,
-    )
-    from flwr.supercore.task_identity import TaskIdentity
 
-    task_input = client.PullTaskInput(PullTaskInputRequest())
-    context = context_from_proto(task_input.context)
+    serde = _flwr("flwr.common.serde")
+    runtime_pb2 = _flwr("flwr.proto.runtime_pb2")
+    protobuf_utils = _flwr("flwr.supercore.inflatable.inflatable_protobuf_utils")
+    TaskIdentity = _flwr("flwr.supercore.task_identity").TaskIdentity
+
+    task_input = client.PullTaskInput(runtime_pb2.PullTaskInputRequest())
+    context = serde.context_from_proto(task_input.context)
     TaskIdentity.task_id, TaskIdentity.run_id, TaskIdentity.node_id = (
         task_input.task_id, task_input.run.run_id, task_input.context.node_id)
-    pulled = client.PullMessages(PullAppMessagesRequest())
+    pulled = client.PullMessages(runtime_pb2.PullAppMessagesRequest())
     if not pulled.messages_list:
         raise RuntimeError("the SuperNode handed out a task without a message")
     tree = pulled.message_object_trees[0]
-    node = Node(node_id=context.node_id)
-    message = pull_and_inflate_object_from_tree(
-        tree, make_pull_object_fn_protobuf(client.PullObject, node, context.run_id),
-        make_confirm_message_received_fn_protobuf(client.ConfirmMessageReceived, node, context.run_id),
+    node = _flwr("flwr.proto.node_pb2").Node(node_id=context.node_id)
+    message = _flwr("flwr.supercore.inflatable.inflatable_utils").pull_and_inflate_object_from_tree(
+        tree, protobuf_utils.make_pull_object_fn_protobuf(client.PullObject, node, context.run_id),
+        protobuf_utils.make_confirm_message_received_fn_protobuf(client.ConfirmMessageReceived, node,
+                                                                 context.run_id),
         return_type=Message, initial_backoff=OBJECT_BACKOFF_S, backoff_cap=OBJECT_BACKOFF_CAP_S)
     message.metadata.__dict__["_message_id"] = tree.object_id  # a deflated message has no id of its own
-    return message, context, run_from_proto(task_input.run), fab_from_proto(task_input.fab)
+    return message, context, serde.run_from_proto(task_input.run), serde.fab_from_proto(task_input.fab)
 
 
 def _watch(pid: int) -> None:
@@ -301,10 +302,12 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, stop)
     if args.supernode_pid is not None:
         _watch(args.supernode_pid)
-    from flwr.supercore import log
-    from flwr.supercore.logger import update_console_handler
-
-    update_console_handler(timestamps=True, colored=False)  # the log is a file: times, no colour codes
+    try:  # the gate first: another Flower release stops here with the public way out
+        log = _flwr("flwr.supercore").log
+        _flwr("flwr.supercore.logger").update_console_handler(timestamps=True, colored=False)  # log file: no colours
+    except _load_gate().FlowerVersionError as err:
+        print(f"worker.py: {err}", file=sys.stderr)
+        return 2
     for module in PRELOAD:  # the App's heavy dependencies, imported before its first message
         __import__(module)
     worker = Worker(args.runtime_api_address, args.insecure, args.root_certificates, args.poll, args.poll_first)
