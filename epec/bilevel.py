@@ -16,7 +16,8 @@ from .game import Game, expand_players, finish, make_solver
 from .kkt import KKTSystem, owned_by
 from .multipliers import bound_multipliers
 from .options import CertificateOptions, GlobalOptions
-from .reformulation import HomotopyResult, make_mode
+from .modes import make_mode
+from .reformulation import HomotopyResult
 from .results import GameResult, GameStatus, GlobalMove
 
 __all__ = ["solve_bilevel"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 
-from .reformulation import check_int
+from .checks import check_int
 
 __all__ = ["Method", "LeaderStep", "CertificateOptions", "GlobalOptions"]
 

@@ -1,4 +1,4 @@
-"""Federated learning driven by the equilibrium (MODEL.md section 7).
+"""Federated learning driven by the equilibrium (the model's FL section, docs/model.md).
 
 Data sets and non-IID partitions (``fl.data``, ``fl.partition``), the shared CNN
 (``fl.nets``), sequential and vectorised local training (``fl.train``), aggregation
@@ -8,8 +8,9 @@ flwr only when called), the packaged Flower App (``fl.flower_app``, imported by 
 here) and its local deployment (``fl.deploy``: SuperLink, SuperNodes, ``flwr run``; ``fl.tls``:
 the certificates).
 """
-from .aggregate import Aggregation, FedAvg, IoMFedAvg, Strategy, make_strategy, normalise_weights, weighted_average
-from .data import DatasetSplits, load_dataset
+from .aggregate import (AGGREGATIONS, FedAvg, IoMFedAvg, RoundUpdates, Strategy, make_strategy, normalise_weights,
+                        register_aggregation, weighted_average)
+from .data import DATASETS, DatasetSplits, RawSplits, load_dataset, register_dataset
 from .deploy import DeploymentError, DeploymentResult, NodeSpec, ProcessSet, run_local_deployment
 from .nets import grouped_forward, make_net, stack_params, supports_grouped, unstack_params
 from .partition import data_value, dirichlet_partition
@@ -32,8 +33,9 @@ from .train import (
 )
 
 __all__ = [
-    "Aggregation", "FedAvg", "IoMFedAvg", "Strategy", "make_strategy", "normalise_weights", "weighted_average",
-    "DatasetSplits", "load_dataset", "data_value", "dirichlet_partition",
+    "AGGREGATIONS", "FedAvg", "IoMFedAvg", "RoundUpdates", "Strategy", "make_strategy", "normalise_weights",
+    "register_aggregation", "weighted_average",
+    "DATASETS", "DatasetSplits", "RawSplits", "load_dataset", "register_dataset", "data_value", "dirichlet_partition",
     "grouped_forward", "make_net", "stack_params", "supports_grouped", "unstack_params",
     "LocalTrainConfig", "TrainPath", "batch_schedule", "client_seed", "evaluate", "get_params",
     "local_update", "local_update_parallel", "local_update_sequential", "local_update_stacked",

