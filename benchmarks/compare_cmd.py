@@ -14,7 +14,6 @@ kept out of ``compare.json``).
 from __future__ import annotations
 
 import argparse
-import importlib
 import os
 import time
 from pathlib import Path
