@@ -1,5 +1,5 @@
 """``metatrading compare``: pricing schemes side by side on the same dynamic markets, with FL
-on real images per trading round (MODEL.md section 8; :mod:`benchmarks.compare`).
+on real images per trading round (docs/model.md section 8; :mod:`benchmarks.compare`).
 
 Writes ``DIR/compare.json`` (the groups; per scheme the means and 95% intervals over seeds of
 IoM, payment, IoM per unit paid, utilities, final accuracy, time to target and missed updates;

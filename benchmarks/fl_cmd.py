@@ -38,7 +38,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="round deadline T_m in simulated seconds: a participant slower than it misses the round "
                         "(not aggregated, still paid) and the round lasts min(T_m, slowest); 'inf' (default): wait "
                         "for the slowest; 'auto': 2 x the median participant's Tcmp + Tup at the allocation "
-                        "(MODEL.md section 7)")
+                        "(docs/model.md section 7)")
     p.add_argument("--target", type=float, default=0.9, help="target test accuracy (default 0.9)")
     p.add_argument("--seed", type=int, default=None,
                    help="seed of every random draw: the partition, initial model and batch orders, and the "

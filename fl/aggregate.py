@@ -160,7 +160,7 @@ class Strategy(abc.ABC):
 
 
 class IoMFedAvg(Strategy):
-    """IoM-weighted FedAvg (MODEL.md section 7): ``w_n = IoM_nm / sum_k IoM_km``."""
+    """IoM-weighted FedAvg (docs/model.md section 7): ``w_n = IoM_nm / sum_k IoM_km``."""
 
     name = "iom"
 

@@ -1,6 +1,6 @@
 """The FL loop of one MSP driven by an allocation, with its simulated clock and checkpoints.
 
-MODEL.md section 7: MU n with ``f_nm > 0`` participates in MSP m's task with ``D_nm``
+docs/model.md section 7: MU n with ``f_nm > 0`` participates in MSP m's task with ``D_nm``
 samples (Dirichlet label split), trains ``L`` local epochs per round, and the server
 aggregates (IoM-weighted FedAvg by default). Round deadline ``T_m`` (``FLConfig.deadline``):
 a participant whose ``Tcmp_nm + Tup_nm`` exceeds it misses the round (its update is not
@@ -83,7 +83,7 @@ class FLConfig:
     deadline : float or "auto"
         Round deadline ``T_m`` in simulated seconds (> 0), default ``inf`` (wait for the slowest
         participant); ``"auto"``: ``DEADLINE_MULTIPLE`` (2) x the median participant's
-        ``Tcmp + Tup`` at the allocation (MODEL.md section 7).
+        ``Tcmp + Tup`` at the allocation (docs/model.md section 7).
     """
 
     rounds: int = 30
@@ -146,7 +146,7 @@ class FLTask:
     indices: list[np.ndarray]  #: training indices of each participant (len D_nm)
     sizes: np.ndarray  #: D_nm of each participant
     iom: np.ndarray  #: IoM_nm of each participant under the allocation
-    value: np.ndarray  #: normalised label entropy of each participant's data (MODEL.md v_nm)
+    value: np.ndarray  #: normalised label entropy of each participant's data (docs/model.md v_nm)
     round_time: float  #: simulated seconds per FL round: min(deadline, slowest participant)
     local: LocalTrainConfig
     data_scale: float = 1.0  #: samples held / D_nm (< 1 only when the data set is too small)
@@ -260,7 +260,7 @@ def default_allocation(spec: str, seed: int | None = None) -> tuple[Scenario, np
     """The scenario ``spec`` (drawn with ``seed``) and its followers' Nash allocation at
     ``R = Rmax / 2``.
 
-    The MUs respond exactly (MODEL.md section 5, lower level) to the ``fixed`` scheme's
+    The MUs respond exactly (docs/model.md section 5, lower level) to the ``fixed`` scheme's
     rewards; a response that did not converge is an error, never an allocation.
     """
     from models.equilibrium import follower_equilibrium
@@ -323,7 +323,7 @@ def resolve_deadline(deadline: float | str, sc: Scenario, f: Any, msp: int) -> f
 
 
 def aggregate_on_time(strategy: Any, updates: Any, iom: Any, sizes: Any, on_time: Any) -> dict[str, Tensor] | None:
-    """The round's global model from the updates that met the deadline (MODEL.md section 7).
+    """The round's global model from the updates that met the deadline (docs/model.md section 7).
 
     Parameters
     ----------
@@ -354,7 +354,7 @@ def aggregate_on_time(strategy: Any, updates: Any, iom: Any, sizes: Any, on_time
 def fl_round(path: TrainPath, net: torch.nn.Module, params: dict[str, Tensor], xs: list[Tensor], ys: list[Tensor],
              local: LocalTrainConfig, seeds: list[int], iom: Any, sizes: Any, strategy: Any,
              on_time: Any) -> tuple[dict[str, Tensor], int]:
-    """One FL round of one MSP with a deadline (MODEL.md section 7): the participants that meet
+    """One FL round of one MSP with a deadline (docs/model.md section 7): the participants that meet
     it train ``local`` on their data (``xs``, ``ys``; batches from ``seeds``, one per
     participant) and are aggregated; the late ones' updates would be dropped, so they are not
     computed. Returns the new global model (``params`` unchanged when all are late) and the
