@@ -1,7 +1,7 @@
 """Federated learning driven by the equilibrium (the model's FL section, docs/model.md).
 
-Data sets and non-IID partitions (``fl.data``, ``fl.partition``), the shared CNN
-(``fl.nets``), sequential and vectorised local training (``fl.train``), aggregation
+Data sets (the registry ``fl.data``, the built-in readers ``fl.readers``) and non-IID
+partitions (``fl.partition``), the shared CNN (``fl.nets``), sequential and vectorised local training (``fl.train``), aggregation
 strategies (``fl.aggregate``), the FL loop with its simulated clock and checkpoints
 (``fl.trainer``), a Flower adapter (``fl.flower``; ``run_flower_simulation`` imports
 flwr only when called), the packaged Flower App (``fl.flower_app``, imported by Flower, not
@@ -11,6 +11,7 @@ the certificates).
 from .aggregate import (AGGREGATIONS, FedAvg, IoMFedAvg, RoundUpdates, Strategy, make_strategy, normalise_weights,
                         register_aggregation, weighted_average)
 from .data import DATASETS, DatasetSplits, RawSplits, load_dataset, register_dataset
+from . import readers  # noqa: F401  (registers the built-in data sets)
 from .deploy import DeploymentError, DeploymentResult, NodeSpec, ProcessSet, run_local_deployment
 from .nets import grouped_forward, make_net, stack_params, supports_grouped, unstack_params
 from .partition import data_value, dirichlet_partition
