@@ -1,6 +1,6 @@
 # Two commands do everything on a fresh Debian 12 machine:
 #   make run   -- set up (system packages, .venv, Python deps) and solve the default scenario
-#   make test  -- set up the same way and run the whole test suite
+#   make test  -- set up the same way and run the whole test suite (the docs' strict build included)
 SHELL := /bin/bash
 VENV  := .venv
 PY    := $(VENV)/bin/python
@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 APT_PACKAGES := python3-venv python3-dev coinor-libipopt-dev libmumps-seq-dev liblapack-dev libblas-dev gfortran pkg-config dataset-fashion-mnist
 OUT ?= results/default
 
-.PHONY: run test setup system-deps clean
+.PHONY: run test docs setup system-deps clean
 
 run: setup
 	$(VENV)/bin/metatrading solve --scenario default --out $(OUT) --force
@@ -17,6 +17,10 @@ test: setup
 	$(PY) -m pytest -q
 
 setup: $(STAMP)
+
+# the documentation site, into site/ (tests/test_docs.py builds it the same way)
+docs: setup
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict
 
 # Ipopt (for cyipopt's build) and Fashion-MNIST come from Debian; skipped when already present.
 system-deps:
@@ -29,7 +33,7 @@ system-deps:
 $(STAMP): pyproject.toml | system-deps
 	@test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip wheel
-	$(PY) -m pip install -q -e '.[flower,test]'
+	$(PY) -m pip install -q -e '.[flower,test,docs]'
 	@touch $(STAMP)
 
 clean:

@@ -78,6 +78,11 @@ def _add_conventions(p: argparse.ArgumentParser) -> None:
 def build_parser() -> argparse.ArgumentParser:
     parser = Parser(prog="metatrading", description=DESCRIPTION)
     parser.add_argument("--version", action="version", version=f"metatrading {_version()}")
+    parser.add_argument("--plugin", action="append", default=[], metavar="MODULE",
+                        help="import MODULE before the command (a module name, found in the current folder too, or a "
+                             ".py file's path; repeatable): it registers its own MPEC modes (epec.register_mode), "
+                             "data sets (fl.data.register_dataset), aggregation rules "
+                             "(fl.aggregate.register_aggregation) or schemes, which the command's choices then list")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name, (module, help_) in COMMANDS.items():
         p = sub.add_parser(name, help=help_, description=help_)
@@ -108,11 +113,30 @@ def _glue_negative_lists(argv: list[str]) -> list[str]:
     return out
 
 
+def _import_plugins(argv: list[str]) -> None:
+    """Import every ``--plugin MODULE`` given before the command, before the parser reads the
+    registries (so their choices hold what the plugins register)."""
+    from benchmarks.conventions import import_user_module
+
+    for k, tok in enumerate(argv):
+        if tok in COMMANDS or tok == "bench":
+            return
+        if tok == "--plugin" and k + 1 < len(argv):
+            import_user_module(argv[k + 1], "--plugin")
+        elif tok.startswith("--plugin="):
+            import_user_module(tok.split("=", 1)[1], "--plugin")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     from benchmarks.conventions import Stopped, catch_signals, check_out, output_folder, recover_previous
 
-    parser = build_parser()
     argv = _glue_negative_lists(list(sys.argv[1:] if argv is None else argv))
+    try:
+        _import_plugins(argv)
+    except InputError as err:
+        print(f"metatrading: error: {err}", file=sys.stderr)
+        return 2
+    parser = build_parser()
     try:
         args = parser.parse_args(argv)
     except SystemExit as exc:  # --help, --version, or a usage error (one line, already printed)

@@ -1,5 +1,5 @@
 """``metatrading compare``: pricing schemes side by side on the same dynamic markets, with FL
-on real images per trading round (MODEL.md section 8; :mod:`benchmarks.compare`).
+on real images per trading round (docs/model.md section 8; :mod:`benchmarks.compare`).
 
 Writes ``DIR/compare.json`` (the groups; per scheme the means and 95% intervals over seeds of
 IoM, payment, IoM per unit paid, utilities, final accuracy, time to target and missed updates;
@@ -14,12 +14,11 @@ kept out of ``compare.json``).
 from __future__ import annotations
 
 import argparse
-import importlib
 import os
 import time
 from pathlib import Path
 
-from benchmarks.conventions import show_progress
+from benchmarks.conventions import RegistryChoices, show_progress
 from models.errors import InputError
 
 #: --quick: a smoke-size comparison (all schemes, minutes on a CPU)
@@ -30,7 +29,10 @@ DRL_SECONDS = 300.0
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--scenario", default="default", help="preset name or scenario file of the base market (default: default)")
-    p.add_argument("--dataset", default="mnist5k", help="FL data set: mnist5k (default), fashion-mnist, mnist or gtsrb")
+    datasets = RegistryChoices("fl.data", "DATASETS")
+    p.add_argument("--dataset", default="mnist5k", choices=datasets, metavar="NAME",
+                   help=datasets.help("FL data set (default %(default)s; register more with fl.data.register_dataset "
+                                      "and --plugin):"))
     p.add_argument("--data-root", default=None, help="folder of the data set (see fl.data)")
     p.add_argument("--schemes", default="all",
                    help="'all' (default) or a comma list of: epec, drl, fixed, random, fixed_cap, random_cap, "
@@ -62,8 +64,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "round's equilibrium, shared by every scheme), seconds, or 'inf' (wait for the slowest)")
     p.add_argument("--epochs", type=int, default=None, help="local epochs (default: the scenario's L)")
     p.add_argument("--alpha", type=float, default=0.5, help="Dirichlet label-split concentration (default 0.5)")
-    p.add_argument("--aggregation", default="iom", choices=["iom", "fedavg"],
-                   help="iom: IoM-weighted FedAvg (default); fedavg: weights by data amount")
+    rules = RegistryChoices("fl.aggregate", "AGGREGATIONS")
+    p.add_argument("--aggregation", default="iom", choices=rules, metavar="RULE",
+                   help=rules.help("aggregation rule (default %(default)s; register more with "
+                                   "fl.aggregate.register_aggregation and --plugin):"))
     p.add_argument("--drl-policy", default=None,
                    help="folder written by 'metatrading train-pricing' for the drl scheme (default: train one into DIR/drl_policy)")
     p.add_argument("--drl-seconds", type=float, default=None,
@@ -75,55 +79,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def import_scheme_module(spec: str) -> None:
-    """Import the user's scheme module ``spec`` (the documented extension point: code the user
-    names on purpose): a ``.py`` file's path, or a module name looked up in the current folder
-    first, then on the usual path. Anything that stops the import is an InputError naming
-    ``--scheme-module``."""
-    import importlib.util
-    import sys
+    """Import the user's scheme module ``spec`` (:func:`benchmarks.conventions.import_user_module`,
+    errors naming ``--scheme-module``)."""
+    from benchmarks.conventions import import_user_module
 
-    flag = "--scheme-module"
-    path = Path(spec)
-    as_file = spec.endswith(".py") or os.sep in spec or (os.altsep is not None and os.altsep in spec)
-    try:
-        if as_file:
-            if not path.is_file():
-                raise InputError(flag, f"no such Python file: {spec}")
-            name = path.stem
-            if not name.isidentifier():
-                raise InputError(flag, f"{spec}: the file name must be a Python identifier (a module name)")
-            known = sys.modules.get(name)
-            if known is not None and getattr(known, "__file__", None) == str(path.resolve()):
-                return  # imported already (its schemes are registered)
-            loader_spec = importlib.util.spec_from_file_location(name, path.resolve())
-            if loader_spec is None or loader_spec.loader is None:
-                raise InputError(flag, f"{spec}: not a Python module")
-            module = importlib.util.module_from_spec(loader_spec)
-            sys.modules[name] = module
-            try:
-                loader_spec.loader.exec_module(module)
-            except BaseException:
-                sys.modules.pop(name, None)
-                raise
-        else:
-            here = os.getcwd()
-            added = here not in sys.path and "" not in sys.path
-            if added:  # a console script's path does not hold the current folder
-                sys.path.insert(0, here)
-            try:
-                importlib.import_module(spec)
-            finally:
-                if added:
-                    sys.path.remove(here)
-    except InputError:
-        raise
-    except ImportError as exc:
-        raise InputError(flag, f"cannot import {spec!r}: {exc}") from None
-    except SyntaxError as exc:
-        raise InputError(flag, f"{spec}: SyntaxError: {exc.msg} ({Path(exc.filename or spec).name}, "
-                               f"line {exc.lineno})") from None
-    except Exception as exc:  # the module's own code failed while it was imported
-        raise InputError(flag, f"importing {spec!r} failed: {type(exc).__name__}: {exc}") from None
+    import_user_module(spec, "--scheme-module")
 
 
 def config(args: argparse.Namespace):

@@ -347,3 +347,112 @@ def _undo(path: Path, created: Path | None, backup: Path | None) -> None:
         os.rename(backup, path)
     elif created is not None and created.exists():
         shutil.rmtree(created, ignore_errors=True)
+
+
+def import_user_module(spec: str, flag: str = "--plugin") -> None:
+    """Import the user's module ``spec`` (the documented extension point: code the user names on
+    purpose, which registers its own modes, data sets, aggregation rules or schemes): a ``.py``
+    file's path, or a module name looked up in the current folder first, then on the usual
+    path. Anything that stops the import is an InputError naming ``flag``.
+
+    Parameters
+    ----------
+    spec : str
+        A ``.py`` file's path or a module name.
+    flag : str
+        The flag named in an error (``--plugin``, ``--scheme-module``).
+    """
+    import importlib.util
+    import sys
+
+    path = Path(spec)
+    as_file = spec.endswith(".py") or os.sep in spec or (os.altsep is not None and os.altsep in spec)
+    try:
+        if as_file:
+            if not path.is_file():
+                raise InputError(flag, f"no such Python file: {spec}")
+            name = path.stem
+            if not name.isidentifier():
+                raise InputError(flag, f"{spec}: the file name must be a Python identifier (a module name)")
+            known = sys.modules.get(name)
+            if known is not None and getattr(known, "__file__", None) == str(path.resolve()):
+                return  # imported already (what it registers is there)
+            loader_spec = importlib.util.spec_from_file_location(name, path.resolve())
+            if loader_spec is None or loader_spec.loader is None:
+                raise InputError(flag, f"{spec}: not a Python module")
+            module = importlib.util.module_from_spec(loader_spec)
+            sys.modules[name] = module
+            try:
+                loader_spec.loader.exec_module(module)
+            except BaseException:
+                sys.modules.pop(name, None)
+                raise
+        else:
+            here = os.getcwd()
+            added = here not in sys.path and "" not in sys.path
+            if added:  # a console script's path does not hold the current folder
+                sys.path.insert(0, here)
+            try:
+                importlib.import_module(spec)
+            finally:
+                if added:
+                    sys.path.remove(here)
+    except InputError:
+        raise
+    except ImportError as exc:
+        raise InputError(flag, f"cannot import {spec!r}: {exc}") from None
+    except SyntaxError as exc:
+        raise InputError(flag, f"{spec}: SyntaxError: {exc.msg} ({Path(exc.filename or spec).name}, "
+                               f"line {exc.lineno})") from None
+    except Exception as exc:  # the module's own code failed while it was imported
+        raise InputError(flag, f"importing {spec!r} failed: {type(exc).__name__}: {exc}") from None
+
+
+class RegistryChoices:
+    """The ``choices`` of a flag read from a registry when first needed: parsing a command
+    imports the registry's module only when the flag is given (or its help shown), so that
+    building the parser stays cheap (``fl.data`` imports torch).
+
+    Parameters
+    ----------
+    module : str
+        The module holding the registry (``"fl.data"``).
+    attr : str
+        The registry: a dict whose keys are the names, values either an object with a ``help``
+        attribute or a ``(factory, help)`` pair.
+    """
+
+    def __init__(self, module: str, attr: str) -> None:
+        self.module, self.attr = module, attr
+
+    def registry(self) -> dict:
+        """The registry itself (imports its module)."""
+        import importlib
+
+        return getattr(importlib.import_module(self.module), self.attr)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(list(self.registry()))
+
+    def __contains__(self, name: object) -> bool:
+        return name in self.registry()
+
+    def help(self, prefix: str) -> "RegistryHelp":
+        """A help string ``prefix`` followed by ``name: help`` of every entry, built when shown."""
+        return RegistryHelp(prefix, self)
+
+
+class RegistryHelp(str):
+    """A flag's help text that lists a registry's entries when argparse formats it."""
+
+    def __new__(cls, prefix: str, choices: RegistryChoices) -> "RegistryHelp":
+        obj = super().__new__(cls, prefix)
+        obj.choices = choices
+        return obj
+
+    def __mod__(self, params):  # argparse expands help as ``help % params``
+        entries = []
+        for name, entry in self.choices.registry().items():
+            text = getattr(entry, "help", None) or (entry[1] if isinstance(entry, tuple) else "")
+            entries.append(f"{name}: {text}" if text else name)
+        return str.__mod__(self, params) + " " + "; ".join(entries)

@@ -11,6 +11,7 @@ import math
 import os
 from pathlib import Path
 
+from benchmarks.conventions import RegistryChoices
 from models.errors import InputError
 
 ALLOCATION_HELP = (
@@ -21,7 +22,10 @@ ALLOCATION_HELP = (
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--dataset", default="mnist5k", help="mnist5k (default), fashion-mnist, mnist or gtsrb")
+    datasets = RegistryChoices("fl.data", "DATASETS")
+    p.add_argument("--dataset", default="mnist5k", choices=datasets, metavar="NAME",
+                   help=datasets.help("FL data set (default %(default)s; register more with fl.data.register_dataset "
+                                      "and --plugin):"))
     p.add_argument("--data-root", default=None, help="folder of the data set (see fl.data)")
     p.add_argument("--rounds", type=int, default=30, help="FL rounds (default 30)")
     p.add_argument("--out", required=True, help="output folder")
@@ -34,7 +38,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="round deadline T_m in simulated seconds: a participant slower than it misses the round "
                         "(not aggregated, still paid) and the round lasts min(T_m, slowest); 'inf' (default): wait "
                         "for the slowest; 'auto': 2 x the median participant's Tcmp + Tup at the allocation "
-                        "(MODEL.md section 7)")
+                        "(docs/model.md section 7)")
     p.add_argument("--target", type=float, default=0.9, help="target test accuracy (default 0.9)")
     p.add_argument("--seed", type=int, default=None,
                    help="seed of every random draw: the partition, initial model and batch orders, and the "
@@ -53,8 +57,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def add_training_arguments(p: argparse.ArgumentParser) -> None:
     """The FL training options ``fl`` and ``fl-deploy`` share (aggregation, split, local SGD)."""
-    p.add_argument("--aggregation", default="iom", choices=["iom", "fedavg"],
-                   help="iom: IoM-weighted FedAvg (default); fedavg: weights by data amount")
+    rules = RegistryChoices("fl.aggregate", "AGGREGATIONS")
+    p.add_argument("--aggregation", default="iom", choices=rules, metavar="RULE",
+                   help=rules.help("aggregation rule (default %(default)s; register more with "
+                                   "fl.aggregate.register_aggregation and --plugin):"))
     p.add_argument("--alpha", type=float, default=0.5, help="Dirichlet label-split concentration (default 0.5)")
     p.add_argument("--epochs", type=int, default=None, help="local epochs (default: the scenario's L)")
     p.add_argument("--batch-size", type=int, default=32, help="local batch size (default 32)")
@@ -177,7 +183,7 @@ def run(args: argparse.Namespace) -> int:
     atomic_write_json(out / "fl.json", report)
     accuracy_plot(out / "fl.png", res.sim_time, res.accuracy, cfg.target,
                   f"FL on {ds.name}, MSP {task.msp} of {sc.name}: {len(task.participants)} MUs, "
-                  f"{cfg.aggregation.value} aggregation, seed {cfg.seed}")
+                  f"{cfg.aggregation} aggregation, seed {cfg.seed}")
     reached = f"reached at {ttt:.1f} s simulated (round {rtt})" if ttt is not None else "not reached"
     print(f"final accuracy {res.accuracy[-1]:.4f} after {res.rounds} rounds, {sum(res.missed)} missed update(s), "
           f"{res.sim_time[-1]:.1f} s simulated, {sum(res.wall_time):.1f} s wall; "

@@ -23,7 +23,7 @@ import math
 import sys
 from pathlib import Path
 
-from benchmarks.conventions import show_progress
+from benchmarks.conventions import RegistryChoices, show_progress
 from benchmarks.fl_cmd import add_training_arguments, flag_error
 from models.errors import InputError
 
@@ -32,7 +32,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--nodes", type=int, required=True, help="SuperNodes K (one per participating MU)")
     p.add_argument("--rounds", type=int, default=3, help="FL rounds (default 3)")
     p.add_argument("--out", required=True, help="output folder")
-    p.add_argument("--dataset", default="mnist5k", help="mnist5k (default), fashion-mnist, mnist or gtsrb")
+    datasets = RegistryChoices("fl.data", "DATASETS")
+    p.add_argument("--dataset", default="mnist5k", choices=datasets, metavar="NAME",
+                   help=datasets.help("FL data set (default %(default)s; register more with fl.data.register_dataset "
+                                      "and --plugin):"))
     p.add_argument("--data-root", default=None, help="folder of the data set (see fl.data)")
     p.add_argument("--allocation", default=None,
                    help="a 'metatrading solve' equilibrium.json; default: K MUs x 1 MSP generated from --seed")

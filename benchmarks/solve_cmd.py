@@ -15,13 +15,13 @@ import time
 from pathlib import Path
 from typing import Any
 
+from benchmarks.conventions import RegistryChoices
 from models.errors import InputError
 
-__all__ = ["add_arguments", "run", "add_epec_arguments", "check_epec_args", "METHODS", "MODES",
+__all__ = ["add_arguments", "run", "add_epec_arguments", "check_epec_args", "METHODS",
            "LEADER_STEPS"]
 
 METHODS = ("gauss-seidel", "jacobi")
-MODES = ("scholtes", "smoothing", "penalty")
 LEADER_STEPS = ("implicit", "full-space")
 
 
@@ -44,7 +44,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def add_epec_arguments(parser: argparse.ArgumentParser) -> None:
     """The options ``solve`` and ``bench epec`` share (checked by :func:`check_epec_args`)."""
     parser.add_argument("--method", choices=METHODS, default="gauss-seidel", help="diagonalisation order")
-    parser.add_argument("--mode", choices=MODES, default="scholtes", help="MPEC reformulation")
+    modes = RegistryChoices("epec.modes", "MODES")
+    parser.add_argument("--mode", choices=modes, default="scholtes", metavar="MODE",
+                        help=modes.help("MPEC reformulation (default %(default)s; register more with "
+                                        "epec.register_mode and --plugin):"))
     parser.add_argument("--tol", type=float, default=1e-6, help="tolerance on the leaders' step per sweep (default 1e-6)")
     parser.add_argument("--max-iter", type=int, default=50, help="most diagonalisation sweeps (default 50)")
     parser.add_argument("--grid", type=int, default=41, help="deviation-grid points per leader in the certificate (default 41)")

@@ -21,7 +21,7 @@ __all__ = ["add_arguments", "run"]
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--scenario", default="default", help="preset (tiny, default, large, xl) or a scenario file (default: default)")
-    p.add_argument("--dynamic", action="store_true", help="train in the dynamic market (MODEL.md section 6)")
+    p.add_argument("--dynamic", action="store_true", help="train in the dynamic market (docs/model.md section 6)")
     p.add_argument("--seconds", type=float, default=None,
                    help="wall-clock training budget in seconds (default 300, or none when --updates is given)")
     p.add_argument("--updates", type=int, default=None,

@@ -1,6 +1,6 @@
 """Learned pricing: the batched follower equilibrium, the trading market (also as a PettingZoo
 ``ParallelEnv``), independent PPO agents per MSP, deployment and validation against the EPEC
-(MODEL.md section 6).
+(docs/model.md section 6).
 
 One import line::
 

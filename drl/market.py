@@ -1,6 +1,6 @@
 """The trading market for learned pricing: E parallel markets, one step per trading round.
 
-One step (MODEL.md section 6): the MSPs post rewards ``R`` (E, M); the MUs answer with their exact
+One step (docs/model.md section 6): the MSPs post rewards ``R`` (E, M); the MUs answer with their exact
 Nash equilibrium (:func:`drl.followers.solve_followers`, warm-started from the previous round);
 each MSP gets its utility ``V_m``. *Stationary* mode keeps the base scenario; *dynamic* mode moves
 every market to its next round (:class:`models.dynamics.MarketState`: distances walk, data are
@@ -42,7 +42,7 @@ class MarketOptions:
     history : int
         K, the rounds of its own history an MSP observes (default 4).
     dynamic : bool
-        Move the market every round (MODEL.md section 6); default False (stationary).
+        Move the market every round (docs/model.md section 6); default False (stationary).
     dynamics : DynamicsOptions
         How it moves.
     solver : SolverOptions

@@ -122,7 +122,7 @@ def train_pricing(
         ``seconds`` given too stops it earlier when the clock runs out first.
     seed : int
     dynamic : bool
-        Train in the dynamic market (MODEL.md section 6) instead of the stationary one.
+        Train in the dynamic market (docs/model.md section 6) instead of the stationary one.
     device : "cpu" or "cuda"
     progress : bool or callable
         True: a tqdm bar on stderr with the current rewards (and the gap to the EPEC); a callable

@@ -1,4 +1,4 @@
-"""How far learned (or any) pricing is from the equilibrium (MODEL.md section 6, validation).
+"""How far learned (or any) pricing is from the equilibrium (docs/model.md section 6, validation).
 
 *Stationary*: the rewards against the certified EPEC of the scenario (:func:`epec.solve_scenario`),
 as signed percentage gaps of reward, MSP utility and IoM per MSP (positive: above the EPEC; all

@@ -16,24 +16,25 @@ from .kkt import KKTError, KKTResidual, KKTSystem, LiftedAggregates, kkt, player
 from .multipliers import MultiplierError, multiplier
 from .nash import solve_nash
 from .options import CertificateOptions, GlobalOptions, LeaderStep, Method
-from .penalty import PenaltyMode
 from .response import FollowerResponse, Response, ResponseOptions
 from .reformulation import (
     HomotopyResult,
     HomotopyStep,
     InverseData,
-    ModeKind,
     Reformulation,
     ReformulationError,
     complementarity_pairs,
-    make_mode,
 )
+from .checks import check_int, check_positive
+from .modes import MODES, make_mode, mode_help, mode_names, register_mode
+# the built-in modes register themselves when imported (this order: the CLI's)
+from .scholtes import ScholtesRelaxation
+from .smoothing import FischerBurmeisterSmoothing
+from .penalty import PenaltyMode
 from .results import GameResult, GameStatus, GlobalMove, Sweep
 from .scenario import ScenarioSolution, solve_scenario
-from .scholtes import ScholtesRelaxation
 from .sweep import PARAMETERS as SWEEP_PARAMETERS
 from .sweep import SweepOptions, apply_parameter, sensitivities, sweep, sweep_path
-from .smoothing import FischerBurmeisterSmoothing
 
 __all__ = [
     "Certificate", "certify", "GameStructureError", "ScenarioSolution", "solve_scenario",
@@ -44,6 +45,7 @@ __all__ = [
     "KKTError", "KKTResidual", "KKTSystem", "LiftedAggregates", "kkt", "player_objective",
     "player_variables", "MultiplierError", "multiplier",
     "PenaltyMode", "ScholtesRelaxation", "FischerBurmeisterSmoothing",
-    "HomotopyResult", "HomotopyStep", "InverseData", "ModeKind", "Reformulation",
-    "ReformulationError", "complementarity_pairs", "make_mode",
+    "HomotopyResult", "HomotopyStep", "InverseData", "Reformulation",
+    "ReformulationError", "complementarity_pairs",
+    "MODES", "make_mode", "mode_help", "mode_names", "register_mode", "check_int", "check_positive",
 ]

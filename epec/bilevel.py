@@ -16,7 +16,8 @@ from .game import Game, expand_players, finish, make_solver
 from .kkt import KKTSystem, owned_by
 from .multipliers import bound_multipliers
 from .options import CertificateOptions, GlobalOptions
-from .reformulation import HomotopyResult, make_mode
+from .modes import make_mode
+from .reformulation import HomotopyResult
 from .results import GameResult, GameStatus, GlobalMove
 
 __all__ = ["solve_bilevel"]
@@ -42,7 +43,7 @@ def solve_bilevel(
     complementarity reformulated by ``mode``. ``F`` and ``G`` may use the multiplier of a
     follower's constraint through :func:`epec.multiplier` (the shadow price of the follower's
     optimal value; its placeholder holds the value after the solve). Parameters as
-    :func:`solve_nash`, plus ``certify`` / ``certificate`` (see :func:`epec.certify`, MODEL.md
+    :func:`solve_nash`, plus ``certify`` / ``certificate`` (see :func:`epec.certify`, docs/model.md
     section 5). ``G(x) <= 0``: the model-level constraints over the leader's Vars, kept by the
     MPEC and by the certificate's deviation search; one that also uses a follower's variables
     (``G(x, y) <= 0``) is kept by the MPEC, and the certificate admits only deviations that

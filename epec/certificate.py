@@ -1,4 +1,4 @@
-"""Certificate of a bilevel / EPEC point (MODEL.md section 5).
+"""Certificate of a bilevel / EPEC point (docs/model.md section 5).
 
 (a) the followers' KKT residual, evaluated from the model (Pyomo expressions, or their compiled
 functions on the Newton path), not from a solver's report;
@@ -609,7 +609,7 @@ def certify(
     For decisions from anywhere (another solver, a learned pricing policy, a paper's table):
     the followers' equilibrium at those decisions is solved first (Newton on their smoothed KKT
     system from a cold start, the ``mode``'s Ipopt homotopy as the fallback), then the
-    certificate of MODEL.md section 5 is computed there, as :func:`solve_epec` does at its own
+    certificate of docs/model.md section 5 is computed there, as :func:`solve_epec` does at its own
     answer: the followers' KKT residual, every leader's largest unilateral deviation gain over
     a grid plus refinement (each point at the followers' exact response) and the followers'
     agreement from random starts. A positive ``max_deviation_gain`` measures how far from an

@@ -22,7 +22,7 @@ The Vars in ``decisions`` are the variables; every other Var and every Param is 
 its current value (the other players' decisions fixed at the point).
 
 :func:`declare_convex_program` records an analytic proof the rules cannot find (the MetaTrading
-followers' proportional share, MODEL.md section 4): the certificate trusts it and names it.
+followers' proportional share, docs/model.md section 4): the certificate trusts it and names it.
 """
 from __future__ import annotations
 
@@ -317,7 +317,7 @@ _DECLARED = DECLARED_ATTRIBUTE
 
 def declare_convex_program(block: Any, reason: str) -> None:
     """Declare player ``block``'s problem a convex program (with the other players fixed) for
-    a reason the rules of :func:`curvature` cannot prove, e.g. ``"concave (MODEL.md §4)"``.
+    a reason the rules of :func:`curvature` cannot prove, e.g. ``"concave (docs/model.md §4)"``.
 
     The certificate then takes the player's KKT points as its best replies and names the
     method ``"declared <reason>"``. The declaration is the modeller's proof: a wrong one makes a

@@ -15,7 +15,8 @@ from .certificate import certify_game, format_decision
 from .game import Game, finish, leaders_game
 from .leader_steps import FollowerState, StepFailed, full_space_step, implicit_response, implicit_step
 from .options import CertificateOptions, GlobalOptions, LeaderStep, Method
-from .reformulation import HomotopyResult, check_int
+from .checks import check_int
+from .reformulation import HomotopyResult
 from .response import ResponseOptions
 from .results import GameResult, GameStatus, GlobalMove, Sweep
 
@@ -71,8 +72,9 @@ def solve_epec(
         A constraint on a leader's block, or at model level over one leader's decisions, is that
         leader's and is kept throughout (see :mod:`epec.constraints`).
     method : Method or str, default "gauss-seidel"
-    mode : str, ModeKind or Reformulation, default "scholtes"
-        The reformulation of the full-space path (and of every Ipopt fallback).
+    mode : str or Reformulation, default "scholtes"
+        The reformulation of the full-space path (and of every Ipopt fallback): a name
+        registered in :mod:`epec.modes` or an instance.
     damping : float in (0, 1], default 1.0
     tol : float, default 1e-6
         Stop when every leader decision moved by at most ``tol`` times its range over a sweep,

@@ -17,7 +17,8 @@ from .constraints import (GameStructureError, LeaderConstraints, coupling_broken
                           substitute_helpers)
 from .kkt import KKTResidual, KKTSystem, kkt, player_objective, player_variables
 from .multipliers import check_multipliers
-from .reformulation import HomotopyResult, InverseData, Reformulation, clone_with_map, make_mode
+from .modes import make_mode
+from .reformulation import HomotopyResult, InverseData, Reformulation, clone_with_map
 from .response import FollowerResponse, ResponseOptions
 from .results import GameResult, GameStatus
 

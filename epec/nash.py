@@ -7,7 +7,7 @@ from typing import Any, Sequence
 from pyomo.core.base.block import BlockData
 
 from .game import Game, expand_players, finish, make_solver
-from .reformulation import make_mode
+from .modes import make_mode
 from .results import GameResult, GameStatus
 
 __all__ = ["solve_nash"]
@@ -34,7 +34,8 @@ def solve_nash(
         The user's model (not modified except for the loaded solution).
     players : sequence of blocks
         The players (BlockData or indexed Blocks, expanded).
-    mode : str, ModeKind or Reformulation, default "scholtes"
+    mode : str or Reformulation, default "scholtes"
+        A name registered in :mod:`epec.modes` or an instance.
     lift : bool, default True
         Lift shared aggregates (see :func:`epec.kkt`).
     solver : solvers.IpoptSolver, optional

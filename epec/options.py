@@ -1,11 +1,11 @@
 """Options of the game solves: the diagonalisation order, the leader step and the certificate
-(MODEL.md section 5), declared, typed and defaulted in one place."""
+(docs/model.md section 5), declared, typed and defaulted in one place."""
 from __future__ import annotations
 
 import enum
 from dataclasses import dataclass
 
-from .reformulation import check_int
+from .checks import check_int
 
 __all__ = ["Method", "LeaderStep", "CertificateOptions", "GlobalOptions"]
 
@@ -37,7 +37,7 @@ class LeaderStep(str, enum.Enum):
 
 @dataclass(frozen=True)
 class CertificateOptions:
-    """How :func:`solve_bilevel` / :func:`solve_epec` certify their point (MODEL.md section 5).
+    """How :func:`solve_bilevel` / :func:`solve_epec` certify their point (docs/model.md section 5).
 
     Parameters
     ----------

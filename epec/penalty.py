@@ -13,11 +13,14 @@ import pyomo.environ as pyo
 from pyomo.common.modeling import unique_component_name
 from pyomo.core.base.block import BlockData
 
-from .reformulation import InverseData, ModeKind, Reformulation, check_int, _check_positive, _implied_nonneg, geometric
+from .checks import check_int, check_positive
+from .modes import register_mode
+from .reformulation import InverseData, Reformulation, implied_nonneg, geometric
 
 __all__ = ["PenaltyMode"]
 
 
+@register_mode("penalty", help="penalty rho sum a b added to the objective, rho increased")
 @dataclass(frozen=True)
 class PenaltyMode(Reformulation):
     """Objective ``f + rho sum_i a_i b_i`` (minimisation sense), ``rho`` from ``rho_start`` up.
@@ -43,11 +46,10 @@ class PenaltyMode(Reformulation):
     factor: float = 10.0
     warm_steps: int = 1
     comp_tol: float = 1e-6
-    kind = ModeKind.PENALTY
 
     def __post_init__(self) -> None:
         for name in ("rho_start", "rho_end", "factor", "comp_tol"):
-            _check_positive(name, getattr(self, name))
+            check_positive(name, getattr(self, name))
         if not self.factor > 1:
             raise ValueError(f"factor: must be > 1, got {self.factor!r}")
         if self.rho_end < self.rho_start:
@@ -59,7 +61,7 @@ class PenaltyMode(Reformulation):
 
     def _transform(self, block: BlockData, param: Any, a: Any, b: Any) -> None:
         for side in (a, b):
-            if not _implied_nonneg(side):
+            if not implied_nonneg(side):
                 block.cons.add(side >= 0)
 
     def _finish(self, data: InverseData) -> None:

@@ -7,13 +7,12 @@ recompiling. Contract (after cvxpy's ``Reduction``): :meth:`Reformulation.apply`
 transformed model (a clone unless ``clone=False``) and the :class:`InverseData` that maps a
 solution back; :meth:`Reformulation.solve` owns the homotopy loop (template method; a mode
 overrides :meth:`Reformulation._transform` and its schedule); :meth:`InverseData.load` writes
-the solution into the user's variables.
+the solution into the user's variables. The modes are named in the registry of
+:mod:`epec.modes` (each mode registers itself there; this module imports none of them).
 """
 from __future__ import annotations
 
 import abc
-import enum
-import math
 import time
 from dataclasses import dataclass, field
 from typing import Any, Sequence
@@ -26,7 +25,6 @@ from pyomo.core.expr.relational_expr import InequalityExpression
 from pyomo.mpec import Complementarity
 
 __all__ = [
-    "ModeKind",
     "ReformulationError",
     "Reformulation",
     "InverseData",
@@ -34,20 +32,13 @@ __all__ = [
     "HomotopyResult",
     "complementarity_pairs",
     "clone_with_map",
-    "make_mode",
+    "implied_nonneg",
+    "geometric",
 ]
 
 
 class ReformulationError(ValueError):
     """A complementarity that a reformulation mode cannot express."""
-
-
-class ModeKind(str, enum.Enum):
-    """The MPEC reformulation modes (strings accepted wherever a mode is)."""
-
-    SCHOLTES = "scholtes"
-    SMOOTHING = "smoothing"
-    PENALTY = "penalty"
 
 
 def _nonneg_side(e: Any, cname: str, side: int, mode: str) -> Any:
@@ -77,8 +68,18 @@ def complementarity_pairs(model: BlockData, mode: str = "reformulation") -> list
     return out
 
 
-def _implied_nonneg(e: Any) -> bool:
-    """True if ``e >= 0`` is already a variable bound (no constraint needed)."""
+def implied_nonneg(e: Any) -> bool:
+    """True if ``e >= 0`` is already a variable bound (no constraint needed).
+
+    Parameters
+    ----------
+    e : Pyomo expression
+        One side of a complementarity pair.
+
+    Returns
+    -------
+    bool
+    """
     return e.is_variable_type() and e.lb is not None and e.lb >= 0
 
 
@@ -155,11 +156,13 @@ class HomotopyResult:
 class Reformulation(abc.ABC):
     """Base of the MPEC reformulation modes (a frozen dataclass each).
 
-    Subclasses set :attr:`kind`, implement :meth:`_transform` (add constraints for one pair)
-    and :meth:`schedule` (parameter values of a cold and of a warm homotopy).
+    Subclasses implement :meth:`_transform` (add constraints for one pair) and
+    :meth:`schedule` (parameter values of a cold and of a warm homotopy), and are named with
+    :func:`epec.modes.register_mode`, which sets :attr:`kind` to the registered name.
     """
 
-    kind: ModeKind
+    #: the registered name of the mode (set by :func:`epec.modes.register_mode`)
+    kind: str = "reformulation"
     comp_tol: float
 
     @abc.abstractmethod
@@ -193,7 +196,7 @@ class Reformulation(abc.ABC):
             work = model
         pairs = complementarity_pairs(work, type(self).__name__)
         block = pyo.Block(concrete=True)
-        work.add_component(unique_component_name(work, f"_epec_{self.kind.value}"), block)
+        work.add_component(unique_component_name(work, f"_epec_{self.kind}"), block)
         block.param = pyo.Param(mutable=True, initialize=self.schedule(False)[0])
         block.cons = pyo.ConstraintList()
         for _, a, b in pairs:
@@ -246,8 +249,8 @@ class Reformulation(abc.ABC):
         comp = steps[-1].complementarity
         ok = bool(last.ok) and comp <= self.comp_tol
         msg = "" if ok else (
-            f"{self.kind.value}: last solve {last.status.name}" if not last.ok
-            else f"{self.kind.value}: complementarity {comp:.3g} > comp_tol {self.comp_tol:.3g}"
+            f"{self.kind}: last solve {last.status.name}" if not last.ok
+            else f"{self.kind}: complementarity {comp:.3g} > comp_tol {self.comp_tol:.3g}"
         )
         objective_value = None
         if objective is not None and last.ok:
@@ -259,18 +262,20 @@ class Reformulation(abc.ABC):
         return False
 
 
-def _check_positive(name: str, value: float) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
-        raise ValueError(f"{name}: must be finite and > 0, got {value!r}")
-
-
-def check_int(name: str, value: int, low: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < low:
-        raise ValueError(f"{name}: must be an integer >= {low}, got {value!r}")
-
-
 def geometric(start: float, stop: float, factor: float) -> list[float]:
-    """``start, start*factor, ...`` down (or up) to ``stop`` inclusive."""
+    """``start, start*factor, ...`` down (or up) to ``stop`` inclusive: a homotopy schedule.
+
+    Parameters
+    ----------
+    start, stop : float
+        First and last values (> 0).
+    factor : float
+        Ratio between consecutive values (< 1 going down, > 1 going up).
+
+    Returns
+    -------
+    list of float
+    """
     out = [start]
     grow = factor > 1
     while (out[-1] * factor <= stop * (1 + 1e-12)) if grow else (out[-1] * factor >= stop * (1 - 1e-12)):
@@ -278,19 +283,3 @@ def geometric(start: float, stop: float, factor: float) -> list[float]:
     if out[-1] != stop:
         out.append(stop)
     return out
-
-
-def make_mode(mode: Any) -> Reformulation:
-    """A :class:`Reformulation` from an instance, a :class:`ModeKind` or its string value."""
-    if isinstance(mode, Reformulation):
-        return mode
-    try:
-        kind = ModeKind(mode)
-    except ValueError:
-        raise ValueError(f"mode: unknown {mode!r}; use one of {[k.value for k in ModeKind]} or a Reformulation") from None
-    from .penalty import PenaltyMode
-    from .scholtes import ScholtesRelaxation
-    from .smoothing import FischerBurmeisterSmoothing
-
-    return {ModeKind.SCHOLTES: ScholtesRelaxation, ModeKind.SMOOTHING: FischerBurmeisterSmoothing,
-            ModeKind.PENALTY: PenaltyMode}[kind]()

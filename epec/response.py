@@ -27,6 +27,8 @@ from typing import Any, Sequence
 import numpy as np
 import pyomo.environ as pyo
 
+from .checks import check_int, check_positive
+
 __all__ = ["ResponseOptions", "Response", "FollowerResponse"]
 
 
@@ -67,10 +69,8 @@ class ResponseOptions:
     mu_min: float = 1e-16
 
     def __post_init__(self) -> None:
-        from .reformulation import check_int, _check_positive
-
         for name in ("mu", "tol", "mu_start", "kkt_tol", "mu_min"):
-            _check_positive(name, getattr(self, name))
+            check_positive(name, getattr(self, name))
         if self.mu_min > self.mu:
             raise ValueError(f"mu_min: must be <= mu ({self.mu:g}), got {self.mu_min!r}")
         for name in ("max_iter", "warm_max_iter"):

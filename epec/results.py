@@ -82,7 +82,7 @@ class GameResult:
     """Outcome of a game solve.
 
     ``ok`` means certified: the solve stopped and its check holds (for bilevel and EPEC solves
-    the certificate of MODEL.md section 5, :attr:`epec.Certificate.holds`). The point is loaded
+    the certificate of docs/model.md section 5, :attr:`epec.Certificate.holds`). The point is loaded
     into the user's Vars whenever the solve stopped at one (``status.stopped``: converged, not
     certified, uncertified); otherwise they are untouched.
 

@@ -1,6 +1,6 @@
 """The MetaTrading EPEC of a :class:`models.Scenario`, solved and certified in one call.
 
-The game of MODEL.md (MSPs lead with rewards, MUs follow with CPU) is built as Pyomo player
+The game of docs/model.md (MSPs lead with rewards, MUs follow with CPU) is built as Pyomo player
 blocks by :func:`models.build_game` and solved by :func:`epec.solve_epec`; the answer is read
 back as arrays and the followers' KKT conditions are checked once more by the independent numpy
 implementation :func:`models.follower_kkt_residual`. This is the certified reference that the

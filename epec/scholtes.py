@@ -10,11 +10,14 @@ from typing import Any
 
 from pyomo.core.base.block import BlockData
 
-from .reformulation import ModeKind, Reformulation, check_int, _check_positive, _implied_nonneg, geometric
+from .checks import check_int, check_positive
+from .modes import register_mode
+from .reformulation import Reformulation, implied_nonneg, geometric
 
 __all__ = ["ScholtesRelaxation"]
 
 
+@register_mode("scholtes", help="Scholtes relaxation a b <= eps, eps -> 0")
 @dataclass(frozen=True)
 class ScholtesRelaxation(Reformulation):
     """Relaxation ``a b <= eps``, ``eps`` from ``eps_start`` down to ``eps_end`` by ``factor``.
@@ -39,11 +42,10 @@ class ScholtesRelaxation(Reformulation):
     factor: float = 0.01
     warm_steps: int = 1
     comp_tol: float = 1e-4
-    kind = ModeKind.SCHOLTES
 
     def __post_init__(self) -> None:
         for name in ("eps_start", "eps_end", "factor", "comp_tol"):
-            _check_positive(name, getattr(self, name))
+            check_positive(name, getattr(self, name))
         if not self.factor < 1:
             raise ValueError(f"factor: must be in (0, 1), got {self.factor!r}")
         if self.eps_end > self.eps_start:
@@ -56,6 +58,6 @@ class ScholtesRelaxation(Reformulation):
 
     def _transform(self, block: BlockData, param: Any, a: Any, b: Any) -> None:
         for side in (a, b):
-            if not _implied_nonneg(side):
+            if not implied_nonneg(side):
                 block.cons.add(side >= 0)
         block.cons.add(a * b <= param)

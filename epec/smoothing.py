@@ -11,11 +11,14 @@ from typing import Any
 import pyomo.environ as pyo
 from pyomo.core.base.block import BlockData
 
-from .reformulation import ModeKind, Reformulation, check_int, _check_positive, geometric
+from .checks import check_int, check_positive
+from .modes import register_mode
+from .reformulation import Reformulation, geometric
 
 __all__ = ["FischerBurmeisterSmoothing"]
 
 
+@register_mode("smoothing", help="smoothed Fischer-Burmeister a + b - sqrt(a^2 + b^2 + 2 mu^2) = 0, mu -> 0")
 @dataclass(frozen=True)
 class FischerBurmeisterSmoothing(Reformulation):
     """``a + b - sqrt(a^2 + b^2 + 2 mu^2) = 0``, ``mu`` from ``mu_start`` down to ``mu_end``.
@@ -39,11 +42,10 @@ class FischerBurmeisterSmoothing(Reformulation):
     factor: float = 0.1
     warm_steps: int = 1
     comp_tol: float = 1e-4
-    kind = ModeKind.SMOOTHING
 
     def __post_init__(self) -> None:
         for name in ("mu_start", "mu_end", "factor", "comp_tol"):
-            _check_positive(name, getattr(self, name))
+            check_positive(name, getattr(self, name))
         if not self.factor < 1:
             raise ValueError(f"factor: must be in (0, 1), got {self.factor!r}")
         if self.mu_end > self.mu_start:

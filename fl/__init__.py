@@ -1,14 +1,16 @@
-"""Federated learning driven by the equilibrium (MODEL.md section 7).
+"""Federated learning driven by the equilibrium (the model's FL section, docs/model.md).
 
-Data sets and non-IID partitions (``fl.data``, ``fl.partition``), the shared CNN
-(``fl.nets``), sequential and vectorised local training (``fl.train``), aggregation
+Data sets (the registry ``fl.data``, the built-in readers ``fl.readers``) and non-IID
+partitions (``fl.partition``), the shared CNN (``fl.nets``), sequential and vectorised local training (``fl.train``), aggregation
 strategies (``fl.aggregate``), the FL loop with its simulated clock and checkpoints
 (``fl.trainer``) import no ``flwr``. Everything Flower lives in ``fl.flower`` (the App, its
 simulation driver and its local deployment; imported on first use), and ``fl.tls`` makes the
 deployment's certificates.
 """
-from .aggregate import Aggregation, FedAvg, IoMFedAvg, Strategy, make_strategy, normalise_weights, weighted_average
-from .data import DatasetSplits, load_dataset
+from .aggregate import (AGGREGATIONS, FedAvg, IoMFedAvg, RoundUpdates, Strategy, make_strategy, normalise_weights,
+                        register_aggregation, weighted_average)
+from .data import DATASETS, DatasetSplits, RawSplits, load_dataset, register_dataset
+from . import readers  # noqa: F401  (registers the built-in data sets)
 from .nets import grouped_forward, make_net, stack_params, supports_grouped, unstack_params
 from .partition import data_value, dirichlet_partition
 from .tls import LocalCertificates, make_local_certificates
@@ -30,8 +32,9 @@ from .train import (
 )
 
 __all__ = [
-    "Aggregation", "FedAvg", "IoMFedAvg", "Strategy", "make_strategy", "normalise_weights", "weighted_average",
-    "DatasetSplits", "load_dataset", "data_value", "dirichlet_partition",
+    "AGGREGATIONS", "FedAvg", "IoMFedAvg", "RoundUpdates", "Strategy", "make_strategy", "normalise_weights",
+    "register_aggregation", "weighted_average",
+    "DATASETS", "DatasetSplits", "RawSplits", "load_dataset", "register_dataset", "data_value", "dirichlet_partition",
     "grouped_forward", "make_net", "stack_params", "supports_grouped", "unstack_params",
     "LocalTrainConfig", "TrainPath", "batch_schedule", "client_seed", "evaluate", "get_params",
     "local_update", "local_update_parallel", "local_update_sequential", "local_update_stacked",

@@ -4,7 +4,7 @@
 follows its own draw ``p_i ~ Dirichlet(alpha 1_K)`` (Hsu, Qi and Brown 2019, "Measuring the
 effects of non-identical data distribution for federated visual classification",
 arXiv 1909.06335). Small ``alpha`` -> few labels per client; large ``alpha`` -> near-IID.
-``data_value`` is the potential value ``v_nm`` of MODEL.md section 1: the normalised entropy of
+``data_value`` is the potential value ``v_nm`` of docs/model.md section 1: the normalised entropy of
 each client's label histogram (``models.label_entropy``).
 """
 from __future__ import annotations
@@ -127,7 +127,7 @@ def data_value(labels: np.ndarray, idx: Sequence[np.ndarray], num_classes: int) 
     -------
     np.ndarray
         ``[len(idx)]`` values in [0, 1]; 0 for a client with no sample or a single label
-        (MODEL.md section 1, ``models.label_entropy``).
+        (docs/model.md section 1, ``models.label_entropy``).
     """
     if isinstance(num_classes, bool) or not isinstance(num_classes, (int, np.integer)) \
             or num_classes < 2:

@@ -67,7 +67,7 @@ class LocalTrainConfig:
     Parameters
     ----------
     epochs : int
-        Local epochs L (>= 1), default 5 (MODEL.md ``L``).
+        Local epochs L (>= 1), default 5 (docs/model.md ``L``).
     batch_size : int
         Mini-batch size B (>= 1), default 32.
     lr : float

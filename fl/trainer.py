@@ -1,6 +1,6 @@
 """The FL loop of one MSP driven by an allocation, with its simulated clock and checkpoints.
 
-MODEL.md section 7: MU n with ``f_nm > 0`` participates in MSP m's task with ``D_nm``
+docs/model.md section 7: MU n with ``f_nm > 0`` participates in MSP m's task with ``D_nm``
 samples (Dirichlet label split), trains ``L`` local epochs per round, and the server
 aggregates (IoM-weighted FedAvg by default). Round deadline ``T_m`` (``FLConfig.deadline``):
 a participant whose ``Tcmp_nm + Tup_nm`` exceeds it misses the round (its update is not
@@ -36,7 +36,7 @@ from models.io import atomic_save, load_torch_file
 from models.iom import DEADLINE_MULTIPLE, iom_matrix, median_deadline, participant_times, round_time
 from models.scenario import Scenario
 
-from .aggregate import Aggregation, make_strategy
+from .aggregate import AGGREGATIONS, make_strategy
 from .data import DatasetSplits
 from .nets import make_net
 from .partition import data_value, dirichlet_partition
@@ -71,8 +71,9 @@ class FLConfig:
         Test accuracy whose first simulated time is reported, in (0, 1], default 0.9.
     seed : int
         Seed of the partition, the initial model and the batch orders, default 0.
-    aggregation : Aggregation
-        ``iom`` (IoM-weighted FedAvg, default) or ``fedavg``.
+    aggregation : str
+        A rule of :data:`fl.aggregate.AGGREGATIONS`: ``iom`` (IoM-weighted FedAvg, default),
+        ``fedavg`` or one registered with :func:`fl.aggregate.register_aggregation`.
     path : TrainPath
         Local-training implementation, default ``auto`` (:func:`resolve_path`).
     epochs : int or None
@@ -82,7 +83,7 @@ class FLConfig:
     deadline : float or "auto"
         Round deadline ``T_m`` in simulated seconds (> 0), default ``inf`` (wait for the slowest
         participant); ``"auto"``: ``DEADLINE_MULTIPLE`` (2) x the median participant's
-        ``Tcmp + Tup`` at the allocation (MODEL.md section 7).
+        ``Tcmp + Tup`` at the allocation (docs/model.md section 7).
     """
 
     rounds: int = 30
@@ -90,7 +91,7 @@ class FLConfig:
     alpha: float = 0.5
     target: float = 0.9
     seed: int = 0
-    aggregation: Aggregation = Aggregation.IOM
+    aggregation: str = "iom"
     path: TrainPath = TrainPath.AUTO
     epochs: int | None = None
     batch_size: int = 32
@@ -116,12 +117,15 @@ class FLConfig:
             raise InputError("alpha", f"must be a finite number > 0, got {self.alpha!r}")
         if not (isinstance(self.target, (int, float)) and 0 < self.target <= 1):
             raise InputError("target", f"must be in (0, 1], got {self.target!r}")
-        for name, enum_ in (("aggregation", Aggregation), ("path", TrainPath)):
-            try:
-                object.__setattr__(self, name, enum_(getattr(self, name)))
-            except ValueError:
-                opts = ", ".join(e.value for e in enum_)
-                raise InputError(name, f"unknown value {getattr(self, name)!r} (choose: {opts})") from None
+        aggregation = getattr(self.aggregation, "value", self.aggregation)
+        if not isinstance(aggregation, str) or aggregation not in AGGREGATIONS:
+            raise InputError("aggregation", f"unknown value {self.aggregation!r} (choose: {', '.join(AGGREGATIONS)})")
+        object.__setattr__(self, "aggregation", aggregation)
+        try:
+            object.__setattr__(self, "path", TrainPath(self.path))
+        except ValueError:
+            opts = ", ".join(e.value for e in TrainPath)
+            raise InputError("path", f"unknown value {self.path!r} (choose: {opts})") from None
         self.local(1)  # validates the local options
 
     def local(self, scenario_epochs: int) -> LocalTrainConfig:
@@ -142,7 +146,7 @@ class FLTask:
     indices: list[np.ndarray]  #: training indices of each participant (len D_nm)
     sizes: np.ndarray  #: D_nm of each participant
     iom: np.ndarray  #: IoM_nm of each participant under the allocation
-    value: np.ndarray  #: normalised label entropy of each participant's data (MODEL.md v_nm)
+    value: np.ndarray  #: normalised label entropy of each participant's data (docs/model.md v_nm)
     round_time: float  #: simulated seconds per FL round: min(deadline, slowest participant)
     local: LocalTrainConfig
     data_scale: float = 1.0  #: samples held / D_nm (< 1 only when the data set is too small)
@@ -256,7 +260,7 @@ def default_allocation(spec: str, seed: int | None = None) -> tuple[Scenario, np
     """The scenario ``spec`` (drawn with ``seed``) and its followers' Nash allocation at
     ``R = Rmax / 2``.
 
-    The MUs respond exactly (MODEL.md section 5, lower level) to the ``fixed`` scheme's
+    The MUs respond exactly (docs/model.md section 5, lower level) to the ``fixed`` scheme's
     rewards; a response that did not converge is an error, never an allocation.
     """
     from models.equilibrium import follower_equilibrium
@@ -319,7 +323,7 @@ def resolve_deadline(deadline: float | str, sc: Scenario, f: Any, msp: int) -> f
 
 
 def aggregate_on_time(strategy: Any, updates: Any, iom: Any, sizes: Any, on_time: Any) -> dict[str, Tensor] | None:
-    """The round's global model from the updates that met the deadline (MODEL.md section 7).
+    """The round's global model from the updates that met the deadline (docs/model.md section 7).
 
     Parameters
     ----------
@@ -350,7 +354,7 @@ def aggregate_on_time(strategy: Any, updates: Any, iom: Any, sizes: Any, on_time
 def fl_round(path: TrainPath, net: torch.nn.Module, params: dict[str, Tensor], xs: list[Tensor], ys: list[Tensor],
              local: LocalTrainConfig, seeds: list[int], iom: Any, sizes: Any, strategy: Any,
              on_time: Any) -> tuple[dict[str, Tensor], int]:
-    """One FL round of one MSP with a deadline (MODEL.md section 7): the participants that meet
+    """One FL round of one MSP with a deadline (docs/model.md section 7): the participants that meet
     it train ``local`` on their data (``xs``, ``ys``; batches from ``seeds``, one per
     participant) and are aggregated; the late ones' updates would be dropped, so they are not
     computed. Returns the new global model (``params`` unchanged when all are late) and the
@@ -363,7 +367,7 @@ def fl_round(path: TrainPath, net: torch.nn.Module, params: dict[str, Tensor], x
     updates = local_update(path, net, params, [xs[k] for k in keep], [ys[k] for k in keep], local,
                            [seeds[k] for k in keep])
     iom, sizes = np.asarray(iom, dtype=float), np.asarray(sizes, dtype=float)
-    return strategy.aggregate(updates, iom[keep], sizes[keep]), missed
+    return strategy.aggregate(updates, iom[keep], sizes[keep], global_params=params), missed
 
 
 def resolve_path(path: TrainPath, device: torch.device | str) -> TrainPath:
@@ -401,7 +405,7 @@ def checkpoint_fingerprint(task: FLTask, cfg: FLConfig) -> dict[str, Any]:
         "local": asdict(task.local),
         "seed": cfg.seed,
         "alpha": cfg.alpha,
-        "aggregation": cfg.aggregation.value,
+        "aggregation": cfg.aggregation,
     }
 
 
@@ -546,7 +550,7 @@ def fl_report(task: FLTask, cfg: FLConfig, res: FLResult, source: str, scenario_
         "dataset": task.dataset.name,
         "msp": task.msp,
         "allocation_source": source,
-        "aggregation": cfg.aggregation.value,
+        "aggregation": cfg.aggregation,
         "path": res.path,
         "participant_ids": task.participants.tolist(),
         "sizes": task.sizes.tolist(),

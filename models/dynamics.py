@@ -1,4 +1,4 @@
-"""The dynamic market of MODEL.md section 6: one scenario per trading round, in numpy, seeded.
+"""The dynamic market of docs/model.md section 6: one scenario per trading round, in numpy, seeded.
 
 Round 0 is the base scenario itself, every MU active. From one round to the next:
 
@@ -41,7 +41,7 @@ _LABELS = 10  #: labels of the data-value split (as in models.scenario.generate)
 
 @dataclass(frozen=True)
 class DynamicsOptions:
-    """How the market moves from one round to the next (MODEL.md section 6).
+    """How the market moves from one round to the next (docs/model.md section 6).
 
     Parameters
     ----------

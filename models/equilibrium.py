@@ -1,4 +1,4 @@
-"""Fast numpy follower equilibrium and independent KKT / deviation checks (MODEL.md sections 5-6).
+"""Fast numpy follower equilibrium and independent KKT / deviation checks (docs/model.md sections 5-6).
 
 Given the MSPs' rewards ``R``, the MUs play a Nash game: MU n solves
 
@@ -378,7 +378,7 @@ def leader_deviation_gain(
 
     The grid is ``grid_points`` evenly spaced rewards on ``[0, Rmax_m]`` plus ``R_m`` itself (so the
     gain is >= 0 up to the follower tolerance); every utility is
-    evaluated at the followers' exact numpy response (MODEL.md section 5, certificate (b)).
+    evaluated at the followers' exact numpy response (docs/model.md section 5, certificate (b)).
     """
     R = np.asarray(R, dtype=float)
     base_f = follower_equilibrium(sc, R, options=options).f
@@ -402,7 +402,7 @@ def follower_uniqueness(
     options: EquilibriumOptions = EquilibriumOptions(),
 ) -> float:
     """Largest distance (GHz) between the follower equilibria reached from ``starts`` random
-    feasible starting points (MODEL.md section 5, certificate (c)); ~0 means unique."""
+    feasible starting points (docs/model.md section 5, certificate (c)); ~0 means unique."""
     rng = np.random.default_rng(seed)
     sols = []
     for _ in range(starts):

@@ -1,4 +1,4 @@
-"""The MetaTrading game as Pyomo blocks (MODEL.md sections 3-5).
+"""The MetaTrading game as Pyomo blocks (docs/model.md sections 3-5).
 
 ``model.msp[m]`` are the leaders (MSPs): Var ``R`` in ``[0, Rmax_m]``, objective
 ``max V_m = lambda_m ln(1 + total_m) - payment_m``. ``model.mu[n]`` are the
@@ -43,7 +43,7 @@ def build_game(
     ``V_m = value_fn(lambda_m, total_m) - msp_payment_fn(R_m, total_m)``,
     ``U_n = sum_m payment_fn(R_m, IoM_nm, total_m) - sum_m cost_fn(e_nm, f_nm)``,
     ``IoM_nm = iom_fn(f_nm, Q_nm, alpha_nm, beta_nm)``, ``total_m = sum_n IoM_nm``
-    (MODEL.md sections 3-4; arXiv 2410.19665).
+    (docs/model.md sections 3-4; arXiv 2410.19665).
 
     Parameters
     ----------
@@ -52,7 +52,7 @@ def build_game(
         The formulas, with the signatures of :func:`models.iom.iom`, :func:`models.utility.payment`,
         :func:`models.utility.msp_payment`, :func:`models.utility.energy_cost`,
         :func:`models.utility.msp_value` (``log=pyo.log`` is passed to ``value_fn``).
-        Defaults: the MODEL.md formulas.
+        Defaults: the docs/model.md formulas.
     R0 : array (M,), optional
         Initial rewards. Default ``Rmax / 2``.
     f0 : array (N, M), optional
@@ -65,7 +65,7 @@ def build_game(
         ``total[m]``. A pair without data (``D_nm = 0``) has ``f[m]`` fixed at 0 and IoM 0; an MU
         without data for any MSP sits out: its block ``mu[n]`` is deactivated (no player).
         With the default ``iom_fn``, ``payment_fn`` and ``cost_fn``, every ``mu[n]`` is declared
-        a convex program ("concave (MODEL.md §4)", :func:`epec.convexity.declare_convex_program`'s
+        a convex program ("concave (docs/model.md §4)", :func:`epec.convexity.declare_convex_program`'s
         attribute ``epec_convex_program``): the certificate names that method for the MUs.
     """
     import pyomo.environ as pyo
@@ -129,12 +129,12 @@ def build_game(
             sense=pyo.maximize,
         )
         if iom_fn is iom and payment_fn is payment and cost_fn is energy_cost:
-            # the follower's problem is a convex program (MODEL.md section 4: a concave increasing
+            # the follower's problem is a convex program (docs/model.md section 4: a concave increasing
             # share of a concave increasing IoM minus a convex cost, maximised over a polytope),
             # which the disciplined-convex rules cannot prove (the share is a quotient of its
             # decisions): declared, in epec.convexity's convention (DECLARED_ATTRIBUTE), so that
             # the certificate takes its KKT point as its best reply. Not for custom formulas.
-            setattr(b, "epec_convex_program", "concave (MODEL.md §4)")
+            setattr(b, "epec_convex_program", "concave (docs/model.md §4)")
     return model
 
 

@@ -1,4 +1,4 @@
-"""Immersion of a model (IoM) and its latency terms (MODEL.md section 3).
+"""Immersion of a model (IoM) and its latency terms (docs/model.md section 3).
 
 Each term is a small named function. Those that depend on the CPU frequency
 ``f`` use only ``+ - * /``, so the same function builds a Pyomo expression, a
@@ -129,7 +129,7 @@ def iom_matrix(sc: Scenario, f: Any) -> np.ndarray:
 
 
 #: the default round deadline is this multiple of the median participant's ``Tcmp + Tup``
-#: (MODEL.md section 7)
+#: (docs/model.md section 7)
 DEADLINE_MULTIPLE = 2.0
 
 
@@ -143,7 +143,7 @@ def participant_times(sc: Scenario, f: Any, msp: int) -> np.ndarray:
 
 def median_deadline(sc: Scenario, f: Any, msp: int, multiple: float = DEADLINE_MULTIPLE) -> float:
     """The default round deadline ``T_m = multiple * median_n (Tcmp_nm + Tup_nm)`` over MSP
-    ``msp``'s participants at allocation ``f`` (MODEL.md section 7; ``multiple`` default 2).
+    ``msp``'s participants at allocation ``f`` (docs/model.md section 7; ``multiple`` default 2).
     ``inf`` when nobody participates."""
     if not (math.isfinite(multiple) and multiple > 0):
         raise InputError("deadline multiple", f"must be a finite number > 0, got {multiple!r}")
@@ -153,13 +153,13 @@ def median_deadline(sc: Scenario, f: Any, msp: int, multiple: float = DEADLINE_M
 
 def on_time(sc: Scenario, f: Any, msp: int, deadline: float = math.inf) -> np.ndarray:
     """Which participants of MSP ``msp`` deliver within ``deadline`` s (``Tcmp + Tup <= T_m``),
-    bool (P,) in MU order; the others miss the round (MODEL.md section 7)."""
+    bool (P,) in MU order; the others miss the round (docs/model.md section 7)."""
     return participant_times(sc, f, msp) <= deadline
 
 
 def round_time(sc: Scenario, f: Any, msp: int, deadline: float = math.inf) -> float:
     """Simulated wall-clock time of one FL round of MSP ``msp``:
-    ``min(T_m, max_n (Tcmp_nm + Tup_nm))`` over its participants (MODEL.md section 7; the
+    ``min(T_m, max_n (Tcmp_nm + Tup_nm))`` over its participants (docs/model.md section 7; the
     default ``deadline = inf`` waits for the slowest). 0 if nobody participates."""
     if not (deadline > 0):
         raise InputError("deadline", f"must be > 0 seconds (or inf), got {deadline!r}")

@@ -55,7 +55,7 @@ class _Record(BaseModel):
 
 
 class CertificateRecord(_Record):
-    """The equilibrium certificate (MODEL.md section 5)."""
+    """The equilibrium certificate (docs/model.md section 5)."""
 
     max_deviation_gain: Optional[float]
     kkt_residual: Optional[float]

@@ -1,4 +1,4 @@
-"""Typed, validated MetaTrading scenarios (MODEL.md section 1).
+"""Typed, validated MetaTrading scenarios (docs/model.md section 1).
 
 A :class:`Scenario` holds every parameter of one trading round as numpy arrays
 of fixed shapes: per MU ``(N,)``, per MU-MSP pair ``(N, M)``, per MSP ``(M,)``,
@@ -42,14 +42,14 @@ __all__ = [
 
 
 class Mechanism(str, enum.Enum):
-    """How an MSP's reward is paid out (MODEL.md section 4)."""
+    """How an MSP's reward is paid out (docs/model.md section 4)."""
 
     PROPORTIONAL = "proportional"  #: MU n gets R_m IoM_nm / (sum_k IoM_km + eps0)
     UNIT_PRICE = "unit_price"  #: MU n gets R_m IoM_nm; R_m is a price per unit IoM
 
 
 class Metric(str, enum.Enum):
-    """Which quality the IoM values (MODEL.md sections 3 and 8): ``IoM_nm(f) = Q_nm phi_nm(f)``
+    """Which quality the IoM values (docs/model.md sections 3 and 8): ``IoM_nm(f) = Q_nm phi_nm(f)``
     with ``Q`` given by :func:`models.iom.quality`.
 
     The partial metrics are the ablations of the scheme comparison: MSPs that reward only one
@@ -156,7 +156,7 @@ def _check_scalar(name: str, value: Any) -> float:
 
 @dataclass(frozen=True, eq=False)
 class Scenario:
-    """All parameters of one MetaTrading round (MODEL.md section 1).
+    """All parameters of one MetaTrading round (docs/model.md section 1).
 
     Shapes: per MU ``(N,)``: ``F`` (GHz), ``c``, ``kappa``, ``rho``, ``p``;
     per pair ``(N, M)``: ``D``, ``tau`` (s), ``zeta``, ``v``, ``h``, ``B`` (Hz);

@@ -1,4 +1,4 @@
-"""Payments and utilities of MUs and MSPs (MODEL.md section 4).
+"""Payments and utilities of MUs and MSPs (docs/model.md section 4).
 
 Like :mod:`models.iom`, the functions of the decision variables use only
 arithmetic plus an injectable ``log``, so they build Pyomo expressions

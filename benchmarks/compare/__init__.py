@@ -1,4 +1,4 @@
-"""Scheme comparisons (MODEL.md section 8): the report of a comparison (means and 95% intervals
+"""Scheme comparisons (docs/model.md section 8): the report of a comparison (means and 95% intervals
 over seeds, groups, the headline beside the paper's figures, the frontier, plots). The schemes,
 their registry and the comparison loop live in :mod:`drl.compare` and are re-exported here.
 

@@ -1,5 +1,5 @@
 """Summaries of a scheme comparison: means and 95% confidence intervals over seeds, the
-groups of MODEL.md section 8, the headline against the paper's figures in both level settings,
+groups of docs/model.md section 8, the headline against the paper's figures in both level settings,
 the frontier, the report text and the plots.
 
 Per (scheme, seed) run, averaged over its T trading rounds:

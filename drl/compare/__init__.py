@@ -1,4 +1,4 @@
-"""Pricing schemes and the scheme comparison loop (MODEL.md section 8), beside the market they
+"""Pricing schemes and the scheme comparison loop (docs/model.md section 8), beside the market they
 act in: the schemes and their registry (:mod:`drl.compare.schemes`) and one comparison run with
 FL per trading round (:mod:`drl.compare.run`: the loop uses ``fl`` at run time). The report, the
 plots and the command are in ``benchmarks.compare``.

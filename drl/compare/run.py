@@ -9,7 +9,7 @@ the same vehicles, data, joins and leaves for every scheme). Per trading round t
 3. the outcome is measured with the real IoM: total IoM and contributors per MSP, MSP
    utilities ``V_m = lambda_m ln(1 + real total_m) - payment_m`` (the payments of the game
    played) and MU utilities;
-4. each MSP runs one FL round (MODEL.md section 7, :func:`fl.trainer.fl_round`, the trainer's
+4. each MSP runs one FL round (docs/model.md section 7, :func:`fl.trainer.fl_round`, the trainer's
    own round): its participants (``f_nm > 0``) train ``L`` local epochs on their ``D_nm``
    samples of its data set (Dirichlet label split of the active MUs' data, the same for every
    scheme), those within the round deadline ``T_m`` are aggregated with IoM-weighted FedAvg
@@ -53,7 +53,7 @@ __all__ = ["CompareConfig", "DEFAULT_TARGETS", "FRONTIER_LEVELS", "run_scheme", 
 
 RECORD_VERSION = 2
 
-#: the ``fixed`` levels (x Rmax) of the frontier (MODEL.md section 8)
+#: the ``fixed`` levels (x Rmax) of the frontier (docs/model.md section 8)
 FRONTIER_LEVELS: tuple[float, ...] = (0.02, 0.05, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.85, 1.0)
 
 #: test accuracy whose first simulated time is the "time to target", per data set (--target)
@@ -81,13 +81,14 @@ class CompareConfig:
     target : float or None
         Target test accuracy; None: ``DEFAULT_TARGETS[dataset]``.
     epochs : int or None
-        Local epochs; None: the scenario's ``L`` (MODEL.md). ``--quick`` sets 1.
+        Local epochs; None: the scenario's ``L`` (docs/model.md). ``--quick`` sets 1.
     alpha : float
         Dirichlet concentration of the label split (default 0.5).
     batch_size, lr, momentum
         Local SGD (defaults 32, 0.05, 0.5, as ``metatrading fl``).
     aggregation : str
-        ``iom`` (IoM-weighted FedAvg, default) or ``fedavg``.
+        A rule of :data:`fl.aggregate.AGGREGATIONS`: ``iom`` (IoM-weighted FedAvg, default),
+        ``fedavg`` or one registered.
     drl_policy : str or None
         Folder of trained pricing for ``drl``; None: trained into ``OUT/drl_policy``.
     drl_seconds : float
@@ -152,8 +153,10 @@ class CompareConfig:
             raise InputError("--drl-seconds", f"must be > 0, got {self.drl_seconds}")
         if self.drl_updates is not None and (isinstance(self.drl_updates, bool) or self.drl_updates < 1):
             raise InputError("--drl-updates", f"must be an integer >= 1, got {self.drl_updates!r}")
-        if self.aggregation not in ("iom", "fedavg"):
-            raise InputError("--aggregation", f"unknown rule {self.aggregation!r} (choose: iom, fedavg)")
+        from fl.aggregate import AGGREGATIONS
+
+        if self.aggregation not in AGGREGATIONS:
+            raise InputError("--aggregation", f"unknown rule {self.aggregation!r} (choose: {', '.join(AGGREGATIONS)})")
         if isinstance(self.level, bool) or not (isinstance(self.level, (int, float)) and 0 < self.level <= 1):
             raise InputError("--level", f"must be in (0, 1] (a fraction of Rmax), got {self.level!r}")
         if self.deadline != "auto":

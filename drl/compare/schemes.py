@@ -1,4 +1,4 @@
-"""Pricing schemes compared in the benchmarks (MODEL.md section 8), and their registry.
+"""Pricing schemes compared in the benchmarks (docs/model.md section 8), and their registry.
 
 A scheme is a small object that maps a round's information to the MSPs' rewards. Its whole
 contract (:class:`Scheme`):
@@ -14,7 +14,7 @@ contract (:class:`Scheme`):
   average is over these only), the full-information references, the metric ablations, the
   learned pricing, or another (a scheme of yours).
 
-Naive baselines at a reward level (MODEL.md section 8): ``fixed`` posts ``b_m`` every round and
+Naive baselines at a reward level (docs/model.md section 8): ``fixed`` posts ``b_m`` every round and
 ``random`` draws uniformly in ``[0, 2 b_m]``. The level has two settings (:class:`LevelSetting`),
 both registered: ``fixed`` / ``random`` are *budget-matched* (``b_m`` = the reference scheme's
 mean payment of MSP m over the same seed's run), ``fixed_cap`` / ``random_cap`` are
@@ -68,7 +68,7 @@ __all__ = [
 
 
 class Group(str, enum.Enum):
-    """The report's groups of schemes (MODEL.md section 8)."""
+    """The report's groups of schemes (docs/model.md section 8)."""
 
     NAIVE = "naive"  #: the headline's average is over these only
     FULL_INFORMATION = "full_information"  #: references that read the whole market
@@ -78,7 +78,7 @@ class Group(str, enum.Enum):
 
 
 class LevelSetting(str, enum.Enum):
-    """How a naive baseline's reward level ``b_m`` is set (MODEL.md section 8)."""
+    """How a naive baseline's reward level ``b_m`` is set (docs/model.md section 8)."""
 
     BUDGET = "budget_matched"  #: the reference scheme's mean payment of MSP m, same seed
     CAP = "cap_relative"  #: ``level * Rmax_m``
@@ -224,7 +224,7 @@ class EpecScheme(Scheme):
 
 
 class LevelledScheme(Scheme):
-    """A naive baseline at an explicit reward level ``b`` (M,) (MODEL.md section 8), set by the
+    """A naive baseline at an explicit reward level ``b`` (M,) (docs/model.md section 8), set by the
     comparison before each seed's run with :meth:`set_level` according to ``setting``."""
 
     group = Group.NAIVE
@@ -526,7 +526,7 @@ register_scheme("single_leader", SingleLeaderScheme)
 register_scheme("aoi_only", lambda: EpecScheme("aoi_only", Metric.AOI))
 register_scheme("accuracy_only", lambda: EpecScheme("accuracy_only", Metric.ACCURACY))
 register_scheme("data_only", lambda: EpecScheme("data_only", Metric.DATA))
-#: the schemes of MODEL.md section 8, in the order they are reported
+#: the schemes of docs/model.md section 8, in the order they are reported
 BUILTIN_SCHEMES: tuple[str, ...] = tuple(SCHEMES)
 
 

@@ -34,7 +34,7 @@ REPLY_POLL_S = 0.2
 class WeightedFedAvg(FlowerFedAvg):
     """Flower FedAvg whose aggregation hook uses ``fl.aggregate`` (IoM weights by default).
 
-    Only clients with ``IoM > 0`` (the MUs that allocated CPU, MODEL.md section 7) are sent the
+    Only clients with ``IoM > 0`` (the MUs that allocated CPU, docs/model.md section 7) are sent the
     model; the global model is ``rule.aggregate(theta_S, D_S, IoM_S)`` (normalised
     ``rule.weights``, then ``weighted_average``) over the participants S that met the round's
     deadline (``on_time``), ordered by client id.

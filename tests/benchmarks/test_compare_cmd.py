@@ -89,7 +89,7 @@ def test_unusable_drl_policy_refused_before_any_round(tmp_path, capsys):
 
 @pytest.mark.slow
 def test_quick_comparison_of_all_schemes(tmp_path):
-    # every registered scheme of MODEL.md section 8 through --quick (2 seeds x 3 rounds of FL on
+    # every registered scheme of docs/model.md section 8 through --quick (2 seeds x 3 rounds of FL on
     # mnist5k); drl trained here for 2 PPO updates only, which is enough to exercise its path
     out = tmp_path / "quick"
     rc = main(["compare", "--quick", "--schemes", "all", "--drl-updates", "2", "--out", str(out), "--no-progress"])

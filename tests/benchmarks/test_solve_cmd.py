@@ -141,13 +141,17 @@ def test_every_command_refuses_a_file_as_out_folder(tmp_path, capsys, argv):
 
 
 def test_cli_choices_match_the_epec_enums():
-    # the CLI keeps plain strings (cheap to import); they must stay the enums' values
+    # the CLI keeps plain strings (cheap to import); they must stay the enums' values, and
+    # --mode reads the mode registry
     import epec
-    from benchmarks.solve_cmd import LEADER_STEPS, METHODS, MODES
+    from benchmarks.cli import build_parser
+    from benchmarks.solve_cmd import LEADER_STEPS, METHODS
 
     assert set(METHODS) == {m.value for m in epec.Method}
-    assert set(MODES) == {k.value for k in epec.ModeKind}
     assert set(LEADER_STEPS) == {s.value for s in epec.LeaderStep}
+    solve = build_parser()._subparsers._group_actions[0].choices["solve"]
+    mode = next(a for a in solve._actions if a.dest == "mode")
+    assert list(mode.choices) == list(epec.MODES) == ["scholtes", "smoothing", "penalty"]
 
 
 def test_scenario_from_an_equilibrium_json_reruns_it(tmp_path, capsys):

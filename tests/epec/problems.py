@@ -207,7 +207,7 @@ def proportional_share(n_mu: int, n_msp: int, seed: int = 0, Rmax: float = 50.0)
 
     ``U_n = sum_m R_m I_nm / (S_m + eps0) - sum_m e_nm f_nm^2`` with ``I_nm = Q f / (alpha f + beta)``
     and the shared aggregate ``S_m = sum_k I_km`` (a model-level Expression);
-    ``V_m = lam_m ln(1 + S_m) - R_m S_m / (S_m + eps0)`` (MODEL.md sections 3-4, random data).
+    ``V_m = lam_m ln(1 + S_m) - R_m S_m / (S_m + eps0)`` (docs/model.md sections 3-4, random data).
     """
     rng = np.random.default_rng(seed)
     Q = rng.uniform(0.6, 0.95, (n_mu, n_msp))
@@ -232,9 +232,9 @@ def proportional_share(n_mu: int, n_msp: int, seed: int = 0, Rmax: float = 50.0)
         m.mu[n].U = pyo.Objective(
             expr=sum(m.msp[j].R * iom[n, j] / (m.total[j] + eps0) - e[n, j] * m.mu[n].f[j] ** 2 for j in m.M),
             sense=pyo.maximize)
-        # the MetaTrading share (MODEL.md section 4) is concave but not provable by the rules of
+        # the MetaTrading share (docs/model.md section 4) is concave but not provable by the rules of
         # epec.convexity; declared as models.build_game declares it
-        declare_convex_program(m.mu[n], "concave (MODEL.md §4)")
+        declare_convex_program(m.mu[n], "concave (docs/model.md §4)")
     for j in m.M:
         m.msp[j].V = pyo.Objective(
             expr=lam[j] * pyo.log(1 + m.total[j]) - m.msp[j].R * m.total[j] / (m.total[j] + eps0), sense=pyo.maximize)

@@ -115,7 +115,7 @@ def test_metatrading_followers_declared():
                           certificate=CertificateOptions(grid=11, refine_iter=8, starts=2))
     assert res.ok, res.message
     methods = {r.method for r in res.certificate.replies}
-    assert methods == {"declared concave (MODEL.md §4)"} and len(res.certificate.replies) == 4
+    assert methods == {"declared concave (docs/model.md §4)"} and len(res.certificate.replies) == 4
 
 
 def test_custom_formulas_are_not_declared():

@@ -85,7 +85,7 @@ def test_convex_program_feasible_set():
 
 def test_metatrading_follower_is_not_provable_by_the_rules():
     """The proportional share R IoM / (sum_k IoM_k + eps0) is a quotient of decisions: the rules
-    do not prove it, which is why solve_scenario declares it (MODEL.md section 4)."""
+    do not prove it, which is why solve_scenario declares it (docs/model.md section 4)."""
     from epec.kkt import player_objective, player_variables
     from models import build_game, preset
 

@@ -10,7 +10,7 @@ import epec.leader_steps as G
 from epec.game import Game, make_solver
 from epec import CertificateOptions, GameStatus, solve_epec
 from epec.kkt import player_objective, player_variables
-from epec.reformulation import make_mode
+from epec.modes import make_mode
 from tests.epec import problems as P
 
 

@@ -20,7 +20,7 @@ def _lcp():
     return m
 
 
-@pytest.mark.parametrize("mode", MODES, ids=lambda m: m.kind.value)
+@pytest.mark.parametrize("mode", MODES, ids=lambda m: m.kind)
 def test_apply_clones_and_maps_back(mode):
     # Prepare
     m = _lcp()
@@ -35,7 +35,7 @@ def test_apply_clones_and_maps_back(mode):
     assert m.x.value == 0.25
 
 
-@pytest.mark.parametrize("mode", MODES, ids=lambda m: m.kind.value)
+@pytest.mark.parametrize("mode", MODES, ids=lambda m: m.kind)
 def test_mode_rejects_equality_side(mode):
     m = pyo.ConcreteModel()
     m.x = pyo.Var()

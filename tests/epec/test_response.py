@@ -6,7 +6,7 @@ import pytest
 
 from epec.game import Game, make_solver as _make_solver
 from epec.kkt import player_objective, player_variables
-from epec.reformulation import make_mode
+from epec.modes import make_mode
 from epec.response import FollowerResponse
 from tests.epec import problems as P
 

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from fl.data import GTSRB_NUM_CLASSES
+from fl.readers import GTSRB_NUM_CLASSES
 
 
 def write_idx(path: Path, array: np.ndarray, gz: bool = False) -> None:

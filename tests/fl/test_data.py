@@ -7,14 +7,8 @@ import numpy as np
 import pytest
 import torch
 
-from fl.data import (
-    DATASETS,
-    FASHION_MNIST_DEBIAN_DIR,
-    GTSRB_NUM_CLASSES,
-    DatasetSplits,
-    load_dataset,
-    read_idx,
-)
+from fl.data import DATASETS, DatasetSplits, load_dataset
+from fl.readers import FASHION_MNIST_DEBIAN_DIR, GTSRB_NUM_CLASSES, read_idx
 from models.errors import InputError
 
 IDX_STEMS = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte",

@@ -39,7 +39,7 @@ def test_fab_ships_the_app_and_the_packages_it_imports():
 
 def test_run_config_defaults_and_overrides():
     rc = AppRunConfig.from_run_config({"rounds": 7, "seed": 3, "epochs": 2, "aggregation": "fedavg"})
-    assert (rc.fl.rounds, rc.fl.seed, rc.fl.epochs, rc.fl.aggregation.value) == (7, 3, 2, "fedavg")
+    assert (rc.fl.rounds, rc.fl.seed, rc.fl.epochs, rc.fl.aggregation) == (7, 3, 2, "fedavg")
     assert AppRunConfig.from_run_config({}).fl.epochs is None  # 0 = the scenario's L
 
 

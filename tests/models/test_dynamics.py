@@ -1,4 +1,4 @@
-"""Tests of models/dynamics.py: the dynamic market of MODEL.md section 6."""
+"""Tests of models/dynamics.py: the dynamic market of docs/model.md section 6."""
 import numpy as np
 import pytest
 
