@@ -77,11 +77,18 @@ def batch_response(scenario: Any) -> Callable[[list], tuple[np.ndarray, np.ndarr
     def respond(points: list) -> tuple[np.ndarray, np.ndarray]:
         R = np.array([[float(np.asarray(a, dtype=float).ravel()[0]) for a in pt] for pt in points], dtype=float)
         V, solved = [], []
-        for k in range(0, len(R), chunk):
-            Rk = torch.as_tensor(R[k:k + chunk], dtype=cf.Q.dtype)
-            eq = solve_followers(cf, Rk)
-            V.append(market_utilities(cf, Rk, eq.iom).numpy())
-            solved.append(eq.converged.numpy())
+        threads = torch.get_num_threads()
+        # one thread: torch.linalg.solve of a batch of 3x3 systems took 50 ms with 2 threads on the
+        # loaded 2-core machine (OpenMP threads waiting for a core) and 20 us with one
+        torch.set_num_threads(1)
+        try:
+            for k in range(0, len(R), chunk):
+                Rk = torch.as_tensor(R[k:k + chunk], dtype=cf.Q.dtype)
+                eq = solve_followers(cf, Rk)
+                V.append(market_utilities(cf, Rk, eq.iom).numpy())
+                solved.append(eq.converged.numpy())
+        finally:
+            torch.set_num_threads(threads)
         return np.concatenate(V).reshape(len(R), -1), np.concatenate(solved).reshape(len(R))
 
     return respond
