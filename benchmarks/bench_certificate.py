@@ -14,7 +14,9 @@ It prints the solve and certificate seconds of both, their ratio, and whether th
 the same (status, holds, reasons with their numbers masked, profitable leaders) and how far the
 leaders' gains differ (relative to ``max(1, |V_i|)``); writes ``DIR/certificate_bench.json``.
 The two runs share the machine and the process, so their ratio is meaningful where a single
-time is not (a shared machine's times vary run to run).
+time is not (a shared machine's times vary run to run); the process's CPU time
+(``time.process_time``, the solvers run on one thread) is printed beside the wall clock, as it
+varies less with the machine's load.
 """
 from __future__ import annotations
 
@@ -53,7 +55,7 @@ def _one(sc: Any, batched: bool, args: argparse.Namespace, options: Any) -> dict
     from epec.scenario import batch_response
     from models.game import build_game
 
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     model = build_game(sc)
     t_build = time.perf_counter() - t0
     res = epec.solve_epec(model, leaders=[model.msp], followers=[model.mu], method=args.method, mode=args.mode,
@@ -61,11 +63,14 @@ def _one(sc: Any, batched: bool, args: argparse.Namespace, options: Any) -> dict
                           certificate=epec.CertificateOptions(grid=args.grid, batched=batched), options=options,
                           global_search=epec.GlobalOptions(moves=args.global_moves, starts=args.starts),
                           batch_response=batch_response(sc))
+    cpu = time.process_time() - c0
     cert = res.certificate
+    cert_cpu = cert.cpu_seconds if cert is not None else 0.0
     solve = t_build + res.timings.get("build", 0.0) + res.timings.get("solve", 0.0)
     return {
         "path": PATHS[int(batched)], "status": res.status.value, "solve_seconds": solve,
         "certificate_seconds": res.timings.get("certificate", 0.0), "total_seconds": t_build + res.seconds,
+        "solve_cpu_seconds": cpu - cert_cpu, "certificate_cpu_seconds": cert_cpu, "total_cpu_seconds": cpu,
         "holds": cert.holds if cert is not None else None,
         "reasons": list(cert.reasons) if cert is not None else [],
         "profitable": list(cert.profitable) if cert is not None else [],
@@ -96,6 +101,8 @@ def certify_both(n: int, m: int, args: argparse.Namespace, options: Any) -> dict
         "reward_diff": float(np.max(np.abs(np.array(a["rewards"]) - np.array(b["rewards"])), initial=0.0)),
         "certificate_ratio": a["certificate_seconds"] / max(b["certificate_seconds"], 1e-12),
         "total_ratio": a["total_seconds"] / max(b["total_seconds"], 1e-12),
+        "certificate_cpu_ratio": a["certificate_cpu_seconds"] / max(b["certificate_cpu_seconds"], 1e-12),
+        "total_cpu_ratio": a["total_cpu_seconds"] / max(b["total_cpu_seconds"], 1e-12),
     }
 
 
@@ -110,18 +117,20 @@ def run(args: argparse.Namespace) -> int:
     options = IpoptOptions(tol=1e-8, max_iter=3000)
     out = Path(args.out)
     rows = []
-    print(f"{'size':>8} {'path':>10} {'status':>10} {'solve s':>8} {'cert s':>8} {'total s':>8} {'holds':>6} "
-          f"{'evals':>6}")
+    print(f"{'size':>8} {'path':>10} {'status':>10} {'solve s':>8} {'cert s':>8} {'total s':>8} {'cpu s':>8} "
+          f"{'cert cpu':>8} {'holds':>6} {'evals':>6}")
     for n, m in sizes:
         row = certify_both(n, m, args, options)
         rows.append(row)
         for p in PATHS:
             r = row[p]
             print(f"{n:>4}x{m:<3} {p:>10} {r['status']:>10} {r['solve_seconds']:>8.2f} {r['certificate_seconds']:>8.2f} "
-                  f"{r['total_seconds']:>8.2f} {str(r['holds']):>6} {r['evaluations'] or 0:>6}", flush=True)
+                  f"{r['total_seconds']:>8.2f} {r['total_cpu_seconds']:>8.2f} {r['certificate_cpu_seconds']:>8.2f} "
+                  f"{str(r['holds']):>6} {r['evaluations'] or 0:>6}", flush=True)
         diff = row["max_relative_gain_diff"]
-        print(f"{n:>4}x{m:<3} certificate {row['certificate_ratio']:.1f}x faster batched, solve + certificate "
-              f"{row['total_ratio']:.2f}x; same verdict: {row['same_verdict']}; gains differ by "
+        print(f"{n:>4}x{m:<3} batched / sequential: certificate {row['certificate_ratio']:.1f}x faster "
+              f"({row['certificate_cpu_ratio']:.1f}x in CPU time), solve + certificate {row['total_ratio']:.2f}x "
+              f"({row['total_cpu_ratio']:.2f}x in CPU time); same verdict: {row['same_verdict']}; gains differ by "
               f"{'-' if diff is None else format(diff, '.2e')} (relative), rewards by {row['reward_diff']:.2e}")
     atomic_write_json(out / "certificate_bench.json",
                       {"rows": rows, "options": {"method": args.method, "mode": args.mode, "tol": args.tol,

@@ -85,6 +85,9 @@ class Certificate:
     better_replies : tuple of int
         The followers (indices into ``replies``) whose gain is beyond
         :meth:`CertificateOptions.reply_tolerance`: they do better elsewhere.
+    cpu_seconds : float
+        This process's CPU time for the certificate (``time.process_time``): on a shared machine
+        it varies less than ``seconds``, the wall clock.
     """
 
     kkt_residual: float
@@ -105,6 +108,7 @@ class Certificate:
     profitable: tuple[int, ...] = ()
     replies: tuple[FollowerReply, ...] = ()
     better_replies: tuple[int, ...] = ()
+    cpu_seconds: float = 0.0
 
     @property
     def follower_gains(self) -> tuple[float, ...]:
@@ -432,12 +436,17 @@ def certify_game(game: Any, options: Any, progress: Callable[[str, int, int], An
     response is solved by Newton (:mod:`epec.response`) when the game has one, with Ipopt (the
     game's mode, iteration-capped) as the fallback; otherwise by Ipopt throughout.
     """
+    import dataclasses
+
+    c0 = time.process_time()
     tick = _ticker(progress, len(game.leaders) + options.starts)
     # (d) first, at the point as it stands in the model (the checks below move the followers)
     replies = follower_replies(game.kkts, options) if options.best_reply else []
     if game.response is not None and all(is_convex_method(r.method) for r in replies):
-        return _certify_newton(game, options, tick, replies)
-    return _certify_ipopt(game, options, tick, replies)
+        cert = _certify_newton(game, options, tick, replies)
+    else:
+        cert = _certify_ipopt(game, options, tick, replies)
+    return dataclasses.replace(cert, cpu_seconds=time.process_time() - c0)
 
 
 def _certify_newton(game: Any, options: Any, tick: Callable[[], None], replies: list) -> Certificate:
