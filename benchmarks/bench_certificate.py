@@ -124,7 +124,8 @@ def run(args: argparse.Namespace) -> int:
         rows.append(row)
         for p in PATHS:
             r = row[p]
-            print(f"{n:>4}x{m:<3} {p:>10} {r['status']:>10} {r['solve_seconds']:>8.2f} {r['certificate_seconds']:>8.2f} "
+            print(f"{n:>4}x{m:<3} {p:>10} {r['status']:>10} {r['solve_seconds']:>8.2f} "
+                  f"{r['certificate_seconds']:>8.2f} "
                   f"{r['total_seconds']:>8.2f} {r['total_cpu_seconds']:>8.2f} {r['certificate_cpu_seconds']:>8.2f} "
                   f"{str(r['holds']):>6} {r['evaluations'] or 0:>6}", flush=True)
         diff = row["max_relative_gain_diff"]

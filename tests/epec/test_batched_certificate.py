@@ -132,19 +132,31 @@ def test_lines_and_answers_are_the_sequential_ones():
     assert seq[0][0] > 0 and seq[3][0] > 0  # a gain found, and the nan points counted as failed
 
 
-def _scenario_certificates(sc):
+def _scenario_certificates(sc, calls=None):
     sol = solve_scenario(sc, certify=False, max_iter=30)
     m = sol.model
     if sol.R is None:  # the stopped point (certify=False leaves R unset): the model holds it
         set_rewards(m, [m.msp[j].R.value for j in m.MSP])
-    return _both(m, [m.msp], [m.mu], batch_response(sc), options={"grid": 41, "max_failed": 0.5})
+    inner = batch_response(sc)
+
+    def engine(points):
+        V, ok = inner(points)
+        if calls is not None:
+            calls.append((len(points), int(np.sum(ok))))
+        return V, ok
+
+    return _both(m, [m.msp], [m.mu], engine, options={"grid": 41, "max_failed": 0.5})
 
 
 @pytest.mark.parametrize("name", ["tiny", "default"])
 def test_presets_same_verdict(name):
-    seq, bat = _scenario_certificates(preset(name))
+    calls = []
+    seq, bat = _scenario_certificates(preset(name), calls)
     _assert_same(seq, bat)
     assert seq.holds
+    # the batched scan ran on the engine: the point, the grid in two calls (t >= 0, t < 0), one call per
+    # refinement step, and the engine solved every point
+    assert len(calls) == 1 + 2 + 11 and calls[1][0] > 1 and all(n == k for n, k in calls)
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2, 3, 4, 5, 6, 7])
