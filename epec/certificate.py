@@ -5,7 +5,9 @@ functions on the Newton path), not from a solver's report;
 (b) for every leader, the largest utility gain of a unilateral deviation, over a grid of its
 decision range (a line search along random directions when it has several variables) refined
 by a bounded golden-section search, each point evaluated at the followers' exact equilibrium
-(warm-started along the grid); (c) the followers' equilibrium from several random starts;
+(warm-started along the grid; or, with a batch engine, every leader's line searched in lockstep and
+each round of points solved at once, :func:`_batched_deviation_gains`); (c) the followers'
+equilibrium from several random starts;
 (d) every leader's own constraints hold at the point (:mod:`epec.constraints`), and the scan of
 (b) skips the deviations that break them (a leader may not deviate outside its own constraints);
 a leader with general constraints is also checked by its constrained step from the point and
@@ -172,7 +174,7 @@ def _line_steps(ts: np.ndarray, options: Any) -> _Steps:
     ``(t, gain)``. The grid ``ts`` is walked outwards from ``t = 0`` in both directions (so that
     each sequential solve starts next to the last), then refined by a golden-section search
     between the best point's neighbours (:func:`_golden_steps`). :func:`_drive` evaluates the
-    points one after another; :func:`_batched_gains` evaluates those of every line at once. The
+    points one after another; :func:`_batched_deviation_gains` those of every line at once. The
     answer depends only on the values, so both give the same."""
     values: dict[float, float] = {}
     for part in ([float(t) for t in ts if t >= 0], [float(t) for t in ts[::-1] if t < 0]):
