@@ -3,7 +3,8 @@
 For each size ``NxM`` (a generated scenario, seed ``--seed``) it times
 
 * ``epec``: :func:`epec.solve_epec` (the transformed model is built and compiled once; each
-  leader's MPEC re-solves it with Vars fixed / unfixed), certificate timed apart;
+  leader's MPEC re-solves it with Vars fixed / unfixed), certificate timed apart (its deviation
+  responses batched, as ``solve`` does; ``bench certificate`` times it against the sequential one);
 * ``naive``: what a researcher writes first: at every diagonalisation step rebuild the game,
   re-derive the followers' KKT, re-apply the reformulation, recompile and solve the leader's
   MPEC, with the same leader step (implicit), options, stop rule and tolerance.
@@ -99,6 +100,7 @@ def bench_size(n: int, m: int, args: argparse.Namespace, options: Any, bar: Any 
     import numpy as np
 
     import epec
+    from epec.scenario import batch_response
     from models.equilibrium import follower_kkt_residual
     from models.game import allocations, build_game, rewards
     from models.scenario import generate
@@ -116,6 +118,7 @@ def bench_size(n: int, m: int, args: argparse.Namespace, options: Any, bar: Any 
                           tol=args.tol, max_iter=args.max_iter, certify=True,
                           certificate=epec.CertificateOptions(grid=args.grid), options=options,
                           global_search=epec.GlobalOptions(moves=args.global_moves, starts=args.starts),
+                          batch_response=batch_response(sc),
                           progress=lambda stage, done, total: show(f"{stage} {done}"
                                                                    + (f"/{total}" if stage == "certificate" else "")))
     cert = res.certificate

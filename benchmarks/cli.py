@@ -40,6 +40,7 @@ BENCHES: dict[str, tuple[str, str]] = {
     "robustness": ("benchmarks.bench_robustness", "EPEC solves over random scenarios from the model's whole range"),
     "pricing": ("benchmarks.bench_pricing", "batched follower equilibria per second and market rounds per second"),
     "peers": ("benchmarks.bench_peers", "bilevel, EPEC and Nash instances with published answers (BASBLib, MacMPEC, ...)"),
+    "certificate": ("benchmarks.bench_certificate", "the batched certificate against the sequential one, side by side"),
 }
 
 DESCRIPTION = ("MetaTrading: exact equilibria of FL incentive mechanisms for vehicular metaverse services, "

@@ -195,18 +195,25 @@ def run(args: argparse.Namespace) -> int:
         # set-up (~0.6 s on default), which would otherwise count against whichever side ran first
         sweep(sc, args.param, values[:1], options=cold_opts)
         t0 = time.perf_counter()
+    c0 = time.process_time()
     if done and not args.quiet:
         print(f"resuming: {len(done)}/{total} points already in {out / 'sweep.json'}")
     records = sweep(sc, args.param, values, param2=args.param2, values2=values2, options=opts, done=done,
                     on_point=None if parallel else on_point, on_path=on_path, map_paths=mapper)
-    wall = time.perf_counter() - t0
+    wall, cpu = time.perf_counter() - t0, time.process_time() - c0
     summary = _summary(records)
     extra: dict[str, Any] = {"summary": summary}
     if args.cold:
-        tc = time.perf_counter()
+        tc, cc = time.perf_counter(), time.process_time()
         cold = sweep(sc, args.param, values, param2=args.param2, values2=values2, options=cold_opts,
                      map_paths=mapper)
         extra["baseline"] = _baseline(records, cold, time.perf_counter() - tc, wall if not done else None)
+        if not parallel and not done:
+            # this process's CPU time (the solvers run on one thread): steadier than the wall
+            # clock on a shared machine
+            b = extra["baseline"]
+            b.update(continuation_cpu_seconds=cpu, cold_cpu_seconds=time.process_time() - cc)
+            b["cpu_ratio"] = b["cold_cpu_seconds"] / cpu if cpu > 0 else math.inf
     checkpoint(complete=True, **extra)
     files = sweep_plots(out, records, args.param, values, sc.n_msp, args.param2, values2, name=sc.name)
     s = summary
@@ -222,6 +229,9 @@ def run(args: argparse.Namespace) -> int:
               f"(without the sensitivities {b['ratio_without_sensitivities']:.2f}x); rewards: largest difference "
               f"{b['max_reward_difference']:.3g} over {b['compared']} points certified both ways "
               f"({b['max_reward_difference_smooth']:.3g} away from kinks)")
+        if "cpu_ratio" in b:
+            print(f"CPU time: continuation {b['continuation_cpu_seconds']:.2f} s, cold {b['cold_cpu_seconds']:.2f} s: "
+                  f"ratio {b['cpu_ratio']:.2f}x")
     print(f"wrote {out / 'sweep.json'} and {', '.join(Path(f).name for f in files)}")
     return 0 if s["certified"] == s["points"] else 1
 

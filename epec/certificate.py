@@ -5,7 +5,9 @@ functions on the Newton path), not from a solver's report;
 (b) for every leader, the largest utility gain of a unilateral deviation, over a grid of its
 decision range (a line search along random directions when it has several variables) refined
 by a bounded golden-section search, each point evaluated at the followers' exact equilibrium
-(warm-started along the grid); (c) the followers' equilibrium from several random starts;
+(warm-started along the grid; or, with a batch engine, every leader's line searched in lockstep and
+each round of points solved at once, :func:`_batched_deviation_gains`); (c) the followers'
+equilibrium from several random starts;
 (d) every leader's own constraints hold at the point (:mod:`epec.constraints`), and the scan of
 (b) skips the deviations that break them (a leader may not deviate outside its own constraints);
 a leader with general constraints is also checked by its constrained step from the point and
@@ -18,7 +20,7 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Generator, Sequence
 
 import numpy as np
 
@@ -85,6 +87,9 @@ class Certificate:
     better_replies : tuple of int
         The followers (indices into ``replies``) whose gain is beyond
         :meth:`CertificateOptions.reply_tolerance`: they do better elsewhere.
+    cpu_seconds : float
+        This process's CPU time for the certificate (``time.process_time``): on a shared machine
+        it varies less than ``seconds``, the wall clock.
     """
 
     kkt_residual: float
@@ -105,6 +110,7 @@ class Certificate:
     profitable: tuple[int, ...] = ()
     replies: tuple[FollowerReply, ...] = ()
     better_replies: tuple[int, ...] = ()
+    cpu_seconds: float = 0.0
 
     @property
     def follower_gains(self) -> tuple[float, ...]:
@@ -157,56 +163,86 @@ def _segments(x: np.ndarray, lo: np.ndarray, hi: np.ndarray, rng: np.random.Gene
         yield u, np.linspace(float(np.max(np.minimum(ta, tb))), float(np.min(np.maximum(ta, tb))), options.grid)
 
 
-def _line_gain(evaluate: Any, ts: np.ndarray, restart: Any, options: Any) -> tuple[float, float]:
-    """Largest ``evaluate(t)`` (a deviation gain, -inf where the followers have no response) over
-    the grid ``ts``, walked outwards from ``t = 0`` in both directions so that each solve starts
-    next to the last (``restart()`` puts the warm start back at the point), then refined by a
-    golden-section search between the best point's neighbours (:func:`_golden_max`).
-    Returns ``(t, gain)``."""
+#: a coroutine of the deviation search: yields ``(restart, points)``, is sent their values
+_Steps = Generator[tuple[bool, list[float]], list[float], tuple[float, float]]
+
+
+def _line_steps(ts: np.ndarray, options: Any) -> _Steps:
+    """The deviation search along one line as a coroutine: it yields ``(restart, [t, ...])``, the
+    points it wants evaluated next (``restart``: put the warm start back at the point first), and
+    is sent their values (a deviation gain, -inf where the followers have no response); it returns
+    ``(t, gain)``. The grid ``ts`` is walked outwards from ``t = 0`` in both directions (so that
+    each sequential solve starts next to the last), then refined by a golden-section search
+    between the best point's neighbours (:func:`_golden_steps`). :func:`_drive` evaluates the
+    points one after another; :func:`_batched_deviation_gains` those of every line at once. The
+    answer depends only on the values, so both give the same."""
     values: dict[float, float] = {}
-    for part in ([t for t in ts if t >= 0], [t for t in ts[::-1] if t < 0]):
-        restart()
-        for t in part:
-            values[float(t)] = evaluate(float(t))
+    for part in ([float(t) for t in ts if t >= 0], [float(t) for t in ts[::-1] if t < 0]):
+        got = yield True, part
+        values.update(zip(part, got))
     t_best = max(values, key=values.get)
     if options.refine and len(ts) > 2:
         k = int(np.argmin(np.abs(ts - t_best)))
         a, b = float(ts[max(k - 1, 0)]), float(ts[min(k + 1, len(ts) - 1)])
-        restart()
-        t, g = _golden_max(evaluate, a, b, options.refine_iter)
+        t, g = yield from _golden_steps(a, b, options.refine_iter)
         if g > values[t_best]:
             values[t] = g
             t_best = t
     return t_best, values[t_best]
 
 
+def _drive(steps: Generator, evaluate: Callable[[float], float], restart: Callable[[], Any]) -> Any:
+    """Run a coroutine of :func:`_line_steps` / :func:`_golden_steps` with ``evaluate(t)`` called
+    for one point after another (``restart()`` where it asks); its return value."""
+    try:
+        again, ts = next(steps)
+        while True:
+            if again:
+                restart()
+            again, ts = steps.send([evaluate(t) for t in ts])
+    except StopIteration as stop:
+        return stop.value
+
+
+def _line_gain(evaluate: Any, ts: np.ndarray, restart: Any, options: Any) -> tuple[float, float]:
+    """Largest ``evaluate(t)`` over the grid ``ts`` and its refinement (:func:`_line_steps`),
+    evaluated one point after another. Returns ``(t, gain)``."""
+    return _drive(_line_steps(ts, options), evaluate, restart)
+
+
 #: the golden ratio's conjugate, (sqrt(5) - 1) / 2
 _INVPHI = (math.sqrt(5.0) - 1.0) / 2.0
 
 
-def _golden_max(f: Any, a: float, b: float, evals: int) -> tuple[float, float]:
+def _golden_steps(a: float, b: float, evals: int) -> _Steps:
     """Golden-section search for the largest ``f`` on ``[a, b]`` with ``evals`` evaluations
-    (Kiefer 1953). It only compares values, so a failed evaluation (``-inf``) is simply the worst
-    and no arithmetic ever meets an infinity or a NaN (Brent's parabolic steps, as in scipy's
-    ``fminbound``, subtract function values and did: "invalid value encountered"). Returns the
-    best ``(t, f(t))`` evaluated."""
+    (Kiefer 1953), as a coroutine like :func:`_line_steps` (a restart before its first pair). It
+    only compares values, so a failed evaluation (``-inf``) is simply the worst and no arithmetic
+    ever meets an infinity or a NaN (Brent's parabolic steps, as in scipy's ``fminbound``,
+    subtract function values and did: "invalid value encountered"). Returns the best
+    ``(t, f(t))`` evaluated."""
     c, d = b - _INVPHI * (b - a), a + _INVPHI * (b - a)
-    fc, fd = f(c), f(d)
+    fc, fd = yield True, [c, d]
     best = max(((c, fc), (d, fd)), key=lambda p: p[1])
     for _ in range(evals - 2):
         if fc >= fd:  # the maximum is in [a, d]
             b, d, fd = d, c, fc
             c = b - _INVPHI * (b - a)
-            fc = f(c)
+            (fc,) = yield False, [c]
             new = (c, fc)
         else:  # in [c, b]
             a, c, fc = c, d, fd
             d = a + _INVPHI * (b - a)
-            fd = f(d)
+            (fd,) = yield False, [d]
             new = (d, fd)
         if new[1] > best[1]:
             best = new
     return best
+
+
+def _golden_max(f: Any, a: float, b: float, evals: int) -> tuple[float, float]:
+    """:func:`_golden_steps` with ``f`` evaluated one point after another: the best ``(t, f(t))``."""
+    return _drive(_golden_steps(a, b, evals), f, lambda: None)
 
 
 def _deviation_gains(leaders: list, x_star: list, rng: np.random.Generator, options: Any,
@@ -253,6 +289,59 @@ def _deviation_gains(leaders: list, x_star: list, rng: np.random.Generator, opti
         tick()
         restart()
     return gains, bests, evals, failed
+
+
+def _batched_deviation_gains(leaders: list, x_star: list, rng: np.random.Generator, options: Any,
+                             gains_at: Callable[[list[tuple[int, list]]], list[float | None]],
+                             tick: Callable[[], None]) -> tuple[list, list, list, list]:
+    """:func:`_deviation_gains` with the points of every leader's every line evaluated together:
+    the lines' searches (:func:`_line_steps`) advance in lockstep, and each round's points go to
+    ``gains_at([(i, point), ...])`` at once (a gain, -inf where the followers have no response,
+    None for a deviation that breaks a coupling constraint). The lines, their random directions
+    and each line's answer are those of :func:`_deviation_gains` (a line's search depends only
+    on its values), so the verdict is the same when the values are. Returns the same tuple."""
+    lines = []  # (leader, direction, box, search)
+    for i, ld in enumerate(leaders):
+        lo, hi = _box(ld.lower, ld.upper, x_star[i])
+        keep = ld.constraints.equality_rows(x_star[i]) if ld.constraints is not None else None
+        for u, ts in _segments(x_star[i], lo, hi, rng, options, keep) if np.any(hi > lo) else ():
+            lines.append((i, u, lo, hi, _line_steps(ts, options)))
+    evals, failed = [0] * len(leaders), [0] * len(leaders)
+    asked = {k: next(line[4])[1] for k, line in enumerate(lines)}
+    answers: dict[int, tuple[float, float]] = {}
+    while asked:
+        values = {k: [-math.inf] * len(ts) for k, ts in asked.items()}
+        items, where = [], []
+        for k, ts in asked.items():
+            i, u, lo, hi, _ = lines[k]
+            for j, t in enumerate(ts):
+                pt = [a.copy() for a in x_star]
+                pt[i] = np.clip(x_star[i] + t * u, lo, hi)
+                if leaders[i].admissible(pt[i]):  # else no deviation it may make (as sequentially)
+                    items.append((i, pt))
+                    where.append((k, j))
+        for (i, _), (k, j), gain in zip(items, where, gains_at(items) if items else []):
+            if gain is None:
+                continue
+            evals[i] += 1
+            if not math.isfinite(gain):
+                failed[i] += 1
+            else:
+                values[k][j] = gain
+        for k in list(asked):
+            try:
+                asked[k] = lines[k][4].send(values[k])[1]
+            except StopIteration as stop:
+                answers[k] = stop.value
+                del asked[k]
+    gains, bests = [0.0] * len(leaders), [x.copy() for x in x_star]
+    for k, (i, u, lo, hi, _) in enumerate(lines):  # in line order, as :func:`_deviation_gains` keeps its best
+        t_best, gain = answers[k]
+        if gain > gains[i]:
+            gains[i], bests[i] = gain, np.clip(x_star[i] + t_best * u, lo, hi)
+    for _ in leaders:
+        tick()
+    return gains, [tuple(float(t) for t in b) for b in bests], evals, failed
 
 
 def _certificate(residual: KKTResidual, gains: list, bests: list, evals: list, failed: list, starts: int,
@@ -349,12 +438,17 @@ def certify_game(game: Any, options: Any, progress: Callable[[str, int, int], An
     response is solved by Newton (:mod:`epec.response`) when the game has one, with Ipopt (the
     game's mode, iteration-capped) as the fallback; otherwise by Ipopt throughout.
     """
+    import dataclasses
+
+    c0 = time.process_time()
     tick = _ticker(progress, len(game.leaders) + options.starts)
     # (d) first, at the point as it stands in the model (the checks below move the followers)
     replies = follower_replies(game.kkts, options) if options.best_reply else []
     if game.response is not None and all(is_convex_method(r.method) for r in replies):
-        return _certify_newton(game, options, tick, replies)
-    return _certify_ipopt(game, options, tick, replies)
+        cert = _certify_newton(game, options, tick, replies)
+    else:
+        cert = _certify_ipopt(game, options, tick, replies)
+    return dataclasses.replace(cert, cpu_seconds=time.process_time() - c0)
 
 
 def _certify_newton(game: Any, options: Any, tick: Callable[[], None], replies: list) -> Certificate:
@@ -421,8 +515,12 @@ def _certify_newton(game: Any, options: Any, tick: Callable[[], None], replies: 
                 raise _Inadmissible
         return float(resp.utilities(z, y, p)[i] - base[i])
 
-    gains, bests, evals, failed = _deviation_gains(game.leaders, x_star, rng, options, gain_at,
-                                                   lambda: warm.update(star), tick)
+    batch = _batch_gains(game, options, x_star, gain_at, lambda: warm.update(star))
+    if batch is not None:
+        gains, bests, evals, failed = _batched_deviation_gains(game.leaders, x_star, rng, options, batch, tick)
+    else:
+        gains, bests, evals, failed = _deviation_gains(game.leaders, x_star, rng, options, gain_at,
+                                                       lambda: warm.update(star), tick)
     for i, ld in enumerate(game.leaders):
         if ld.constraints is not None:
             _constrained_refinement(game, i, x_star, [x_star[i], np.asarray(bests[i], dtype=float)],
@@ -491,6 +589,39 @@ def _certify_newton(game: Any, options: Any, tick: Callable[[], None], replies: 
     return _certificate(residual, gains, bests, evals, failed, starts, spread, [float(b) for b in base],
                         [ld.name for ld in game.leaders], options, t0, _broken(game, x_star, options),
                         replies, x_star)
+
+
+def _batch_gains(game: Any, options: Any, x_star: list, gain_at: Callable[[int, list], float],
+                 restart: Callable[[], Any]) -> Callable[[list[tuple[int, list]]], list[float | None]] | None:
+    """``gains_at([(i, point), ...])`` for :func:`_batched_deviation_gains`: leader ``i``'s utility
+    gain at each point, from the game's batch engine (``game.batch_response(points) ->
+    (utilities (B, L), solved (B,))``, see :func:`epec.solve_epec`) against its own utilities at
+    ``x*``; a point the engine does not solve is evaluated by ``gain_at(i, point)`` (the Newton
+    response from the point, ``restart()`` first; None where it breaks a coupling constraint).
+    None when there is no engine, ``options.batched`` is off, or the engine fails at ``x*``."""
+    engine = getattr(game, "batch_response", None)
+    if engine is None or not options.batched:
+        return None
+    V0, ok0 = engine([x_star])
+    if not bool(np.asarray(ok0)[0]):
+        return None
+    base = np.asarray(V0, dtype=float)[0]
+
+    def gains_at(items: list[tuple[int, list]]) -> list[float | None]:
+        V, ok = engine([pt for _, pt in items])
+        out: list[float | None] = []
+        for (i, pt), v, solved in zip(items, np.asarray(V, dtype=float), np.asarray(ok)):
+            if solved:
+                out.append(float(v[i] - base[i]))
+                continue
+            restart()
+            try:
+                out.append(gain_at(i, pt))
+            except _Inadmissible:
+                out.append(None)
+        return out
+
+    return gains_at
 
 
 def _constrained_refinement(game: Any, i: int, x_star: list, starts: list, response: Callable, y_star: np.ndarray,
@@ -603,6 +734,7 @@ def certify(
     solver: Any = None,
     options: Any = None,
     progress: Callable[[str, int, int], Any] | None = None,
+    batch_response: Callable[[list], tuple[Any, Any]] | None = None,
 ) -> Any:
     """Certify the leaders' decisions as they stand in ``model``: is this an equilibrium?
 
@@ -622,7 +754,7 @@ def certify(
     leaders, followers : sequence of blocks
         As :func:`solve_epec`; the leaders' decision Vars hold the point to certify.
     certificate : CertificateOptions
-    mode, lift, response, solver, options, progress
+    mode, lift, response, solver, options, progress, batch_response
         As :func:`solve_epec` (``progress`` sees the ``"certificate"`` stage only).
 
     Returns
@@ -640,7 +772,10 @@ def certify(
         raise ValueError(f"response: must be a ResponseOptions, got {type(response).__name__}")
     if progress is not None and not callable(progress):
         raise ValueError(f"progress: must be callable, got {progress!r}")
+    if batch_response is not None and not callable(batch_response):
+        raise ValueError(f"batch_response: must be callable, got {batch_response!r}")
     game = leaders_game(model, leaders, followers, mode, solver, options, lift, response)
+    game.batch_response = batch_response
     x = [ld.values() for ld in game.leaders]
     # the decisions as given: the response below projects them on the (constraint-tightened)
     # boxes, so a broken constraint is seen here or never

@@ -45,6 +45,7 @@ def solve_epec(
     progress: Callable[[str, int, int], Any] | None = None,
     global_search: GlobalOptions = GlobalOptions(),
     follower_start: Callable[[list[np.ndarray], np.random.Generator | None], Any] | None = None,
+    batch_response: Callable[[list[list[np.ndarray]]], tuple[Any, Any]] | None = None,
 ) -> GameResult:
     """EPEC by diagonalisation: each leader in turn solves its MPEC, the others held fixed.
 
@@ -96,6 +97,15 @@ def solve_epec(
         Newton solve where the response's own starts fail; with a generator it is a *random*
         start for the certificate's uniqueness check (c), e.g. that solver run from a random
         point. Never trusted: every answer is Newton's, checked like any other.
+    batch_response : callable, optional
+        ``batch_response(points) -> (utilities, solved)``: for a batch of ``B`` decision profiles
+        (each a list of one array per leader), every leader's utility at the followers'
+        equilibrium there, an array ``(B, leaders)``, and which of the ``B`` were solved (bool
+        ``(B,)``); e.g. a problem-specific batched follower solver (:func:`epec.solve_scenario`
+        passes :mod:`models.batch_followers`). The certificate's deviation scan then evaluates
+        its points as batches (``CertificateOptions.batched``); a profile not solved is left to
+        Newton. Its answers are taken as the followers' equilibria: it must solve their KKT
+        conditions to the certificate's ``kkt_tol``.
     leader_step : LeaderStep or str, default "implicit"
     response : ResponseOptions
         The Newton follower response (implicit steps and the certificate).
@@ -145,12 +155,14 @@ def solve_epec(
         raise ValueError(f"tol: must be > 0, got {tol!r}")
     check_int("max_iter", max_iter, 1)
     check_int("acceleration", acceleration, 0)
-    for name, fn in (("callback", callback), ("progress", progress), ("follower_start", follower_start)):
+    for name, fn in (("callback", callback), ("progress", progress), ("follower_start", follower_start),
+                     ("batch_response", batch_response)):
         if fn is not None and not callable(fn):
             raise ValueError(f"{name}: must be callable, got {fn!r}")
     t0 = time.perf_counter()
     game = leaders_game(model, leaders, followers, mode, solver, options, lift, response)
     game.follower_start = follower_start
+    game.batch_response = batch_response
     implicit = leader_step is LeaderStep.IMPLICIT and game.response is not None
     if implicit:
         game.build_seconds = time.perf_counter() - t0  # the response's compilation is part of the build

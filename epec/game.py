@@ -152,6 +152,10 @@ class Game:
         #: optional ``follower_start(decisions, rng) -> [(user Var, value), ...]`` (or a
         #: ComponentMap): a start for the followers' variables (see :func:`epec.solve_epec`)
         self.follower_start: Any = None
+        #: optional ``batch_response(points) -> (utilities (B, L), solved (B,))``: every leader's
+        #: utility at the followers' equilibrium of each decision profile of a batch (see
+        #: :func:`epec.solve_epec`); the certificate's deviation scan uses it
+        self.batch_response: Any = None
         self._start_index: dict[int, int] | None = None
         # per leader with one decision: the last secant curvature of its utility (the next
         # implicit step's first Newton step)

@@ -96,6 +96,12 @@ class CertificateOptions:
         gap falls back to the multistart. Default 10.
     reply_scip : bool
         Use SCIP (``pyscipopt``) for a follower the rules do not prove convex. Default True.
+    batched : bool
+        On the Newton path, solve the deviation responses of (b) as batches with the game's batch
+        engine when it has one (``solve_epec(batch_response=...)``; :func:`epec.solve_scenario`
+        passes the MetaTrading one, :mod:`models.batch_followers`), each response the engine
+        does not solve falling back to Newton; False: one after another, as before. The lines,
+        points and verdict are the same (tests/epec/test_batched_certificate.py). Default True.
     """
 
     grid: int = 41
@@ -116,6 +122,7 @@ class CertificateOptions:
     reply_starts: int = 8
     reply_seconds: float = 10.0
     reply_scip: bool = True
+    batched: bool = True
 
     def __post_init__(self) -> None:
         for name, low in (("grid", 2), ("refine_iter", 1), ("directions", 1), ("starts", 0),
@@ -128,7 +135,7 @@ class CertificateOptions:
         if isinstance(self.max_failed, bool) or not isinstance(self.max_failed, (int, float)) \
                 or not 0 <= self.max_failed <= 1:
             raise ValueError(f"max_failed: must be in [0, 1], got {self.max_failed!r}")
-        for name in ("best_reply", "reply_scip"):
+        for name in ("best_reply", "reply_scip", "batched"):
             if not isinstance(getattr(self, name), bool):
                 raise ValueError(f"{name}: must be a bool, got {getattr(self, name)!r}")
 

@@ -1,4 +1,4 @@
-"""drl/followers.py: the batched follower equilibrium against the numpy solver, the KKT checker
+"""models/batch_followers.py (was drl/followers.py, still re-exported there): the batched follower equilibrium against the numpy solver, the KKT checker
 and the Pyomo/Ipopt reference."""
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import epec
-from drl.followers import Coefficients, SolverOptions, scenario_arrays, solve_followers
+from models.batch_followers import Coefficients, SolverOptions, scenario_arrays, solve_followers
 from models import (EquilibriumOptions, Mechanism, build_game, follower_equilibrium, follower_kkt_residual,
                     generate, preset, set_rewards, allocations, trajectory)
 from solvers import IpoptOptions
@@ -132,3 +132,15 @@ def test_warm_start_and_float32_options():
         SolverOptions(max_iter=0)
     with pytest.raises(ValueError):
         solve_followers(Coefficients.of(sc), np.zeros((2, 5)))
+
+
+def test_drl_keeps_its_imports():
+    """The engine moved down to models (epec's certificate uses it); drl's names are the same objects."""
+    import drl
+    import drl.followers
+    import drl.taylor
+    import models.batch_followers as mb
+    import models.taylor as mt
+
+    assert drl.solve_followers is mb.solve_followers and drl.followers.Coefficients is mb.Coefficients
+    assert drl.taylor.variables is mt.variables
