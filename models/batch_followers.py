@@ -2,7 +2,7 @@
 
 Each market b has its own scenario and rewards ``R_b`` (M,). MU n maximises
 ``U_n = sum_m pay(R_m, IoM_nm, T_m) - sum_m cost(e_nm, f_nm)`` over ``f_n >= 0``,
-``sum_m f_nm <= F_n``, with ``T_m = sum_k IoM_km`` the MSP's total (MODEL.md sections 3-5).
+``sum_m f_nm <= F_n``, with ``T_m = sum_k IoM_km`` the MSP's total (docs/model.md sections 3-5).
 Its KKT conditions, written with ``g_nm = dU_n/df_nm``::
 
     min(f_nm, mu_n - g_nm) = 0,     min(mu_n, F_n - sum_m f_nm) = 0.
