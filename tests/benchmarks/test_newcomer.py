@@ -38,13 +38,13 @@ def test_fl_off_a_terminal_prints_one_line_per_round(tmp_path):
 
 
 def test_compare_off_a_terminal_prints_one_line_per_round_naming_the_scheme_and_seed(tmp_path):
-    proc = _cli(["compare", "--scenario", "tiny", "--schemes", "fixed,random", "--seeds", "1", "--rounds", "2",
-                 "--epochs", "1", "--reference", "random", "--out", tmp_path / "cmp"], tmp_path)
+    proc = _cli(["compare", "--scenario", "tiny", "--schemes", "epec,fixed", "--seeds", "1", "--rounds", "2",
+                 "--epochs", "1", "--reference", "epec", "--out", tmp_path / "cmp"], tmp_path)
     assert proc.returncode == 0, proc.stderr
     lines = [ln for ln in proc.stderr.splitlines() if ln.startswith("compare: ")]
     assert [ln.split(" (")[0] for ln in lines] == [
-        "compare: 1/4 rounds [scheme=fixed, seed=0]", "compare: 2/4 rounds [scheme=fixed, seed=0]",
-        "compare: 3/4 rounds [scheme=random, seed=0]", "compare: 4/4 rounds [scheme=random, seed=0]"]
+        "compare: 1/4 rounds [scheme=epec, seed=0]", "compare: 2/4 rounds [scheme=epec, seed=0]",
+        "compare: 3/4 rounds [scheme=fixed, seed=0]", "compare: 4/4 rounds [scheme=fixed, seed=0]"]
 
 
 def test_solve_and_bench_robustness_off_a_terminal_print_lines_and_quiet_prints_none(tmp_path):
@@ -149,7 +149,7 @@ def test_scheme_module_is_found_in_the_current_folder_or_by_its_path(tmp_path, m
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     # Execute: as the user types it, with the console script
     proc = subprocess.run([str(_console_script()), "compare", "--scenario", "tiny", "--scheme-module", module,
-                           "--schemes", "quarter,fixed", "--reference", "fixed", "--seeds", "1", "--rounds", "1",
+                           "--schemes", "quarter,fixed", "--reference", "quarter", "--seeds", "1", "--rounds", "1",
                            "--epochs", "1", "--quiet", "--out", "cmp"], cwd=tmp_path, capture_output=True, text=True,
                           env=env, timeout=600)
     # Assert
@@ -188,7 +188,7 @@ def test_compare_help_states_the_targets_the_code_uses(capsys):
 def written(tmp_path_factory):
     """compare.json, validation.json (stationary) and training.json written by the real commands."""
     d = tmp_path_factory.mktemp("results")
-    assert main(["compare", "--scenario", "tiny", "--schemes", "fixed,random", "--reference", "random", "--seeds", "1",
+    assert main(["compare", "--scenario", "tiny", "--schemes", "epec,fixed", "--reference", "epec", "--seeds", "1",
                  "--rounds", "1", "--epochs", "1", "--quiet", "--out", str(d / "cmp")]) == 0
     assert main(["validate", "--scenario", "tiny", "--rewards", "5,5", "--grid", "5", "--quiet",
                  "--out", str(d / "val")]) == 0
@@ -201,7 +201,7 @@ def test_load_result_reads_compare_validation_and_training_json(written):
     from models.results import CompareResult, TrainingResult, ValidationResult, load_result
 
     cmp, val, tr = (load_result(written[k]) for k in ("compare", "validation", "training"))
-    assert isinstance(cmp, CompareResult) and list(cmp.schemes) == ["fixed", "random"]
+    assert isinstance(cmp, CompareResult) and list(cmp.schemes) == ["epec", "fixed"]
     assert cmp.schemes["fixed"].iom.n == 1 and cmp.settings["rounds"] == 1
     assert isinstance(val, ValidationResult) and val.mode == "stationary" and val.rewards == [5.0, 5.0]
     assert len(val.epec_rewards) == 2 and val.max_deviation_gain_pct >= 0
