@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from benchmarks.cli import main
+from models.io import write_manifest
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -91,6 +92,7 @@ def locked(tmp_path):
     ro, shut = tmp_path / "ro", tmp_path / "shut"
     (ro / "old").mkdir(parents=True)
     (ro / "old" / "equilibrium.json").write_text('{"old": true}')
+    write_manifest(ro / "old", {"equilibrium.json"})  # an earlier run's results, which --force may replace
     shut.mkdir()
     ro.chmod(0o555)
     shut.chmod(0o600)
@@ -116,6 +118,7 @@ def test_an_out_whose_parent_cannot_be_written_is_refused_naming_the_flag_and_fo
     assert text.format(**names) in lines[0] and "Traceback" not in proc.stderr
     assert json.loads((locked["ro"] / "old" / "equilibrium.json").read_text()) == {"old": True}
     assert sorted(os.listdir(locked["ro"])) == ["old"]
+    assert sorted(os.listdir(locked["ro"] / "old")) == [".metatrading-manifest.json", "equilibrium.json"]
 
 
 # ---------------------------------------------------------------- compare's flags
