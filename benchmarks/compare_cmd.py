@@ -137,12 +137,15 @@ def run(args: argparse.Namespace) -> int:
     from benchmarks.compare import run_comparison
 
     torch.set_num_threads(args.threads or os.cpu_count() or 1)
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     compare, timing = run_comparison(cfg, args.out, resume=args.resume, progress=show_progress(args))
     print_report(compare)
     out = Path(args.out)
+    phases = ", ".join(f"{name} {p['wall_seconds']:.1f}" for name, p in timing.get("phases", {}).items()
+                       if p["wall_seconds"] >= 0.05)
     print(f"wrote {out / 'compare.json'}, {out / 'report.md'}, {out / 'iom.png'}, {out / 'accuracy.png'}, "
-          f"{out / 'time_to_target.png'}, {out / 'frontier.png'} ({time.perf_counter() - t0:.1f} s wall)")
+          f"{out / 'time_to_target.png'}, {out / 'frontier.png'}, {out / 'timing.json'} "
+          f"({time.perf_counter() - t0:.1f} s wall, {time.process_time() - c0:.1f} s CPU; phases, s wall: {phases})")
     bad = {n: e["uncertified_rounds"] for n, e in compare["schemes"].items() if e["uncertified_rounds"]}
     if bad:
         print("not certified: " + ", ".join(f"{n} {k} round(s)" for n, k in bad.items())

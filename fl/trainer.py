@@ -42,7 +42,7 @@ from .nets import make_net
 from .partition import data_value, dirichlet_partition
 from .train import LocalTrainConfig, TrainPath, client_seed, evaluate, get_params, local_update
 
-__all__ = ["FLConfig", "FLTask", "FLResult", "aggregate_on_time", "build_task", "fl_round", "resolve_deadline", "check_allocation", "default_allocation", "fl_report",
+__all__ = ["FLConfig", "FLTask", "FLResult", "UpdateCache", "aggregate_on_time", "build_task", "fl_round", "resolve_deadline", "check_allocation", "default_allocation", "fl_report",
            "load_allocation", "resolve_path", "run_fl", "CHECKPOINT_VERSION", "CHECKPOINT_FILE",
            "checkpoint_fingerprint", "load_checkpoint", "save_checkpoint", "HISTORY_KEYS"]
 
@@ -351,21 +351,93 @@ def aggregate_on_time(strategy: Any, updates: Any, iom: Any, sizes: Any, on_time
     return strategy.aggregate([updates[k] for k in keep], iom[keep], sizes[keep])
 
 
+class UpdateCache:
+    """Clients' local updates, computed once for identical inputs (bounded; least recently used
+    dropped first).
+
+    A client's update (:func:`fl.train.local_update_sequential`, also what the parallel path
+    computes per client, at one thread) is a function of the model definition, the global
+    weights, the client's samples and labels, the local options and its batch seed only, so
+    it is keyed by an exact fingerprint of those (:func:`models.cache.digest`: the tensors'
+    bytes) and a hit returns the same weights bit for bit. ``metatrading compare`` shares one
+    across its schemes: in round 0 every scheme starts an MSP's task from the same model with
+    the same data split and seeds, so a participant trains once whichever scheme attracted it.
+
+    Only the sequential and parallel paths use it: the vectorised path trains its clients in
+    one batched computation, equal to theirs only to rounding, so it is never cached.
+    ``enabled = False`` stores nothing.
+    """
+
+    def __init__(self, max_bytes: int = 512 << 20, max_entries: int = 100000, enabled: bool = True) -> None:
+        from models.cache import BoundedCache
+
+        self._table = BoundedCache(max_entries=max_entries, max_bytes=max_bytes, enabled=enabled)
+
+    @property
+    def enabled(self) -> bool:
+        return self._table.enabled
+
+    def stats(self) -> dict[str, int]:
+        return self._table.stats()
+
+    def model_key(self, net: torch.nn.Module, params: Any) -> str:
+        """The fingerprint of a model: its definition (``repr``) and weights (bytes)."""
+        from models.cache import digest
+
+        return digest(type(net).__name__, repr(net), {k: params[k] for k in params})
+
+    def updates(self, path: TrainPath, net: torch.nn.Module, params: dict[str, Tensor], xs: list[Tensor],
+                ys: list[Tensor], local: LocalTrainConfig, seeds: list[int]) -> list[dict[str, Tensor]]:
+        """:func:`fl.train.local_update` of the clients (a list of weight dicts, in order), the
+        ones seen before taken from the table (as fresh copies)."""
+        from models.cache import digest
+
+        path = TrainPath(path)
+        if not self.enabled or path not in (TrainPath.SEQUENTIAL, TrainPath.PARALLEL):
+            out = local_update(path, net, params, xs, ys, local, seeds)
+            return out
+        model = self.model_key(net, params)
+        opts = (local.epochs, local.batch_size, float(local.lr), float(local.momentum), float(local.weight_decay))
+        keys = [digest("update", model, x, y, opts, int(s))
+                for x, y, s in zip(xs, ys, seeds)]
+        out: list[Any] = [None] * len(keys)
+        todo = []
+        for k, key in enumerate(keys):
+            got = self._table.get(key)
+            if got is None:
+                todo.append(k)
+            else:
+                out[k] = {n: t.clone() for n, t in got.items()}
+        if todo:
+            fresh = local_update(path, net, params, [xs[k] for k in todo], [ys[k] for k in todo], local,
+                                 [seeds[k] for k in todo])
+            for k, upd in zip(todo, fresh):
+                out[k] = upd
+                size = sum(t.numel() * t.element_size() for t in upd.values())
+                self._table.put(keys[k], {n: t.clone() for n, t in upd.items()}, size)
+        return out
+
+
 def fl_round(path: TrainPath, net: torch.nn.Module, params: dict[str, Tensor], xs: list[Tensor], ys: list[Tensor],
              local: LocalTrainConfig, seeds: list[int], iom: Any, sizes: Any, strategy: Any,
-             on_time: Any) -> tuple[dict[str, Tensor], int]:
+             on_time: Any, cache: UpdateCache | None = None) -> tuple[dict[str, Tensor], int]:
     """One FL round of one MSP with a deadline (docs/model.md section 7): the participants that meet
     it train ``local`` on their data (``xs``, ``ys``; batches from ``seeds``, one per
     participant) and are aggregated; the late ones' updates would be dropped, so they are not
     computed. Returns the new global model (``params`` unchanged when all are late) and the
-    number of missed updates."""
+    number of missed updates. ``cache`` (:class:`UpdateCache`): updates already computed for the
+    same inputs are taken from it (the same weights)."""
     on_time = np.asarray(on_time, dtype=bool)
     keep = np.flatnonzero(on_time)
     missed = int(on_time.size - keep.size)
     if keep.size == 0:
         return params, missed
-    updates = local_update(path, net, params, [xs[k] for k in keep], [ys[k] for k in keep], local,
-                           [seeds[k] for k in keep])
+    if cache is not None:
+        updates = cache.updates(path, net, params, [xs[k] for k in keep], [ys[k] for k in keep], local,
+                                [seeds[k] for k in keep])
+    else:
+        updates = local_update(path, net, params, [xs[k] for k in keep], [ys[k] for k in keep], local,
+                               [seeds[k] for k in keep])
     iom, sizes = np.asarray(iom, dtype=float), np.asarray(sizes, dtype=float)
     return strategy.aggregate(updates, iom[keep], sizes[keep], global_params=params), missed
 

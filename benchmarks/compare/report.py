@@ -372,17 +372,27 @@ def write_plots(out: str | Path, compare: Mapping[str, Any]) -> list[Path]:
 
 
 def run_comparison(cfg: Any, out: str | Path, resume: bool = False, progress: bool = False,
-                   log: Any = print) -> tuple[dict[str, Any], dict[str, Any]]:
+                   log: Any = print, cache: bool | None = None) -> tuple[dict[str, Any], dict[str, Any]]:
     """:func:`run_runs`, then write ``compare.json``, ``report.md`` and the PNGs (``iom``,
-    ``accuracy``, ``time_to_target``, ``frontier``). Returns ``(compare, timing)``."""
+    ``accuracy``, ``time_to_target``, ``frontier``). Returns ``(compare, timing)``; ``timing``
+    (also ``OUT/timing.json``) holds the wall and CPU seconds per phase, the report's included.
+    ``cache``: see :func:`run_runs` (the results do not depend on it)."""
+    import time
+
     from models.io import atomic_write_json, atomic_write_text
 
-    from drl.compare.run import run_runs
+    from drl.compare.cache import SharedWork
+    from drl.compare.run import run_runs, work_timing
 
-    base, ds, records, frontier, timing = run_runs(cfg, out, resume=resume, progress=progress, log=log)
+    work = SharedWork(cache)
+    t_start, c_start = time.perf_counter(), time.process_time()
+    base, ds, records, frontier, timing = run_runs(cfg, out, resume=resume, progress=progress, log=log, work=work)
     out = Path(out)
-    compare = summarise(cfg, base, ds, records, reference=cfg.reference, frontier=frontier)
-    atomic_write_json(out / "compare.json", compare)
-    atomic_write_text(out / "report.md", report_text(compare) + "\n")
-    write_plots(out, compare)
+    with work.timer.phase("report"):
+        compare = summarise(cfg, base, ds, records, reference=cfg.reference, frontier=frontier)
+        atomic_write_json(out / "compare.json", compare)
+        atomic_write_text(out / "report.md", report_text(compare) + "\n")
+        write_plots(out, compare)
+    timing.update(work_timing(work, t_start, c_start))
+    atomic_write_json(out / "timing.json", timing)
     return compare, timing

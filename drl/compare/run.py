@@ -44,6 +44,7 @@ import numpy as np
 from models.errors import InputError
 from models.scenario import Metric, Scenario
 
+from .cache import SharedWork
 from .schemes import (DRL_MISSING, LevelledScheme, LevelSetting, RoundInfo, RoundOutcome, SchemeSetup, drl_available,
                       make_scheme, SCHEMES)
 
@@ -213,27 +214,28 @@ def mean_payment(rec: Mapping[str, Any]) -> np.ndarray:
     return np.mean([r["payment"] for r in rec["rounds"]], axis=0)
 
 
-def market_means(base: Scenario, rounds: int, seed: int, R: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def market_means(base: Scenario, rounds: int, seed: int, R: np.ndarray, work: SharedWork | None = None
+                 ) -> tuple[np.ndarray, np.ndarray]:
     """Posting ``R`` (M,) every round of ``trajectory(base, rounds, seed)``, on the markets alone
-    (no FL): each MSP's mean real total IoM and mean payment over the rounds, (M,) each."""
-    from models.dynamics import trajectory
-    from models.equilibrium import follower_equilibrium
+    (no FL): each MSP's mean real total IoM and mean payment over the rounds, (M,) each.
+    ``work``: the run's shared computations (:class:`~drl.compare.cache.SharedWork`)."""
     from models.iom import iom_matrix
     from models.utility import msp_payment
 
-    traj = trajectory(base, rounds, seed)
+    work = _work(work)
+    traj = work.trajectory(base, rounds, seed)
     totals, pays = [], []
     for t in range(rounds):
         sc = traj.active_scenario(t)
         Rt = np.minimum(R, sc.Rmax)
-        total = iom_matrix(sc, follower_equilibrium(sc, Rt).f).sum(0)
+        total = iom_matrix(sc, work.follower_equilibrium(sc, Rt).f).sum(0)
         totals.append(total)
         pays.append(msp_payment(sc.mechanism, Rt, total, sc.eps0))
     return np.mean(totals, axis=0), np.mean(pays, axis=0)
 
 
 def budget_level(base: Scenario, rounds: int, seed: int, budget: np.ndarray, rtol: float = 1e-9,
-                 max_iter: int = 20) -> np.ndarray:
+                 max_iter: int = 20, work: SharedWork | None = None) -> np.ndarray:
     """The level ``b`` (M,) at which ``fixed`` pays ``budget`` (M,) per round on average along
     seed ``seed``'s markets: ``b <- b budget / payment(b)`` from ``b = budget``.
 
@@ -244,7 +246,7 @@ def budget_level(base: Scenario, rounds: int, seed: int, budget: np.ndarray, rto
     budget = np.asarray(budget, dtype=float)
     b = budget.copy()
     for _ in range(max_iter):
-        _, paid = market_means(base, rounds, seed, b)
+        _, paid = market_means(base, rounds, seed, b, work)
         if np.allclose(paid, budget, rtol=rtol, atol=0.0):
             return b
         b = np.where(paid > 0, b * budget / np.where(paid > 0, paid, 1.0), b)
@@ -253,7 +255,7 @@ def budget_level(base: Scenario, rounds: int, seed: int, budget: np.ndarray, rto
 
 
 def levels_for(scheme: Any, base: Scenario, cfg: CompareConfig, reference_record: Mapping[str, Any] | None,
-               seed: int = 0) -> np.ndarray | None:
+               seed: int = 0, work: SharedWork | None = None) -> np.ndarray | None:
     """The level ``b`` (M,) of a naive baseline for seed ``seed`` (None for any other scheme):
     ``cfg.level * Rmax`` (cap-relative), or the level at which ``fixed`` pays the reference's
     mean payment of that seed (budget-matched, :func:`budget_level`)."""
@@ -263,22 +265,23 @@ def levels_for(scheme: Any, base: Scenario, cfg: CompareConfig, reference_record
         return cfg.level * base.Rmax
     if reference_record is None:
         raise RuntimeError(f"{scheme.name!r} is budget-matched but the reference {cfg.reference!r} has no run")
-    return budget_level(base, cfg.rounds, seed, mean_payment(reference_record))
+    return _work(work).budget_level(base, cfg.rounds, seed, mean_payment(reference_record))
 
 
 def _level_current(rec: Mapping[str, Any], scheme: Any, base: Scenario, cfg: CompareConfig,
-                   reference_record: Mapping[str, Any] | None, seed: int, cache: dict, name: str) -> bool:
+                   reference_record: Mapping[str, Any] | None, seed: int, cache: dict, name: str,
+                   work: SharedWork | None = None) -> bool:
     """Whether a stored run was made at the level its scheme would get now."""
     if not isinstance(scheme, LevelledScheme):
         return True
     if scheme.setting is LevelSetting.BUDGET and reference_record is None:
         return False
-    want = cache[(name, seed)] = levels_for(scheme, base, cfg, reference_record, seed)
+    want = cache[(name, seed)] = levels_for(scheme, base, cfg, reference_record, seed, work)
     return rec.get("level") is not None and np.allclose(rec["level"], want, rtol=1e-12, atol=0.0)
 
 
 def round_deadlines(base: Scenario, rounds: int, seed: int, deadline: float | str = "auto",
-                    multiple: float | None = None) -> tuple[np.ndarray, list[str]]:
+                    multiple: float | None = None, work: SharedWork | None = None) -> tuple[np.ndarray, list[str]]:
     """The round deadlines ``T_m`` (T, M) of one seed's trajectory, shared by every scheme.
 
     ``deadline = "auto"``: ``multiple`` (default ``models.iom.DEADLINE_MULTIPLE``, 2) x the median
@@ -287,29 +290,26 @@ def round_deadlines(base: Scenario, rounds: int, seed: int, deadline: float | st
     deadlines and notes on the rounds whose EPEC was not certified (their deadline is taken at
     the uncertified solution, and said so).
     """
-    from models.dynamics import trajectory
-    from models.equilibrium import follower_equilibrium
     from models.iom import DEADLINE_MULTIPLE, median_deadline
 
     if deadline != "auto":
         return np.full((rounds, base.n_msp), float(deadline)), []
-    from epec import solve_scenario
-
+    work = _work(work)
     mult = DEADLINE_MULTIPLE if multiple is None else multiple
-    traj = trajectory(base, rounds, seed)
+    traj = work.trajectory(base, rounds, seed)
     out, notes = np.empty((rounds, base.n_msp)), []
     for t in range(rounds):
         sc = traj.active_scenario(t)
-        sol = solve_scenario(sc)
+        sol = work.solve_scenario(sc)
         if not sol.ok:
             notes.append(f"seed {seed} round {t}: deadline at an uncertified EPEC ({sol.result.status.name})")
-        f = follower_equilibrium(sc, np.asarray(sol.R, dtype=float)).f
+        f = work.follower_equilibrium(sc, np.asarray(sol.R, dtype=float)).f
         out[t] = [median_deadline(sc, f, m, mult) for m in range(sc.n_msp)]
     return out, notes
 
 
-def fixed_frontier(base: Scenario, seeds: int, rounds: int, levels: tuple[float, ...] = FRONTIER_LEVELS
-                   ) -> dict[str, Any]:
+def fixed_frontier(base: Scenario, seeds: int, rounds: int, levels: tuple[float, ...] = FRONTIER_LEVELS,
+                   work: SharedWork | None = None) -> dict[str, Any]:
     """The ``fixed`` scheme swept over ``levels`` x Rmax on the markets alone (no FL).
 
     Per seed and level, along ``trajectory(base, rounds, seed)``: the MUs' exact response to
@@ -321,7 +321,7 @@ def fixed_frontier(base: Scenario, seeds: int, rounds: int, levels: tuple[float,
     pay = np.empty((seeds, len(levels)))
     for s in range(seeds):
         for k, level in enumerate(levels):
-            total, paid = market_means(base, rounds, s, level * base.Rmax)
+            total, paid = market_means(base, rounds, s, level * base.Rmax, work)
             iom[s, k], pay[s, k] = float(np.mean(total)), float(np.mean(paid))
     return {"levels": list(levels), "iom": iom.tolist(), "payment": pay.tolist()}
 
@@ -340,6 +340,11 @@ def _stored_frontier(path: Path, base: Scenario, cfg: CompareConfig) -> dict[str
     return data.get("frontier") if data.get("settings") == _frontier_key(base, cfg) else None
 
 
+def _work(work: SharedWork | None) -> SharedWork:
+    """The run's shared computations, or fresh ones (a call outside a comparison)."""
+    return SharedWork() if work is None else work
+
+
 def record_path(out: Path, scheme: str, seed: int) -> Path:
     return Path(out) / "runs" / f"{scheme}__seed{seed}.json"
 
@@ -351,7 +356,7 @@ def _seed_of(*keys: int) -> int:
 class _FLMarket:
     """The MSPs' FL tasks along one trajectory: a model and a simulated clock per MSP."""
 
-    def __init__(self, ds: Any, base: Scenario, cfg: CompareConfig, seed: int) -> None:
+    def __init__(self, ds: Any, base: Scenario, cfg: CompareConfig, seed: int, work: SharedWork | None = None) -> None:
         import torch
 
         from fl.aggregate import make_strategy
@@ -359,7 +364,7 @@ class _FLMarket:
         from fl.train import LocalTrainConfig, TrainPath, get_params
         from fl.trainer import resolve_path
 
-        self.ds, self.cfg, self.seed = ds, cfg, seed
+        self.ds, self.cfg, self.seed, self.work = ds, cfg, seed, _work(work)
         self.labels = ds.train_y.cpu().numpy()
         self.local = LocalTrainConfig(epochs=cfg.epochs if cfg.epochs is not None else base.L,
                                       batch_size=cfg.batch_size, lr=cfg.lr, momentum=cfg.momentum)
@@ -408,43 +413,47 @@ class _FLMarket:
                 seeds = [client_seed(self.seed, t, int(holders[k]) * sc_full.n_msp + m) for k in part]
                 w_iom = np.array([iom_full[holders[k], m] for k in part])
                 self.params[m], late = fl_round(self.path, self.nets[m], self.params[m], xs, ys, self.local, seeds,
-                                                w_iom, sizes[part], self.strategy, ok)
+                                                w_iom, sizes[part], self.strategy, ok, cache=self.work.updates)
                 self.clock[m] += round_time(sc_full, f_full, m, float(deadline[m]))
             missed.append(late)
-            acc.append(evaluate(self.nets[m], self.params[m], self.ds.test_x, self.ds.test_y))
+            acc.append(self.work.evaluate(self.ds, self.nets[m], self.params[m]))
         return {"accuracy": acc, "sim_time": self.clock.tolist(), "participants": parts, "missed": missed,
                 "data_scale": scale_used}
 
 
 def run_scheme(scheme: Any, base: Scenario, cfg: CompareConfig, seed: int, ds: Any,
                on_round: Callable[[], None] | None = None, deadlines: np.ndarray | None = None,
-               level: np.ndarray | None = None) -> dict[str, Any]:
+               level: np.ndarray | None = None, work: SharedWork | None = None) -> dict[str, Any]:
     """One (scheme, seed) run along ``trajectory(base, cfg.rounds, seed)``; a JSON record.
 
     ``deadlines`` (T, M): the rounds' deadlines (default :func:`round_deadlines` of
-    ``cfg.deadline``); ``level`` (M,): a naive baseline's reward level (required for those).
+    ``cfg.deadline``); ``level`` (M,): a naive baseline's reward level (required for those);
+    ``work``: the computations shared with the comparison's other runs
+    (:class:`~drl.compare.cache.SharedWork`; default a fresh one).
     """
-    from models.dynamics import trajectory
-    from models.equilibrium import follower_equilibrium
     from models.iom import iom_matrix
     from models.utility import msp_payment, msp_value, mu_utilities
 
-    traj = trajectory(base, cfg.rounds, seed)
+    work = _work(work)
+    timer = work.timer
+    traj = work.trajectory(base, cfg.rounds, seed)
     if deadlines is None:
-        deadlines, _ = round_deadlines(base, cfg.rounds, seed, cfg.deadline)
+        deadlines, _ = round_deadlines(base, cfg.rounds, seed, cfg.deadline, work=work)
     if isinstance(scheme, LevelledScheme):
         if level is None:
             raise RuntimeError(f"scheme {scheme.name!r} needs its reward level (levels_for)")
         scheme.set_level(level)
     scheme.reset(base, seed)
-    fl = _FLMarket(ds, base, cfg, seed)
+    fl = _FLMarket(ds, base, cfg, seed, work)
     rounds: list[dict[str, Any]] = []
     uncertified: list[str] = []
     for t in range(cfg.rounds):
         active = np.flatnonzero(traj.active[t])
         sc = traj.active_scenario(t)
-        info = RoundInfo(round=t, scenario=sc, seed=seed, rng=np.random.default_rng(_seed_of(seed, t, 5)))
-        dec = scheme.rewards(info)
+        info = RoundInfo(round=t, scenario=sc, seed=seed, rng=np.random.default_rng(_seed_of(seed, t, 5)),
+                         shared=work)
+        with timer.phase("schemes"):
+            dec = scheme.rewards(info)
         R = np.asarray(dec.R, dtype=float).reshape(-1)
         if R.shape != (sc.n_msp,) or not np.all(np.isfinite(R)):
             raise RuntimeError(f"scheme {scheme.name!r} posted {R!r} in round {t}; expected {sc.n_msp} finite rewards")
@@ -452,7 +461,7 @@ def run_scheme(scheme: Any, base: Scenario, cfg: CompareConfig, seed: int, ds: A
         if dec.certified is False:
             uncertified.append(dec.note or f"round {t}")
         game = sc.replace(metric=scheme.metric)  # the game the MUs play under this scheme
-        eq = follower_equilibrium(game, R)
+        eq = work.follower_equilibrium(game, R)
         f = eq.f
         I_real = iom_matrix(sc, f)  # outcomes with the real IoM (sc.metric is the full IoM)
         total = I_real.sum(0)
@@ -461,15 +470,17 @@ def run_scheme(scheme: Any, base: Scenario, cfg: CompareConfig, seed: int, ds: A
         V = msp_value(sc.lam, total) - paid
         U = mu_utilities(game, R, f)
         contributors = (f > 0).sum(0)
-        scheme.feedback(RoundOutcome(R=R.copy(), total_iom=total.copy(), contributors=contributors.copy(),
-                                     utility=V.copy()))
+        with timer.phase("schemes"):
+            scheme.feedback(RoundOutcome(R=R.copy(), total_iom=total.copy(), contributors=contributors.copy(),
+                                         utility=V.copy()))
         f_full = np.zeros(base.D.shape)
         f_full[active] = f
         I_full = np.zeros(base.D.shape)
         I_full[active] = I_real
         U_full = np.zeros(base.n_mu)
         U_full[active] = U
-        flr = fl.round(t, traj.scenario(t), f_full, I_full, deadlines[t])
+        with timer.phase("fl"):
+            flr = fl.round(t, traj.scenario(t), f_full, I_full, deadlines[t])
         rounds.append({
             "round": t, "R": R.tolist(), "payment": np.asarray(paid, dtype=float).tolist(), "certified": dec.certified,
             "deadline": [float(d) if math.isfinite(d) else None for d in deadlines[t]],
@@ -500,19 +511,27 @@ def _with_earlier_timing(path: Path, timing: dict[str, Any]) -> dict[str, Any]:
 
 
 def run_runs(cfg: CompareConfig, out: str | Path, resume: bool = False, progress: bool = False,
-             log: Callable[[str], None] = print) -> tuple[Scenario, Any, dict[tuple[str, int], Any], dict[str, Any],
-                                                          dict[str, Any]]:
+             log: Callable[[str], None] = print, cache: bool | None = None,
+             work: SharedWork | None = None) -> tuple[Scenario, Any, dict[tuple[str, int], Any], dict[str, Any],
+                                                      dict[str, Any]]:
     """Run every (scheme, seed) not already done (records in ``OUT/runs``), the frontier
     (``OUT/frontier.json``) and write ``OUT/timing.json``.
 
     Returns ``(base, dataset, records, frontier, timing)``; the report is made from them
     (``benchmarks.compare.run_comparison``). Every input is checked (data set, scenario,
     schemes) before any work or any file is written.
+
+    ``cache``: whether the runs share their common computations (:mod:`drl.compare.cache`;
+    None: the environment switch ``METATRADING_COMPARE_CACHE``, on by default); the results are
+    the same either way. ``work``: a :class:`~drl.compare.cache.SharedWork` to use instead.
     """
     from fl.data import load_dataset
     from models.io import atomic_write_json
     from models.scenario import load_scenario
 
+    work = SharedWork(cache) if work is None else work
+    timer = work.timer
+    t_start, c_start = time.perf_counter(), time.process_time()
     base = load_scenario(cfg.scenario)
     ds = load_dataset(cfg.dataset, root=cfg.data_root, image_size=cfg.image_size)
     if base.metric is not Metric.FULL:
@@ -531,7 +550,7 @@ def run_runs(cfg: CompareConfig, out: str | Path, resume: bool = False, progress
                 rec = json.loads(p.read_text())
                 if _settings(rec) == fp:
                     if _level_current(rec, make_scheme(name), base, cfg, records.get((cfg.reference, s)), s, levels,
-                                      name):
+                                      name, work):
                         records[(name, s)] = rec
                         continue
                     todo.append((name, s))  # made at another level (--level, or another reference run)
@@ -546,7 +565,8 @@ def run_runs(cfg: CompareConfig, out: str | Path, resume: bool = False, progress
         if name not in prepared:
             scheme = make_scheme(name)
             t0 = time.perf_counter()
-            scheme.prepare(setup)
+            with timer.phase("drl_training" if name == "drl" else "prepare"):
+                scheme.prepare(setup)
             timing["runs"][f"{name}/prepare"] = time.perf_counter() - t0
             prepared[name] = scheme
     out.mkdir(parents=True, exist_ok=True)
@@ -565,17 +585,17 @@ def run_runs(cfg: CompareConfig, out: str | Path, resume: bool = False, progress
             if (name, s) in levels:
                 level = levels[(name, s)]
             else:
-                level = levels_for(scheme, base, cfg, records.get((cfg.reference, s)), s)
+                level = levels_for(scheme, base, cfg, records.get((cfg.reference, s)), s, work)
             if bar is not None:
                 bar.set_postfix(scheme=name, seed=s)
             t0 = time.perf_counter()
             if s not in deadlines:
-                deadlines[s], notes = round_deadlines(base, cfg.rounds, s, cfg.deadline)
+                deadlines[s], notes = round_deadlines(base, cfg.rounds, s, cfg.deadline, work=work)
                 deadline_notes += notes
                 timing["runs"][f"deadlines/seed{s}"] = time.perf_counter() - t0
                 t0 = time.perf_counter()
             rec = run_scheme(scheme, base, cfg, s, ds, on_round=(bar.update if bar is not None else None),
-                             deadlines=deadlines[s], level=level)
+                             deadlines=deadlines[s], level=level, work=work)
             rec["settings"] = fp
             atomic_write_json(record_path(out, name, s), rec)
             timing["runs"][f"{name}/seed{s}"] = time.perf_counter() - t0
@@ -590,11 +610,26 @@ def run_runs(cfg: CompareConfig, out: str | Path, resume: bool = False, progress
     frontier = _stored_frontier(out / "frontier.json", base, cfg) if resume else None
     if frontier is None:  # markets only, but a minute at full size: kept for --resume
         t0 = time.perf_counter()
-        frontier = fixed_frontier(base, cfg.seeds, cfg.rounds)
+        frontier = fixed_frontier(base, cfg.seeds, cfg.rounds, work=work)
         timing["runs"]["frontier"] = time.perf_counter() - t0
         atomic_write_json(out / "frontier.json", {"settings": _frontier_key(base, cfg), "frontier": frontier})
     timing["wall_seconds"] = time.perf_counter() - t_all
     timing = _with_earlier_timing(out / "timing.json", timing) if resume else timing
+    timing.update(work_timing(work, t_start, c_start))
     atomic_write_json(out / "timing.json", timing)
     return base, ds, records, frontier, timing
+
+
+def work_timing(work: SharedWork, t_start: float, c_start: float) -> dict[str, Any]:
+    """``timing.json``'s phases of this invocation: wall and CPU seconds of ``equilibrium`` (the
+    EPEC solves and the MUs' responses: deadlines, schemes, budget levels, frontier), ``fl`` (the
+    FL rounds with their evaluations), ``drl_training`` (or loading), ``schemes`` (the schemes'
+    own work besides the equilibria), ``report`` (once written) and ``other``; the run's total
+    wall and CPU seconds (``time.process_time``: every thread); the caches' hits and misses."""
+    phases = work.timer.as_dict()
+    wall, cpu = time.perf_counter() - t_start, time.process_time() - c_start
+    phases["other"] = {"wall_seconds": max(0.0, wall - sum(p["wall_seconds"] for p in phases.values())),
+                       "cpu_seconds": max(0.0, cpu - sum(p["cpu_seconds"] for p in phases.values()))}
+    return {"phases": phases, "invocation_wall_seconds": wall, "invocation_cpu_seconds": cpu,
+            "cache": work.stats()}
 

@@ -103,12 +103,26 @@ class RoundInfo:
         The comparison seed (the market trajectory's).
     rng : numpy Generator
         The scheme's own random stream for this (seed, round).
+    shared : drl.compare.cache.SharedWork or None
+        The comparison's shared computations (:meth:`~drl.compare.cache.SharedWork.solve_scenario`
+        returns what ``epec.solve_scenario`` would, computed once per distinct market); None
+        outside a comparison. Full-information schemes only: it solves the whole market.
     """
 
     round: int
     scenario: Scenario
     seed: int
     rng: np.random.Generator
+    shared: Any = None
+
+
+def _solve(info: RoundInfo, sc: Scenario, grid: int) -> Any:
+    """``epec.solve_scenario(sc, grid=grid)``, through the comparison's shared work when there is one."""
+    if info.shared is not None:
+        return info.shared.solve_scenario(sc, grid=grid)
+    from epec import solve_scenario
+
+    return solve_scenario(sc, grid=grid)
 
 
 @dataclass(frozen=True)
@@ -204,10 +218,8 @@ class EpecScheme(Scheme):
         self._last = None
 
     def rewards(self, info: RoundInfo) -> Decision:
-        from epec import solve_scenario
-
         sc = info.scenario.replace(metric=self.metric)
-        sol = solve_scenario(sc, grid=self.grid)
+        sol = _solve(info, sc, self.grid)
         if sol.ok:
             self._last = np.asarray(sol.R, dtype=float)
             return Decision(self._last, certified=True)
@@ -288,9 +300,7 @@ class StaticScheme(Scheme):
 
     def rewards(self, info: RoundInfo) -> Decision:
         if self._R is None:
-            from epec import solve_scenario
-
-            sol = solve_scenario(info.scenario, grid=self.grid)
+            sol = _solve(info, info.scenario, self.grid)
             if not sol.ok:
                 raise UncertifiedStart(f"scheme {self.name!r}, seed {info.seed}: the first round's equilibrium is "
                                        f"not certified ({sol.result.status.name}: {sol.result.message})")
