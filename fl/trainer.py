@@ -387,9 +387,12 @@ class UpdateCache:
         return digest(type(net).__name__, repr(net), {k: params[k] for k in params})
 
     def updates(self, path: TrainPath, net: torch.nn.Module, params: dict[str, Tensor], xs: list[Tensor],
-                ys: list[Tensor], local: LocalTrainConfig, seeds: list[int]) -> list[dict[str, Tensor]]:
+                ys: list[Tensor], local: LocalTrainConfig, seeds: list[int],
+                data_keys: list[str] | None = None) -> list[dict[str, Tensor]]:
         """:func:`fl.train.local_update` of the clients (a list of weight dicts, in order), the
-        ones seen before taken from the table (as fresh copies)."""
+        ones seen before taken from the table (as fresh copies). ``data_keys``: one string per
+        client that identifies its ``(x, y)`` exactly (e.g. a digest of the data set and the
+        client's sample indices), instead of hashing the tensors."""
         from models.cache import digest
 
         path = TrainPath(path)
@@ -398,8 +401,11 @@ class UpdateCache:
             return out
         model = self.model_key(net, params)
         opts = (local.epochs, local.batch_size, float(local.lr), float(local.momentum), float(local.weight_decay))
-        keys = [digest("update", model, x, y, opts, int(s))
-                for x, y, s in zip(xs, ys, seeds)]
+        if data_keys is None:
+            data_keys = [digest(x, y) for x, y in zip(xs, ys)]
+        if len(data_keys) != len(xs):
+            raise InputError("data_keys", f"{len(data_keys)} keys for {len(xs)} clients")
+        keys = [digest("update", model, d, opts, int(s)) for d, s in zip(data_keys, seeds)]
         out: list[Any] = [None] * len(keys)
         todo = []
         for k, key in enumerate(keys):
@@ -420,13 +426,14 @@ class UpdateCache:
 
 def fl_round(path: TrainPath, net: torch.nn.Module, params: dict[str, Tensor], xs: list[Tensor], ys: list[Tensor],
              local: LocalTrainConfig, seeds: list[int], iom: Any, sizes: Any, strategy: Any,
-             on_time: Any, cache: UpdateCache | None = None) -> tuple[dict[str, Tensor], int]:
+             on_time: Any, cache: UpdateCache | None = None,
+             data_keys: list[str] | None = None) -> tuple[dict[str, Tensor], int]:
     """One FL round of one MSP with a deadline (docs/model.md section 7): the participants that meet
     it train ``local`` on their data (``xs``, ``ys``; batches from ``seeds``, one per
     participant) and are aggregated; the late ones' updates would be dropped, so they are not
     computed. Returns the new global model (``params`` unchanged when all are late) and the
     number of missed updates. ``cache`` (:class:`UpdateCache`): updates already computed for the
-    same inputs are taken from it (the same weights)."""
+    same inputs are taken from it (the same weights); ``data_keys``: see :meth:`UpdateCache.updates`."""
     on_time = np.asarray(on_time, dtype=bool)
     keep = np.flatnonzero(on_time)
     missed = int(on_time.size - keep.size)
@@ -434,7 +441,7 @@ def fl_round(path: TrainPath, net: torch.nn.Module, params: dict[str, Tensor], x
         return params, missed
     if cache is not None:
         updates = cache.updates(path, net, params, [xs[k] for k in keep], [ys[k] for k in keep], local,
-                                [seeds[k] for k in keep])
+                                [seeds[k] for k in keep], None if data_keys is None else [data_keys[k] for k in keep])
     else:
         updates = local_update(path, net, params, [xs[k] for k in keep], [ys[k] for k in keep], local,
                                [seeds[k] for k in keep])

@@ -100,7 +100,8 @@ class SharedWork:
         self.levels = BoundedCache(max_entries=1024, enabled=self.enabled)
         self.accuracy = BoundedCache(max_entries=20000, enabled=self.enabled)
         self.updates = UpdateCache(max_bytes=fl_bytes, enabled=self.enabled)
-        self._test_keys: dict[int, tuple[Any, str]] = {}  # id(data set) -> (data set, its test split's digest)
+        self.splits = BoundedCache(max_entries=4096, max_bytes=64 << 20, enabled=self.enabled)
+        self._ds_keys: dict[int, tuple[Any, str]] = {}  # id(data set) -> (data set, its digest)
 
     # -- the market ---------------------------------------------------------------------------
     def trajectory(self, base: Any, rounds: int, seed: int) -> Any:
@@ -160,6 +161,29 @@ class SharedWork:
         return np.array(b, dtype=float)  # a fresh copy: the caller owns it
 
     # -- FL ------------------------------------------------------------------------------------
+    def dataset_key(self, ds: Any) -> str:
+        """A digest of a data set's training and test splits (computed once per data set object)."""
+        hit = self._ds_keys.get(id(ds))
+        if hit is None or hit[0] is not ds:
+            hit = self._ds_keys[id(ds)] = (ds, digest("dataset", ds.train_x, ds.train_y, ds.test_x, ds.test_y))
+        return hit[1]
+
+    def split(self, labels: np.ndarray, sizes: Any, alpha: float, seed: int) -> list[np.ndarray]:
+        """``fl.partition.dirichlet_partition(labels, sizes, alpha, seed)`` as int64 index arrays
+        (read-only when stored): it depends on the market only, so every scheme asks for it."""
+        from fl.partition import dirichlet_partition
+
+        sizes = [int(n) for n in sizes]
+
+        def compute() -> list[np.ndarray]:
+            return [_freeze(np.asarray(i, dtype=np.int64)) if self.enabled else np.asarray(i, dtype=np.int64)
+                    for i in dirichlet_partition(labels, sizes, alpha, seed)]
+
+        if not self.enabled:
+            return compute()
+        key = digest("split", np.asarray(labels), sizes, float(alpha), int(seed))
+        return self.splits.get_or_compute(key, compute, size=lambda idx: sum(i.nbytes for i in idx))
+
     def evaluate(self, ds: Any, net: Any, params: Any) -> float:
         """``fl.train.evaluate(net, params, ds.test_x, ds.test_y)``: a model's test accuracy,
         once per distinct model (weights and definition) and test set."""
@@ -167,13 +191,10 @@ class SharedWork:
 
         if not self.enabled:
             return evaluate(net, params, ds.test_x, ds.test_y)
-        test = self._test_keys.get(id(ds))
-        if test is None or test[0] is not ds:
-            test = self._test_keys[id(ds)] = (ds, digest("test", ds.test_x, ds.test_y))
-        key = digest("accuracy", test[1], self.updates.model_key(net, params))
+        key = digest("accuracy", self.dataset_key(ds), self.updates.model_key(net, params))
         return self.accuracy.get_or_compute(key, lambda: evaluate(net, params, ds.test_x, ds.test_y))
 
     def stats(self) -> dict[str, Any]:
         return {"enabled": self.enabled,
                 **{name: getattr(self, name).stats() for name in
-                   ("epec", "followers", "trajectories", "levels", "accuracy", "updates")}}
+                   ("epec", "followers", "trajectories", "levels", "splits", "accuracy", "updates")}}

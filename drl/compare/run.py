@@ -32,6 +32,7 @@ settings match. Records hold no wall-clock times, so a resumed comparison gives 
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import time
@@ -340,6 +341,18 @@ def _stored_frontier(path: Path, base: Scenario, cfg: CompareConfig) -> dict[str
     return data.get("frontier") if data.get("settings") == _frontier_key(base, cfg) else None
 
 
+@contextlib.contextmanager
+def _one_thread() -> Any:
+    import torch
+
+    outer = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(outer)
+
+
 def _work(work: SharedWork | None) -> SharedWork:
     """The run's shared computations, or fresh ones (a call outside a comparison)."""
     return SharedWork() if work is None else work
@@ -384,9 +397,9 @@ class _FLMarket:
         returns accuracy, simulated time, participants and missed updates (M,)."""
         import torch
 
-        from fl.partition import dirichlet_partition
-        from fl.train import client_seed, evaluate
+        from fl.train import client_seed
         from fl.trainer import fl_round
+        from models.cache import digest
         from models.iom import on_time, round_time
 
         acc, parts, scale_used, missed = [], [], [], []
@@ -399,7 +412,7 @@ class _FLMarket:
                 scale = n_train / float(sizes.sum())
                 sizes = np.maximum(1, np.floor(sizes * scale)).astype(np.int64)
             # The split depends on the market only (not on the scheme): common random numbers.
-            idx = dirichlet_partition(self.labels, sizes.tolist(), self.cfg.alpha, _seed_of(self.seed, t, m, 23))
+            idx = self.work.split(self.labels, sizes.tolist(), self.cfg.alpha, _seed_of(self.seed, t, m, 23))
             part = [k for k, n in enumerate(holders) if f_full[n, m] > 0]
             parts.append(len(part))
             scale_used.append(scale)
@@ -408,12 +421,17 @@ class _FLMarket:
                 ok = on_time(sc_full, f_full, m, float(deadline[m]))  # the MUs with f > 0, in MU order
                 if ok.size != len(part):
                     raise RuntimeError(f"MSP {m}: an MU with f > 0 holds none of its data")
-                xs = [self.ds.train_x[torch.as_tensor(idx[k])] for k in part]
-                ys = [self.ds.train_y[torch.as_tensor(idx[k])] for k in part]
+                with _one_thread():  # a gather (a copy): the same values at any thread count, and
+                    # at one thread it avoids the pool's start-up on these small copies
+                    xs = [self.ds.train_x[torch.tensor(idx[k])] for k in part]
+                    ys = [self.ds.train_y[torch.tensor(idx[k])] for k in part]
                 seeds = [client_seed(self.seed, t, int(holders[k]) * sc_full.n_msp + m) for k in part]
                 w_iom = np.array([iom_full[holders[k], m] for k in part])
+                data = self.work.dataset_key(self.ds)
+                keys = [digest("client", data, idx[k]) for k in part]  # (x, y) are the data set's rows idx[k]
                 self.params[m], late = fl_round(self.path, self.nets[m], self.params[m], xs, ys, self.local, seeds,
-                                                w_iom, sizes[part], self.strategy, ok, cache=self.work.updates)
+                                                w_iom, sizes[part], self.strategy, ok, cache=self.work.updates,
+                                                data_keys=keys)
                 self.clock[m] += round_time(sc_full, f_full, m, float(deadline[m]))
             missed.append(late)
             acc.append(self.work.evaluate(self.ds, self.nets[m], self.params[m]))

@@ -201,3 +201,33 @@ def test_no_deadline_is_the_old_rule_and_a_deadline_caps_the_straggler(monkeypat
 
     assert capped["rounds"][0]["missed"] == [int((~on_time(base, f, m, T[0, m])).sum()) for m in range(base.n_msp)]
     assert sum(capped["rounds"][0]["missed"]) > 0
+
+
+def test_shared_work_caches_never_change_a_result(tmp_path, monkeypatch):
+    # Prepare: schemes that share work (the deadlines', epec's and static's solves; fixed's and
+    # random's budget level; every round-0 FL update), with the caches and without
+    from drl.compare.cache import ENV
+
+    cfg = CompareConfig(schemes=("epec", "static", "fixed", "random", "hill_climb"), reference="epec",
+                        **{**CFG, "seeds": 1})
+    # Execute
+    with_cache, timing = run_comparison(cfg, tmp_path / "on", log=lambda s: None, cache=True)
+    monkeypatch.setenv(ENV, "0")
+    without, timing_off = run_comparison(cfg, tmp_path / "off", log=lambda s: None)
+    # Assert: the same compare.json and the same records, number for number
+    assert not timing_off["cache"]["enabled"] and timing["cache"]["enabled"]
+    assert json.loads((tmp_path / "on" / "compare.json").read_text()) == \
+        json.loads((tmp_path / "off" / "compare.json").read_text())
+    for name in cfg.schemes:
+        assert json.loads(record_path(tmp_path / "on", name, 0).read_text()) == \
+            json.loads(record_path(tmp_path / "off", name, 0).read_text())
+    # and the caches were used: each kind of shared work was found at least once
+    for kind in ("epec", "followers", "levels", "updates"):
+        assert timing["cache"][kind]["hits"] > 0, kind
+    # timing.json: wall and CPU seconds per phase (the report's included)
+    saved = json.loads((tmp_path / "on" / "timing.json").read_text())
+    assert {"equilibrium", "fl", "report", "other"} <= set(saved["phases"])
+    for p in saved["phases"].values():
+        assert p["wall_seconds"] >= 0 and p["cpu_seconds"] >= 0
+    assert sum(p["wall_seconds"] for p in saved["phases"].values()) == pytest.approx(
+        saved["invocation_wall_seconds"], rel=1e-6)
