@@ -23,6 +23,10 @@ def test_digest_is_exact_and_stable():
     u[5] = torch.nextafter(u[5], torch.tensor(np.inf))
     assert digest(u) != digest(t)
     assert digest({"a": 1, "b": 2}) == digest({"b": 2, "a": 1}) != digest({"a": 2, "b": 1})
+    # lists of floats (the rows of a scenario's to_dict) take a fast path that stays exact
+    assert digest([0.1, 0.2]) == digest([0.1, 0.2]) != digest([0.1, float(np.nextafter(0.2, 1.0))])
+    assert digest([1.0, 2.0]) != digest([1, 2]) and digest([1.0, 2.0]) != digest([1.0, 2])
+    assert digest([[1.0], [2.0]]) != digest([[1.0, 2.0]])
 
 
 def test_digest_of_a_scenario_covers_every_parameter():
