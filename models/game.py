@@ -21,7 +21,7 @@ import numpy as np
 
 from .errors import InputError
 from .iom import freshness_coefficients, iom, quality
-from .scenario import Scenario
+from .scenario import Scenario, clip_rewards
 from .utility import energy_cost, energy_cost_coefficient, msp_payment, msp_value, payment
 
 __all__ = ["build_game", "rewards", "allocations", "set_rewards", "set_allocations"]
@@ -110,7 +110,7 @@ def build_game(
     model.msp = pyo.Block(model.MSP)
     for m in model.MSP:
         b = model.msp[m]
-        b.R = pyo.Var(bounds=(0.0, float(sc.Rmax[m])), initialize=float(np.clip(R0[m], 0.0, sc.Rmax[m])))
+        b.R = pyo.Var(bounds=(0.0, float(sc.Rmax[m])), initialize=float(clip_rewards(R0, sc.Rmax)[m]))
         b.utility = pyo.Objective(
             expr=value_fn(float(sc.lam[m]), model.total[m], log=pyo.log)
             - msp_payment_fn(sc.mechanism, b.R, model.total[m], sc.eps0),
