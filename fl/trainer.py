@@ -377,7 +377,7 @@ def resolve_path(path: TrainPath, device: torch.device | str) -> TrainPath:
     """``auto`` -> the faster path on ``device``: vectorised on CUDA; on CPU, parallel when torch
     has more than one thread, else sequential.
 
-    Measured with ``metatrading bench fl`` on the 2-core CPU box (torch 2.14; README table):
+    Measured with ``metatrading bench fl`` on the 2-core CPU box (torch 2.14; docs/results.md):
     the vectorised path (grouped convolutions) runs at about a third of the large-batch
     single-model limit there (oneDNN's grouped convolution is slow), plain sequential at about
     0.7, and clients spread over the cores (one thread each) at the highest ratio. On a GPU one
