@@ -126,7 +126,7 @@ def _throughput(ds, k: int, args, device: str, kinds: tuple[str, ...]) -> dict:
     idx = dirichlet_partition(ds.train_y.numpy(), sizes, 0.5, args.seed)
     xs = [ds.train_x[torch.as_tensor(i)].to(device) for i in idx]
     ys = [ds.train_y[torch.as_tensor(i)].to(device) for i in idx]
-    cfg = LocalTrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=0.05)
+    cfg = LocalTrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=0.05, momentum=0.0)  # as the loop below
     torch.manual_seed(args.seed)
     net = make_net(ds.shape, ds.num_classes).to(device)
     params = get_params(net)

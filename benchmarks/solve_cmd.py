@@ -167,11 +167,14 @@ def _history_json(history: Any) -> list[dict[str, Any]]:
 
 def run(args: argparse.Namespace) -> int:
     _check_args(args)
+    import numpy as np
+
     from benchmarks.conventions import show_progress
     from benchmarks.plots import convergence_plot
     from epec import GlobalOptions, solve_scenario
     from models.io import atomic_write_json
     from models.iom import iom_matrix
+    from models.results import EquilibriumResult, FailureResult
     from models.scenario import load_scenario
     from models.utility import msp_utilities, mu_utilities
 
@@ -191,7 +194,7 @@ def run(args: argparse.Namespace) -> int:
     if not res.ok:
         # not certified, or no point at all: the evidence goes to failure.json, nothing else
         print(f"metatrading solve: {res.status.value}: {res.message}")
-        atomic_write_json(out / "failure.json", {
+        atomic_write_json(out / "failure.json", FailureResult(**{
             "status": res.status.value, "message": res.message, "iterations": res.iterations,
             "sweeps": res.sweeps, "seconds": res.seconds, "starts": res.starts,
             "certificate": None if res.certificate is None else _certificate_json(res.certificate),
@@ -200,20 +203,20 @@ def run(args: argparse.Namespace) -> int:
                               "moved": mv.leader} for mv in res.moves],
             "cycle": [[d[0] for d in prof] for prof in res.cycle],
             "history": _history_json(res.history), "options": options, "scenario": sc.to_dict(),
-        })
+        }).to_json())
         return 1
     R, f = sol.R, sol.f
     I = iom_matrix(sc, f)
     V, U = msp_utilities(sc, R, f), mu_utilities(sc, R, f)
     cert = res.certificate
     nk = sol.numpy_kkt
-    result = {
+    result = EquilibriumResult(**{  # the file's one typed record (models.results)
         "status": res.status.value,
-        "rewards": R,
-        "allocations": f,
-        "iom": I,
-        "msp_utility": V,
-        "mu_utility": U,
+        "rewards": np.asarray(R, dtype=float).tolist(),
+        "allocations": np.asarray(f, dtype=float).tolist(),
+        "iom": np.asarray(I, dtype=float).tolist(),
+        "msp_utility": np.asarray(V, dtype=float).tolist(),
+        "mu_utility": np.asarray(U, dtype=float).tolist(),
         "certificate": {**_certificate_json(cert), "numpy_kkt_residual": nk.max},
         "iterations": res.iterations,
         "sweeps": res.sweeps,
@@ -222,12 +225,12 @@ def run(args: argparse.Namespace) -> int:
         "history": _history_json(res.history),
         "options": options,
         "scenario": sc.to_dict(),
-    }
+    })
     convergence_plot(out / "convergence.png", [[d[0] for d in s.decisions] for s in res.history],
                      [s.step for s in res.history], [f"MSP {m}" for m in range(sc.n_msp)],
                      title=f"EPEC diagonalisation of {sc.name} ({sc.n_mu}x{sc.n_msp}, {sc.mechanism.value} mechanism): "
                            f"{args.leader_step} leader step, {args.method}, {args.mode}")
-    atomic_write_json(out / "equilibrium.json", result)
+    atomic_write_json(out / "equilibrium.json", result.to_json())
     print(_summary(sc, R, I, V, U, res, nk, f))
     print(f"wrote {out / 'equilibrium.json'} and {out / 'convergence.png'} ({time.perf_counter() - t0:.2f} s in all)")
     return 0

@@ -147,18 +147,7 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.out)
     head = _plain({"scenario": sc.to_dict(), "param": args.param, "values": values, "param2": args.param2,
                    "values2": values2, "options": opts.to_dict()})
-    done: list[dict] = []
-    if args.resume:
-        path = out / "sweep.json"
-        try:
-            old = json.loads(path.read_text())
-        except (OSError, ValueError) as err:
-            raise InputError("--resume", f"no readable sweep.json in {out} ({err})") from None
-        diff = [k for k in head if old.get(k) != head[k]]
-        if diff:
-            raise InputError("--resume", f"{path} holds a different sweep (its {', '.join(diff)} differ from "
-                                         "these flags); pass the same flags, or --force to start again")
-        done = old.get("points", [])
+    done = _resumed_points(out, head) if args.resume else []
     total = len(values) * (len(values2) if values2 else 1)
     points: dict[int, dict] = {int(r["index"]): r for r in done}
     t0 = time.perf_counter()
@@ -216,14 +205,34 @@ def run(args: argparse.Namespace) -> int:
             b["cpu_ratio"] = b["cold_cpu_seconds"] / cpu if cpu > 0 else math.inf
     checkpoint(complete=True, **extra)
     files = sweep_plots(out, records, args.param, values, sc.n_msp, args.param2, values2, name=sc.name)
-    s = summary
+    _report(args, sc.name, summary, extra.get("baseline"))
+    print(f"wrote {out / 'sweep.json'} and {', '.join(Path(f).name for f in files)}")
+    return 0 if summary["certified"] == summary["points"] else 1
+
+
+def _resumed_points(out: Path, head: dict[str, Any]) -> list[dict]:
+    """The points of the sweep.json that ``--resume`` continues (InputError("--resume") when
+    there is none, or when it holds a sweep with other settings)."""
+    path = out / "sweep.json"
+    try:
+        old = json.loads(path.read_text())
+    except (OSError, ValueError) as err:
+        raise InputError("--resume", f"no readable sweep.json in {out} ({err})") from None
+    diff = [k for k in head if old.get(k) != head[k]]
+    if diff:
+        raise InputError("--resume", f"{path} holds a different sweep (its {', '.join(diff)} differ from "
+                                     "these flags); pass the same flags, or --force to start again")
+    return old.get("points", [])
+
+
+def _report(args: argparse.Namespace, name: str, s: dict[str, Any], b: dict[str, Any] | None) -> None:
+    """The closing lines: the summary, and the cold baseline beside it when one was run."""
     print(f"sweep of {args.param}" + (f" x {args.param2}" if args.param2 else "") +
-          f" on {sc.name}: {s['certified']}/{s['points']} points certified ({s['warm']} warm, {s['cold']} cold, "
+          f" on {name}: {s['certified']}/{s['points']} points certified ({s['warm']} warm, {s['cold']} cold, "
           f"{s['cold_after_warm']} cold after a failed warm start); sensitivities: {s['sensitivities']}; "
           f"{s['seconds']:.2f} s in the points (solves and certificates {s['solve_seconds']:.2f} s, "
           f"sensitivities {s['sensitivity_seconds']:.2f} s)")
-    if args.cold:
-        b = extra["baseline"]
+    if b is not None:
         print(f"cold baseline: {b['cold_seconds']:.2f} s for {b['points']} cold solves; continuation "
               f"{b['continuation_seconds']:.2f} s: ratio cold / continuation {b['ratio']:.2f}x "
               f"(without the sensitivities {b['ratio_without_sensitivities']:.2f}x); rewards: largest difference "
@@ -232,8 +241,6 @@ def run(args: argparse.Namespace) -> int:
         if "cpu_ratio" in b:
             print(f"CPU time: continuation {b['continuation_cpu_seconds']:.2f} s, cold {b['cold_cpu_seconds']:.2f} s: "
                   f"ratio {b['cpu_ratio']:.2f}x")
-    print(f"wrote {out / 'sweep.json'} and {', '.join(Path(f).name for f in files)}")
-    return 0 if s["certified"] == s["points"] else 1
 
 
 def _summary(records: list[dict]) -> dict[str, Any]:

@@ -23,7 +23,7 @@ import torch
 
 from models.dynamics import DynamicsOptions, MarketState
 from models.errors import InputError
-from models.scenario import Mechanism, Scenario
+from models.scenario import Mechanism, Scenario, clip_rewards
 
 from .followers import BatchEquilibrium, Coefficients, SolverOptions, market_utilities, scenario_arrays, solve_followers
 
@@ -156,7 +156,7 @@ class Market:
         R = torch.as_tensor(R, dtype=torch.float64, device=self.device)
         if R.shape != (self.E, self.n_msp):
             raise InputError("R", f"expected shape ({self.E}, {self.n_msp}), got {tuple(R.shape)}")
-        R = torch.minimum(R.clamp(min=0.0), self.Rmax)
+        R = clip_rewards(R, self.Rmax)
         eq = solve_followers(self.cf, R, f0=self.f, options=self.options.solver)
         if not bool(eq.converged.all()):  # a cold start for the few that a warm start failed
             cold = solve_followers(self.cf if self.cf.Q.shape[0] == 1 else _take(self.cf, ~eq.converged),

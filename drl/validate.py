@@ -22,7 +22,7 @@ from models.dynamics import DynamicsOptions, trajectory
 from models.equilibrium import follower_equilibrium
 from models.errors import InputError
 from models.iom import iom_matrix
-from models.scenario import Scenario
+from models.scenario import Scenario, clip_rewards
 from models.utility import msp_utilities
 
 from .followers import Coefficients, solve_followers, market_utilities
@@ -72,7 +72,7 @@ def play_stationary(policy: Any, scenario: Scenario, rounds: int = 32) -> np.nda
     policy.reset()
     Rs = []
     for _ in range(int(rounds)):
-        R = np.clip(policy.act(deterministic=True), 0.0, scenario.Rmax)
+        R = clip_rewards(policy.act(deterministic=True), scenario.Rmax)
         f = follower_equilibrium(scenario, R).f
         policy.feedback(R, _iom(scenario, f), (f > 0).sum(0), msp_utilities(scenario, R, f))
         Rs.append(R)
@@ -165,7 +165,7 @@ def validate_dynamic(base: Scenario, pricing: Any, *, rounds: int, seeds: Any = 
         gaps = []
         for t in range(rounds):
             sc = traj.active_scenario(t)
-            R = fixed if fixed is not None else np.clip(pricing.act(deterministic=True), 0.0, base.Rmax)
+            R = fixed if fixed is not None else clip_rewards(pricing.act(deterministic=True), base.Rmax)
             f = follower_equilibrium(sc, R).f
             V = msp_utilities(sc, R, f)
             if fixed is None:

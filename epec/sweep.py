@@ -52,6 +52,7 @@ from typing import Any, Callable, Iterable, Sequence
 import numpy as np
 
 from models.errors import InputError
+from models.scenario import clip_rewards
 
 __all__ = ["PARAMETERS", "SweepOptions", "apply_parameter", "check_values", "sensitivities", "sweep",
            "sweep_path", "path_tasks"]
@@ -245,7 +246,7 @@ class _Followers:
         from .response import FollowerResponse
 
         self.sc = sc
-        self.model = model = build_game(sc, R0=np.clip(R, 0.0, sc.Rmax), f0=f)
+        self.model = model = build_game(sc, R0=clip_rewards(R, sc.Rmax), f0=f)
         kkts = [kkt(b) for b in model.mu.values()]
         self.resp = FollowerResponse(kkts, [[model.msp[m].R] for m in model.MSP],
                                      [model.msp[m].utility for m in model.MSP])
@@ -370,7 +371,7 @@ def _start(prev: dict, sc: Any, value: float, opts: SweepOptions) -> tuple[np.nd
         R = R + dt * np.asarray(sens["dR"], dtype=float)
         f = f + dt * np.asarray(sens["df"], dtype=float)
         kind = "predicted"
-    R = np.clip(R, 0.0, sc.Rmax)
+    R = clip_rewards(R, sc.Rmax)
     f = np.maximum(f, 0.0)
     over = f.sum(1) / sc.F
     f = np.where(over[:, None] > 1, f / np.maximum(over, 1.0)[:, None], f)

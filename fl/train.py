@@ -62,7 +62,11 @@ class TrainPath(str, enum.Enum):
 
 @dataclass(frozen=True)
 class LocalTrainConfig:
-    """Local SGD options of one FL round.
+    """Local SGD options of one FL round: the one home of the local-training defaults.
+
+    :class:`fl.trainer.FLConfig`, ``metatrading fl``, ``metatrading compare`` and the Flower
+    App's run config (``[tool.flwr.app.config]``, checked by ``tests/fl/test_defaults.py``) take
+    their ``batch_size``, ``lr``, ``momentum`` and ``weight_decay`` defaults from here.
 
     Parameters
     ----------
@@ -73,7 +77,7 @@ class LocalTrainConfig:
     lr : float
         Learning rate (> 0), default 0.05.
     momentum : float
-        SGD momentum in [0, 1), default 0; the buffer starts at zero every round.
+        SGD momentum in [0, 1), default 0.5; the buffer starts at zero every round.
     weight_decay : float
         L2 coefficient (>= 0), default 0.
     """
@@ -81,7 +85,7 @@ class LocalTrainConfig:
     epochs: int = 5
     batch_size: int = 32
     lr: float = 0.05
-    momentum: float = 0.0
+    momentum: float = 0.5
     weight_decay: float = 0.0
 
     def __post_init__(self) -> None:

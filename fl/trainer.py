@@ -57,7 +57,8 @@ AUTO = "auto"
 
 @dataclass(frozen=True)
 class FLConfig:
-    """Options of an FL run (the allocation and scenario come separately).
+    """Options of an FL run (the allocation and scenario come separately); the one home of the
+    FL run defaults, which ``metatrading fl`` and ``metatrading compare`` read from here.
 
     Parameters
     ----------
@@ -79,7 +80,7 @@ class FLConfig:
     epochs : int or None
         Local epochs; default None = the scenario's ``L``.
     batch_size, lr, momentum, weight_decay
-        Local SGD options (:class:`fl.train.LocalTrainConfig`), defaults 32, 0.05, 0.5, 0.
+        Local SGD options, defaults those of :class:`fl.train.LocalTrainConfig` (32, 0.05, 0.5, 0).
     deadline : float or "auto"
         Round deadline ``T_m`` in simulated seconds (> 0), default ``inf`` (wait for the slowest
         participant); ``"auto"``: ``DEADLINE_MULTIPLE`` (2) x the median participant's
@@ -94,10 +95,10 @@ class FLConfig:
     aggregation: str = "iom"
     path: TrainPath = TrainPath.AUTO
     epochs: int | None = None
-    batch_size: int = 32
-    lr: float = 0.05
-    momentum: float = 0.5
-    weight_decay: float = 0.0
+    batch_size: int = LocalTrainConfig.batch_size  # the local-SGD defaults live in LocalTrainConfig
+    lr: float = LocalTrainConfig.lr
+    momentum: float = LocalTrainConfig.momentum
+    weight_decay: float = LocalTrainConfig.weight_decay
     deadline: float | str = math.inf
 
     def __post_init__(self) -> None:
@@ -234,9 +235,10 @@ def check_allocation(f: Any, sc: Scenario, field: str = "allocations") -> np.nda
 
 
 def load_allocation(path: str | Path, field: str = "--allocation") -> tuple[Scenario, np.ndarray]:
-    """``(scenario, f)`` from an equilibrium.json of ``metatrading solve`` (keys 'allocations',
-    'scenario'); an error in the scenario stored there says it came from that file."""
-    from models.scenario import scenario_from_dict
+    """``(scenario, f)`` from an equilibrium.json of ``metatrading solve``, read through its typed
+    record (:class:`models.results.AllocationRecord`: keys 'allocations' and 'scenario'); an error
+    in the scenario stored there says it came from that file."""
+    from models.results import load_allocation_record
 
     p = Path(path)
     if not p.is_file():
@@ -250,10 +252,11 @@ def load_allocation(path: str | Path, field: str = "--allocation") -> tuple[Scen
     for key in ("allocations", "scenario"):
         if key not in data:
             raise InputError(f"{field} {path}: {key}", "missing (expected an equilibrium.json of metatrading solve)")
+    record = load_allocation_record(p, f"{field} {path}")
     try:
-        return scenario_from_dict(data["scenario"]), data["allocations"]
+        return record.to_scenario(), record.allocations  # checked against the scenario by check_allocation
     except InputError as err:  # say that the scenario at fault is the one inside the allocation file
-        raise InputError(f"{field} {path}: scenario.{err.field}", err.reason) from None
+        raise InputError(f"{field} {path}: {err.field}", err.reason) from None
 
 
 def default_allocation(spec: str, seed: int | None = None) -> tuple[Scenario, np.ndarray]:
@@ -453,7 +456,7 @@ def resolve_path(path: TrainPath, device: torch.device | str) -> TrainPath:
     """``auto`` -> the faster path on ``device``: vectorised on CUDA; on CPU, parallel when torch
     has more than one thread, else sequential.
 
-    Measured with ``metatrading bench fl`` on the 2-core CPU box (torch 2.14; README table):
+    Measured with ``metatrading bench fl`` on the 2-core CPU box (torch 2.14; docs/results.md):
     the vectorised path (grouped convolutions) runs at about a third of the large-batch
     single-model limit there (oneDNN's grouped convolution is slow), plain sequential at about
     0.7, and clients spread over the cores (one thread each) at the highest ratio. On a GPU one

@@ -21,7 +21,7 @@ import numpy as np
 
 from .errors import InputError
 from .iom import freshness_coefficients, iom, quality
-from .scenario import Scenario
+from .scenario import Scenario, clip_rewards
 from .utility import energy_cost, energy_cost_coefficient, msp_payment, msp_value, payment
 
 __all__ = ["build_game", "rewards", "allocations", "set_rewards", "set_allocations"]
@@ -87,8 +87,30 @@ def build_game(
     model = pyo.ConcreteModel(name=f"metatrading[{sc.name}]")
     model.MSP = pyo.Set(initialize=range(n_msp), ordered=True)
     model.MU = pyo.Set(initialize=range(n_mu), ordered=True)
-
     # Followers first: their IoM expressions feed the shared totals.
+    _add_followers(model, sc, f0, has_data, lambda n, m, f: iom_fn(f, float(Q[n, m]), float(alpha[n, m]),
+                                                                  float(beta[n, m])))
+    model.total = pyo.Expression(model.MSP, rule=lambda _m, m: sum(model.mu[n].iom[m] for n in model.MU))
+    model.msp = pyo.Block(model.MSP)
+    for m in model.MSP:
+        b = model.msp[m]
+        b.R = pyo.Var(bounds=(0.0, float(sc.Rmax[m])), initialize=float(clip_rewards(R0, sc.Rmax)[m]))
+        b.utility = pyo.Objective(
+            expr=value_fn(float(sc.lam[m]), model.total[m], log=pyo.log)
+            - msp_payment_fn(sc.mechanism, b.R, model.total[m], sc.eps0),
+            sense=pyo.maximize,
+        )
+    convex = iom_fn is iom and payment_fn is payment and cost_fn is energy_cost
+    _add_follower_objectives(model, sc, e, has_data, payment_fn, cost_fn, convex)
+    return model
+
+
+def _add_followers(model: Any, sc: Scenario, f0: np.ndarray, has_data: np.ndarray,
+                   iom_of: Callable[[int, int, Any], Any]) -> None:
+    """The MUs' blocks ``mu[n]``: allocations ``f[m]`` (fixed at 0 without data), IoM
+    expressions and the CPU budget; an MU without any data is deactivated (it sits out)."""
+    import pyomo.environ as pyo
+
     model.mu = pyo.Block(model.MU)
     for n in model.MU:
         b = model.mu[n]
@@ -96,26 +118,17 @@ def build_game(
         for m in model.MSP:
             if not has_data[n, m]:
                 b.f[m].fix(0.0)
-        b.iom = pyo.Expression(
-            model.MSP,
-            rule=lambda _b, m, n=n: iom_fn(_b.f[m], float(Q[n, m]), float(alpha[n, m]), float(beta[n, m]))
-            if has_data[n, m] else 0.0,
-        )
+        b.iom = pyo.Expression(model.MSP, rule=lambda _b, m, n=n: iom_of(n, m, _b.f[m]) if has_data[n, m] else 0.0)
         b.budget = pyo.Constraint(expr=sum(b.f[m] for m in model.MSP) <= float(sc.F[n]))
         if not has_data[n].any():  # nothing to sell: the MU sits out (f = 0), no player at all
             b.deactivate()
 
-    model.total = pyo.Expression(model.MSP, rule=lambda _m, m: sum(model.mu[n].iom[m] for n in model.MU))
 
-    model.msp = pyo.Block(model.MSP)
-    for m in model.MSP:
-        b = model.msp[m]
-        b.R = pyo.Var(bounds=(0.0, float(sc.Rmax[m])), initialize=float(np.clip(R0[m], 0.0, sc.Rmax[m])))
-        b.utility = pyo.Objective(
-            expr=value_fn(float(sc.lam[m]), model.total[m], log=pyo.log)
-            - msp_payment_fn(sc.mechanism, b.R, model.total[m], sc.eps0),
-            sense=pyo.maximize,
-        )
+def _add_follower_objectives(model: Any, sc: Scenario, e: np.ndarray, has_data: np.ndarray,
+                             payment_fn: Callable[..., Any], cost_fn: Callable[..., Any], convex: bool) -> None:
+    """Each MU's utility (payments minus energy costs), declared a convex program when the
+    formulas are the model's own (``convex``)."""
+    import pyomo.environ as pyo
 
     for n in model.MU:
         b = model.mu[n]
@@ -128,14 +141,13 @@ def build_game(
             ),
             sense=pyo.maximize,
         )
-        if iom_fn is iom and payment_fn is payment and cost_fn is energy_cost:
+        if convex:
             # the follower's problem is a convex program (docs/model.md section 4: a concave increasing
             # share of a concave increasing IoM minus a convex cost, maximised over a polytope),
             # which the disciplined-convex rules cannot prove (the share is a quotient of its
             # decisions): declared, in epec.convexity's convention (DECLARED_ATTRIBUTE), so that
             # the certificate takes its KKT point as its best reply. Not for custom formulas.
             setattr(b, "epec_convex_program", "concave (docs/model.md §4)")
-    return model
 
 
 def rewards(model: Any) -> np.ndarray:

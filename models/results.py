@@ -30,6 +30,7 @@ __all__ = [
     "CertificateRecord",
     "SweepRecord",
     "EquilibriumResult",
+    "AllocationRecord",
     "FailureResult",
     "FLRunResult",
     "Interval",
@@ -40,6 +41,7 @@ __all__ = [
     "TrainingUpdate",
     "TrainingResult",
     "load_equilibrium",
+    "load_allocation_record",
     "load_failure",
     "load_fl",
     "load_compare",
@@ -53,15 +55,28 @@ class _Record(BaseModel):
     # results written by a newer version may carry more keys: keep them, do not fail
     model_config = ConfigDict(extra="allow", frozen=True, strict=False)
 
+    def to_json(self) -> dict[str, Any]:
+        """The record as the JSON object its file holds (fields in declared order, extras after;
+        infinities and NaN stay floats for :func:`models.io.atomic_write_json`)."""
+        return self.model_dump()
+
 
 class CertificateRecord(_Record):
     """The equilibrium certificate (docs/model.md section 5)."""
 
+    # in the order metatrading solve writes them
+    holds: Optional[bool] = None
+    reasons: list[str] = []
     max_deviation_gain: Optional[float]
+    deviation_gains: list[Optional[float]] = []
+    relative_gains: list[Optional[float]] = []
+    best_deviations: list[Optional[float]] = []
+    utilities: list[Optional[float]] = []
     kkt_residual: Optional[float]
     follower_unique: Optional[bool]
-    deviation_gains: list[Optional[float]] = []
     follower_spread: Optional[float] = None
+    evaluations: Optional[int] = None
+    failed_evaluations: Optional[int] = None
     numpy_kkt_residual: Optional[float] = None
 
 
@@ -92,7 +107,10 @@ class _ResolvedScenario:
 
 class EquilibriumResult(_ResolvedScenario, _Record):
     """``equilibrium.json`` of ``metatrading solve``: rewards ``R_m``, allocations ``f_nm`` (GHz),
-    IoM, utilities, certificate, per-sweep history, options and the resolved scenario."""
+    IoM, utilities, certificate, per-sweep history, options and the resolved scenario.
+
+    The one record of the file: ``metatrading solve`` writes it through this model
+    (:meth:`to_json`) and every reader loads it through :func:`load_equilibrium`."""
 
     status: str
     rewards: list[float]
@@ -124,11 +142,29 @@ class EquilibriumResult(_ResolvedScenario, _Record):
         return np.asarray(self.iom, dtype=float)
 
 
+class AllocationRecord(_ResolvedScenario, _Record):
+    """What FL reads of an ``equilibrium.json``: the allocations ``f_nm`` (GHz) and the resolved
+    scenario. A subset of :class:`EquilibriumResult`'s fields, so an ``equilibrium.json`` is one,
+    and so is any JSON object with these two keys (an allocation written by hand)."""
+
+    allocations: list[list[float]]
+    scenario: dict[str, Any]
+
+
 class FailureResult(_ResolvedScenario, _Record):
-    """``failure.json`` of a ``metatrading solve`` that did not converge."""
+    """``failure.json`` of a ``metatrading solve`` that did not converge: the evidence (the
+    certificate that failed, the global moves, a cycle, the history), never an answer."""
 
     status: str
     message: str = ""
+    iterations: int = 0
+    sweeps: int = 0
+    seconds: float = 0.0
+    starts: Any = None
+    certificate: Optional[CertificateRecord] = None
+    global_moves: list[dict[str, Any]] = []
+    cycle: list[list[float]] = []
+    history: list[SweepRecord] = []
     options: dict[str, Any] = {}
     scenario: dict[str, Any]
 
@@ -289,6 +325,12 @@ def _validate(model: type[_Record], data: Any, field: str, path: str | Path) -> 
 def load_equilibrium(path: str | Path, field: str = "equilibrium") -> EquilibriumResult:
     """An ``equilibrium.json`` as an :class:`EquilibriumResult` (InputError naming the field)."""
     return _validate(EquilibriumResult, _read_json(path, field), field, path)
+
+
+def load_allocation_record(path: str | Path, field: str = "allocation") -> AllocationRecord:
+    """The allocations and scenario of an ``equilibrium.json`` (or of any JSON object with
+    those two keys) as an :class:`AllocationRecord` (InputError naming the field)."""
+    return _validate(AllocationRecord, _read_json(path, field), field, path)
 
 
 def load_failure(path: str | Path, field: str = "failure") -> FailureResult:

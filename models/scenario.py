@@ -26,6 +26,7 @@ import numpy as np
 from .errors import InputError
 
 __all__ = [
+    "clip_rewards",
     "fingerprint_of",
     "Mechanism",
     "Metric",
@@ -306,6 +307,19 @@ class Scenario:
 # ---------------------------------------------------------------- presets
 #: name -> (N MUs, M MSPs)
 PRESETS: dict[str, tuple[int, int]] = {"tiny": (4, 2), "default": (20, 3), "large": (100, 5), "xl": (500, 10)}
+
+
+def clip_rewards(R: Any, Rmax: Any) -> Any:
+    """Rewards ``R`` clipped to the leaders' boxes ``[0, Rmax]`` (docs/model.md section 3): the one
+    reward clip of the toolkit, used by the solver, the batched market and every scheme.
+
+    ``R`` is an array of shape (..., M) (numpy, a number, or a torch tensor, which stays a tensor
+    on its device); ``Rmax`` broadcasts against it. A NaN stays NaN, so a caller's finiteness
+    check still sees it.
+    """
+    if hasattr(R, "clamp"):  # a torch tensor (models does not import torch)
+        return R.clamp(min=0.0).minimum(R.new_tensor(Rmax) if not hasattr(Rmax, "clamp") else Rmax)
+    return np.clip(np.asarray(R, dtype=float), 0.0, Rmax)
 
 
 def label_entropy(counts: np.ndarray) -> np.ndarray:

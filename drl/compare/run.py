@@ -42,8 +42,9 @@ from typing import Any, Callable, Mapping
 
 import numpy as np
 
+from fl.trainer import FLConfig
 from models.errors import InputError
-from models.scenario import Metric, Scenario
+from models.scenario import Metric, Scenario, clip_rewards
 
 from .cache import SharedWork
 from .schemes import (DRL_MISSING, LevelledScheme, LevelSetting, RoundInfo, RoundOutcome, SchemeSetup, drl_available,
@@ -118,11 +119,11 @@ class CompareConfig:
     rounds: int = 10
     target: float | None = None
     epochs: int | None = None
-    alpha: float = 0.5
-    batch_size: int = 32
-    lr: float = 0.05
-    momentum: float = 0.5
-    aggregation: str = "iom"
+    alpha: float = FLConfig.alpha  # the FL defaults live in fl.trainer.FLConfig
+    batch_size: int = FLConfig.batch_size
+    lr: float = FLConfig.lr
+    momentum: float = FLConfig.momentum
+    aggregation: str = FLConfig.aggregation
     drl_policy: str | None = None
     drl_seconds: float = 300.0
     drl_updates: int | None = None
@@ -475,7 +476,7 @@ def run_scheme(scheme: Any, base: Scenario, cfg: CompareConfig, seed: int, ds: A
         R = np.asarray(dec.R, dtype=float).reshape(-1)
         if R.shape != (sc.n_msp,) or not np.all(np.isfinite(R)):
             raise RuntimeError(f"scheme {scheme.name!r} posted {R!r} in round {t}; expected {sc.n_msp} finite rewards")
-        R = np.clip(R, 0.0, sc.Rmax)
+        R = clip_rewards(R, sc.Rmax)
         if dec.certified is False:
             uncertified.append(dec.note or f"round {t}")
         game = sc.replace(metric=scheme.metric)  # the game the MUs play under this scheme

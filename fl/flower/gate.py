@@ -4,7 +4,7 @@ Flower's public API is ``flwr.app``, ``flwr.clientapp``, ``flwr.serverapp`` (str
 included), ``flwr.simulation.run_simulation`` and the command-line programs (``flwr``,
 ``flower-superlink``, ``flower-supernode``, ``flwr-clientapp``). Everything else under ``flwr``
 is internal and may change in any minor release. Three things here use internals, each for a
-measured speed-up (README, "What each Flower internal buys"), each with a public way out:
+measured speed-up (docs/fl-deployment.md, "What each Flower internal buys"), each with a public way out:
 
 - the in-process simulation driver (``fl.flower.simulation``): Flower's ``_run_simulation``
   with a run config (the public ``run_simulation`` takes none); without it, run the App with

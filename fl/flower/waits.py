@@ -1,7 +1,7 @@
 """Shorter waits on Flower 1.42's message path, for the processes ``fl.flower.deployment`` starts.
 
 Flower's deployment engine moves every message by polling, and on loopback the polls, not the
-transfers, set the pace of a round (measured: README, "Running on several machines"):
+transfers, set the pace of a round (measured: docs/fl-deployment.md, "Running on several machines"):
 
 - a SuperNode without a message asks the SuperLink again after ``time.sleep(3)``
   (``flwr.supernode.start_client_internal``), and waits for its ClientApp's reply and for the

@@ -222,6 +222,9 @@ TABLE = [
     (["bench", "robustness", "--workers", "0", "--out", NEW], "--workers"),
     (["bench", "peers", "--only", "nosuch", "--out", NEW], "--only: unknown instance(s) nosuch"),
     (["bench", "peers", "--timeout", "-1", "--out", NEW], "--timeout: must be a number of seconds"),
+    (["bench", "certificate", "--seed", "-1", "--sizes", "20x3", "--out", NEW], "--seed: must be >= 0"),
+    (["bench", "certificate", "--sizes", "20by3", "--out", NEW], "--sizes"),
+    (["bench", "certificate", "--sizes", "20x3", "--out", OLD], "--out"),
     # sweep
     (["sweep", "--param", "nosuch", "--values", "1,2", "--out", NEW], "--param"),
     (["sweep", "--param", "rho", "--values", "0.5:1", "--out", NEW], "--values"),

@@ -198,3 +198,24 @@ def test_a_scenario_file_is_named_after_the_file(tmp_path):
     assert load_scenario(path).name == "highway_peak"
     path.write_text('preset = "tiny"\nname = "given"\n')
     assert load_scenario(path).name == "given"
+
+
+def test_clip_rewards_is_one_clip_for_numpy_and_torch():
+    import math
+
+    import torch
+
+    from models.scenario import clip_rewards
+
+    # Prepare: two leaders' boxes, rewards below, inside and above them, and a NaN
+    Rmax = np.array([10.0, 2.0])
+    R = np.array([[-1.0, 1.0], [12.0, 3.0], [math.nan, 2.0]])
+    # Execute
+    got = clip_rewards(R, Rmax)
+    t = clip_rewards(torch.as_tensor(R), torch.as_tensor(Rmax))
+    # Assert: the same numbers either way, the tensor stays a tensor, the NaN stays
+    want = [[0.0, 1.0], [10.0, 2.0], [math.nan, 2.0]]
+    np.testing.assert_array_equal(got, want)
+    assert isinstance(t, torch.Tensor)
+    np.testing.assert_array_equal(t.numpy(), want)
+    assert clip_rewards(5.0, 2.0) == 2.0
