@@ -131,8 +131,8 @@ def follower_replies(kkts: Sequence[Any], options: Any, search: bool = False) ->
             out.append(FollowerReply(k.player.name, CONVEX, True, u0, 0.0, y0))
             continue
         reply = _scip_reply(k, u0, options, why) if options.reply_scip else None
-        if reply is None:
-            reply = _multistart_reply(k, u0, options, why)
+        if not isinstance(reply, FollowerReply):  # SCIP not used, or its reason for no answer
+            reply = _multistart_reply(k, u0, options, why if reply is None else f"{why}; {reply}")
         for v, val in zip(xs, y0):  # the searches leave their own values behind
             v.set_value(val, skip_validation=True)
         out.append(reply)
@@ -259,6 +259,23 @@ def _scip_model(k: Any, options: Any) -> tuple[Any, dict, Any] | None:
     return m, vmap, scip
 
 
+def _optimize(m: Any) -> str:
+    """``m.optimize()``; SCIP's status, or ``"error: <SCIP's message>"`` where SCIP stops on an
+    error (an LP solver failure): a status the caller reports, never a crash."""
+    try:
+        m.optimize()
+    except Exception as exc:  # noqa: BLE001 - pyscipopt raises a bare Exception on SCIP's error codes
+        return f"error: {exc}".strip()
+    return str(m.getStatus())
+
+
+def _solutions(m: Any) -> int:
+    try:
+        return int(m.getNSols())
+    except Exception:  # noqa: BLE001 - after an error SCIP may be in no state to answer
+        return 0
+
+
 def _minimise(m: Any, vmap: dict, scip: Any, expr: Any) -> bool:
     """Set SCIP's objective to ``min expr`` (a Pyomo expression; SCIP takes a nonlinear one as
     its epigraph ``min t, t >= expr``); False where it cannot take the expression."""
@@ -271,8 +288,10 @@ def _minimise(m: Any, vmap: dict, scip: Any, expr: Any) -> bool:
     return True
 
 
-def _scip_reply(k: Any, u0: float, options: Any, why: str) -> FollowerReply | None:
-    """The SCIP method (module doc), or None where SCIP cannot be used or found no reply."""
+def _scip_reply(k: Any, u0: float, options: Any, why: str) -> FollowerReply | str | None:
+    """The SCIP method (module doc), or None where SCIP cannot be used or found no reply, or a
+    line saying why SCIP stopped (an error of its LP solver: the multistart then searches, and
+    its reply's ``detail`` carries the line)."""
     built = _scip_model(k, options)
     if built is None:
         return None
@@ -281,9 +300,15 @@ def _scip_reply(k: Any, u0: float, options: Any, why: str) -> FollowerReply | No
     sign = 1.0 if k.objective.sense == pyo.minimize else -1.0  # minimise sign * objective
     if not _minimise(m, vmap, scip, sign * k.objective.expr):
         return None
-    m.optimize()
-    status = m.getStatus()
-    if m.getNSols() == 0:
+    tol = options.reply_tolerance(u0)
+    # SCIP stops once its gap is within half the tolerance: a gain found below tol / 2 is then
+    # proven within tol (closing the gap further only costs time: a nonconvex follower's
+    # branch and bound on numerically hard LPs ran into reply_seconds)
+    m.setParam("limits/absgap", 0.5 * tol)
+    status = _optimize(m)
+    if status.startswith("error"):
+        return f"SCIP stopped on an {status}"
+    if _solutions(m) == 0:
         return None
     sol = m.getBestSol()
     y = [float(m.getSolVal(sol, vmap[id(v)])) for v in xs]
@@ -295,8 +320,7 @@ def _scip_reply(k: Any, u0: float, options: Any, why: str) -> FollowerReply | No
     gain = _utility(k.objective) - u0
     # SCIP's dual bound L <= min sign * objective = -max utility: the gain is at most -L - u0
     bound = -float(m.getDualbound()) - u0
-    tol = options.reply_tolerance(u0)
-    if status != "optimal" and bound > tol:
+    if status not in ("optimal", "gaplimit") and bound > tol:
         if gain <= tol:  # nothing better found and nothing proven: the multistart searches on
             return None
         # a better reply found is evidence enough, proven or not
@@ -350,25 +374,40 @@ def optimistic_reply(k: Any, objective: Any, options: Any) -> tuple[float, ...] 
     """Among follower ``k``'s best replies, the one best for the leader of ``objective``: the
     optimistic convention of bilevel programming (Dempe 2002, sec. 1.3), where a follower
     indifferent between replies takes the leader's preferred one. The follower's current
-    decisions must be a best reply (their utility ``U*``); SCIP maximises the leader's utility
-    over the follower's feasible set with ``U >= U* - reply_tolerance(U*)``. None where SCIP
-    cannot be used or proves nothing.
+    decisions should be a best reply; ``U*`` is the larger of their utility and SCIP's proven
+    optimum. SCIP maximises the leader's utility over the follower's feasible set with
+    ``U >= U* - reply_tolerance(U*) / 100``. None where SCIP cannot be used or proves nothing.
     """
     u_best = _utility(k.objective)
+    sign = 1.0 if k.objective.sense == pyo.minimize else -1.0
+    # U*: the follower's own global optimum where SCIP proves it better than the point's (a
+    # smoothed response sits a little inside its optimal face: its utility as U* would let
+    # slightly worse replies into the leader's choice)
+    first = _scip_model(k, options)
+    if first is None:
+        return None
+    m, vmap, scip = first
+    if not _minimise(m, vmap, scip, sign * k.objective.expr):
+        return None
+    m.setParam("limits/absgap", 0.5 * options.reply_tolerance(u_best))
+    if _optimize(m) in ("optimal", "gaplimit") and _solutions(m) > 0:
+        u_best = max(u_best, -float(m.getObjVal()))
     built = _scip_model(k, options)
     if built is None:
         return None
     m, vmap, scip = built
-    sign = 1.0 if k.objective.sense == pyo.minimize else -1.0
     lead = -1.0 if objective.sense == pyo.maximize else 1.0
     try:
-        m.addCons(sign * _to_scip(k.objective.expr, vmap, scip) <= -u_best + options.reply_tolerance(u_best))
+        # the best replies: within 1e-10 (scaled) of U*, not within reply_tolerance: near a
+        # strict quadratic optimum that band is sqrt(tol) wide, and a leader would "gain" by the
+        # follower's slightly worse replies (mb_1_1_09: 1.4e-4)
+        band = 1e-2 * options.reply_tolerance(u_best)
+        m.addCons(sign * _to_scip(k.objective.expr, vmap, scip) <= -u_best + band)
     except (_Unsupported, KeyError, TypeError, ValueError, ZeroDivisionError):
         return None
     if not _minimise(m, vmap, scip, lead * objective.expr):
         return None
-    m.optimize()
-    if m.getStatus() != "optimal" or m.getNSols() == 0:
+    if _optimize(m) != "optimal" or _solutions(m) == 0:
         return None
     sol = m.getBestSol()
     return tuple(float(m.getSolVal(sol, vmap[id(v)])) for v in k.variables)

@@ -97,6 +97,7 @@ def solve_bilevel(
     cert, cert_s, moves = None, 0.0, []
     refuted: list[np.ndarray] = []
     status, message = GameStatus.CONVERGED, ""
+    deviation = None  # (snapshot, leader's utility) of the best deviation a global move went to
     while True:
         for v in ld.vars:
             v.unfix()
@@ -105,7 +106,17 @@ def solve_bilevel(
         polished = _polish(game, certificate.kkt_tol) if run.ok or math.isfinite(run.complementarity) else None
         if polished is not None:
             runs.append(polished)
-        if not run.ok and (polished is None or not polished.ok):
+        failed = not run.ok and (polished is None or not polished.ok)
+        if deviation is not None and (failed or ld.utility() < deviation[1] - certificate.gain_tolerance(deviation[1])):
+            # the MPEC from the deviation slid to a worse point (its homotopy starts relaxed, far
+            # from the warm start) or failed: the deviation itself, the followers at their
+            # (global) reply there, is the better candidate, and is certified as it stands
+            game.restore(deviation[0])
+            runs.append(HomotopyResult(True, run.status, 0, 0.0, game.data.complementarity(), None, (),
+                                       "kept the global move's deviation (the MPEC from it ended worse)"))
+            failed = False
+        deviation = None
+        if failed:
             status, message = GameStatus.SOLVER_FAILED, run.message
             break
         if not certify:
@@ -149,6 +160,8 @@ def solve_bilevel(
                 if not r.gain <= certificate.reply_tolerance(r.utility):
                     _reply_cut(game, k, r.reply)
             runs.append(game.respond(x_dev, warm=True))
+        if runs[-1].ok and game.residual().max <= certificate.kkt_tol:
+            deviation = (game.snapshot(), ld.utility())
     iters = sum(r.iterations for r in runs)
     return finish(game, status, message, iters, 1, t0, runs, certificate=cert, cert_seconds=cert_s,
                   moves=tuple(moves))

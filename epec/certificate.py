@@ -401,6 +401,44 @@ def _broken(game: Any, x: list, options: Any, coupling: bool = True) -> list[str
     return out + game.coupling_broken(options.kkt_tol) if coupling else out
 
 
+#: followers' decisions beyond which the optimistic reply is not searched at every deviation
+_OPTIMISTIC_MAX = 20
+
+
+def _optimistic_game(game: Any, options: Any) -> bool:
+    """The deviation scan evaluates the optimistic reply (:func:`_optimistic_utility`): a game of
+    one leader over one follower of at most ``_OPTIMISTIC_MAX`` decisions, with SCIP in use."""
+    return (options.best_reply and options.reply_scip and len(game.leaders) == 1 and len(game.kkts) == 1
+            and len(list(game.kkts[0].variables)) <= _OPTIMISTIC_MAX)
+
+
+def _optimistic_utility(game: Any, i: int, options: Any) -> float:
+    """Leader ``i``'s utility at the follower's best reply that the leader prefers (the optimistic
+    convention of bilevel programming, Dempe 2002, sec. 1.3, which the published bilevel answers
+    assume: :func:`epec.best_reply.optimistic_reply`), evaluated on the model with the leader's
+    decisions and the follower's current reply as they stand; the follower's values are
+    restored. ``-inf`` where SCIP proves nothing or its reply is within ``unique_tol`` of the
+    follower's (the same reply, as check (c) counts it). The reply is a global best reply within
+    ``reply_tolerance`` (SCIP's), so it is evaluated as it is: a local solve from it may slide
+    off it (Ipopt's interior point leaves a bound where the follower is indifferent)."""
+    k = game.kkts[0]
+    xs = list(k.variables)
+    saved = [v.value for v in xs]
+    y = optimistic_reply(k, game.leaders[i].objective, options)
+    if y is None or all(abs(float(a) - float(b)) <= options.unique_tol for a, b in zip(y, saved)):
+        # a reply within unique_tol of the follower's is the same reply (as the uniqueness
+        # check (c) counts it): the leader's utility is the one at the follower's reply
+        return -math.inf
+    try:
+        for v, val in zip(xs, y):
+            v.set_value(float(val), skip_validation=True)
+        out = game.leaders[i].utility()
+    finally:
+        for v, val in zip(xs, saved):
+            v.set_value(val, skip_validation=True)
+    return out if math.isfinite(out) else -math.inf
+
+
 class _Inadmissible(Exception):
     """A deviation whose followers' response breaks a coupling constraint ``G(x', y(x')) <= 0``:
     no deviation the leader may make (neither a gain nor a failed evaluation)."""
@@ -475,6 +513,7 @@ def _certify_newton(game: Any, options: Any, tick: Callable[[], None], replies: 
     fallbacks = [options.fallbacks]
     star = {"z": z_star, "y": y_star, "lu": r_star.lu}
     warm = dict(star)
+    optimistic = _optimistic_game(game, options) and getattr(game, "batch_response", None) is None
 
     def response_at(warm: dict, y: np.ndarray, pt: list) -> np.ndarray | None:
         """The followers' response at ``y``, from the grid neighbour ``warm`` (first-order
@@ -513,7 +552,12 @@ def _certify_newton(game: Any, options: Any, tick: Callable[[], None], replies: 
             game.fix_leaders(pt)
             if game.coupling_broken(_ADMISSIBLE_TOL):
                 raise _Inadmissible
-        return float(resp.utilities(z, y, p)[i] - base[i])
+        utility = float(resp.utilities(z, y, p)[i])
+        if optimistic:  # the leader's preferred best reply where the follower is indifferent
+            resp.load(z)
+            game.fix_leaders(pt)
+            utility = max(utility, _optimistic_utility(game, i, options))
+        return utility - float(base[i])
 
     batch = _batch_gains(game, options, x_star, gain_at, lambda: warm.update(star))
     if batch is not None:
@@ -666,6 +710,7 @@ def _certify_ipopt(game: Any, options: Any, tick: Callable[[], None], replies: l
     # followers not proven convex: every deviation is evaluated at their global replies (a
     # local KKT reply there can hide the leader's gain: reproducer 3 of issue 15)
     searched = [k for k, r in zip(game.kkts, replies) if not is_convex_method(r.method)]
+    optimistic = _optimistic_game(game, options)
 
     def gain_at(i: int, pt: list) -> float:
         run = game.respond(pt, warm=True, capped=True)
@@ -682,19 +727,15 @@ def _certify_ipopt(game: Any, options: Any, tick: Callable[[], None], replies: l
                     for v, val in zip(k.variables, by_name[k.player.name].reply):
                         v.set_value(val, skip_validation=True)
             run = game.respond(pt, warm=True, capped=True)
-        if run.ok and len(searched) == 1 and len(game.kkts) == 1:
+        if not run.ok:
+            return -math.inf
+        utility = game.leaders[i].utility()
+        if optimistic:
             # one follower at its global reply: where it is indifferent, the optimistic
             # convention gives the leader its preferred best reply (reproducer 2 of issue 15:
             # at x = 0 the follower's replies -1 and 1 are equally good, and 1 is the leader's)
-            y = optimistic_reply(searched[0], game.leaders[i].objective, options)
-            if y is not None:
-                before, snap = game.leaders[i].utility(), game.snapshot()
-                for v, val in zip(searched[0].variables, y):
-                    v.set_value(val, skip_validation=True)
-                run_o = game.respond(pt, warm=True, capped=True)
-                if not (run_o.ok and game.leaders[i].utility() > before):
-                    game.restore(snap)  # the global reply found before stands
-        return game.leaders[i].utility() - base[i] if run.ok else -math.inf
+            utility = max(utility, _optimistic_utility(game, i, options))
+        return utility - base[i]
 
     gains, bests, evals, failed = _deviation_gains(game.leaders, x_star, rng, options, gain_at,
                                                    lambda: game.restore(snap0), tick)
@@ -712,7 +753,12 @@ def _certify_ipopt(game: Any, options: Any, tick: Callable[[], None], replies: l
         for m in game.follower_mults:
             m.set_value(1.0 if m.lb is not None else 0.0, skip_validation=True)
         run = game.respond(x_star, warm=False, capped=True)
-        if run.ok:
+        if run.ok and searched and any(not r.gain <= options.reply_tolerance(r.utility)
+                                       for r in follower_replies(searched, options, search=True)):
+            # a KKT point where a follower not proven convex has a better reply is no
+            # equilibrium (a local optimum, a saddle): no evidence of another best reply
+            run = None
+        if run is not None and run.ok:
             starts += 1
             spread = max(spread, float(np.max(np.abs(np.array([v.value for v in fv], dtype=float) - ref))))
         tick()
