@@ -370,12 +370,13 @@ def _violation(con: Any) -> float:
     return out
 
 
-def optimistic_reply(k: Any, objective: Any, options: Any) -> tuple[float, ...] | None:
+def optimistic_reply(k: Any, objective: Any, options: Any, at_best: bool = False) -> tuple[float, ...] | None:
     """Among follower ``k``'s best replies, the one best for the leader of ``objective``: the
     optimistic convention of bilevel programming (Dempe 2002, sec. 1.3), where a follower
     indifferent between replies takes the leader's preferred one. The follower's current
     decisions should be a best reply; ``U*`` is the larger of their utility and SCIP's proven
-    optimum. SCIP maximises the leader's utility over the follower's feasible set with
+    optimum (their utility alone with ``at_best``: the caller's global search just found them
+    best). SCIP maximises the leader's utility over the follower's feasible set with
     ``U >= U* - reply_tolerance(U*) / 100``. None where SCIP cannot be used or proves nothing.
     """
     u_best = _utility(k.objective)
@@ -383,15 +384,14 @@ def optimistic_reply(k: Any, objective: Any, options: Any) -> tuple[float, ...] 
     # U*: the follower's own global optimum where SCIP proves it better than the point's (a
     # smoothed response sits a little inside its optimal face: its utility as U* would let
     # slightly worse replies into the leader's choice)
-    first = _scip_model(k, options)
-    if first is None:
-        return None
-    m, vmap, scip = first
-    if not _minimise(m, vmap, scip, sign * k.objective.expr):
-        return None
-    m.setParam("limits/absgap", 0.5 * options.reply_tolerance(u_best))
-    if _optimize(m) in ("optimal", "gaplimit") and _solutions(m) > 0:
-        u_best = max(u_best, -float(m.getObjVal()))
+    first = None if at_best else _scip_model(k, options)
+    if first is not None:
+        m, vmap, scip = first
+        if not _minimise(m, vmap, scip, sign * k.objective.expr):
+            return None
+        m.setParam("limits/absgap", 0.5 * options.reply_tolerance(u_best))
+        if _optimize(m) in ("optimal", "gaplimit") and _solutions(m) > 0:
+            u_best = max(u_best, -float(m.getObjVal()))
     built = _scip_model(k, options)
     if built is None:
         return None

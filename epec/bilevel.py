@@ -98,9 +98,20 @@ def solve_bilevel(
     refuted: list[np.ndarray] = []
     status, message = GameStatus.CONVERGED, ""
     deviation = None  # (snapshot, leader's utility) of the best deviation a global move went to
+    direct = False  # certify the deviation as it stands, before any MPEC from it
     while True:
         for v in ld.vars:
             v.unfix()
+        if direct:
+            direct, deviation = False, None
+            tc = time.perf_counter()
+            cert = certify_game(game, certificate)
+            cert_s += time.perf_counter() - tc
+            if cert.holds:
+                status, message = GameStatus.CONVERGED, ""
+                break
+            # not certified as it stands: the MPEC from it, as after any move
+            continue
         run = game.mode.solve(game.data, game.solver, ld.objective, warm=runs[-1].ok)
         runs.append(run)
         polished = _polish(game, certificate.kkt_tol) if run.ok or math.isfinite(run.complementarity) else None
@@ -119,6 +130,7 @@ def solve_bilevel(
         if failed:
             status, message = GameStatus.SOLVER_FAILED, run.message
             break
+        _project_leader(game, certificate.kkt_tol)
         if not certify:
             status, message = GameStatus.UNCERTIFIED, "stopped, not certified (certify=False)"
             break
@@ -137,19 +149,23 @@ def solve_bilevel(
             # from the same deviation would repeat the same solves
             message += "; the MPEC came back to a refuted point"
             break
-        refuted.append(x_now)
         if cert.better_replies:
             moves.append(GlobalMove(len(moves) + 1, (tuple(float(t) for t in ld.values()),), cert.utilities,
                                     cert.deviation_gains, cert.best_deviations, 0))
             for j in cert.better_replies:
                 _reply_cut(game, game.kkts[j], cert.replies[j].reply)
-            runs.append(game.respond(None, warm=True))
-            continue
-        if not cert.profitable:
+            if not cert.profitable:  # else on to the best deviation, from the global replies' value
+                runs.append(game.respond(None, warm=True))
+                continue
+        elif not cert.profitable:
             break
-        x = ld.values()
-        moves.append(GlobalMove(len(moves) + 1, (tuple(float(t) for t in x),), cert.utilities,
-                                cert.deviation_gains, cert.best_deviations, 0))
+        else:
+            # refuted by a leader's deviation (a point refuted by a follower's better reply
+            # changes with the cut that refutation adds: coming back to it is no repetition)
+            refuted.append(x_now)
+            x = ld.values()
+            moves.append(GlobalMove(len(moves) + 1, (tuple(float(t) for t in x),), cert.utilities,
+                                    cert.deviation_gains, cert.best_deviations, 0))
         # the MPEC again, from the followers' equilibrium at the best deviation found (at their
         # global replies there, for followers not proven convex, as the certificate evaluated it)
         x_dev = [np.clip(np.asarray(cert.best_deviations[0], dtype=float), ld.lower, ld.upper)]
@@ -162,6 +178,11 @@ def solve_bilevel(
             runs.append(game.respond(x_dev, warm=True))
         if runs[-1].ok and game.residual().max <= certificate.kkt_tol:
             deviation = (game.snapshot(), ld.utility())
+            # a follower not at its best reply at the refuted point: the MPEC's KKT points
+            # include the follower's local replies, whose (higher) values the MPEC prefers to
+            # the deviation's real one (mb_1_1_05: each MPEC halved x, one cut at a time); the
+            # deviation, evaluated at the global replies, is certified first
+            direct = bool(cert.better_replies)
     iters = sum(r.iterations for r in runs)
     return finish(game, status, message, iters, 1, t0, runs, certificate=cert, cert_seconds=cert_s,
                   moves=tuple(moves))
@@ -194,6 +215,30 @@ def _reply_cut(game: Game, k: KKTSystem, reply: Sequence[float]) -> bool:
     # follower response (the certificate's included) is the mode's Ipopt solve, which honours them
     game._response, game._response_error = None, "reply cuts added (solve_bilevel)"
     return True
+
+
+def _project_leader(game: Game, kkt_tol: float) -> None:
+    """The leader's decision onto its own constraints, where Ipopt left it outside them within
+    its tolerance (bf_1982_02: ``x1 + x2 <= 2`` broken by 1e-8, and there the followers' own
+    constraints had no feasible point: no follower equilibrium to certify), the followers'
+    response solved again there. Nothing changes when the projection fails or the followers
+    have no response at the projected decision."""
+    ld = game.leaders[0]
+    if ld.constraints is None:
+        return
+    x = ld.values()
+    xp = game.feasible_start(0, x)
+    if np.array_equal(xp, x):
+        return
+    snap = game.snapshot()
+    run = game.respond([xp], warm=True)
+    if not run.ok:
+        game.restore(snap)
+    polished = _polish(game, kkt_tol) if run.ok else None
+    if polished is not None and not polished.ok:
+        game.restore(snap)
+    for v in ld.vars:
+        v.unfix()
 
 
 def _polish(game: Game, kkt_tol: float) -> HomotopyResult | None:

@@ -412,7 +412,7 @@ def _optimistic_game(game: Any, options: Any) -> bool:
             and len(list(game.kkts[0].variables)) <= _OPTIMISTIC_MAX)
 
 
-def _optimistic_utility(game: Any, i: int, options: Any) -> float:
+def _optimistic_utility(game: Any, i: int, options: Any, at_best: bool = False) -> float:
     """Leader ``i``'s utility at the follower's best reply that the leader prefers (the optimistic
     convention of bilevel programming, Dempe 2002, sec. 1.3, which the published bilevel answers
     assume: :func:`epec.best_reply.optimistic_reply`), evaluated on the model with the leader's
@@ -424,7 +424,7 @@ def _optimistic_utility(game: Any, i: int, options: Any) -> float:
     k = game.kkts[0]
     xs = list(k.variables)
     saved = [v.value for v in xs]
-    y = optimistic_reply(k, game.leaders[i].objective, options)
+    y = optimistic_reply(k, game.leaders[i].objective, options, at_best)
     if y is None or all(abs(float(a) - float(b)) <= options.unique_tol for a, b in zip(y, saved)):
         # a reply within unique_tol of the follower's is the same reply (as the uniqueness
         # check (c) counts it): the leader's utility is the one at the follower's reply
@@ -716,17 +716,26 @@ def _certify_ipopt(game: Any, options: Any, tick: Callable[[], None], replies: l
         run = game.respond(pt, warm=True, capped=True)
         if run.ok and game.coupling_broken(_ADMISSIBLE_TOL):
             raise _Inadmissible
-        for _ in range(_GLOBAL_ROUNDS if searched and run.ok else 0):
+        settled = not searched
+        for r_ in range(_GLOBAL_ROUNDS + 1 if searched and run.ok else 0):
             better = [r for r in follower_replies(searched, options, search=True)
                       if not r.gain <= options.reply_tolerance(r.utility)]
             if not better:
+                settled = True
                 break
             by_name = {r.name: r for r in better}
             for k in searched:
                 if k.player.name in by_name:
                     for v, val in zip(k.variables, by_name[k.player.name].reply):
                         v.set_value(val, skip_validation=True)
+            if r_ == _GLOBAL_ROUNDS:
+                # the followers' solve kept sliding off the global replies (back to a local
+                # one): the leader's utility is the one at the global replies themselves
+                settled = True
+                break
             run = game.respond(pt, warm=True, capped=True)
+            if not run.ok:
+                break
         if not run.ok:
             return -math.inf
         utility = game.leaders[i].utility()
@@ -734,9 +743,18 @@ def _certify_ipopt(game: Any, options: Any, tick: Callable[[], None], replies: l
             # one follower at its global reply: where it is indifferent, the optimistic
             # convention gives the leader its preferred best reply (reproducer 2 of issue 15:
             # at x = 0 the follower's replies -1 and 1 are equally good, and 1 is the leader's)
-            utility = max(utility, _optimistic_utility(game, i, options))
+            utility = max(utility, _optimistic_utility(game, i, options, at_best=bool(searched) and settled))
         return utility - base[i]
 
+    if any(not r.gain <= options.reply_tolerance(r.utility) for r in replies):
+        # a follower not at its best reply: the leader's decision is worth what it gets at the
+        # followers' global replies, and its gains are measured from that (from the point's
+        # local reply, every deviation looks worse and the scan points nowhere)
+        for i in range(len(base)):
+            g0 = gain_at(i, [a.copy() for a in x_star])
+            game.restore(snap0)
+            if math.isfinite(g0):
+                base[i] += g0
     gains, bests, evals, failed = _deviation_gains(game.leaders, x_star, rng, options, gain_at,
                                                    lambda: game.restore(snap0), tick)
 
