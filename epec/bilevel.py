@@ -1,6 +1,7 @@
 """Bilevel programs: one leader over the followers' Nash equilibrium, as one MPEC."""
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 from typing import Any, Sequence
@@ -67,6 +68,10 @@ def solve_bilevel(
     valid, and added, only for a follower whose own constraints involve nothing but its own
     decisions (``y^`` then stays feasible for every ``x``); otherwise the MPEC only restarts.
 
+    A mode whose MPEC fails (``solver_failed``) is followed by the other modes (Scholtes,
+    penalty, smoothing, in that order after the one named); the result names the mode that
+    answered and the failures before it.
+
     Degenerate followers: where the mode stops with the followers' KKT residual above
     ``certificate.kkt_tol`` (a relaxation stalls near a pair with both sides 0, two follower
     constraints active at once: Scholtes at ``t`` leaves ``~sqrt(t)``), or fails on its
@@ -76,6 +81,47 @@ def solve_bilevel(
     """
     if not isinstance(global_search, GlobalOptions):
         raise ValueError(f"global_search: must be a GlobalOptions, got {type(global_search).__name__}")
+    kwargs = dict(lift=lift, certify=certify, certificate=certificate, solver=solver, options=options,
+                  global_search=global_search)
+    res = _solve_bilevel(model, followers, mode, **kwargs)
+    if not (_numerical_failure(res) and isinstance(mode, str) and mode in _NEXT_MODES):
+        return res
+    # the mode's MPEC failed (s_1989_01: Scholtes' restoration phase failed on an LP bilevel),
+    # or stopped at a point that misses only by its accuracy (sa_1981_01: Scholtes' sqrt(t)
+    # left the leader's G(x, y) <= 0 broken by 3e-5): the next modes, as a user would try
+    # them, each failure named in the message
+    t0, failures = time.perf_counter() - res.seconds, [f"{mode}: {res.message}"]
+    for alt in _NEXT_MODES[mode]:
+        nxt = _solve_bilevel(model, followers, alt, **kwargs)
+        if not _numerical_failure(nxt):
+            note = f"mode {alt} (after {'; '.join(failures)})"
+            return dataclasses.replace(nxt, message=f"{nxt.message}; {note}" if nxt.message else note,
+                                       seconds=time.perf_counter() - t0)
+        failures.append(f"{alt}: {nxt.message}")
+    # none did better: the first mode's answer stands (its point is loaded again)
+    res = _solve_bilevel(model, followers, mode, **kwargs) if res.status.stopped else res
+    return dataclasses.replace(res, message="; ".join(failures), seconds=time.perf_counter() - t0)
+
+
+def _numerical_failure(res: GameResult) -> bool:
+    """The solve failed, or its certificate fails only on accuracy: a broken constraint, the
+    followers' KKT residual (a point another mode may well certify)."""
+    if res.status is GameStatus.SOLVER_FAILED:
+        return True
+    cert = res.certificate
+    return (res.status is GameStatus.NOT_CERTIFIED and cert is not None and bool(cert.reasons)
+            and all("is broken" in r or "KKT residual" in r for r in cert.reasons))
+
+
+#: the modes tried, in order, after a named mode's MPEC failed
+_NEXT_MODES = {"scholtes": ("penalty", "smoothing"), "penalty": ("scholtes", "smoothing"),
+               "smoothing": ("scholtes", "penalty")}
+
+
+def _solve_bilevel(model: BlockData, followers: Sequence[Any], mode: Any, *, lift: bool, certify: bool,
+                   certificate: CertificateOptions, solver: Any, options: Any,
+                   global_search: GlobalOptions) -> GameResult:
+    """:func:`solve_bilevel` with one mode."""
     t0 = time.perf_counter()
     followers = expand_players(followers)
     objs = [o for o in model.component_data_objects(pyo.Objective, active=True, descend_into=True)
