@@ -265,6 +265,8 @@ def _optimize(m: Any) -> str:
     try:
         m.optimize()
     except Exception as exc:  # noqa: BLE001 - pyscipopt raises a bare Exception on SCIP's error codes
+        if not str(exc).startswith("SCIP"):  # anything else (a caller's timeout) is not SCIP's
+            raise
         return f"error: {exc}".strip()
     return str(m.getStatus())
 
@@ -377,7 +379,7 @@ def optimistic_reply(k: Any, objective: Any, options: Any, at_best: bool = False
     decisions should be a best reply; ``U*`` is the larger of their utility and SCIP's proven
     optimum (their utility alone with ``at_best``: the caller's global search just found them
     best). SCIP maximises the leader's utility over the follower's feasible set with
-    ``U >= U* - reply_tolerance(U*) / 100``. None where SCIP cannot be used or proves nothing.
+    ``U >= U* - 1e-4 reply_tolerance(U*)``. None where SCIP cannot be used or proves nothing.
     """
     u_best = _utility(k.objective)
     sign = 1.0 if k.objective.sense == pyo.minimize else -1.0
@@ -398,10 +400,11 @@ def optimistic_reply(k: Any, objective: Any, options: Any, at_best: bool = False
     m, vmap, scip = built
     lead = -1.0 if objective.sense == pyo.maximize else 1.0
     try:
-        # the best replies: within 1e-10 (scaled) of U*, not within reply_tolerance: near a
-        # strict quadratic optimum that band is sqrt(tol) wide, and a leader would "gain" by the
-        # follower's slightly worse replies (mb_1_1_09: 1.4e-4)
-        band = 1e-2 * options.reply_tolerance(u_best)
+        # the best replies: within 1e-4 reply_tolerance of U* (in effect SCIP's feastol, 1e-9),
+        # not within reply_tolerance: near a strict quadratic optimum that band is sqrt(tol)
+        # wide, and a leader would "gain" by the follower's slightly worse replies (mb_1_1_09:
+        # 1.4e-4; b_1984_02: 2.7e-4); what is left of it lies within unique_tol of the reply
+        band = 1e-4 * options.reply_tolerance(u_best)
         m.addCons(sign * _to_scip(k.objective.expr, vmap, scip) <= -u_best + band)
     except (_Unsupported, KeyError, TypeError, ValueError, ZeroDivisionError):
         return None

@@ -110,7 +110,7 @@ def _numerical_failure(res: GameResult) -> bool:
         return True
     cert = res.certificate
     return (res.status is GameStatus.NOT_CERTIFIED and cert is not None and bool(cert.reasons)
-            and all("is broken" in r or "KKT residual" in r for r in cert.reasons))
+            and all("is broken" in r or "breaks its constraint" in r or "KKT residual" in r for r in cert.reasons))
 
 
 #: the modes tried, in order, after a named mode's MPEC failed
@@ -222,6 +222,10 @@ def _solve_bilevel(model: BlockData, followers: Sequence[Any], mode: Any, *, lif
                 if not r.gain <= certificate.reply_tolerance(r.utility):
                     _reply_cut(game, k, r.reply)
             runs.append(game.respond(x_dev, warm=True))
+        if runs[-1].ok:
+            polished = _polish(game, certificate.kkt_tol)
+            if polished is not None:
+                runs.append(polished)
         if runs[-1].ok and game.residual().max <= certificate.kkt_tol:
             deviation = (game.snapshot(), ld.utility())
             # a follower not at its best reply at the refuted point: the MPEC's KKT points
