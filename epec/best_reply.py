@@ -23,6 +23,7 @@ set, everything else fixed at the point, by the first method that applies:
 """
 from __future__ import annotations
 
+import contextlib
 import math
 from dataclasses import dataclass
 from typing import Any, Sequence
@@ -263,12 +264,44 @@ def _optimize(m: Any) -> str:
     """``m.optimize()``; SCIP's status, or ``"error: <SCIP's message>"`` where SCIP stops on an
     error (an LP solver failure): a status the caller reports, never a crash."""
     try:
-        m.optimize()
+        with _quiet_fds():
+            m.optimize()
     except Exception as exc:  # noqa: BLE001 - pyscipopt raises a bare Exception on SCIP's error codes
         if not str(exc).startswith("SCIP"):  # anything else (a caller's timeout) is not SCIP's
             raise
         return f"error: {exc}".strip()
     return str(m.getStatus())
+
+
+@contextlib.contextmanager
+def _quiet_fds():
+    """Standard output and error closed to the C level while SCIP solves: SoPlex (without GMP)
+    writes "Cannot set feasibility tolerance to small value 1e-12 without GMP" on every
+    numerically troubled LP, and SCIP its error trail, past ``hideOutput``; what matters of
+    them reaches the caller as SCIP's status."""
+    import os
+    import sys
+
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except Exception:  # noqa: BLE001 - a closed or replaced stream
+            pass
+    try:
+        saved = [os.dup(1), os.dup(2)]
+    except OSError:
+        yield
+        return
+    null = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(null, 1)
+        os.dup2(null, 2)
+        yield
+    finally:
+        os.dup2(saved[0], 1)
+        os.dup2(saved[1], 2)
+        for fd in saved + [null]:
+            os.close(fd)
 
 
 def _solutions(m: Any) -> int:
@@ -404,13 +437,21 @@ def optimistic_reply(k: Any, objective: Any, options: Any, at_best: bool = False
         # not within reply_tolerance: near a strict quadratic optimum that band is sqrt(tol)
         # wide, and a leader would "gain" by the follower's slightly worse replies (mb_1_1_09:
         # 1.4e-4; b_1984_02: 2.7e-4); what is left of it lies within unique_tol of the reply
-        band = 1e-4 * options.reply_tolerance(u_best)
+        # (and never below 1e-9 scaled, SCIP's own feasibility tolerance: a tighter band left
+        # SCIP's LPs numerically infeasible, until its time limit, on d_1978_01)
+        band = max(1e-4 * options.reply_tolerance(u_best), 1e-9 * max(1.0, abs(u_best)))
         m.addCons(sign * _to_scip(k.objective.expr, vmap, scip) <= -u_best + band)
     except (_Unsupported, KeyError, TypeError, ValueError, ZeroDivisionError):
         return None
     if not _minimise(m, vmap, scip, lead * objective.expr):
         return None
-    if _optimize(m) != "optimal" or _solutions(m) == 0:
+    # the leader's preferred reply to within a tenth of its gain tolerance (1e-6 relative)
+    lead_value = abs(float(pyo.value(objective.expr, exception=False) or 0.0))
+    m.setParam("limits/absgap", 1e-7 * max(1.0, lead_value))
+    # at most a second: the search runs at every deviation, and a reply it does not settle in
+    # that time is left to the follower's own (None: the reply found stands)
+    m.setParam("limits/time", min(1.0, float(options.reply_seconds)))
+    if _optimize(m) not in ("optimal", "gaplimit") or _solutions(m) == 0:
         return None
     sol = m.getBestSol()
     return tuple(float(m.getSolVal(sol, vmap[id(v)])) for v in k.variables)

@@ -407,9 +407,16 @@ _OPTIMISTIC_MAX = 20
 
 def _optimistic_game(game: Any, options: Any) -> bool:
     """The deviation scan evaluates the optimistic reply (:func:`_optimistic_utility`): a game of
-    one leader over one follower of at most ``_OPTIMISTIC_MAX`` decisions, with SCIP in use."""
-    return (options.best_reply and options.reply_scip and len(game.leaders) == 1 and len(game.kkts) == 1
-            and len(list(game.kkts[0].variables)) <= _OPTIMISTIC_MAX)
+    one leader over one follower of at most ``_OPTIMISTIC_MAX`` decisions, with SCIP in use,
+    unless the follower's reply is unique everywhere (a strictly convex quadratic objective
+    over its convex feasible set: :func:`epec.convexity.strictly_convex_quadratic`)."""
+    from .convexity import strictly_convex_quadratic
+
+    if not (options.best_reply and options.reply_scip and len(game.leaders) == 1 and len(game.kkts) == 1):
+        return False
+    k = game.kkts[0]
+    xs = list(k.variables)
+    return len(xs) <= _OPTIMISTIC_MAX and not strictly_convex_quadratic(k.objective, xs)
 
 
 def _optimistic_utility(game: Any, i: int, options: Any, at_best: bool = False) -> float:
@@ -425,9 +432,9 @@ def _optimistic_utility(game: Any, i: int, options: Any, at_best: bool = False) 
     xs = list(k.variables)
     saved = [v.value for v in xs]
     y = optimistic_reply(k, game.leaders[i].objective, options, at_best)
-    if y is None or all(abs(float(a) - float(b)) <= options.unique_tol for a, b in zip(y, saved)):
-        # a reply within unique_tol of the follower's is the same reply (as the uniqueness
-        # check (c) counts it): the leader's utility is the one at the follower's reply
+    if y is None or all(abs(float(a) - float(b)) <= options.unique_tol * max(1.0, abs(float(b)))
+                        for a, b in zip(y, saved)):
+        # a reply within unique_tol (relative beyond 1) of the follower's is the same reply: the leader's utility is the one at the follower's reply
         return -math.inf
     try:
         for v, val in zip(xs, y):
@@ -556,7 +563,8 @@ def _certify_newton(game: Any, options: Any, tick: Callable[[], None], replies: 
         if optimistic:  # the leader's preferred best reply where the follower is indifferent
             resp.load(z)
             game.fix_leaders(pt)
-            utility = max(utility, _optimistic_utility(game, i, options))
+            # (the Newton reply of a convex follower is its optimum to the smoothing's mu^2)
+            utility = max(utility, _optimistic_utility(game, i, options, at_best=True))
         return utility - float(base[i])
 
     batch = _batch_gains(game, options, x_star, gain_at, lambda: warm.update(star))
@@ -751,7 +759,10 @@ def _certify_ipopt(game: Any, options: Any, tick: Callable[[], None], replies: l
         # followers' global replies, and its gains are measured from that (from the point's
         # local reply, every deviation looks worse and the scan points nowhere)
         for i in range(len(base)):
-            g0 = gain_at(i, [a.copy() for a in x_star])
+            try:
+                g0 = gain_at(i, [a.copy() for a in x_star])
+            except _Inadmissible:  # the global replies break a coupling constraint at x*
+                g0 = -math.inf
             game.restore(snap0)
             if math.isfinite(g0):
                 base[i] += g0

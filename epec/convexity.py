@@ -364,6 +364,30 @@ def hessian_curvature(expr: Any, decisions: Iterable[Any]) -> Curvature:
     return U
 
 
+def strictly_convex_quadratic(objective: Any, decisions: Iterable[Any]) -> bool:
+    """``objective`` (minimised; maximised: its negative) is a quadratic in ``decisions`` whose
+    Hessian, the same everywhere (no Var left in a second derivative), is positive definite:
+    over a convex feasible set its minimiser is unique, whatever the other players do."""
+    xs = list(decisions)
+    if not xs or len(xs) > _HESSIAN_MAX:
+        return False
+    H = _second_derivatives(objective.expr, xs)
+    if H is None:
+        return False
+    M = np.zeros((len(xs), len(xs)))
+    for i, row in enumerate(H):
+        for j, h in enumerate(row):
+            if type(h) not in (int, float):
+                if hasattr(h, "is_expression_type") and any(True for _ in identify_variables(h)):
+                    return False
+                h = float(pyo.value(h))
+            M[i, j] = h
+    if objective.sense == pyo.maximize:
+        M = -M
+    eig = np.linalg.eigvalsh(0.5 * (M + M.T))
+    return bool(eig[0] > 1e-9 * max(1.0, float(np.max(np.abs(eig)))))
+
+
 def _proven(walker: Any, expr: Any, decisions: list) -> Curvature:
     """The rules' curvature of ``expr``, the interval-Hessian rule where they prove none."""
     c = walker(expr)[0]
