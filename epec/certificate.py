@@ -177,7 +177,14 @@ def _line_steps(ts: np.ndarray, options: Any) -> _Steps:
     points one after another; :func:`_batched_deviation_gains` those of every line at once. The
     answer depends only on the values, so both give the same."""
     values: dict[float, float] = {}
-    for part in ([float(t) for t in ts if t >= 0], [float(t) for t in ts[::-1] if t < 0]):
+    # next to the point, +-1e-6 and +-1e-4 of the line's span: a point just off a discontinuity
+    # of the followers' reply (x = 1/4 + 5e-5 in reproducer 3, the follower's global reply
+    # jumping at 1/4) gains by a step no grid or golden section sees
+    span = float(ts[-1] - ts[0]) if len(ts) else 0.0
+    near = [s * h * span for h in (1e-6, 1e-4) for s in (1.0, -1.0)] if span > 0 else []
+    ts_all = np.unique(np.concatenate([np.asarray(ts, dtype=float),
+                                       [t for t in near if ts[0] <= t <= ts[-1]]]))
+    for part in ([float(t) for t in ts_all if t >= 0], [float(t) for t in ts_all[::-1] if t < 0]):
         got = yield True, part
         values.update(zip(part, got))
     t_best = max(values, key=values.get)
