@@ -414,12 +414,21 @@ _OPTIMISTIC_MAX = 20
 
 def _optimistic_game(game: Any, options: Any) -> bool:
     """The deviation scan evaluates the optimistic reply (:func:`_optimistic_utility`): a game of
-    one leader over one follower of at most ``_OPTIMISTIC_MAX`` decisions, with SCIP in use,
-    unless the follower's reply is unique everywhere (a strictly convex quadratic objective
+    one leader over one follower of at most ``_OPTIMISTIC_MAX`` decisions, with SCIP in use, a
+    leader objective without follower multipliers, unless the follower's reply is unique everywhere (a strictly convex quadratic objective
     over its convex feasible set: :func:`epec.convexity.strictly_convex_quadratic`)."""
     from .convexity import strictly_convex_quadratic
 
     if not (options.best_reply and options.reply_scip and len(game.leaders) == 1 and len(game.kkts) == 1):
+        return False
+    from pyomo.core.expr.visitor import identify_variables
+
+    from .multipliers import bound_multipliers
+
+    # a leader objective with a follower's multiplier (epec.multiplier) is not evaluated away
+    # from the followers' KKT point: the multiplier of another reply is not at hand (outrata34)
+    placeholders = {id(p) for p, _ in bound_multipliers(game.work)}
+    if placeholders and any(id(v) in placeholders for v in identify_variables(game.leaders[0].objective.expr)):
         return False
     k = game.kkts[0]
     xs = list(k.variables)
