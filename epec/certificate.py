@@ -167,7 +167,7 @@ def _segments(x: np.ndarray, lo: np.ndarray, hi: np.ndarray, rng: np.random.Gene
 _Steps = Generator[tuple[bool, list[float]], list[float], tuple[float, float]]
 
 
-def _line_steps(ts: np.ndarray, options: Any) -> _Steps:
+def _line_steps(ts: np.ndarray, options: Any, near: bool = False) -> _Steps:
     """The deviation search along one line as a coroutine: it yields ``(restart, [t, ...])``, the
     points it wants evaluated next (``restart``: put the warm start back at the point first), and
     is sent their values (a deviation gain, -inf where the followers have no response); it returns
@@ -181,9 +181,11 @@ def _line_steps(ts: np.ndarray, options: Any) -> _Steps:
     # of the followers' reply (x = 1/4 + 5e-5 in reproducer 3, the follower's global reply
     # jumping at 1/4) gains by a step no grid or golden section sees
     span = float(ts[-1] - ts[0]) if len(ts) else 0.0
-    near = [s * h * span for h in (1e-6, 1e-4) for s in (1.0, -1.0)] if span > 0 else []
+    # (with ``near``: followers not proven convex, whose replies jump; a convex follower's
+    # reply is continuous, and a gain next to the point is the leader step's to find)
+    steps = [s * h * span for h in (1e-6, 1e-4) for s in (1.0, -1.0)] if near and span > 0 else []
     ts_all = np.unique(np.concatenate([np.asarray(ts, dtype=float),
-                                       [t for t in near if ts[0] <= t <= ts[-1]]]))
+                                       [t for t in steps if ts[0] <= t <= ts[-1]]]))
     for part in ([float(t) for t in ts_all if t >= 0], [float(t) for t in ts_all[::-1] if t < 0]):
         got = yield True, part
         values.update(zip(part, got))
@@ -211,10 +213,10 @@ def _drive(steps: Generator, evaluate: Callable[[float], float], restart: Callab
         return stop.value
 
 
-def _line_gain(evaluate: Any, ts: np.ndarray, restart: Any, options: Any) -> tuple[float, float]:
+def _line_gain(evaluate: Any, ts: np.ndarray, restart: Any, options: Any, near: bool = False) -> tuple[float, float]:
     """Largest ``evaluate(t)`` over the grid ``ts`` and its refinement (:func:`_line_steps`),
     evaluated one point after another. Returns ``(t, gain)``."""
-    return _drive(_line_steps(ts, options), evaluate, restart)
+    return _drive(_line_steps(ts, options, near), evaluate, restart)
 
 
 #: the golden ratio's conjugate, (sqrt(5) - 1) / 2
@@ -254,7 +256,7 @@ def _golden_max(f: Any, a: float, b: float, evals: int) -> tuple[float, float]:
 
 def _deviation_gains(leaders: list, x_star: list, rng: np.random.Generator, options: Any,
                      gain_at: Callable[[int, list], float], restart: Callable[[], Any],
-                     tick: Callable[[], None]) -> tuple[list, list, list, list]:
+                     tick: Callable[[], None], near: bool = False) -> tuple[list, list, list, list]:
     """(b) for every leader ``i``: the largest ``gain_at(i, point)`` (its utility gain at the
     followers' response, -inf where they have none) over its deviation lines (:func:`_segments`,
     :func:`_line_gain`; ``restart()`` puts the warm start back at the point), others at ``x*``.
@@ -286,7 +288,7 @@ def _deviation_gains(leaders: list, x_star: list, rng: np.random.Generator, opti
                     return -math.inf
                 return gain
 
-            t_best, gain = _line_gain(evaluate, ts, restart, options)
+            t_best, gain = _line_gain(evaluate, ts, restart, options, near)
             if gain > best_gain:
                 best_gain, best_x = gain, np.clip(x_star[i] + t_best * u, lo, hi)
         gains.append(best_gain)
@@ -783,7 +785,7 @@ def _certify_ipopt(game: Any, options: Any, tick: Callable[[], None], replies: l
             if math.isfinite(g0):
                 base[i] += g0
     gains, bests, evals, failed = _deviation_gains(game.leaders, x_star, rng, options, gain_at,
-                                                   lambda: game.restore(snap0), tick)
+                                                   lambda: game.restore(snap0), tick, near=bool(searched))
 
     # (c) uniqueness: random follower starts, cold homotopy, leaders at x*.
     spread, starts = 0.0, 0
