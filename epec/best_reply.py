@@ -15,7 +15,9 @@ set, everything else fixed at the point, by the first method that applies:
    at the point, the Pyomo expressions converted to SCIP's (polynomials, quotients, ``exp``,
    ``log``, ``sqrt``, ``abs``, ``sin``, ``cos``). The gain is SCIP's best value minus the
    point's; *proven* when SCIP closed its gap, or when its dual bound alone shows the gain is
-   within tolerance.
+   within tolerance. SCIP stops once its gap is within half the reply tolerance; its output
+   (SoPlex's tolerance warnings included) is closed at the file-descriptor level, and an error
+   of its LP solver is a status that sends the follower to the multistart, never an exception.
 4. ``"multistart (searched, not proven)"``: Ipopt on the follower's problem from
    ``reply_starts`` random points in its box (an unbounded side: ``+- max(1, |y|)`` around the
    point); the gain is the best found. Used where SCIP cannot take the expressions, is not

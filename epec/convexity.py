@@ -18,6 +18,11 @@ every subexpression (the decisions' bounds, the constants' values). Any other ex
 ``UNKNOWN``: the rules are sufficient, never necessary, and an unproven expression may well be
 convex.
 
+:func:`hessian_curvature` proves what those rules cannot (a product of a decision and a
+function of it, such as a Cournot revenue ``y p(x + y)``): the symbolic Hessian bounded by
+interval arithmetic over the decisions' box, then Gershgorin's discs; :func:`convex_program`
+tries it where the rules prove nothing.
+
 The Vars in ``decisions`` are the variables; every other Var and every Param is a constant at
 its current value (the other players' decisions fixed at the point).
 
