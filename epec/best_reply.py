@@ -15,7 +15,9 @@ set, everything else fixed at the point, by the first method that applies:
    at the point, the Pyomo expressions converted to SCIP's (polynomials, quotients, ``exp``,
    ``log``, ``sqrt``, ``abs``, ``sin``, ``cos``). The gain is SCIP's best value minus the
    point's; *proven* when SCIP closed its gap, or when its dual bound alone shows the gain is
-   within tolerance.
+   within tolerance. SCIP stops once its gap is within half the reply tolerance; its output
+   (SoPlex's tolerance warnings included) is closed at the file-descriptor level, and an error
+   of its LP solver is a status that sends the follower to the multistart, never an exception.
 4. ``"multistart (searched, not proven)"``: Ipopt on the follower's problem from
    ``reply_starts`` random points in its box (an unbounded side: ``+- max(1, |y|)`` around the
    point); the gain is the best found. Used where SCIP cannot take the expressions, is not
@@ -23,6 +25,7 @@ set, everything else fixed at the point, by the first method that applies:
 """
 from __future__ import annotations
 
+import contextlib
 import math
 from dataclasses import dataclass
 from typing import Any, Sequence
@@ -131,8 +134,8 @@ def follower_replies(kkts: Sequence[Any], options: Any, search: bool = False) ->
             out.append(FollowerReply(k.player.name, CONVEX, True, u0, 0.0, y0))
             continue
         reply = _scip_reply(k, u0, options, why) if options.reply_scip else None
-        if reply is None:
-            reply = _multistart_reply(k, u0, options, why)
+        if not isinstance(reply, FollowerReply):  # SCIP not used, or its reason for no answer
+            reply = _multistart_reply(k, u0, options, why if reply is None else f"{why}; {reply}")
         for v, val in zip(xs, y0):  # the searches leave their own values behind
             v.set_value(val, skip_validation=True)
         out.append(reply)
@@ -259,6 +262,57 @@ def _scip_model(k: Any, options: Any) -> tuple[Any, dict, Any] | None:
     return m, vmap, scip
 
 
+def _optimize(m: Any) -> str:
+    """``m.optimize()``; SCIP's status, or ``"error: <SCIP's message>"`` where SCIP stops on an
+    error (an LP solver failure): a status the caller reports, never a crash."""
+    try:
+        with _quiet_fds():
+            m.optimize()
+    except Exception as exc:  # noqa: BLE001 - pyscipopt raises a bare Exception on SCIP's error codes
+        if not str(exc).startswith("SCIP"):  # anything else (a caller's timeout) is not SCIP's
+            raise
+        return f"error: {exc}".strip()
+    return str(m.getStatus())
+
+
+@contextlib.contextmanager
+def _quiet_fds():
+    """Standard output and error closed to the C level while SCIP solves: SoPlex (without GMP)
+    writes "Cannot set feasibility tolerance to small value 1e-12 without GMP" on every
+    numerically troubled LP, and SCIP its error trail, past ``hideOutput``; what matters of
+    them reaches the caller as SCIP's status."""
+    import os
+    import sys
+
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except Exception:  # noqa: BLE001 - a closed or replaced stream
+            pass
+    try:
+        saved = [os.dup(1), os.dup(2)]
+    except OSError:
+        yield
+        return
+    null = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(null, 1)
+        os.dup2(null, 2)
+        yield
+    finally:
+        os.dup2(saved[0], 1)
+        os.dup2(saved[1], 2)
+        for fd in saved + [null]:
+            os.close(fd)
+
+
+def _solutions(m: Any) -> int:
+    try:
+        return int(m.getNSols())
+    except Exception:  # noqa: BLE001 - after an error SCIP may be in no state to answer
+        return 0
+
+
 def _minimise(m: Any, vmap: dict, scip: Any, expr: Any) -> bool:
     """Set SCIP's objective to ``min expr`` (a Pyomo expression; SCIP takes a nonlinear one as
     its epigraph ``min t, t >= expr``); False where it cannot take the expression."""
@@ -271,8 +325,10 @@ def _minimise(m: Any, vmap: dict, scip: Any, expr: Any) -> bool:
     return True
 
 
-def _scip_reply(k: Any, u0: float, options: Any, why: str) -> FollowerReply | None:
-    """The SCIP method (module doc), or None where SCIP cannot be used or found no reply."""
+def _scip_reply(k: Any, u0: float, options: Any, why: str) -> FollowerReply | str | None:
+    """The SCIP method (module doc), or None where SCIP cannot be used or found no reply, or a
+    line saying why SCIP stopped (an error of its LP solver: the multistart then searches, and
+    its reply's ``detail`` carries the line)."""
     built = _scip_model(k, options)
     if built is None:
         return None
@@ -281,9 +337,15 @@ def _scip_reply(k: Any, u0: float, options: Any, why: str) -> FollowerReply | No
     sign = 1.0 if k.objective.sense == pyo.minimize else -1.0  # minimise sign * objective
     if not _minimise(m, vmap, scip, sign * k.objective.expr):
         return None
-    m.optimize()
-    status = m.getStatus()
-    if m.getNSols() == 0:
+    tol = options.reply_tolerance(u0)
+    # SCIP stops once its gap is within half the tolerance: a gain found below tol / 2 is then
+    # proven within tol (closing the gap further only costs time: a nonconvex follower's
+    # branch and bound on numerically hard LPs ran into reply_seconds)
+    m.setParam("limits/absgap", 0.5 * tol)
+    status = _optimize(m)
+    if status.startswith("error"):
+        return f"SCIP stopped on an {status}"
+    if _solutions(m) == 0:
         return None
     sol = m.getBestSol()
     y = [float(m.getSolVal(sol, vmap[id(v)])) for v in xs]
@@ -295,8 +357,7 @@ def _scip_reply(k: Any, u0: float, options: Any, why: str) -> FollowerReply | No
     gain = _utility(k.objective) - u0
     # SCIP's dual bound L <= min sign * objective = -max utility: the gain is at most -L - u0
     bound = -float(m.getDualbound()) - u0
-    tol = options.reply_tolerance(u0)
-    if status != "optimal" and bound > tol:
+    if status not in ("optimal", "gaplimit") and bound > tol:
         if gain <= tol:  # nothing better found and nothing proven: the multistart searches on
             return None
         # a better reply found is evidence enough, proven or not
@@ -346,29 +407,53 @@ def _violation(con: Any) -> float:
     return out
 
 
-def optimistic_reply(k: Any, objective: Any, options: Any) -> tuple[float, ...] | None:
+def optimistic_reply(k: Any, objective: Any, options: Any, at_best: bool = False) -> tuple[float, ...] | None:
     """Among follower ``k``'s best replies, the one best for the leader of ``objective``: the
     optimistic convention of bilevel programming (Dempe 2002, sec. 1.3), where a follower
     indifferent between replies takes the leader's preferred one. The follower's current
-    decisions must be a best reply (their utility ``U*``); SCIP maximises the leader's utility
-    over the follower's feasible set with ``U >= U* - reply_tolerance(U*)``. None where SCIP
-    cannot be used or proves nothing.
+    decisions should be a best reply; ``U*`` is the larger of their utility and SCIP's proven
+    optimum (their utility alone with ``at_best``: the caller's global search just found them
+    best). SCIP maximises the leader's utility over the follower's feasible set with
+    ``U >= U* - 1e-4 reply_tolerance(U*)``. None where SCIP cannot be used or proves nothing.
     """
     u_best = _utility(k.objective)
+    sign = 1.0 if k.objective.sense == pyo.minimize else -1.0
+    # U*: the follower's own global optimum where SCIP proves it better than the point's (a
+    # smoothed response sits a little inside its optimal face: its utility as U* would let
+    # slightly worse replies into the leader's choice)
+    first = None if at_best else _scip_model(k, options)
+    if first is not None:
+        m, vmap, scip = first
+        if not _minimise(m, vmap, scip, sign * k.objective.expr):
+            return None
+        m.setParam("limits/absgap", 0.5 * options.reply_tolerance(u_best))
+        if _optimize(m) in ("optimal", "gaplimit") and _solutions(m) > 0:
+            u_best = max(u_best, -float(m.getObjVal()))
     built = _scip_model(k, options)
     if built is None:
         return None
     m, vmap, scip = built
-    sign = 1.0 if k.objective.sense == pyo.minimize else -1.0
     lead = -1.0 if objective.sense == pyo.maximize else 1.0
     try:
-        m.addCons(sign * _to_scip(k.objective.expr, vmap, scip) <= -u_best + options.reply_tolerance(u_best))
+        # the best replies: within 1e-4 reply_tolerance of U* (in effect SCIP's feastol, 1e-9),
+        # not within reply_tolerance: near a strict quadratic optimum that band is sqrt(tol)
+        # wide, and a leader would "gain" by the follower's slightly worse replies (mb_1_1_09:
+        # 1.4e-4; b_1984_02: 2.7e-4); what is left of it lies within unique_tol of the reply
+        # (and never below 1e-9 scaled, SCIP's own feasibility tolerance: a tighter band left
+        # SCIP's LPs numerically infeasible, until its time limit, on d_1978_01)
+        band = max(1e-4 * options.reply_tolerance(u_best), 1e-9 * max(1.0, abs(u_best)))
+        m.addCons(sign * _to_scip(k.objective.expr, vmap, scip) <= -u_best + band)
     except (_Unsupported, KeyError, TypeError, ValueError, ZeroDivisionError):
         return None
     if not _minimise(m, vmap, scip, lead * objective.expr):
         return None
-    m.optimize()
-    if m.getStatus() != "optimal" or m.getNSols() == 0:
+    # the leader's preferred reply to within a tenth of its gain tolerance (1e-6 relative)
+    lead_value = abs(float(pyo.value(objective.expr, exception=False) or 0.0))
+    m.setParam("limits/absgap", 1e-7 * max(1.0, lead_value))
+    # at most a second: the search runs at every deviation, and a reply it does not settle in
+    # that time is left to the follower's own (None: the reply found stands)
+    m.setParam("limits/time", min(1.0, float(options.reply_seconds)))
+    if _optimize(m) not in ("optimal", "gaplimit") or _solutions(m) == 0:
         return None
     sol = m.getBestSol()
     return tuple(float(m.getSolVal(sol, vmap[id(v)])) for v in k.variables)

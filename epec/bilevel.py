@@ -1,6 +1,7 @@
 """Bilevel programs: one leader over the followers' Nash equilibrium, as one MPEC."""
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 from typing import Any, Sequence
@@ -67,6 +68,10 @@ def solve_bilevel(
     valid, and added, only for a follower whose own constraints involve nothing but its own
     decisions (``y^`` then stays feasible for every ``x``); otherwise the MPEC only restarts.
 
+    A mode whose MPEC fails (``solver_failed``) is followed by the other modes (Scholtes,
+    penalty, smoothing, in that order after the one named); the result names the mode that
+    answered and the failures before it.
+
     Degenerate followers: where the mode stops with the followers' KKT residual above
     ``certificate.kkt_tol`` (a relaxation stalls near a pair with both sides 0, two follower
     constraints active at once: Scholtes at ``t`` leaves ``~sqrt(t)``), or fails on its
@@ -76,6 +81,47 @@ def solve_bilevel(
     """
     if not isinstance(global_search, GlobalOptions):
         raise ValueError(f"global_search: must be a GlobalOptions, got {type(global_search).__name__}")
+    kwargs = dict(lift=lift, certify=certify, certificate=certificate, solver=solver, options=options,
+                  global_search=global_search)
+    res = _solve_bilevel(model, followers, mode, **kwargs)
+    if not (_numerical_failure(res) and isinstance(mode, str) and mode in _NEXT_MODES):
+        return res
+    # the mode's MPEC failed (s_1989_01: Scholtes' restoration phase failed on an LP bilevel),
+    # or stopped at a point that misses only by its accuracy (sa_1981_01: Scholtes' sqrt(t)
+    # left the leader's G(x, y) <= 0 broken by 3e-5): the next modes, as a user would try
+    # them, each failure named in the message
+    t0, failures = time.perf_counter() - res.seconds, [f"{mode}: {res.message}"]
+    for alt in _NEXT_MODES[mode]:
+        nxt = _solve_bilevel(model, followers, alt, **kwargs)
+        if not _numerical_failure(nxt):
+            note = f"mode {alt} (after {'; '.join(failures)})"
+            return dataclasses.replace(nxt, message=f"{nxt.message}; {note}" if nxt.message else note,
+                                       seconds=time.perf_counter() - t0)
+        failures.append(f"{alt}: {nxt.message}")
+    # none did better: the first mode's answer stands (its point is loaded again)
+    res = _solve_bilevel(model, followers, mode, **kwargs) if res.status.stopped else res
+    return dataclasses.replace(res, message="; ".join(failures), seconds=time.perf_counter() - t0)
+
+
+def _numerical_failure(res: GameResult) -> bool:
+    """The solve failed, or its certificate fails only on accuracy: a broken constraint, the
+    followers' KKT residual (a point another mode may well certify)."""
+    if res.status is GameStatus.SOLVER_FAILED:
+        return True
+    cert = res.certificate
+    return (res.status is GameStatus.NOT_CERTIFIED and cert is not None and bool(cert.reasons)
+            and all("is broken" in r or "breaks its constraint" in r or "KKT residual" in r for r in cert.reasons))
+
+
+#: the modes tried, in order, after a named mode's MPEC failed
+_NEXT_MODES = {"scholtes": ("penalty", "smoothing"), "penalty": ("scholtes", "smoothing"),
+               "smoothing": ("scholtes", "penalty")}
+
+
+def _solve_bilevel(model: BlockData, followers: Sequence[Any], mode: Any, *, lift: bool, certify: bool,
+                   certificate: CertificateOptions, solver: Any, options: Any,
+                   global_search: GlobalOptions) -> GameResult:
+    """:func:`solve_bilevel` with one mode."""
     t0 = time.perf_counter()
     followers = expand_players(followers)
     objs = [o for o in model.component_data_objects(pyo.Objective, active=True, descend_into=True)
@@ -97,17 +143,40 @@ def solve_bilevel(
     cert, cert_s, moves = None, 0.0, []
     refuted: list[np.ndarray] = []
     status, message = GameStatus.CONVERGED, ""
+    deviation = None  # (snapshot, leader's utility) of the best deviation a global move went to
+    direct = False  # certify the deviation as it stands, before any MPEC from it
     while True:
         for v in ld.vars:
             v.unfix()
+        if direct:
+            direct, deviation = False, None
+            tc = time.perf_counter()
+            cert = certify_game(game, certificate)
+            cert_s += time.perf_counter() - tc
+            if cert.holds:
+                status, message = GameStatus.CONVERGED, ""
+                break
+            # not certified as it stands: the MPEC from it, as after any move
+            continue
         run = game.mode.solve(game.data, game.solver, ld.objective, warm=runs[-1].ok)
         runs.append(run)
         polished = _polish(game, certificate.kkt_tol) if run.ok or math.isfinite(run.complementarity) else None
         if polished is not None:
             runs.append(polished)
-        if not run.ok and (polished is None or not polished.ok):
+        failed = not run.ok and (polished is None or not polished.ok)
+        if deviation is not None and (failed or ld.utility() < deviation[1] - certificate.gain_tolerance(deviation[1])):
+            # the MPEC from the deviation slid to a worse point (its homotopy starts relaxed, far
+            # from the warm start) or failed: the deviation itself, the followers at their
+            # (global) reply there, is the better candidate, and is certified as it stands
+            game.restore(deviation[0])
+            runs.append(HomotopyResult(True, run.status, 0, 0.0, game.data.complementarity(), None, (),
+                                       "kept the global move's deviation (the MPEC from it ended worse)"))
+            failed = False
+        deviation = None
+        if failed:
             status, message = GameStatus.SOLVER_FAILED, run.message
             break
+        _project_leader(game, certificate.kkt_tol)
         if not certify:
             status, message = GameStatus.UNCERTIFIED, "stopped, not certified (certify=False)"
             break
@@ -126,19 +195,23 @@ def solve_bilevel(
             # from the same deviation would repeat the same solves
             message += "; the MPEC came back to a refuted point"
             break
-        refuted.append(x_now)
         if cert.better_replies:
             moves.append(GlobalMove(len(moves) + 1, (tuple(float(t) for t in ld.values()),), cert.utilities,
                                     cert.deviation_gains, cert.best_deviations, 0))
             for j in cert.better_replies:
                 _reply_cut(game, game.kkts[j], cert.replies[j].reply)
-            runs.append(game.respond(None, warm=True))
-            continue
-        if not cert.profitable:
+            if not cert.profitable:  # else on to the best deviation, from the global replies' value
+                runs.append(game.respond(None, warm=True))
+                continue
+        elif not cert.profitable:
             break
-        x = ld.values()
-        moves.append(GlobalMove(len(moves) + 1, (tuple(float(t) for t in x),), cert.utilities,
-                                cert.deviation_gains, cert.best_deviations, 0))
+        else:
+            # refuted by a leader's deviation (a point refuted by a follower's better reply
+            # changes with the cut that refutation adds: coming back to it is no repetition)
+            refuted.append(x_now)
+            x = ld.values()
+            moves.append(GlobalMove(len(moves) + 1, (tuple(float(t) for t in x),), cert.utilities,
+                                    cert.deviation_gains, cert.best_deviations, 0))
         # the MPEC again, from the followers' equilibrium at the best deviation found (at their
         # global replies there, for followers not proven convex, as the certificate evaluated it)
         x_dev = [np.clip(np.asarray(cert.best_deviations[0], dtype=float), ld.lower, ld.upper)]
@@ -149,6 +222,17 @@ def solve_bilevel(
                 if not r.gain <= certificate.reply_tolerance(r.utility):
                     _reply_cut(game, k, r.reply)
             runs.append(game.respond(x_dev, warm=True))
+        if runs[-1].ok:
+            polished = _polish(game, certificate.kkt_tol)
+            if polished is not None:
+                runs.append(polished)
+        if runs[-1].ok and game.residual().max <= certificate.kkt_tol:
+            deviation = (game.snapshot(), ld.utility())
+            # a follower not at its best reply at the refuted point: the MPEC's KKT points
+            # include the follower's local replies, whose (higher) values the MPEC prefers to
+            # the deviation's real one (mb_1_1_05: each MPEC halved x, one cut at a time); the
+            # deviation, evaluated at the global replies, is certified first
+            direct = bool(cert.better_replies)
     iters = sum(r.iterations for r in runs)
     return finish(game, status, message, iters, 1, t0, runs, certificate=cert, cert_seconds=cert_s,
                   moves=tuple(moves))
@@ -181,6 +265,30 @@ def _reply_cut(game: Game, k: KKTSystem, reply: Sequence[float]) -> bool:
     # follower response (the certificate's included) is the mode's Ipopt solve, which honours them
     game._response, game._response_error = None, "reply cuts added (solve_bilevel)"
     return True
+
+
+def _project_leader(game: Game, kkt_tol: float) -> None:
+    """The leader's decision onto its own constraints, where Ipopt left it outside them within
+    its tolerance (bf_1982_02: ``x1 + x2 <= 2`` broken by 1e-8, and there the followers' own
+    constraints had no feasible point: no follower equilibrium to certify), the followers'
+    response solved again there. Nothing changes when the projection fails or the followers
+    have no response at the projected decision."""
+    ld = game.leaders[0]
+    if ld.constraints is None:
+        return
+    x = ld.values()
+    xp = game.feasible_start(0, x)
+    if np.array_equal(xp, x):
+        return
+    snap = game.snapshot()
+    run = game.respond([xp], warm=True)
+    if not run.ok:
+        game.restore(snap)
+    polished = _polish(game, kkt_tol) if run.ok else None
+    if polished is not None and not polished.ok:
+        game.restore(snap)
+    for v in ld.vars:
+        v.unfix()
 
 
 def _polish(game: Game, kkt_tol: float) -> HomotopyResult | None:

@@ -167,7 +167,7 @@ def _segments(x: np.ndarray, lo: np.ndarray, hi: np.ndarray, rng: np.random.Gene
 _Steps = Generator[tuple[bool, list[float]], list[float], tuple[float, float]]
 
 
-def _line_steps(ts: np.ndarray, options: Any) -> _Steps:
+def _line_steps(ts: np.ndarray, options: Any, near: bool = False) -> _Steps:
     """The deviation search along one line as a coroutine: it yields ``(restart, [t, ...])``, the
     points it wants evaluated next (``restart``: put the warm start back at the point first), and
     is sent their values (a deviation gain, -inf where the followers have no response); it returns
@@ -177,7 +177,16 @@ def _line_steps(ts: np.ndarray, options: Any) -> _Steps:
     points one after another; :func:`_batched_deviation_gains` those of every line at once. The
     answer depends only on the values, so both give the same."""
     values: dict[float, float] = {}
-    for part in ([float(t) for t in ts if t >= 0], [float(t) for t in ts[::-1] if t < 0]):
+    # next to the point, +-1e-6 and +-1e-4 of the line's span: a point just off a discontinuity
+    # of the followers' reply (x = 1/4 + 5e-5 in reproducer 3, the follower's global reply
+    # jumping at 1/4) gains by a step no grid or golden section sees
+    span = float(ts[-1] - ts[0]) if len(ts) else 0.0
+    # (with ``near``: followers not proven convex, whose replies jump; a convex follower's
+    # reply is continuous, and a gain next to the point is the leader step's to find)
+    steps = [s * h * span for h in (1e-6, 1e-4) for s in (1.0, -1.0)] if near and span > 0 else []
+    ts_all = np.unique(np.concatenate([np.asarray(ts, dtype=float),
+                                       [t for t in steps if ts[0] <= t <= ts[-1]]]))
+    for part in ([float(t) for t in ts_all if t >= 0], [float(t) for t in ts_all[::-1] if t < 0]):
         got = yield True, part
         values.update(zip(part, got))
     t_best = max(values, key=values.get)
@@ -204,10 +213,10 @@ def _drive(steps: Generator, evaluate: Callable[[float], float], restart: Callab
         return stop.value
 
 
-def _line_gain(evaluate: Any, ts: np.ndarray, restart: Any, options: Any) -> tuple[float, float]:
+def _line_gain(evaluate: Any, ts: np.ndarray, restart: Any, options: Any, near: bool = False) -> tuple[float, float]:
     """Largest ``evaluate(t)`` over the grid ``ts`` and its refinement (:func:`_line_steps`),
     evaluated one point after another. Returns ``(t, gain)``."""
-    return _drive(_line_steps(ts, options), evaluate, restart)
+    return _drive(_line_steps(ts, options, near), evaluate, restart)
 
 
 #: the golden ratio's conjugate, (sqrt(5) - 1) / 2
@@ -247,7 +256,7 @@ def _golden_max(f: Any, a: float, b: float, evals: int) -> tuple[float, float]:
 
 def _deviation_gains(leaders: list, x_star: list, rng: np.random.Generator, options: Any,
                      gain_at: Callable[[int, list], float], restart: Callable[[], Any],
-                     tick: Callable[[], None]) -> tuple[list, list, list, list]:
+                     tick: Callable[[], None], near: bool = False) -> tuple[list, list, list, list]:
     """(b) for every leader ``i``: the largest ``gain_at(i, point)`` (its utility gain at the
     followers' response, -inf where they have none) over its deviation lines (:func:`_segments`,
     :func:`_line_gain`; ``restart()`` puts the warm start back at the point), others at ``x*``.
@@ -279,7 +288,7 @@ def _deviation_gains(leaders: list, x_star: list, rng: np.random.Generator, opti
                     return -math.inf
                 return gain
 
-            t_best, gain = _line_gain(evaluate, ts, restart, options)
+            t_best, gain = _line_gain(evaluate, ts, restart, options, near)
             if gain > best_gain:
                 best_gain, best_x = gain, np.clip(x_star[i] + t_best * u, lo, hi)
         gains.append(best_gain)
@@ -401,6 +410,60 @@ def _broken(game: Any, x: list, options: Any, coupling: bool = True) -> list[str
     return out + game.coupling_broken(options.kkt_tol) if coupling else out
 
 
+#: followers' decisions beyond which the optimistic reply is not searched at every deviation
+_OPTIMISTIC_MAX = 20
+
+
+def _optimistic_game(game: Any, options: Any) -> bool:
+    """The deviation scan evaluates the optimistic reply (:func:`_optimistic_utility`): a game of
+    one leader over one follower of at most ``_OPTIMISTIC_MAX`` decisions, with SCIP in use, a
+    leader objective without follower multipliers, unless the follower's reply is unique everywhere (a strictly convex quadratic objective
+    over its convex feasible set: :func:`epec.convexity.strictly_convex_quadratic`)."""
+    from .convexity import strictly_convex_quadratic
+
+    if not (options.best_reply and options.reply_scip and len(game.leaders) == 1 and len(game.kkts) == 1):
+        return False
+    from pyomo.core.expr.visitor import identify_variables
+
+    from .multipliers import bound_multipliers
+
+    # a leader objective with a follower's multiplier (epec.multiplier) is not evaluated away
+    # from the followers' KKT point: the multiplier of another reply is not at hand (outrata34)
+    placeholders = {id(p) for p, _ in bound_multipliers(game.work)}
+    if placeholders and any(id(v) in placeholders for v in identify_variables(game.leaders[0].objective.expr)):
+        return False
+    k = game.kkts[0]
+    xs = list(k.variables)
+    return len(xs) <= _OPTIMISTIC_MAX and not strictly_convex_quadratic(k.objective, xs)
+
+
+def _optimistic_utility(game: Any, i: int, options: Any, at_best: bool = False) -> float:
+    """Leader ``i``'s utility at the follower's best reply that the leader prefers (the optimistic
+    convention of bilevel programming, Dempe 2002, sec. 1.3, which the published bilevel answers
+    assume: :func:`epec.best_reply.optimistic_reply`), evaluated on the model with the leader's
+    decisions and the follower's current reply as they stand; the follower's values are
+    restored. ``-inf`` where SCIP proves nothing or its reply is within ``unique_tol`` of the
+    follower's (the same reply, as check (c) counts it). The reply is a global best reply within
+    ``reply_tolerance`` (SCIP's), so it is evaluated as it is: a local solve from it may slide
+    off it (Ipopt's interior point leaves a bound where the follower is indifferent)."""
+    k = game.kkts[0]
+    xs = list(k.variables)
+    saved = [v.value for v in xs]
+    y = optimistic_reply(k, game.leaders[i].objective, options, at_best)
+    if y is None or all(abs(float(a) - float(b)) <= options.unique_tol * max(1.0, abs(float(b)))
+                        for a, b in zip(y, saved)):
+        # a reply within unique_tol (relative beyond 1) of the follower's is the same reply: the leader's utility is the one at the follower's reply
+        return -math.inf
+    try:
+        for v, val in zip(xs, y):
+            v.set_value(float(val), skip_validation=True)
+        out = game.leaders[i].utility()
+    finally:
+        for v, val in zip(xs, saved):
+            v.set_value(val, skip_validation=True)
+    return out if math.isfinite(out) else -math.inf
+
+
 class _Inadmissible(Exception):
     """A deviation whose followers' response breaks a coupling constraint ``G(x', y(x')) <= 0``:
     no deviation the leader may make (neither a gain nor a failed evaluation)."""
@@ -475,6 +538,7 @@ def _certify_newton(game: Any, options: Any, tick: Callable[[], None], replies: 
     fallbacks = [options.fallbacks]
     star = {"z": z_star, "y": y_star, "lu": r_star.lu}
     warm = dict(star)
+    optimistic = _optimistic_game(game, options) and getattr(game, "batch_response", None) is None
 
     def response_at(warm: dict, y: np.ndarray, pt: list) -> np.ndarray | None:
         """The followers' response at ``y``, from the grid neighbour ``warm`` (first-order
@@ -513,7 +577,13 @@ def _certify_newton(game: Any, options: Any, tick: Callable[[], None], replies: 
             game.fix_leaders(pt)
             if game.coupling_broken(_ADMISSIBLE_TOL):
                 raise _Inadmissible
-        return float(resp.utilities(z, y, p)[i] - base[i])
+        utility = float(resp.utilities(z, y, p)[i])
+        if optimistic:  # the leader's preferred best reply where the follower is indifferent
+            resp.load(z)
+            game.fix_leaders(pt)
+            # (the Newton reply of a convex follower is its optimum to the smoothing's mu^2)
+            utility = max(utility, _optimistic_utility(game, i, options, at_best=True))
+        return utility - float(base[i])
 
     batch = _batch_gains(game, options, x_star, gain_at, lambda: warm.update(star))
     if batch is not None:
@@ -666,38 +736,56 @@ def _certify_ipopt(game: Any, options: Any, tick: Callable[[], None], replies: l
     # followers not proven convex: every deviation is evaluated at their global replies (a
     # local KKT reply there can hide the leader's gain: reproducer 3 of issue 15)
     searched = [k for k, r in zip(game.kkts, replies) if not is_convex_method(r.method)]
+    optimistic = _optimistic_game(game, options)
 
     def gain_at(i: int, pt: list) -> float:
         run = game.respond(pt, warm=True, capped=True)
         if run.ok and game.coupling_broken(_ADMISSIBLE_TOL):
             raise _Inadmissible
-        for _ in range(_GLOBAL_ROUNDS if searched and run.ok else 0):
+        settled = not searched
+        for r_ in range(_GLOBAL_ROUNDS + 1 if searched and run.ok else 0):
             better = [r for r in follower_replies(searched, options, search=True)
                       if not r.gain <= options.reply_tolerance(r.utility)]
             if not better:
+                settled = True
                 break
             by_name = {r.name: r for r in better}
             for k in searched:
                 if k.player.name in by_name:
                     for v, val in zip(k.variables, by_name[k.player.name].reply):
                         v.set_value(val, skip_validation=True)
+            if r_ == _GLOBAL_ROUNDS:
+                # the followers' solve kept sliding off the global replies (back to a local
+                # one): the leader's utility is the one at the global replies themselves
+                settled = True
+                break
             run = game.respond(pt, warm=True, capped=True)
-        if run.ok and len(searched) == 1 and len(game.kkts) == 1:
+            if not run.ok:
+                break
+        if not run.ok:
+            return -math.inf
+        utility = game.leaders[i].utility()
+        if optimistic:
             # one follower at its global reply: where it is indifferent, the optimistic
             # convention gives the leader its preferred best reply (reproducer 2 of issue 15:
             # at x = 0 the follower's replies -1 and 1 are equally good, and 1 is the leader's)
-            y = optimistic_reply(searched[0], game.leaders[i].objective, options)
-            if y is not None:
-                before, snap = game.leaders[i].utility(), game.snapshot()
-                for v, val in zip(searched[0].variables, y):
-                    v.set_value(val, skip_validation=True)
-                run_o = game.respond(pt, warm=True, capped=True)
-                if not (run_o.ok and game.leaders[i].utility() > before):
-                    game.restore(snap)  # the global reply found before stands
-        return game.leaders[i].utility() - base[i] if run.ok else -math.inf
+            utility = max(utility, _optimistic_utility(game, i, options, at_best=bool(searched) and settled))
+        return utility - base[i]
 
+    if any(not r.gain <= options.reply_tolerance(r.utility) for r in replies):
+        # a follower not at its best reply: the leader's decision is worth what it gets at the
+        # followers' global replies, and its gains are measured from that (from the point's
+        # local reply, every deviation looks worse and the scan points nowhere)
+        for i in range(len(base)):
+            try:
+                g0 = gain_at(i, [a.copy() for a in x_star])
+            except _Inadmissible:  # the global replies break a coupling constraint at x*
+                g0 = -math.inf
+            game.restore(snap0)
+            if math.isfinite(g0):
+                base[i] += g0
     gains, bests, evals, failed = _deviation_gains(game.leaders, x_star, rng, options, gain_at,
-                                                   lambda: game.restore(snap0), tick)
+                                                   lambda: game.restore(snap0), tick, near=bool(searched))
 
     # (c) uniqueness: random follower starts, cold homotopy, leaders at x*.
     spread, starts = 0.0, 0
@@ -712,7 +800,12 @@ def _certify_ipopt(game: Any, options: Any, tick: Callable[[], None], replies: l
         for m in game.follower_mults:
             m.set_value(1.0 if m.lb is not None else 0.0, skip_validation=True)
         run = game.respond(x_star, warm=False, capped=True)
-        if run.ok:
+        if run.ok and searched and any(not r.gain <= options.reply_tolerance(r.utility)
+                                       for r in follower_replies(searched, options, search=True)):
+            # a KKT point where a follower not proven convex has a better reply is no
+            # equilibrium (a local optimum, a saddle): no evidence of another best reply
+            run = None
+        if run is not None and run.ok:
             starts += 1
             spread = max(spread, float(np.max(np.abs(np.array([v.value for v in fv], dtype=float) - ref))))
         tick()

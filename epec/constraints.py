@@ -233,6 +233,16 @@ def leader_constraints(model: BlockData, followers: Sequence[BlockData], followe
             continue
         if ys:
             whose = f"leader {leaders[who[0]][0]}'s decisions and " if who else ""
+            from .multipliers import bound_multipliers
+
+            bound = {id(p): con for p, con in bound_multipliers(model)}
+            mults = [bound[id(v)] for v in ys if id(v) in bound]
+            if mults:
+                raise GameStructureError(
+                    f"constraint {c.name} uses the multiplier of follower constraint {mults[0].name} "
+                    f"(epec.multiplier): not supported in a leader's constraint by solve_epec, whose leader steps "
+                    f"keep only constraints on the leaders' own decisions (solve_bilevel keeps it); use the "
+                    f"multiplier in the objective, or state the limit on the leaders' decisions")
             raise GameStructureError(
                 f"constraint {c.name} involves {whose}the follower variable {ys[0].name} (an upper-level "
                 f"constraint G(x, y) <= 0): not supported, the leader steps and the certificate see the "

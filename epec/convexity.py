@@ -18,6 +18,11 @@ every subexpression (the decisions' bounds, the constants' values). Any other ex
 ``UNKNOWN``: the rules are sufficient, never necessary, and an unproven expression may well be
 convex.
 
+:func:`hessian_curvature` proves what those rules cannot (a product of a decision and a
+function of it, such as a Cournot revenue ``y p(x + y)``): the symbolic Hessian bounded by
+interval arithmetic over the decisions' box, then Gershgorin's discs; :func:`convex_program`
+tries it where the rules prove nothing.
+
 The Vars in ``decisions`` are the variables; every other Var and every Param is a constant at
 its current value (the other players' decisions fixed at the point).
 
@@ -36,7 +41,7 @@ from pyomo.core.expr import numeric_expr as ne
 from pyomo.core.expr.calculus.derivatives import Modes, differentiate
 from pyomo.core.expr.visitor import identify_variables
 
-__all__ = ["Curvature", "curvature", "convex_program", "declare_convex_program", "declared_reason",
+__all__ = ["Curvature", "curvature", "hessian_curvature", "convex_program", "declare_convex_program", "declared_reason",
            "DECLARED_ATTRIBUTE"]
 
 
@@ -280,6 +285,122 @@ def curvature(expr: Any, decisions: Iterable[Any]) -> Curvature:
     return _Walker(decisions)(expr)[0]
 
 
+#: decisions beyond which the interval-Hessian rule is not tried (a dense symbolic Hessian)
+_HESSIAN_MAX = 12
+#: symbolic second derivatives, per (expression, decisions): ``(expr, [[d2 / dxi dxj]])``; the
+#: structure of a follower's objective does not change between certificates, its constants do
+_HESSIANS: dict[tuple, tuple] = {}
+
+
+def _second_derivatives(expr: Any, xs: list) -> list | None:
+    key = (id(expr), tuple(id(v) for v in xs))
+    hit = _HESSIANS.get(key)
+    if hit is not None and hit[0] is expr:
+        return hit[1]
+    try:
+        first = differentiate(expr, wrt_list=xs, mode=Modes.reverse_symbolic)
+        H = [[0.0] * len(xs) for _ in xs]
+        for i, d in enumerate(first):
+            if type(d) in (int, float):
+                continue
+            for j, s in enumerate(differentiate(d, wrt_list=xs, mode=Modes.reverse_symbolic)):
+                H[i][j] = s
+    except Exception:  # noqa: BLE001 - an expression the symbolic differentiation cannot take
+        H = None
+    if len(_HESSIANS) > 512:
+        _HESSIANS.clear()
+    _HESSIANS[key] = (expr, H)
+    return H
+
+
+def hessian_curvature(expr: Any, decisions: Iterable[Any]) -> Curvature:
+    """The curvature of ``expr`` proven by interval bounds on its Hessian (the rule the
+    disciplined-convex rules lack for a nonlinear term of several decisions, such as a Cournot
+    revenue ``y p(x + y + ...)``): every second derivative, symbolic, is bounded by interval
+    arithmetic over the decisions' box (:mod:`pyomo.contrib.fbbt`; every other Var a constant
+    at its value), and the interval Hessian is proven semi-definite by Gershgorin's discs
+    (``H_ii >= sum_{j != i} |H_ij|`` at the bounds' worst case, convex; the mirror for concave).
+    A Hessian whose bounds vanish is affine. Sufficient, never necessary: UNKNOWN for a
+    decision without finite bounds, more than ``_HESSIAN_MAX`` decisions, or bounds that do not
+    settle the sign."""
+    from pyomo.common.collections import ComponentMap
+    from pyomo.contrib.fbbt.expression_bounds_walker import ExpressionBoundsVisitor
+
+    ids = {id(v) for v in decisions}
+    xs = [v for v in identify_variables(expr, include_fixed=False) if id(v) in ids]
+    if not xs:
+        return C
+    if len(xs) > _HESSIAN_MAX or any(v.lb is None or v.ub is None for v in xs):
+        return U
+    H = _second_derivatives(expr, xs)
+    if H is None:
+        return U
+    leaf = ComponentMap()
+    for v in xs:
+        leaf[v] = (float(v.lb), float(v.ub))
+    n = len(xs)
+    lo, hi = np.zeros((n, n)), np.zeros((n, n))
+    try:
+        for i in range(n):
+            for j in range(n):
+                s = H[i][j]
+                if type(s) in (int, float):
+                    lo[i, j] = hi[i, j] = float(s)
+                    continue
+                for v in identify_variables(s, include_fixed=True):
+                    if id(v) not in ids and v not in leaf:
+                        if v.value is None:
+                            return U
+                        leaf[v] = (float(v.value), float(v.value))
+                lo[i, j], hi[i, j] = ExpressionBoundsVisitor(leaf_bounds=leaf).walk_expression(s)
+    except Exception:  # noqa: BLE001 - an operation the interval arithmetic cannot bound
+        return U
+    if not (np.all(np.isfinite(lo)) and np.all(np.isfinite(hi))):
+        return U
+    if np.all(lo == 0.0) and np.all(hi == 0.0):
+        return A
+    off = np.maximum(np.abs(lo), np.abs(hi))
+    np.fill_diagonal(off, 0.0)
+    radius = off.sum(axis=1)
+    if np.all(np.diag(lo) - radius >= 0.0):
+        return VX
+    if np.all(np.diag(hi) + radius <= 0.0):
+        return CV
+    return U
+
+
+def strictly_convex_quadratic(objective: Any, decisions: Iterable[Any]) -> bool:
+    """``objective`` (minimised; maximised: its negative) is a quadratic in ``decisions`` whose
+    Hessian, the same everywhere (no Var left in a second derivative), is positive definite:
+    over a convex feasible set its minimiser is unique, whatever the other players do."""
+    xs = list(decisions)
+    if not xs or len(xs) > _HESSIAN_MAX:
+        return False
+    H = _second_derivatives(objective.expr, xs)
+    if H is None:
+        return False
+    M = np.zeros((len(xs), len(xs)))
+    for i, row in enumerate(H):
+        for j, h in enumerate(row):
+            if type(h) not in (int, float):
+                if hasattr(h, "is_expression_type") and any(True for _ in identify_variables(h)):
+                    return False
+                h = float(pyo.value(h))
+            M[i, j] = h
+    if objective.sense == pyo.maximize:
+        M = -M
+    eig = np.linalg.eigvalsh(0.5 * (M + M.T))
+    return bool(eig[0] > 1e-9 * max(1.0, float(np.max(np.abs(eig)))))
+
+
+def _proven(walker: Any, expr: Any, decisions: list) -> Curvature:
+    """The rules' curvature of ``expr``, the interval-Hessian rule where they prove none."""
+    c = walker(expr)[0]
+    if c is U:
+        c = hessian_curvature(expr, decisions)
+    return c
+
+
 def convex_program(objective: Any, constraints: Iterable[Any], decisions: Iterable[Any]) -> tuple[bool, str]:
     """Is ``objective`` over ``constraints`` (bounds of ``decisions`` included) a convex program
     in ``decisions``: a convex objective minimised or a concave one maximised, equalities affine,
@@ -290,14 +411,15 @@ def convex_program(objective: Any, constraints: Iterable[Any], decisions: Iterab
     (bool, str)
         Proven, and the first part the rules could not prove ("" when proven).
     """
-    walker = _Walker(list(decisions))
-    c = walker(objective.expr)[0]
+    decisions = list(decisions)
+    walker = _Walker(decisions)
+    c = _proven(walker, objective.expr, decisions)
     if objective.sense == pyo.minimize and not c.is_convex:
         return False, f"objective {objective.name} minimised is {c.value}, not proven convex"
     if objective.sense == pyo.maximize and not c.is_concave:
         return False, f"objective {objective.name} maximised is {c.value}, not proven concave"
     for con in constraints:
-        b = walker(con.body)[0]
+        b = _proven(walker, con.body, decisions)
         if con.equality:
             if not b.is_affine:
                 return False, f"equality {con.name} is {b.value}, not proven affine"

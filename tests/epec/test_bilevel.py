@@ -56,3 +56,21 @@ def test_degenerate_follower_certified(build, mode):
     assert pyo.value(m.x) == pytest.approx(x, abs=2e-4)
     assert pyo.value(m.F.y[1]) == pytest.approx(y1, abs=2e-4)
     assert pyo.value(m.F.y[2]) == pytest.approx(y2, abs=2e-4)
+
+
+def test_indifferent_follower_at_a_deviation_is_seen_optimistically():
+    """Lucchetti, Mignanego & Pieri (1987), Example 4.1 (BASBLib lmp_1987_01): for x < 1 the
+    follower's reply is y = 1 and F = 0.5 + 0.5 x; at x = 1 every y is a best reply and the
+    optimistic one, y = 0, gives F = 0. x = 0 (unique reply, F = 0.5) is not the optimistic
+    optimum, and x = 1 has no unique reply: never ok (issue 15: it was ok at x = 0)."""
+    m = pyo.ConcreteModel()
+    m.x = pyo.Var(bounds=(0, 1))
+    m.F = pyo.Block()
+    m.F.y = pyo.Var(bounds=(0, 1))
+    m.F.obj = pyo.Objective(expr=(m.x - 1) * m.F.y, sense=pyo.minimize)
+    m.obj = pyo.Objective(expr=0.5 * (1 - m.x) + m.x * m.F.y, sense=pyo.minimize)
+    # Execute
+    r = solve_bilevel(m, followers=[m.F])
+    # Assert: refused, and for the follower's non-unique reply (the cause), not a leader's gain
+    assert not r.ok
+    assert "not unique" in r.message

@@ -221,3 +221,27 @@ def test_bilevel_coupling_constraint_is_kept():
     assert r.ok, r.message
     assert (pyo.value(m.x), pyo.value(m.F.y)) == pytest.approx((3.0, 3.0), abs=1e-5)
     assert r.certificate.best_deviations[0][0] <= 3.0 + 1e-6
+
+
+def test_solve_epec_refuses_a_leader_constraint_on_a_follower_multiplier_by_name():
+    """A leader's constraint that uses a follower's multiplier (epec.multiplier) is refused by
+    solve_epec in one line naming the constraint and the follower constraint (issue 15)."""
+    import pyomo.environ as pyo
+    from epec import GameStructureError, multiplier, solve_epec
+
+    m = pyo.ConcreteModel()
+    m.A, m.B, m.F = pyo.Block(), pyo.Block(), pyo.Block()
+    for L in (m.A, m.B):
+        L.q = pyo.Var(bounds=(0, 100), initialize=10)
+    m.F.d = pyo.Var(bounds=(0, 200), initialize=20)
+    m.F.bal = pyo.Constraint(expr=m.F.d == m.A.q + m.B.q)
+    m.F.obj = pyo.Objective(expr=100 * m.F.d - 0.5 * m.F.d ** 2, sense=pyo.maximize)
+    p = multiplier(m.F.bal)
+    m.A.obj = pyo.Objective(expr=(p - 10) * m.A.q, sense=pyo.maximize)
+    m.B.obj = pyo.Objective(expr=(p - 20) * m.B.q, sense=pyo.maximize)
+    m.A.cap = pyo.Constraint(expr=p <= 60)
+    with pytest.raises(GameStructureError) as err:
+        solve_epec(m, leaders=[m.A, m.B], followers=[m.F])
+    msg = str(err.value)
+    assert "\n" not in msg
+    assert "A.cap" in msg and "F.bal" in msg and "epec.multiplier" in msg

@@ -104,3 +104,34 @@ def test_declaration_travels_with_the_clone():
     clone, memo = clone_with_map(m)
     assert declared_reason(memo[id(m.F)]) == "concave (a reason)"
     assert declared_reason(m) is None
+
+
+def test_interval_hessian_proves_a_cournot_revenue_concave():
+    """A Cournot follower's profit y p(x + y) - c y - k y^2 / 2 with p(Q) = a / Q is not
+    disciplined-convex (a product of y and a function of y), but its second derivative,
+    bounded by interval arithmetic over the box, is negative: proven concave (the MacMPEC gnash
+    followers). Without the quadratic cost the bound does not settle the sign (x small): UNKNOWN."""
+    from epec.convexity import hessian_curvature
+
+    m = pyo.ConcreteModel()
+    m.x = pyo.Var(bounds=(0, 1000), initialize=400.0)  # the other firms' total output
+    m.y = pyo.Var(bounds=(0, 150), initialize=30.0)
+    profit = m.y * 5000.0 / (m.x + m.y) - 8 * m.y - 0.5 * 0.23 * m.y ** 2
+    # Execute / Assert
+    assert curvature(profit, [m.y]) is U
+    assert hessian_curvature(profit, [m.y]) is CV
+    m.obj = pyo.Objective(expr=profit, sense=pyo.maximize)
+    assert convex_program(m.obj, [], [m.y]) == (True, "")
+    m.x.set_value(1e-3)
+    assert hessian_curvature(m.y * 5000.0 / (m.x + m.y), [m.y]) is U
+
+
+def test_interval_hessian_refuses_a_cubic_through_zero_and_an_unbounded_decision():
+    m = pyo.ConcreteModel()
+    m.y = pyo.Var(bounds=(-1, 1))
+    m.u = pyo.Var()
+    from epec.convexity import hessian_curvature
+
+    assert hessian_curvature(m.y ** 3, [m.y]) is U
+    assert hessian_curvature(m.y ** 4 + m.y ** 2, [m.y]) is VX
+    assert hessian_curvature(m.u ** 2 * m.y, [m.u, m.y]) is U
