@@ -150,9 +150,7 @@ def _solve_bilevel(model: BlockData, followers: Sequence[Any], mode: Any, *, lif
             v.unfix()
         if direct:
             direct, deviation = False, None
-            tc = time.perf_counter()
-            cert = certify_game(game, certificate)
-            cert_s += time.perf_counter() - tc
+            cert, cert_s = _timed_certify(game, certificate, cert_s)
             if cert.holds:
                 status, message = GameStatus.CONVERGED, ""
                 break
@@ -180,9 +178,7 @@ def _solve_bilevel(model: BlockData, followers: Sequence[Any], mode: Any, *, lif
         if not certify:
             status, message = GameStatus.UNCERTIFIED, "stopped, not certified (certify=False)"
             break
-        tc = time.perf_counter()
-        cert = certify_game(game, certificate)
-        cert_s += time.perf_counter() - tc
+        cert, cert_s = _timed_certify(game, certificate, cert_s)
         if cert.holds:
             status, message = GameStatus.CONVERGED, ""
             break
@@ -289,6 +285,13 @@ def _project_leader(game: Game, kkt_tol: float) -> None:
         game.restore(snap)
     for v in ld.vars:
         v.unfix()
+
+
+def _timed_certify(game: Any, certificate: Any, seconds: float) -> tuple[Any, float]:
+    """The certificate of the game's current point, and ``seconds`` plus the time it took."""
+    tc = time.perf_counter()
+    cert = certify_game(game, certificate)
+    return cert, seconds + time.perf_counter() - tc
 
 
 def _polish(game: Game, kkt_tol: float) -> HomotopyResult | None:
