@@ -96,6 +96,10 @@ class CertificateOptions:
         gap falls back to the multistart. Default 10.
     reply_scip : bool
         Use SCIP (``pyscipopt``) for a follower the rules do not prove convex. Default True.
+    reply_univariate : bool
+        Before SCIP, solve a follower with one bounded decision and a polynomial objective
+        exactly (its bounds and the derivative's real roots; :mod:`epec.best_reply`, method
+        3a). Default True.
     batched : bool
         On the Newton path, solve the deviation responses of (b) as batches with the game's batch
         engine when it has one (``solve_epec(batch_response=...)``; :func:`epec.solve_scenario`
@@ -122,6 +126,7 @@ class CertificateOptions:
     reply_starts: int = 8
     reply_seconds: float = 10.0
     reply_scip: bool = True
+    reply_univariate: bool = True
     batched: bool = True
 
     def __post_init__(self) -> None:
@@ -135,7 +140,7 @@ class CertificateOptions:
         if isinstance(self.max_failed, bool) or not isinstance(self.max_failed, (int, float)) \
                 or not 0 <= self.max_failed <= 1:
             raise ValueError(f"max_failed: must be in [0, 1], got {self.max_failed!r}")
-        for name in ("best_reply", "reply_scip", "batched"):
+        for name in ("best_reply", "reply_scip", "reply_univariate", "batched"):
             if not isinstance(getattr(self, name), bool):
                 raise ValueError(f"{name}: must be a bool, got {getattr(self, name)!r}")
 

@@ -5,7 +5,7 @@ import pytest
 
 import epec
 from epec import CertificateOptions, GlobalOptions, solve_bilevel
-from epec.best_reply import CONVEX, MULTISTART, SCIP
+from epec.best_reply import CONVEX, MULTISTART, SCIP, UNIVARIATE
 
 
 def reproducer_2():
@@ -57,7 +57,8 @@ def test_reproducer_2_never_ok_at_a_wrong_point():
 
 def test_reproducer_2_names_the_followers_better_reply():
     m = reproducer_2()
-    res = solve_bilevel(m, followers=[m.F], global_search=GlobalOptions(moves=0))
+    res = solve_bilevel(m, followers=[m.F], global_search=GlobalOptions(moves=0),
+                        certificate=CertificateOptions(reply_univariate=False))
     cert = res.certificate
     assert not res.ok and cert.better_replies == (0,)
     reply = cert.replies[0]
@@ -82,13 +83,58 @@ def test_reproducer_3_multistart_without_scip():
     """SCIP off: the multistart finds the better end y = -1 and says it is not a proof."""
     m = reproducer_3()
     res = solve_bilevel(m, followers=[m.F], global_search=GlobalOptions(moves=0),
-                        certificate=CertificateOptions(reply_scip=False))
+                        certificate=CertificateOptions(reply_scip=False, reply_univariate=False))
     reply = res.certificate.replies[0]
     assert not res.ok and reply.method == MULTISTART and not reply.proven
     assert reply.reply == pytest.approx((-1.0,), abs=1e-6)
     x = pyo.value(m.x)
     y = pyo.value(m.F.y)
     assert reply.gain == pytest.approx((y ** 3 / 3 - x * y) - (-1 / 3 + x), rel=1e-6)
+
+
+def test_reproducer_2_univariate_follower_solved_exactly():
+    """The default: a one-decision polynomial follower is solved by its bounds and the
+    derivative's roots (no SCIP), proven, with the same better reply and gain as SCIP's."""
+    m = reproducer_2()
+    res = solve_bilevel(m, followers=[m.F], global_search=GlobalOptions(moves=0))
+    reply = res.certificate.replies[0]
+    assert not res.ok and res.certificate.better_replies == (0,)
+    assert reply.method == UNIVARIATE and reply.proven
+    assert reply.reply == pytest.approx((-1.0,), abs=1e-9)
+    assert reply.gain == pytest.approx(1.69, abs=1e-5)
+
+
+def _quartic(extra_constraint: bool = False):
+    m = pyo.ConcreteModel()
+    m.x = pyo.Var(bounds=(0.1, 1), initialize=0.5)
+    m.F = pyo.Block()
+    m.F.y = pyo.Var(bounds=(-1, 1), initialize=-0.5)
+    y = m.F.y
+    m.F.obj = pyo.Objective(expr=m.x * (16 * y ** 4 + 2 * y ** 3 - 8 * y ** 2 - 1.5 * y + 0.5))
+    if extra_constraint:
+        m.F.c = pyo.Constraint(expr=y <= 0.9)
+    return m
+
+
+def test_univariate_candidates_find_the_global_minimum_of_a_quartic():
+    """Mitsos & Barton's Example 3.10 follower, ``min x (16y^4 + 2y^3 - 8y^2 - 1.5y + 0.5)`` on
+    ``[-1, 1]``: by hand its minimisers are ``y = 1/2`` (global, value ``-x``) and ``y = -1/2``
+    (local, value 0)."""
+    from epec.best_reply import univariate_candidates
+    from epec.kkt import kkt
+
+    # Prepare: x = 1/2, the follower at its local minimum
+    m = _quartic()
+    # Execute
+    cands = dict(univariate_candidates(kkt(m.F)))
+    # Assert: the global minimiser with its utility (U = -f = x = 1/2), the local one among the
+    # candidates, the follower's value restored
+    best = max(cands, key=cands.get)
+    assert best == pytest.approx(0.5, abs=1e-12) and cands[best] == pytest.approx(0.5, abs=1e-12)
+    assert any(abs(c + 0.5) < 1e-12 for c in cands) and m.F.y.value == -0.5
+    # ... and a constraint beyond the bounds is not this method's
+    m2 = _quartic(extra_constraint=True)
+    assert univariate_candidates(kkt(m2.F)) is None
 
 
 def test_convex_follower_is_proven_and_ok():
