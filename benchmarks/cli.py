@@ -129,7 +129,8 @@ def _import_plugins(argv: list[str]) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from benchmarks.conventions import Stopped, catch_signals, check_out, output_folder, recover_previous
+    from benchmarks.conventions import (Stopped, catch_signals, check_out, output_folder, recover_previous,
+                                       stop_received)
 
     argv = _glue_negative_lists(list(sys.argv[1:] if argv is None else argv))
     try:
@@ -167,17 +168,29 @@ def main(argv: Sequence[str] | None = None) -> int:
             err = InputError("--scenario", err.reason)  # models.load_scenario's field is this flag
         print(f"metatrading: error: {err}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM/SIGHUP (Stopped)
-        signo = exc.signo if isinstance(exc, Stopped) else signal.SIGINT
-        what = "interrupted" if signo == signal.SIGINT else f"stopped by {signal.Signals(signo).name}"
-        if state.get("restored"):
-            print(f"metatrading: {what}; the previous results in {out} are back unchanged", file=sys.stderr)
-        else:
-            print(f"metatrading: {what}; results already written are intact", file=sys.stderr)
-        return 128 + int(signo)
     except BrokenPipeError:  # stdout closed by the reader (`metatrading solve ... | head`): stop quietly
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # nothing more to flush at exit
         return 141  # 128 + SIGPIPE, as a shell tool killed by it
+    except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM/SIGHUP (Stopped)
+        return _stopped(exc, state, out)
+    except Exception:
+        if stop_received() is None:
+            raise
+        # the stop, wrapped by the code it landed in (an import raises RuntimeError, say)
+        return _stopped(Stopped(stop_received()), state, out)
+
+
+def _stopped(exc: KeyboardInterrupt, state: dict, out: object) -> int:
+    """Report a Ctrl-C, SIGTERM or SIGHUP; the conventional exit code 128 + signal."""
+    from benchmarks.conventions import Stopped
+
+    signo = exc.signo if isinstance(exc, Stopped) else signal.SIGINT
+    what = "interrupted" if signo == signal.SIGINT else f"stopped by {signal.Signals(signo).name}"
+    if state.get("restored"):
+        print(f"metatrading: {what}; the previous results in {out} are back unchanged", file=sys.stderr)
+    else:
+        print(f"metatrading: {what}; results already written are intact", file=sys.stderr)
+    return 128 + int(signo)
 
 
 if __name__ == "__main__":

@@ -43,22 +43,44 @@ from models.errors import InputError, Stopped
 from models.io import MANIFEST, foreign_entry, read_manifest, record_into, stop_recording, write_manifest
 
 __all__ = ["check_out", "output_folder", "parse_numbers", "recover_previous", "show_progress", "Stopped",
-           "catch_signals", "check_grid", "mem_available", "check_memory", "MAX_GRID"]
+           "catch_signals", "stop_received", "check_grid", "mem_available", "check_memory", "MAX_GRID"]
 
 #: the signals that stop a command cleanly (its --force swap undone), besides SIGINT
 STOP_SIGNALS = tuple(getattr(signal, n) for n in ("SIGTERM", "SIGHUP") if hasattr(signal, n))
 
 
+#: the stop signal received within :func:`catch_signals` (None: none yet)
+_received: list[int] = []
+
+
+def stop_received() -> int | None:
+    """The signal (SIGINT, SIGTERM or SIGHUP) received within :func:`catch_signals`, or None.
+
+    A signal can land anywhere, inside an import too, where Python wraps the :class:`Stopped` the
+    handler raises into another error (``RuntimeError: Error calling __set_name__``); the caller
+    asks this to tell a stop from a real error."""
+    return _received[-1] if _received else None
+
+
 @contextmanager
 def catch_signals() -> Iterator[None]:
-    """Within: SIGTERM and SIGHUP raise :class:`Stopped` (once; a second one waits for the clean-up)."""
+    """Within: SIGTERM and SIGHUP raise :class:`Stopped` (once; a second one waits for the clean-up),
+    Ctrl-C raises KeyboardInterrupt as usual; each is recorded for :func:`stop_received`."""
     def handler(signo: int, frame: object) -> None:
         for s in STOP_SIGNALS:
             signal.signal(s, signal.SIG_IGN)  # the clean-up runs to its end
+        _received.append(int(signo))
         raise Stopped(signo)
 
+    def interrupt(signo: int, frame: object) -> None:
+        _received.append(int(signo))
+        raise KeyboardInterrupt
+
+    _received.clear()  # a fresh run: no stop yet
     try:
         old = {s: signal.signal(s, handler) for s in STOP_SIGNALS}
+        if signal.getsignal(signal.SIGINT) is signal.default_int_handler:
+            old[signal.SIGINT] = signal.signal(signal.SIGINT, interrupt)
     except ValueError:  # not the main thread: leave the signals alone
         yield
         return
@@ -287,6 +309,8 @@ def output_folder(out: str, force: bool = False) -> Iterator[dict]:
     state: dict = {"rc": None, "restored": False}
     try:
         yield state
+        if stop_received() is not None:  # a stop the code it landed in swallowed: still a stop
+            raise Stopped(stop_received())
     except BaseException:
         # an error, Ctrl-C or SIGTERM/SIGHUP: a --force run gives the previous results back; a
         # run into a new folder keeps what it wrote (its checkpoint, for --resume)

@@ -114,6 +114,42 @@ def test_every_catchable_signal_gives_the_previous_results_back(tmp_path, earlie
     assert _previous(tmp_path, "k") == []
 
 
+@pytest.mark.parametrize("swallowed", [False, True], ids=["raised", "swallowed"])
+@pytest.mark.parametrize("signo", [signal.SIGHUP, signal.SIGINT], ids=lambda s: s.name)
+def test_a_signal_landing_inside_an_import_is_still_a_stop(tmp_path, earlier, monkeypatch, capsys, signo,
+                                                           swallowed):
+    # Prepare: the signal arrives while a class body runs (as in an import of scipy.stats), where
+    # Python wraps the handler's exception: RuntimeError "Error calling __set_name__"
+    import benchmarks.solve_cmd
+    from benchmarks.cli import main
+
+    class Lands:
+        def __set_name__(self, owner, name):
+            os.kill(os.getpid(), signo)
+            for _ in range(100_000):  # the handler runs between two bytecodes
+                pass
+
+    def run(args):
+        try:
+            type("Imported", (), {"attr": Lands()})
+        except RuntimeError:
+            if swallowed:  # code that treats a failed import as "not installed" and goes on
+                return 0
+            raise
+        raise AssertionError("the signal did not land")
+
+    monkeypatch.setattr(benchmarks.solve_cmd, "run", run)
+    out = _copy_of(earlier, tmp_path / "k")
+    before = _snapshot(out)
+    # Execute
+    rc = main(["solve", "--scenario", "tiny", "--out", str(out), "--force", "--quiet"])
+    # Assert: a stop (its exit code, its one line), the old results back unchanged
+    err = capsys.readouterr().err
+    assert rc == 128 + signo, err
+    assert "back unchanged" in err
+    assert _snapshot(out) == before and _previous(tmp_path, "k") == []
+
+
 def test_a_hard_kill_leftover_is_moved_back_by_the_next_run(tmp_path, earlier):
     # Prepare: a --force run killed with SIGKILL hides the old results in .k.previous-*
     out = _copy_of(earlier, tmp_path / "k")
