@@ -44,7 +44,8 @@ from pyomo.core.expr.numvalue import nonpyomo_leaf_types
 
 from .convexity import convex_program, declared_reason
 
-__all__ = ["FollowerReply", "follower_replies", "reply_problem", "is_convex_method", "optimistic_reply"]
+__all__ = ["FollowerReply", "follower_replies", "reply_problem", "is_convex_method", "optimistic_reply",
+           "convex_everywhere", "univariate_best"]
 
 #: method names as the certificate reports them
 CONVEX = "convexity proven"
@@ -91,6 +92,37 @@ class FollowerReply:
 def is_convex_method(method: str) -> bool:
     """The method proves the follower a convex program (its KKT points are its best replies)."""
     return method == CONVEX or method.startswith("declared ")
+
+
+def convex_everywhere(game: Any, box: dict | None = None) -> list[bool]:
+    """Per follower of ``game`` (an :class:`epec.game.Game`): is its problem a convex program
+    for *every* decision of the others within their bounds (declared, or proven by the rules
+    with the leaders' Vars and every other unfixed Var of the game ranging over their boxes)?
+    Only such a follower's KKT reply at a leader's deviation is its best reply there: convexity
+    proven at the point alone (``-x y**2 + y**4 / 2`` is convex in ``y`` at ``x = 0``, not at
+    ``x > 0``) says nothing of the deviations. Computed once per game (the structure and bounds
+    are fixed). ``box`` (``{var: (lo, hi)}``): over that box instead (the range a certificate's
+    deviations visited), Vars outside it at their values; not cached."""
+    if box is None:
+        cached = getattr(game, "_convex_everywhere", None)
+        if cached is not None:
+            return cached
+    declared = [declared_reason(k.player) is not None for k in game.kkts]
+    if all(declared):
+        out = declared
+    else:
+        if box is None:
+            lead = [v for ld in game.leaders for v in ld.vars]
+            ids = {id(v) for v in lead}
+            varying: Any = lead + [v for v in game.work.component_data_objects(pyo.Var, descend_into=True)
+                                   if not v.fixed and id(v) not in ids]
+        else:
+            varying = box
+        out = [d or convex_program(k.objective, k.constraints, k.variables, varying)[0]
+               for d, k in zip(declared, game.kkts)]
+    if box is None:
+        game._convex_everywhere = out
+    return out
 
 
 class _SharedValues(ExpressionValueVisitor):
@@ -542,21 +574,59 @@ def optimistic_reply(k: Any, objective: Any, options: Any, at_best: bool = False
     return tuple(float(m.getSolVal(sol, vmap[id(v)])) for v in k.variables)
 
 
+def univariate_best(k: Any, options: Any, u_point: float | None = None, wide: bool = False) -> list[float] | None:
+    """Follower ``k``'s best replies by the univariate-polynomial method (:func:`univariate_candidates`):
+    the candidates within a band of ``U*`` (the best candidate's utility, or ``u_point``, the
+    point's, where larger), the band ``max(1e-4 reply_tolerance(U*), 1e-9 max(1, |U*|))``, that are
+    local maxima of the follower's utility. A critical point that is a local minimum of the
+    utility is no reply however close its value: in mb_1_1_05 (``-x y**2 + y**4 / 2`` minimised)
+    the follower's ``y = 0`` at ``x = 1e-6`` is within 1e-12 of its optimum ``+-sqrt(x)`` and is
+    the leader's favourite, a "gain" of ``x`` for the leader that no tolerance would end. The best
+    candidate itself is always kept. ``wide``: the band is ``reply_tolerance(U*)`` itself, every
+    reply the certificate would call best (for the uniqueness check: mb_1_1_07's follower at
+    ``x = 1/4 + 1e-8`` is within 2e-8 of indifferent between ``y = 1/2`` and ``y = -1``). Sorted;
+    None where the method does not apply. The follower's value is restored."""
+    xs = list(k.variables)
+    if len(xs) != 1:
+        return None
+    v, saved = xs[0], xs[0].value
+    try:
+        cands = univariate_candidates(k)
+        if not cands:
+            return None
+        if saved is not None and u_point is not None:
+            cands.append((float(saved), u_point))
+        top = max(u for _, u in cands)
+        band = options.reply_tolerance(top) if wide else max(1e-4 * options.reply_tolerance(top),
+                                                             1e-9 * max(1.0, abs(top)))
+        lo, hi = float(v.lb), float(v.ub)
+        h = 1e-6 * (hi - lo)
+
+        def at(y: float) -> float:
+            v.set_value(y, skip_validation=True)
+            return _utility(k.objective)
+
+        def local_max(y: float, u: float) -> bool:
+            return all(at(t) <= u for t in (y - h, y + h) if lo <= t <= hi)
+
+        best = sorted({y for y, u in cands if u >= top or (u >= top - band and local_max(y, u))})
+        return best or None
+    finally:
+        v.set_value(saved, skip_validation=True)
+
+
 def _univariate_optimistic(k: Any, objective: Any, options: Any, u_best: float) -> tuple[float, ...] | None:
-    """:func:`optimistic_reply` for a univariate polynomial follower (:func:`univariate_candidates`):
-    among the candidates within the band of ``U*`` (the larger of the point's utility and the
-    best candidate's), the one the leader prefers; None where the method does not apply."""
+    """:func:`optimistic_reply` for a univariate polynomial follower: among its best replies
+    (:func:`univariate_best`, the point's reply among them where it qualifies), the one the
+    leader prefers; None where the method does not apply."""
     v = list(k.variables)[0] if len(list(k.variables)) == 1 else None
     if v is None:
         return None
     saved = v.value
     try:
-        cands = univariate_candidates(k)
-        if not cands:
+        best = univariate_best(k, options, u_best)
+        if not best:
             return None
-        top = max(u_best, max(u for _, u in cands))
-        band = max(1e-4 * options.reply_tolerance(top), 1e-9 * max(1.0, abs(top)))
-        best = [y for y, u in cands if u >= top - band] + ([float(saved)] if u_best >= top - band else [])
         lead = 1.0 if objective.sense == pyo.maximize else -1.0
 
         def leader(y: float) -> float:
@@ -564,6 +634,6 @@ def _univariate_optimistic(k: Any, objective: Any, options: Any, u_best: float) 
             val = pyo.value(objective.expr, exception=False)
             return -math.inf if val is None or not math.isfinite(val) else lead * float(val)
 
-        return (max(best, key=leader),) if best else None
+        return (max(best, key=leader),)
     finally:
         v.set_value(saved, skip_validation=True)

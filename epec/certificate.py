@@ -26,7 +26,9 @@ import numpy as np
 
 from pyomo.core.base.block import BlockData
 
-from .best_reply import FollowerReply, follower_replies, is_convex_method, optimistic_reply
+from .best_reply import (FollowerReply, convex_everywhere, follower_replies, is_convex_method, optimistic_reply,
+                         univariate_best)
+from .best_reply import _utility as follower_utility
 from .game import leaders_game
 from .kkt import KKTResidual
 from .leader_steps import implicit_response
@@ -437,7 +439,7 @@ def _optimistic_game(game: Any, options: Any) -> bool:
     return len(xs) <= _OPTIMISTIC_MAX and not strictly_convex_quadratic(k.objective, xs)
 
 
-def _optimistic_utility(game: Any, i: int, options: Any, at_best: bool = False) -> float:
+def _optimistic_utility(game: Any, i: int, options: Any, at_best: bool = False) -> tuple[float, bool]:
     """Leader ``i``'s utility at the follower's best reply that the leader prefers (the optimistic
     convention of bilevel programming, Dempe 2002, sec. 1.3, which the published bilevel answers
     assume: :func:`epec.best_reply.optimistic_reply`), evaluated on the model with the leader's
@@ -445,15 +447,30 @@ def _optimistic_utility(game: Any, i: int, options: Any, at_best: bool = False) 
     restored. ``-inf`` where SCIP proves nothing or its reply is within ``unique_tol`` of the
     follower's (the same reply, as check (c) counts it). The reply is a global best reply within
     ``reply_tolerance`` (SCIP's), so it is evaluated as it is: a local solve from it may slide
-    off it (Ipopt's interior point leaves a bound where the follower is indifferent)."""
+    off it (Ipopt's interior point leaves a bound where the follower is indifferent).
+
+    Returns ``(utility, exact)``: ``exact`` where the follower's best replies are all known
+    (:func:`epec.best_reply.univariate_best`): the utility is then the leader's best over them,
+    the follower's current reply counting only where it is one of them."""
     k = game.kkts[0]
     xs = list(k.variables)
     saved = [v.value for v in xs]
+    exact = _exact_best_replies(game, options)
+    if exact is not None:
+        try:
+            values = []
+            for y in exact:
+                xs[0].set_value(y, skip_validation=True)
+                values.append(game.leaders[i].utility())
+        finally:
+            xs[0].set_value(saved[0], skip_validation=True)
+        out = max(values)
+        return (out if math.isfinite(out) else -math.inf), True
     y = optimistic_reply(k, game.leaders[i].objective, options, at_best)
     if y is None or all(abs(float(a) - float(b)) <= options.unique_tol * max(1.0, abs(float(b)))
                         for a, b in zip(y, saved)):
         # a reply within unique_tol (relative beyond 1) of the follower's is the same reply: the leader's utility is the one at the follower's reply
-        return -math.inf
+        return -math.inf, False
     try:
         for v, val in zip(xs, y):
             v.set_value(float(val), skip_validation=True)
@@ -461,7 +478,17 @@ def _optimistic_utility(game: Any, i: int, options: Any, at_best: bool = False) 
     finally:
         for v, val in zip(xs, saved):
             v.set_value(val, skip_validation=True)
-    return out if math.isfinite(out) else -math.inf
+    return (out if math.isfinite(out) else -math.inf), False
+
+
+def _exact_best_replies(game: Any, options: Any, wide: bool = False) -> list[float] | None:
+    """Every best reply of the game's one follower at the model's point, where the
+    univariate-polynomial method applies (:func:`epec.best_reply.univariate_best`; ``wide``: every
+    one within the reply tolerance, the point's own reply not added); else None."""
+    if not (options.best_reply and options.reply_univariate and len(game.kkts) == 1):
+        return None
+    k = game.kkts[0]
+    return univariate_best(k, options, None if wide else follower_utility(k.objective), wide=wide)
 
 
 class _Inadmissible(Exception):
@@ -507,18 +534,29 @@ def certify_game(game: Any, options: Any, progress: Callable[[str, int, int], An
     tick = _ticker(progress, len(game.leaders) + options.starts)
     # (d) first, at the point as it stands in the model (the checks below move the followers)
     replies = follower_replies(game.kkts, options) if options.best_reply else []
+    cert = None
     if game.response is not None and all(is_convex_method(r.method) for r in replies):
-        cert = _certify_newton(game, options, tick, replies)
-    else:
+        cert = _certify_newton(game, options, tick, replies)  # None: convexity not proven where it went
+    if cert is None:
         cert = _certify_ipopt(game, options, tick, replies)
     return dataclasses.replace(cert, cpu_seconds=time.process_time() - c0)
 
 
-def _certify_newton(game: Any, options: Any, tick: Callable[[], None], replies: list) -> Certificate:
+def _certify_newton(game: Any, options: Any, tick: Callable[[], None], replies: list) -> Certificate | None:
     """:func:`certify_game` with Newton responses: each grid point warm-started from its neighbour
     (first-order predictor, :meth:`FollowerResponse.solve_near`), then by continuation from the
     point, then Ipopt; a response counts only if its natural KKT
-    residual (stationarity, feasibility, ``max |min(a, b)|``) is within ``kkt_tol``."""
+    residual (stationarity, feasibility, ``max |min(a, b)|``) is within ``kkt_tol``.
+
+    The followers are convex at the point; a KKT reply at a deviation is a best reply only where
+    they are convex too. Followers not proven convex for all the others' decisions
+    (:func:`epec.best_reply.convex_everywhere`) are proven convex over the box the deviations
+    visited (every leader's and follower's value seen, :class:`_Hull`) after the scan; None
+    (certify with Ipopt and global replies instead) where that fails, or where a leader's
+    constraints would send the refinement to points the box does not record."""
+    hull_needed = bool(options.best_reply) and not all(convex_everywhere(game))
+    if hull_needed and any(ld.constraints is not None for ld in game.leaders):
+        return None
     t0 = time.perf_counter()
     rng = np.random.default_rng(options.seed)
     resp = game.response
@@ -538,6 +576,7 @@ def _certify_newton(game: Any, options: Any, tick: Callable[[], None], replies: 
     fallbacks = [options.fallbacks]
     star = {"z": z_star, "y": y_star, "lu": r_star.lu}
     warm = dict(star)
+    hull = _Hull(resp, z_star, y_star) if hull_needed else None
     optimistic = _optimistic_game(game, options) and getattr(game, "batch_response", None) is None
 
     def response_at(warm: dict, y: np.ndarray, pt: list) -> np.ndarray | None:
@@ -572,6 +611,8 @@ def _certify_newton(game: Any, options: Any, tick: Callable[[], None], replies: 
         z = response_at(warm, y, pt)
         if z is None:
             return -math.inf
+        if hull is not None:
+            hull.add(z, y)
         if game.coupling:  # G(x', y(x')) <= 0, evaluated on the model at the response
             resp.load(z)
             game.fix_leaders(pt)
@@ -582,10 +623,10 @@ def _certify_newton(game: Any, options: Any, tick: Callable[[], None], replies: 
             resp.load(z)
             game.fix_leaders(pt)
             # (the Newton reply of a convex follower is its optimum to the smoothing's mu^2)
-            utility = max(utility, _optimistic_utility(game, i, options, at_best=True))
+            utility = max(utility, _optimistic_utility(game, i, options, at_best=True)[0])
         return utility - float(base[i])
 
-    batch = _batch_gains(game, options, x_star, gain_at, lambda: warm.update(star))
+    batch = None if hull is not None else _batch_gains(game, options, x_star, gain_at, lambda: warm.update(star))
     if batch is not None:
         gains, bests, evals, failed = _batched_deviation_gains(game.leaders, x_star, rng, options, batch, tick)
     else:
@@ -596,6 +637,9 @@ def _certify_newton(game: Any, options: Any, tick: Callable[[], None], replies: 
             _constrained_refinement(game, i, x_star, [x_star[i], np.asarray(bests[i], dtype=float)],
                                     lambda y, pt: response_at(dict(star), y, pt), y_star, p,
                                     float(base[i]), gains, bests, evals)
+    if hull is not None and not hull.proven(game):
+        game.restore(snap0)
+        return None
 
     # (c) uniqueness: random follower starts, cold continuation in mu, leaders at x*. The
     # followers' own variables uniform in their box; the other unknowns (multipliers, lifted
@@ -659,6 +703,39 @@ def _certify_newton(game: Any, options: Any, tick: Callable[[], None], replies: 
     return _certificate(residual, gains, bests, evals, failed, starts, spread, [float(b) for b in base],
                         [ld.name for ld in game.leaders], options, t0, _broken(game, x_star, options),
                         replies, x_star)
+
+
+class _Hull:
+    """Every response the Newton certificate evaluated (each unknown: followers' decisions,
+    multipliers, lifted aggregates; and input: leaders' decisions), in the order evaluated, and
+    whether the followers are proven convex at all of them (:func:`_certify_newton`)."""
+
+    def __init__(self, resp: Any, z: np.ndarray, y: np.ndarray) -> None:
+        self.vars = list(resp.system.unknowns) + list(resp.system.inputs)
+        self.points = [np.concatenate([z, y]).astype(float)]
+
+    def add(self, z: np.ndarray, y: np.ndarray) -> None:
+        self.points.append(np.concatenate([z, y]).astype(float))
+
+    def _box(self, pts: list) -> dict[int, tuple[float, float]]:
+        lo, hi = np.min(pts, axis=0), np.max(pts, axis=0)
+        return {id(v): (float(a), float(b)) for v, a, b in zip(self.vars, lo, hi)}
+
+    def proven(self, game: Any) -> bool:
+        """The followers convex over the smallest box around each run of consecutive points
+        (neighbours on a deviation line: the box of all of them loses the link between a
+        leader's decision and the followers' replies, which interval arithmetic needs), halving
+        a run whose box the rules cannot prove, down to single points (convexity at the point)."""
+        runs = [self.points]
+        while runs:
+            pts = runs.pop()
+            if all(convex_everywhere(game, self._box(pts))):
+                continue
+            if len(pts) == 1:
+                return False
+            half = len(pts) // 2
+            runs += [pts[:half], pts[half:]]
+        return True
 
 
 def _batch_gains(game: Any, options: Any, x_star: list, gain_at: Callable[[int, list], float],
@@ -733,9 +810,10 @@ def _certify_ipopt(game: Any, options: Any, tick: Callable[[], None], replies: l
     snap0 = game.snapshot()
     base = [ld.utility() for ld in game.leaders]
 
-    # followers not proven convex: every deviation is evaluated at their global replies (a
+    # followers not proven convex for all the others' decisions (convex_everywhere): every
+    # deviation is evaluated at their global replies (a
     # local KKT reply there can hide the leader's gain: reproducer 3 of issue 15)
-    searched = [k for k, r in zip(game.kkts, replies) if not is_convex_method(r.method)]
+    searched = [k for k, r, ev in zip(game.kkts, replies, convex_everywhere(game)) if not ev]
     optimistic = _optimistic_game(game, options)
 
     def gain_at(i: int, pt: list) -> float:
@@ -769,7 +847,10 @@ def _certify_ipopt(game: Any, options: Any, tick: Callable[[], None], replies: l
             # one follower at its global reply: where it is indifferent, the optimistic
             # convention gives the leader its preferred best reply (reproducer 2 of issue 15:
             # at x = 0 the follower's replies -1 and 1 are equally good, and 1 is the leader's)
-            utility = max(utility, _optimistic_utility(game, i, options, at_best=bool(searched) and settled))
+            u_opt, exact = _optimistic_utility(game, i, options, at_best=bool(searched) and settled)
+            # all its best replies known: the leader's best over them, the follower's solved
+            # reply not among them unless it is one (a local minimum of its utility, mb_1_1_05)
+            utility = u_opt if exact and math.isfinite(u_opt) else max(utility, u_opt)
         return utility - base[i]
 
     if any(not r.gain <= options.reply_tolerance(r.utility) for r in replies):
@@ -784,14 +865,29 @@ def _certify_ipopt(game: Any, options: Any, tick: Callable[[], None], replies: l
             game.restore(snap0)
             if math.isfinite(g0):
                 base[i] += g0
+    elif optimistic:
+        # the follower's best replies all known: the point is worth the leader's best over them,
+        # as every deviation is (its solved reply, near a degenerate optimum, may sit a little off)
+        for i in range(len(base)):
+            u_opt, exact = _optimistic_utility(game, i, options)
+            if exact and math.isfinite(u_opt):
+                base[i] = u_opt
     gains, bests, evals, failed = _deviation_gains(game.leaders, x_star, rng, options, gain_at,
                                                    lambda: game.restore(snap0), tick, near=bool(searched))
 
-    # (c) uniqueness: random follower starts, cold homotopy, leaders at x*.
+    # (c) uniqueness: random follower starts, cold homotopy, leaders at x*; or, where all the
+    # one follower's best replies are known, their spread (exact: a degenerate optimum such as
+    # y**4 leaves a random start's KKT point ~(kkt_tol)**(1/3) off it, spread no evidence of two)
     spread, starts = 0.0, 0
     fv = game.follower_vars
     ref = np.array([v.value for v in fv], dtype=float)
-    for _ in range(options.starts):
+    game.restore(snap0)
+    exact = _exact_best_replies(game, options, wide=True)
+    if exact is not None:
+        spread, starts = float(max(exact) - min(exact)), options.starts
+        for _ in range(options.starts):
+            tick()
+    for _ in range(options.starts if exact is None else 0):
         game.restore(snap0)
         for v in fv:
             lo = v.lb if v.lb is not None else (v.value or 0.0) - 1.0

@@ -24,7 +24,9 @@ interval arithmetic over the decisions' box, then Gershgorin's discs; :func:`con
 tries it where the rules prove nothing.
 
 The Vars in ``decisions`` are the variables; every other Var and every Param is a constant at
-its current value (the other players' decisions fixed at the point).
+its current value (the other players' decisions fixed at the point), except the Vars given as
+``varying``: constants anywhere within their bounds (a proof for every decision of the other
+players, which a certificate's deviations need, not only for the point's).
 
 :func:`declare_convex_program` records an analytic proof the rules cannot find (the MetaTrading
 followers' proportional share, docs/model.md section 4): the certificate trusts it and names it.
@@ -125,8 +127,17 @@ _WHOLE = (-math.inf, math.inf)
 class _Walker:
     """Bottom-up ``(curvature, (lo, hi))`` of every subexpression."""
 
-    def __init__(self, decisions: Iterable[Any]) -> None:
+    def __init__(self, decisions: Iterable[Any], varying: Any = ()) -> None:
         self.ids = {id(v) for v in decisions}
+        self.varying = {i: b for i, b in _boxes(varying).items() if i not in self.ids}
+
+    def _constant(self, e: Any) -> tuple[float, float]:
+        """The range of a subexpression free of the decisions: its value, or, where it holds a
+        ``varying`` Var, interval arithmetic over their bounds (the whole line where unbounded)."""
+        if not self.varying or not any(id(v) in self.varying for v in identify_variables(e, include_fixed=True)):
+            v = float(pyo.value(e))
+            return v, v
+        return _range(e, self.varying)
 
     def __call__(self, e: Any) -> tuple[Curvature, tuple[float, float]]:
         if type(e) in (int, float) or isinstance(e, (np.floating, np.integer)):
@@ -135,7 +146,7 @@ class _Walker:
             return U, _WHOLE
         if e.is_variable_type():
             if id(e) not in self.ids:
-                return C, (float(pyo.value(e)),) * 2
+                return C, self._constant(e)
             lo = -math.inf if e.lb is None else float(e.lb)
             hi = math.inf if e.ub is None else float(e.ub)
             return A, (lo, hi)
@@ -145,8 +156,7 @@ class _Walker:
         if e.is_named_expression_type():
             return self(e.expr)
         if not any(id(v) in self.ids for v in identify_variables(e, include_fixed=True)):
-            v = float(pyo.value(e))
-            return C, (v, v)
+            return C, self._constant(e)
         return self._node(e)
 
     def _node(self, e: Any) -> tuple[Curvature, tuple[float, float]]:
@@ -195,9 +205,10 @@ class _Walker:
     def _power(self, e: Any) -> tuple[Curvature, tuple[float, float]]:
         (cb, (l, h)), (ce, ie) = self(e.args[0]), self(e.args[1])
         if ce is not C:
-            if cb is C and l > 0:  # k**g = exp(g ln k)
-                k = l
-                return _compose(VX, k >= 1, ce), (0.0, math.inf)
+            if cb is C and l > 0:  # k**g = exp(g ln k), increasing in g where k >= 1
+                return _compose(VX, True if l >= 1 else (False if h <= 1 else None), ce), (0.0, math.inf)
+            return U, _WHOLE
+        if ie[0] != ie[1]:  # an exponent that varies: no rule
             return U, _WHOLE
         p = ie[0]
         if p == 0:
@@ -253,7 +264,8 @@ class _Walker:
                 continue
             second = differentiate(d, wrt_list=xs, mode=Modes.reverse_symbolic)
             for j, s in enumerate(second):
-                if hasattr(s, "is_expression_type") and any(id(v) in self.ids for v in identify_variables(s)):
+                if hasattr(s, "is_expression_type") and any(id(v) in self.ids or id(v) in self.varying
+                                                            for v in identify_variables(s)):
                     return U
                 H[i, j] = float(pyo.value(s))
         eig = np.linalg.eigvalsh(0.5 * (H + H.T))
@@ -267,9 +279,44 @@ class _Walker:
         return U
 
 
-def curvature(expr: Any, decisions: Iterable[Any]) -> Curvature:
+def _boxes(varying: Any) -> dict[int, tuple[float, float]]:
+    """``varying`` as ``{id(var): (lo, hi)}``: a mapping of Vars to ``(lo, hi)`` as given (a
+    narrower box than the bounds: the range a certificate's deviations visited), or Vars at
+    their bounds (None: infinite)."""
+    if isinstance(varying, dict) and all(isinstance(k, int) for k in varying):
+        return varying
+    if hasattr(varying, "items"):
+        return {id(v): (float(lo), float(hi)) for v, (lo, hi) in varying.items()}
+    return {id(v): (-math.inf if v.lb is None else float(v.lb), math.inf if v.ub is None else float(v.ub))
+            for v in varying}
+
+
+def _range(e: Any, varying: dict) -> tuple[float, float]:
+    """Interval bounds of ``e``: the ``varying`` Vars (id -> (lo, hi)) over their boxes, every
+    other Var at its value; the whole line where arithmetic cannot bound it."""
+    from pyomo.common.collections import ComponentMap
+    from pyomo.contrib.fbbt.expression_bounds_walker import ExpressionBoundsVisitor
+
+    leaf = ComponentMap()
+    for v in identify_variables(e, include_fixed=True):
+        if id(v) in varying:
+            leaf[v] = varying[id(v)]
+        elif v.value is None:
+            return _WHOLE
+        else:
+            leaf[v] = (float(v.value), float(v.value))
+    try:
+        lo, hi = ExpressionBoundsVisitor(leaf_bounds=leaf).walk_expression(e)
+    except Exception:  # noqa: BLE001 - an operation the interval arithmetic cannot bound
+        return _WHOLE
+    lo, hi = float(lo), float(hi)
+    return (lo, hi) if not (math.isnan(lo) or math.isnan(hi)) else _WHOLE
+
+
+def curvature(expr: Any, decisions: Iterable[Any], varying: Any = ()) -> Curvature:
     """The curvature of ``expr`` in ``decisions`` proven by the rules of the module doc (every
-    other Var and Param a constant at its current value).
+    other Var and Param a constant at its current value; ``varying`` Vars anywhere within their
+    bounds, or within the ``(lo, hi)`` a mapping (a ComponentMap) of each to ``(lo, hi)`` gives).
 
     Parameters
     ----------
@@ -282,7 +329,7 @@ def curvature(expr: Any, decisions: Iterable[Any]) -> Curvature:
     Curvature
         ``CONSTANT``, ``AFFINE``, ``CONVEX``, ``CONCAVE`` or ``UNKNOWN`` (not proven).
     """
-    return _Walker(decisions)(expr)[0]
+    return _Walker(decisions, varying)(expr)[0]
 
 
 #: decisions beyond which the interval-Hessian rule is not tried (a dense symbolic Hessian)
@@ -313,7 +360,7 @@ def _second_derivatives(expr: Any, xs: list) -> list | None:
     return H
 
 
-def hessian_curvature(expr: Any, decisions: Iterable[Any]) -> Curvature:
+def hessian_curvature(expr: Any, decisions: Iterable[Any], varying: Any = ()) -> Curvature:
     """The curvature of ``expr`` proven by interval bounds on its Hessian (the rule the
     disciplined-convex rules lack for a nonlinear term of several decisions, such as a Cournot
     revenue ``y p(x + y + ...)``): every second derivative, symbolic, is bounded by interval
@@ -322,11 +369,12 @@ def hessian_curvature(expr: Any, decisions: Iterable[Any]) -> Curvature:
     (``H_ii >= sum_{j != i} |H_ij|`` at the bounds' worst case, convex; the mirror for concave).
     A Hessian whose bounds vanish is affine. Sufficient, never necessary: UNKNOWN for a
     decision without finite bounds, more than ``_HESSIAN_MAX`` decisions, or bounds that do not
-    settle the sign."""
+    settle the sign on any of up to ``_SPLITS`` boxes the decisions' box is bisected into.
+    ``varying`` Vars range over their bounds (as in :func:`curvature`)."""
     from pyomo.common.collections import ComponentMap
-    from pyomo.contrib.fbbt.expression_bounds_walker import ExpressionBoundsVisitor
 
     ids = {id(v) for v in decisions}
+    moving = {i: b for i, b in _boxes(varying).items() if i not in ids}
     xs = [v for v in identify_variables(expr, include_fixed=False) if id(v) in ids]
     if not xs:
         return C
@@ -335,9 +383,61 @@ def hessian_curvature(expr: Any, decisions: Iterable[Any]) -> Curvature:
     H = _second_derivatives(expr, xs)
     if H is None:
         return U
-    leaf = ComponentMap()
-    for v in xs:
-        leaf[v] = (float(v.lb), float(v.ub))
+    fixed = ComponentMap()  # the other Vars: their box (varying) or their value
+    for row in H:
+        for s in row:
+            if type(s) in (int, float):
+                continue
+            for v in identify_variables(s, include_fixed=True):
+                if id(v) in ids or v in fixed:
+                    continue
+                if id(v) in moving:
+                    if not all(map(math.isfinite, moving[id(v)])):
+                        return U
+                    fixed[v] = moving[id(v)]
+                elif v.value is None:
+                    return U
+                else:
+                    fixed[v] = (float(v.value), float(v.value))
+    box = [(float(v.lb), float(v.ub)) for v in xs]
+    # bisect the decisions' box where the interval bounds over the whole of it do not settle the
+    # sign (their dependency problem: y Q**-3 - Q**-2 for a Cournot revenue, Q = y + rest, is
+    # negative for every y, its intervals over y in [0, 150] are not), up to _SPLITS boxes
+    boxes, found, done = [box], [], 0
+    while boxes:
+        b = boxes.pop()
+        c = _hessian_box(H, xs, b, fixed)
+        done += 1
+        if c is U:
+            if len(boxes) + done + 2 > _SPLITS:
+                return U
+            k = max(range(len(b)), key=lambda t: b[t][1] - b[t][0])
+            mid = 0.5 * (b[k][0] + b[k][1])
+            boxes += [b[:k] + [(b[k][0], mid)] + b[k + 1:], b[:k] + [(mid, b[k][1])] + b[k + 1:]]
+            continue
+        found.append(c)
+    if all(c is A for c in found):
+        return A
+    if all(c in (A, VX) for c in found):
+        return VX
+    if all(c in (A, CV) for c in found):
+        return CV
+    return U
+
+
+#: the most boxes :func:`hessian_curvature` bounds its Hessian over (the decisions' box bisected)
+_SPLITS = 32
+
+
+def _hessian_box(H: list, xs: list, box: list, fixed: Any) -> Curvature:
+    """The curvature the interval Hessian ``H`` proves over the decisions ``xs`` in ``box``
+    (``[(lo, hi), ...]``), the other Vars in ``fixed`` (a ComponentMap to their ranges)."""
+    from pyomo.common.collections import ComponentMap
+    from pyomo.contrib.fbbt.expression_bounds_walker import ExpressionBoundsVisitor
+
+    leaf = ComponentMap(fixed.items())
+    for v, b in zip(xs, box):
+        leaf[v] = b
     n = len(xs)
     lo, hi = np.zeros((n, n)), np.zeros((n, n))
     try:
@@ -347,11 +447,6 @@ def hessian_curvature(expr: Any, decisions: Iterable[Any]) -> Curvature:
                 if type(s) in (int, float):
                     lo[i, j] = hi[i, j] = float(s)
                     continue
-                for v in identify_variables(s, include_fixed=True):
-                    if id(v) not in ids and v not in leaf:
-                        if v.value is None:
-                            return U
-                        leaf[v] = (float(v.value), float(v.value))
                 lo[i, j], hi[i, j] = ExpressionBoundsVisitor(leaf_bounds=leaf).walk_expression(s)
     except Exception:  # noqa: BLE001 - an operation the interval arithmetic cannot bound
         return U
@@ -397,14 +492,16 @@ def _proven(walker: Any, expr: Any, decisions: list) -> Curvature:
     """The rules' curvature of ``expr``, the interval-Hessian rule where they prove none."""
     c = walker(expr)[0]
     if c is U:
-        c = hessian_curvature(expr, decisions)
+        c = hessian_curvature(expr, decisions, walker.varying)
     return c
 
 
-def convex_program(objective: Any, constraints: Iterable[Any], decisions: Iterable[Any]) -> tuple[bool, str]:
+def convex_program(objective: Any, constraints: Iterable[Any], decisions: Iterable[Any],
+                   varying: Any = ()) -> tuple[bool, str]:
     """Is ``objective`` over ``constraints`` (bounds of ``decisions`` included) a convex program
     in ``decisions``: a convex objective minimised or a concave one maximised, equalities affine,
-    ``body <= upper`` with a convex body and ``body >= lower`` with a concave one?
+    ``body <= upper`` with a convex body and ``body >= lower`` with a concave one? With
+    ``varying`` (other players' Vars), proven for all their values within their bounds.
 
     Returns
     -------
@@ -412,7 +509,7 @@ def convex_program(objective: Any, constraints: Iterable[Any], decisions: Iterab
         Proven, and the first part the rules could not prove ("" when proven).
     """
     decisions = list(decisions)
-    walker = _Walker(decisions)
+    walker = _Walker(decisions, varying)
     c = _proven(walker, objective.expr, decisions)
     if objective.sense == pyo.minimize and not c.is_convex:
         return False, f"objective {objective.name} minimised is {c.value}, not proven convex"

@@ -182,3 +182,26 @@ def test_reply_options_validated():
         CertificateOptions(reply_seconds=0)
     with pytest.raises(ValueError):
         CertificateOptions(best_reply=1)
+
+
+def test_a_degenerate_quartic_follower_is_solved_at_its_exact_reply():
+    """Mitsos & Barton's Example 3.12 (mb_1_1_05): the leader minimises ``-x + x y + 10 y^2``,
+    the follower ``-x y^2 + y^4 / 2``, both on ``[-1, 1]``. Derivation (ours): for ``x > 0`` the
+    follower's best replies are ``+-sqrt(x)``, the leader's better one ``-sqrt(x)`` gives
+    ``9x - x^1.5 > 0``; for ``x <= 0`` the reply is ``y = 0`` and ``F = -x >= 0``: the solution
+    is ``(0, 0)``, ``F = 0``. The follower is convex at ``x = 0`` only (its KKT reply at a
+    deviation ``x > 0``, ``y = 0``, is its worst), and its optimum ``y^4`` is degenerate (a KKT
+    point within ``kkt_tol`` sits ~2e-4 off it): the solve used to refuse after 11 s."""
+    m = pyo.ConcreteModel()
+    m.x = pyo.Var(bounds=(-1, 1))
+    m.F = pyo.Block()
+    m.F.y = pyo.Var(bounds=(-1, 1))
+    m.F.obj = pyo.Objective(expr=-m.x * m.F.y ** 2 + 0.5 * m.F.y ** 4)
+    m.obj = pyo.Objective(expr=-m.x + m.x * m.F.y + 10 * m.F.y ** 2)
+    # Execute
+    res = solve_bilevel(m, followers=[m.F])
+    # Assert: certified at the published point, the follower on its exact reply
+    assert res.ok, res.message
+    assert m.x.value == pytest.approx(0.0, abs=1e-6) and m.F.y.value == pytest.approx(0.0, abs=1e-5)
+    assert pyo.value(m.obj) == pytest.approx(0.0, abs=1e-6)
+    assert res.certificate.follower_unique

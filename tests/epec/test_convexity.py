@@ -135,3 +135,41 @@ def test_interval_hessian_refuses_a_cubic_through_zero_and_an_unbounded_decision
     assert hessian_curvature(m.y ** 3, [m.y]) is U
     assert hessian_curvature(m.y ** 4 + m.y ** 2, [m.y]) is VX
     assert hessian_curvature(m.u ** 2 * m.y, [m.u, m.y]) is U
+
+
+def test_convexity_for_every_decision_of_the_others():
+    """``-x y^2 + y^4 / 2`` minimised over ``y in [-1, 1]`` is convex at ``x = 0`` (only ``y^4``
+    is left) and at every ``x <= 0``; at ``x > 0`` it has two minima ``+-sqrt(x)``: proven at
+    the point, refused for ``x`` over its bounds, proven again over the box ``x in [-1, 0]``."""
+    m = pyo.ConcreteModel()
+    m.x = pyo.Var(bounds=(-1, 1), initialize=0.0)
+    m.y = pyo.Var(bounds=(-1, 1))
+    m.obj = pyo.Objective(expr=-m.x * m.y ** 2 + m.y ** 4 / 2)
+    # Execute / Assert
+    assert convex_program(m.obj, [], [m.y]) == (True, "")
+    assert convex_program(m.obj, [], [m.y], varying=[m.x])[0] is False
+    from pyomo.common.collections import ComponentMap
+
+    assert convex_program(m.obj, [], [m.y], varying=ComponentMap([(m.x, (-1.0, 0.0))])) == (True, "")
+
+
+def test_interval_hessian_bisects_the_decisions_box():
+    """The MacMPEC gnash10 follower at a deviation (the other outputs summing to 188.2): its
+    profit ``y 5000 / (188.2 + y) - 2 y - 0.0669 y^2`` has second derivative
+    ``10000 (y - Q) / Q^3 - 0.134 < 0`` (``Q = 188.2 + y > y``), but interval bounds over the
+    whole ``y in [0, 150]`` lose the link between ``y`` and ``Q`` and do not settle the sign
+    (upper bound ~ +0.004); over the two halves they do: proven concave by bisection."""
+    from epec.convexity import _hessian_box, _second_derivatives, hessian_curvature
+    from pyomo.common.collections import ComponentMap
+
+    m = pyo.ConcreteModel()
+    m.rest = pyo.Var(bounds=(0, 600), initialize=188.2)
+    m.y = pyo.Var(bounds=(0, 150))
+    profit = m.y * (5000.0 * (m.rest + m.y) ** -1.0) - 2 * m.y - 0.0668740304976422 * m.y ** 2
+    H = _second_derivatives(profit, [m.y])
+    fixed = ComponentMap([(m.rest, (188.2, 188.2))])
+    # Execute / Assert: one box is not enough, the bisection is
+    assert _hessian_box(H, [m.y], [(0.0, 150.0)], fixed) is U
+    assert hessian_curvature(profit, [m.y]) is CV
+    # ... and a function that is not concave is never proven so by splitting (y^3 through 0)
+    assert hessian_curvature(m.y ** 3 - 75 * m.y ** 2, [m.y]) is U
