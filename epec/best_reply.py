@@ -45,7 +45,7 @@ from pyomo.core.expr.numvalue import nonpyomo_leaf_types
 from .convexity import convex_program, declared_reason
 
 __all__ = ["FollowerReply", "follower_replies", "reply_problem", "is_convex_method", "optimistic_reply",
-           "convex_everywhere", "univariate_best"]
+           "convex_everywhere", "univariate_best", "follower_utility"]
 
 #: method names as the certificate reports them
 CONVEX = "convexity proven"
@@ -150,7 +150,9 @@ class _SharedValues(ExpressionValueVisitor):
         return True, pyo.value(node) if node.is_numeric_type() else node
 
 
-def _utility(obj: Any, values: _SharedValues | None = None) -> float:
+def follower_utility(obj: Any, values: _SharedValues | None = None) -> float:
+    """A follower's objective ``obj`` at the model's values as a utility (maximised: a minimised
+    objective's negative); ``values`` a visitor that shares subexpressions' values."""
     v = float(pyo.value(obj.expr) if values is None else values.dfs_postorder_stack(obj.expr))
     return v if obj.sense == pyo.maximize else -v
 
@@ -163,7 +165,7 @@ def follower_replies(kkts: Sequence[Any], options: Any, search: bool = False) ->
     known not to be proven convex)."""
     out = []
     shared = _SharedValues()  # at the point: the searches below restore every value they move
-    utilities = [_utility(k.objective, shared) for k in kkts]
+    utilities = [follower_utility(k.objective, shared) for k in kkts]
     for k, u0 in zip(kkts, utilities):
         xs = list(k.variables)
         y0 = tuple(float(v.value) for v in xs)
@@ -383,7 +385,7 @@ def univariate_candidates(k: Any) -> list[tuple[float, float]] | None:
 
     def utility(t: float) -> float:
         y.set_value(float(min(max(mid + half * t, lo), hi)), skip_validation=True)
-        return _utility(obj)
+        return follower_utility(obj)
 
     candidates = [-1.0, 1.0]
     if degree >= 2:
@@ -466,7 +468,7 @@ def _scip_reply(k: Any, u0: float, options: Any, why: str) -> FollowerReply | st
         lo = -math.inf if v.lb is None else v.lb
         hi = math.inf if v.ub is None else v.ub
         v.set_value(min(max(val, lo), hi), skip_validation=True)
-    gain = _utility(k.objective) - u0
+    gain = follower_utility(k.objective) - u0
     # SCIP's dual bound L <= min sign * objective = -max utility: the gain is at most -L - u0
     bound = -float(m.getDualbound()) - u0
     if status not in ("optimal", "gaplimit") and bound > tol:
@@ -502,7 +504,7 @@ def _multistart_reply(k: Any, u0: float, options: Any, why: str) -> FollowerRepl
             continue
         if not res.ok:
             continue
-        u = _utility(obj)
+        u = follower_utility(obj)
         feasible = all(_violation(c) <= 1e-8 for c in cons)
         if feasible and u > best_u:
             best_u, best_y = u, tuple(float(v.value) for v in ys)
@@ -528,7 +530,7 @@ def optimistic_reply(k: Any, objective: Any, options: Any, at_best: bool = False
     best). SCIP maximises the leader's utility over the follower's feasible set with
     ``U >= U* - 1e-4 reply_tolerance(U*)``. None where SCIP cannot be used or proves nothing.
     """
-    u_best = _utility(k.objective)
+    u_best = follower_utility(k.objective)
     uni = _univariate_optimistic(k, objective, options, u_best) if options.reply_univariate else None
     if uni is not None:
         return uni
@@ -604,7 +606,7 @@ def univariate_best(k: Any, options: Any, u_point: float | None = None, wide: bo
 
         def at(y: float) -> float:
             v.set_value(y, skip_validation=True)
-            return _utility(k.objective)
+            return follower_utility(k.objective)
 
         def local_max(y: float, u: float) -> bool:
             return all(at(t) <= u for t in (y - h, y + h) if lo <= t <= hi)

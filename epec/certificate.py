@@ -26,9 +26,8 @@ import numpy as np
 
 from pyomo.core.base.block import BlockData
 
-from .best_reply import (FollowerReply, convex_everywhere, follower_replies, is_convex_method, optimistic_reply,
-                         univariate_best)
-from .best_reply import _utility as follower_utility
+from .best_reply import (FollowerReply, convex_everywhere, follower_replies, follower_utility, is_convex_method,
+                         optimistic_reply, univariate_best)
 from .game import leaders_game
 from .kkt import KKTResidual
 from .leader_steps import implicit_response

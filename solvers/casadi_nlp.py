@@ -110,7 +110,7 @@ def _rule_for(cls: type) -> Callable[[Any], int]:
     return rule
 
 
-class _Tape(StreamBasedExpressionVisitor):
+class ExpressionTape(StreamBasedExpressionVisitor):
     """Phase 1: Pyomo expressions -> a flat tape of integer node ids; named Expressions recorded once."""
 
     def __init__(self) -> None:
@@ -269,7 +269,7 @@ def param_values(params: Sequence) -> np.ndarray:
     return out
 
 
-class _Evaluator:
+class BufferEvaluator:
     """A CasADi Function evaluated through its zero-copy buffer into preallocated numpy arrays."""
 
     def __init__(self, fn: ca.Function) -> None:
@@ -333,7 +333,7 @@ class CompiledNLP:
     the same method: copy them to keep them.
     """
 
-    def __init__(self, model, tape: _Tape, cons: list, objs: list, g_body: list, g_lo: list,
+    def __init__(self, model, tape: ExpressionTape, cons: list, objs: list, g_body: list, g_lo: list,
                  g_up: list, f_rows: list, fingerprint: _Fingerprint, t0: float) -> None:
         self.model_name = model.name
         self.model = weakref.ref(model)
@@ -363,12 +363,12 @@ class CompiledNLP:
                              "write it as body <= 0") from err
         # a sparse output's buffer receives its nonzeros in CasADi's column-major order, the order
         # of get_triplet() above
-        self._f = _Evaluator(ca.Function("f", [x, p, w], [ca.densify(f)]))
-        self._grad = _Evaluator(ca.Function("grad_f", [x, p, w], [ca.densify(ca.gradient(f, x))]))
-        self._g = _Evaluator(ca.Function("g", [x, p], [ca.densify(g)]))
-        self._jac = _Evaluator(ca.Function("jac_g", [x, p], [jac]))
-        self._hess = _Evaluator(ca.Function("hess_l", [x, p, w, lam], [hess]))
-        self._bounds = _Evaluator(bounds)
+        self._f = BufferEvaluator(ca.Function("f", [x, p, w], [ca.densify(f)]))
+        self._grad = BufferEvaluator(ca.Function("grad_f", [x, p, w], [ca.densify(ca.gradient(f, x))]))
+        self._g = BufferEvaluator(ca.Function("g", [x, p], [ca.densify(g)]))
+        self._jac = BufferEvaluator(ca.Function("jac_g", [x, p], [jac]))
+        self._hess = BufferEvaluator(ca.Function("hess_l", [x, p, w, lam], [hess]))
+        self._bounds = BufferEvaluator(bounds)
         self.compile_seconds = time.perf_counter() - t0
 
     # --- evaluation -----------------------------------------------------------------------------
@@ -472,7 +472,7 @@ def compile_nlp(model) -> CompiledNLP:
         When a constraint bound depends on a Var, or the model has no Var.
     """
     t0 = time.perf_counter()
-    tape = _Tape()
+    tape = ExpressionTape()
     cons = _constraint_data(model)
     objs = _objective_data(model)
     g_body, g_lo, g_up = [], [], []

@@ -32,7 +32,7 @@ import scipy.sparse.linalg as spla
 
 from models.errors import InputError
 
-from .casadi_nlp import _Evaluator, _Tape, param_values
+from .casadi_nlp import BufferEvaluator, ExpressionTape, param_values
 from .options import SolverStatus
 
 __all__ = ["CompiledEquations", "NewtonOptions", "NewtonResult", "compile_equations", "solve_newton"]
@@ -73,7 +73,7 @@ class CompiledEquations:
     def __init__(self, equations: Sequence, pairs: Sequence, unknowns: Sequence, outputs: Sequence,
                  name: str) -> None:
         t0 = time.perf_counter()
-        tape = _Tape()
+        tape = ExpressionTape()
         comp = _Component(name)
         e_rows = [tape.record(e, comp) for e in equations]
         a_rows = [tape.record(a, comp) for a, _ in pairs]
@@ -116,11 +116,11 @@ class CompiledEquations:
         Jy = ca.jacobian(F, y)
         Oz, Oy = ca.jacobian(O, z), ca.jacobian(O, y)
         ins = [zy, p, mu]
-        self._F = _Evaluator(ca.Function("F", ins, [ca.densify(F)]))
-        self._Jz = _Evaluator(ca.Function("Jz", ins, [Jz]))
-        self._Jy = _Evaluator(ca.Function("Jy", ins, [Jy]))
-        self._parts = _Evaluator(ca.Function("parts", [zy, p], [ca.densify(E), ca.densify(A), ca.densify(B)]))
-        self._O = _Evaluator(ca.Function("outputs", [zy, p], [ca.densify(O), Oz, Oy]))
+        self._F = BufferEvaluator(ca.Function("F", ins, [ca.densify(F)]))
+        self._Jz = BufferEvaluator(ca.Function("Jz", ins, [Jz]))
+        self._Jy = BufferEvaluator(ca.Function("Jy", ins, [Jy]))
+        self._parts = BufferEvaluator(ca.Function("parts", [zy, p], [ca.densify(E), ca.densify(A), ca.densify(B)]))
+        self._O = BufferEvaluator(ca.Function("outputs", [zy, p], [ca.densify(O), Oz, Oy]))
         self._Jz_csc, self._Jy_csc = _csc(Jz.sparsity()), _csc(Jy.sparsity())
         self._Oz_csc, self._Oy_csc = _csc(Oz.sparsity()), _csc(Oy.sparsity())
         self.compile_seconds = time.perf_counter() - t0
