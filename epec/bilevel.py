@@ -4,6 +4,8 @@ from __future__ import annotations
 import dataclasses
 import math
 import time
+from dataclasses import dataclass
+from enum import Enum
 from typing import Any, Sequence
 
 import numpy as np
@@ -123,6 +125,22 @@ def _solve_bilevel(model: BlockData, followers: Sequence[Any], mode: Any, *, lif
                    global_search: GlobalOptions) -> GameResult:
     """:func:`solve_bilevel` with one mode."""
     t0 = time.perf_counter()
+    game = _bilevel_game(model, followers, mode, lift, solver, options)
+    # Start the MPEC from the followers' equilibrium at the initial leader point.
+    search = _BilevelSearch(game, certificate, global_search, [game.respond(None, warm=False)])
+    search.run(certify)
+    if search.status is GameStatus.CONVERGED:
+        _exact_reply(game, certificate)
+    iters = sum(r.iterations for r in search.runs)
+    return finish(game, search.status, search.message, iters, 1, t0, search.runs, certificate=search.cert,
+                  cert_seconds=search.cert_s, moves=tuple(search.moves))
+
+
+def _bilevel_game(model: BlockData, followers: Sequence[Any], mode: Any, lift: bool, solver: Any,
+                  options: Any) -> Game:
+    """The :class:`Game` of one leader: the model's one active objective outside the followers,
+    over every unfixed Var that no follower owns and that is neither a multiplier
+    (:func:`epec.multiplier`) nor a helper defined by the followers' variables."""
     followers = expand_players(followers)
     objs = [o for o in model.component_data_objects(pyo.Objective, active=True, descend_into=True)
             if not any(owned_by(o, f) for f in followers)]
@@ -135,81 +153,152 @@ def _solve_bilevel(model: BlockData, followers: Sequence[Any], mode: Any, *, lif
     # by the Game, not a decision of the leader
     helpers = follower_helpers(model, followers, leader_vars)
     leader_vars = [v for v in leader_vars if id(v) not in helpers]
-    game = Game(model, followers, [("leader", leader_vars, objs[0])], make_mode(mode),
+    return Game(model, followers, [("leader", leader_vars, objs[0])], make_mode(mode),
                 make_solver(solver, options), lift, coupling=True)
-    ld = game.leaders[0]
-    # Start the MPEC from the followers' equilibrium at the initial leader point.
-    runs = [game.respond(None, warm=False)]
-    cert, cert_s, moves = None, 0.0, []
-    refuted: list[np.ndarray] = []
-    status, message = GameStatus.CONVERGED, ""
-    deviation = None  # (snapshot, leader's utility) of the best deviation a global move went to
-    direct = False  # certify the deviation as it stands, before any MPEC from it
-    while True:
-        for v in ld.vars:
-            v.unfix()
-        if direct:
-            direct, deviation = False, None
-            cert, cert_s = _timed_certify(game, certificate, cert_s)
-            if cert.holds:
-                status, message = GameStatus.CONVERGED, ""
+
+
+class _Next(Enum):
+    """What the bilevel search does after a refuted certificate (:meth:`_BilevelSearch.move`)."""
+
+    STOP = "stop"  # the refuted point stands
+    AGAIN = "again"  # the MPEC again from the point (a follower's cut changed it)
+    DEVIATE = "deviate"  # the MPEC again from the leader's best deviation
+
+
+@dataclass
+class _BilevelSearch:
+    """The MPEC of one leader, certified, and global moves out of refuted points: to the leader's
+    best deviation, and follower cuts ``f(x, y) <= f(x, y^)`` at better replies (:func:`_reply_cut`).
+
+    Attributes
+    ----------
+    game, certificate, global_search
+        The game and the options.
+    runs : list of HomotopyResult
+        Every solve so far (the first: the followers' equilibrium at the initial leader point).
+    cert, cert_s, moves, refuted
+        The last certificate, the certificates' seconds, the global moves, the leader decisions
+        refuted by a deviation.
+    status, message
+        The outcome.
+    deviation : tuple or None
+        (snapshot, leader's utility) of the best deviation a global move went to.
+    direct : bool
+        Certify the deviation as it stands, before any MPEC from it.
+    """
+
+    game: Game
+    certificate: CertificateOptions
+    global_search: GlobalOptions
+    runs: list
+    cert: Any = None
+    cert_s: float = 0.0
+    moves: list = dataclasses.field(default_factory=list)
+    refuted: list = dataclasses.field(default_factory=list)
+    status: GameStatus = GameStatus.CONVERGED
+    message: str = ""
+    deviation: tuple | None = None
+    direct: bool = False
+
+    def run(self, certify: bool) -> None:
+        """MPEC, certificate and moves until a certified point or a stop (``status``, ``message``)."""
+        game, certificate = self.game, self.certificate
+        ld = game.leaders[0]
+        while True:
+            for v in ld.vars:
+                v.unfix()
+            if self.direct:
+                self.direct, self.deviation = False, None
+                if self._certified():
+                    break
+                # not certified as it stands: the MPEC from it, as after any move
+                continue
+            run, failed = self._mpec()
+            if failed:
+                self.status, self.message = GameStatus.SOLVER_FAILED, run.message
                 break
-            # not certified as it stands: the MPEC from it, as after any move
-            continue
-        run = game.mode.solve(game.data, game.solver, ld.objective, warm=runs[-1].ok)
-        runs.append(run)
+            _project_leader(game, certificate.kkt_tol)
+            if not certify:
+                self.status, self.message = GameStatus.UNCERTIFIED, "stopped, not certified (certify=False)"
+                break
+            if self._certified():
+                break
+            cert = self.cert
+            self.status, self.message = GameStatus.NOT_CERTIFIED, "certificate fails: " + "; ".join(cert.reasons)
+            step = self._move(cert)
+            if step is _Next.STOP:
+                break
+            if step is _Next.DEVIATE:
+                self._deviate(cert)
+
+    def _certified(self) -> bool:
+        """Certify the model's point; True (status CONVERGED) where the certificate holds."""
+        self.cert, self.cert_s = _timed_certify(self.game, self.certificate, self.cert_s)
+        if self.cert.holds:
+            self.status, self.message = GameStatus.CONVERGED, ""
+        return self.cert.holds
+
+    def _mpec(self) -> tuple[HomotopyResult, bool]:
+        """The leader's MPEC from the model's point, polished; back to the deviation the last move
+        went to where the MPEC from it ended worse. ``(run, failed)``."""
+        game, certificate = self.game, self.certificate
+        ld = game.leaders[0]
+        run = game.mode.solve(game.data, game.solver, ld.objective, warm=self.runs[-1].ok)
+        self.runs.append(run)
         polished = _polish(game, certificate.kkt_tol) if run.ok or math.isfinite(run.complementarity) else None
         if polished is not None:
-            runs.append(polished)
+            self.runs.append(polished)
         failed = not run.ok and (polished is None or not polished.ok)
+        deviation = self.deviation
         if deviation is not None and (failed or ld.utility() < deviation[1] - certificate.gain_tolerance(deviation[1])):
             # the MPEC from the deviation slid to a worse point (its homotopy starts relaxed, far
             # from the warm start) or failed: the deviation itself, the followers at their
             # (global) reply there, is the better candidate, and is certified as it stands
             game.restore(deviation[0])
-            runs.append(HomotopyResult(True, run.status, 0, 0.0, game.data.complementarity(), None, (),
-                                       "kept the global move's deviation (the MPEC from it ended worse)"))
+            self.runs.append(HomotopyResult(True, run.status, 0, 0.0, game.data.complementarity(), None, (),
+                                            "kept the global move's deviation (the MPEC from it ended worse)"))
             failed = False
-        deviation = None
-        if failed:
-            status, message = GameStatus.SOLVER_FAILED, run.message
-            break
-        _project_leader(game, certificate.kkt_tol)
-        if not certify:
-            status, message = GameStatus.UNCERTIFIED, "stopped, not certified (certify=False)"
-            break
-        cert, cert_s = _timed_certify(game, certificate, cert_s)
-        if cert.holds:
-            status, message = GameStatus.CONVERGED, ""
-            break
-        status, message = GameStatus.NOT_CERTIFIED, "certificate fails: " + "; ".join(cert.reasons)
-        if len(moves) >= global_search.moves:
-            break
+        self.deviation = None
+        return run, failed
+
+    def _move(self, cert: Any) -> _Next:
+        """After a refuted certificate: stop (moves spent, back at a refuted point, nothing
+        profitable), cut the followers' better replies and solve again, or deviate."""
+        game, moves = self.game, self.moves
+        ld = game.leaders[0]
+        if len(moves) >= self.global_search.moves:
+            return _Next.STOP
         x_now = ld.values()
-        if not cert.better_replies and any(np.allclose(x_now, old, rtol=1e-6, atol=1e-9) for old in refuted):
+        if not cert.better_replies and any(np.allclose(x_now, old, rtol=1e-6, atol=1e-9) for old in self.refuted):
             # the MPEC came back to a refuted point, and no new cut changed it: another move
             # from the same deviation would repeat the same solves
-            message += "; the MPEC came back to a refuted point"
-            break
+            self.message += "; the MPEC came back to a refuted point"
+            return _Next.STOP
         if cert.better_replies:
             moves.append(GlobalMove(len(moves) + 1, (tuple(float(t) for t in ld.values()),), cert.utilities,
                                     cert.deviation_gains, cert.best_deviations, 0))
             for j in cert.better_replies:
                 _reply_cut(game, game.kkts[j], cert.replies[j].reply)
             if not cert.profitable:  # else on to the best deviation, from the global replies' value
-                runs.append(game.respond(None, warm=True))
-                continue
+                self.runs.append(game.respond(None, warm=True))
+                return _Next.AGAIN
         elif not cert.profitable:
-            break
+            return _Next.STOP
         else:
             # refuted by a leader's deviation (a point refuted by a follower's better reply
             # changes with the cut that refutation adds: coming back to it is no repetition)
-            refuted.append(x_now)
+            self.refuted.append(x_now)
             x = ld.values()
             moves.append(GlobalMove(len(moves) + 1, (tuple(float(t) for t in x),), cert.utilities,
                                     cert.deviation_gains, cert.best_deviations, 0))
-        # the MPEC again, from the followers' equilibrium at the best deviation found (at their
-        # global replies there, for followers not proven convex, as the certificate evaluated it)
+        return _Next.DEVIATE
+
+    def _deviate(self, cert: Any) -> None:
+        """The followers' equilibrium at the leader's best deviation (at their global replies
+        there, for followers not proven convex, as the certificate evaluated it), the start of
+        the next MPEC; remembered as ``deviation`` where it solved."""
+        game, certificate, runs = self.game, self.certificate, self.runs
+        ld = game.leaders[0]
         x_dev = [np.clip(np.asarray(cert.best_deviations[0], dtype=float), ld.lower, ld.upper)]
         runs.append(game.respond(x_dev, warm=True))
         searched = [k for k, r, ev in zip(game.kkts, cert.replies, convex_everywhere(game)) if not ev]
@@ -223,17 +312,12 @@ def _solve_bilevel(model: BlockData, followers: Sequence[Any], mode: Any, *, lif
             if polished is not None:
                 runs.append(polished)
         if runs[-1].ok and game.residual().max <= certificate.kkt_tol:
-            deviation = (game.snapshot(), ld.utility())
+            self.deviation = (game.snapshot(), ld.utility())
             # a follower not at its best reply at the refuted point: the MPEC's KKT points
             # include the follower's local replies, whose (higher) values the MPEC prefers to
             # the deviation's real one (mb_1_1_05: each MPEC halved x, one cut at a time); the
             # deviation, evaluated at the global replies, is certified first
-            direct = bool(cert.better_replies)
-    if status is GameStatus.CONVERGED:
-        _exact_reply(game, certificate)
-    iters = sum(r.iterations for r in runs)
-    return finish(game, status, message, iters, 1, t0, runs, certificate=cert, cert_seconds=cert_s,
-                  moves=tuple(moves))
+            self.direct = bool(cert.better_replies)
 
 
 def _reply_cut(game: Game, k: KKTSystem, reply: Sequence[float]) -> bool:

@@ -1,10 +1,26 @@
 """The EPEC by diagonalisation over the leaders (Gauss-Seidel or Jacobi), each leader's MPEC
 solved by a leader step (:mod:`epec.leader_steps`) and the answer certified
-(:mod:`epec.certificate`)."""
+(:mod:`epec.certificate`).
+
+Global moves: the leader steps are local, so the sweeps can stop where a leader sits at a local
+maximum of its utility (a reward of 0 that attracts no MU, say, while a larger one would pay).
+Where the sweeps stop, the certificate scans every leader's whole range; if a leader gains by
+deviating, it is moved to its best deviation and the sweeps go on (a *global move*, see
+:class:`GlobalOptions`), and if a start ends without a certified point, further start profiles
+are tried.
+
+Acceleration (``acceleration=m`` in :func:`solve_epec`): the Anderson extrapolation of the sweep
+map ``x <- T(x)`` on the implicit path, ``x_{k+1} = T(x_k) - dG gamma``,
+``gamma = argmin |f_k - dF gamma|``, ``f = T(x) - x`` (Anderson, J. ACM 12, 1965; Walker & Ni,
+SIAM J. Numer. Anal. 49, 2011), projected on the leaders' boxes; reset when the residual grows.
+Off by default: at 100x5 the leaders' best responses sit at kinks of their utilities (a follower
+entering or leaving), the sweep map is not smooth there and the extrapolation oscillated (steps
+7e-6..6e-4 over 30 sweeps) where the plain map settles."""
 from __future__ import annotations
 
 import math
 import time
+from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
 import numpy as np
@@ -24,125 +40,110 @@ __all__ = ["solve_epec"]
 
 
 def solve_epec(
-    model: BlockData,
-    leaders: Sequence[Any],
-    followers: Sequence[Any],
-    *,
-    method: Method | str = Method.GAUSS_SEIDEL,
-    mode: Any = "scholtes",
-    damping: float = 1.0,
-    tol: float = 1e-6,
-    max_iter: int = 50,
-    lift: bool = True,
-    certify: bool = True,
-    certificate: CertificateOptions = CertificateOptions(),
-    solver: Any = None,
-    options: Any = None,
-    leader_step: LeaderStep | str = LeaderStep.IMPLICIT,
-    response: ResponseOptions = ResponseOptions(),
-    acceleration: int = 0,
+    model: BlockData, leaders: Sequence[Any], followers: Sequence[Any], *,
+    method: Method | str = Method.GAUSS_SEIDEL, mode: Any = "scholtes",
+    damping: float = 1.0, tol: float = 1e-6, max_iter: int = 50, lift: bool = True,
+    certify: bool = True, certificate: CertificateOptions = CertificateOptions(),
+    solver: Any = None, options: Any = None,
+    leader_step: LeaderStep | str = LeaderStep.IMPLICIT, response: ResponseOptions = ResponseOptions(),
+    acceleration: int = 0, global_search: GlobalOptions = GlobalOptions(),
     callback: Callable[[int, tuple[tuple[float, ...], ...], float], Any] | None = None,
     progress: Callable[[str, int, int], Any] | None = None,
-    global_search: GlobalOptions = GlobalOptions(),
     follower_start: Callable[[list[np.ndarray], np.random.Generator | None], Any] | None = None,
     batch_response: Callable[[list[list[np.ndarray]]], tuple[Any, Any]] | None = None,
 ) -> GameResult:
     """EPEC by diagonalisation: each leader in turn solves its MPEC, the others held fixed.
 
     Leader i: ``max_{x_i} V_i(x_i, x_-i, y) s.t. y solves the followers' KKT system``, others'
-    decisions fixed; update ``x_i <- x_i + damping (x_i^new - x_i)``; stop when
-    ``max_i |x_i^k - x_i^{k-1}| / range_i <= tol`` (Su 2005, ch. 3; Hu & Ralph, Oper. Res. 55(5), 2007).
-    The transformed clone is built once; each MPEC is solved in the leader's own decisions
-    (``leader_step="implicit"``, see :class:`LeaderStep`) or by Ipopt on the reformulated
-    model (``"full-space"``, the ``mode``'s homotopy, re-solving one compiled NLP).
-
-    The leader steps are local, so the sweeps can stop where a leader sits at a local maximum of
-    its utility (a reward of 0 that attracts no MU, say, while a larger one would pay). Where the
-    sweeps stop, the certificate scans every leader's whole range; if a leader gains by
-    deviating, it is moved to its best deviation and the sweeps go on (a *global move*, see
-    :class:`GlobalOptions`), and if a start ends without a certified point, further start
-    profiles are tried. ``ok`` only for a certified point.
+    decisions fixed; ``x_i <- x_i + damping (x_i^new - x_i)`` until the stop rule (``tol``; Su 2005,
+    ch. 3; Hu & Ralph, Oper. Res. 55(5), 2007). The transformed clone is built once; each MPEC is
+    solved in the leader's own decisions (``leader_step="implicit"``, :class:`LeaderStep`) or by Ipopt
+    on the reformulated model (``"full-space"``, the ``mode``'s homotopy, re-solving one compiled
+    NLP). Where the sweeps stop, the certificate checks the point; a refuted one is left by a global
+    move, and further start profiles are tried (module doc). ``ok`` only for a certified point.
 
     Parameters
     ----------
     model : BlockData
     leaders, followers : sequence of blocks
-        Each leader block holds its objective and its decision Vars; followers as in
-        :func:`solve_nash`. A leader's objective may use a follower constraint's multiplier,
-        :func:`epec.multiplier` (differentiated through the followers' response).
-        A constraint on a leader's block, or at model level over one leader's decisions, is that
-        leader's and is kept throughout (see :mod:`epec.constraints`).
+        Each leader block holds its objective and its decision Vars; followers as in :func:`solve_nash`.
+        A leader's objective may use a follower constraint's multiplier, :func:`epec.multiplier`
+        (differentiated through the followers' response); a constraint on a leader's block, or at model
+        level over one leader's decisions, is that leader's and is kept throughout (:mod:`epec.constraints`).
     method : Method or str, default "gauss-seidel"
     mode : str or Reformulation, default "scholtes"
-        The reformulation of the full-space path (and of every Ipopt fallback): a name
-        registered in :mod:`epec.modes` or an instance.
+        The reformulation of the full-space path and of every Ipopt fallback: a name registered in
+        :mod:`epec.modes` or an instance.
     damping : float in (0, 1], default 1.0
     tol : float, default 1e-6
-        Stop when every leader decision moved by at most ``tol`` times its range over a sweep,
-        ``max_i |x_i^k - x_i^{k-1}| / max(1, hi_i - lo_i) <= tol`` (range ``max(1, |x_i|)`` when
-        unbounded); on the implicit path each step is also a stationary point of the leader's
-        utility (projected gradient ``<= 1e-6 max(1, |V_i|)``, see ``Sweep.stationarity``).
+        Stop when ``max_i |x_i^k - x_i^{k-1}| / max(1, hi_i - lo_i) <= tol`` over a sweep (range
+        ``max(1, |x_i|)`` when unbounded) and, on the implicit path, each step is a stationary point
+        of the leader's utility (projected gradient ``<= 1e-6 max(1, |V_i|)``, ``Sweep.stationarity``).
     max_iter : int, default 50
         Sweeps; reaching it gives ``GameStatus.MAX_ITER``.
     lift, certify, certificate, solver, options
-        As :func:`solve_bilevel`. ``certify=False`` skips the certificate (and the global moves):
-        the stopped point is loaded but the status is ``UNCERTIFIED``, not ok.
+        As :func:`solve_bilevel`; ``certify=False`` skips the certificate and the global moves (the
+        stopped point loaded, the status ``UNCERTIFIED``, not ok).
     global_search : GlobalOptions
         Global moves out of refuted points and further start profiles.
     follower_start : callable, optional
-        ``follower_start(decisions, rng) -> [(follower Var, value), ...]`` (or a
-        ``ComponentMap``, or None): a start for the followers' variables at leader decisions (one
-        array per leader), e.g. their equilibrium from a problem-specific solver
-        (:func:`epec.solve_scenario` passes the numpy one). With ``rng`` None it is tried by a warm
-        Newton solve where the response's own starts fail; with a generator it is a *random*
-        start for the certificate's uniqueness check (c), e.g. that solver run from a random
-        point. Never trusted: every answer is Newton's, checked like any other.
+        ``follower_start(decisions, rng) -> [(follower Var, value), ...]`` (or a ``ComponentMap``, or
+        None): a start for the followers at leader decisions (one array per leader), e.g. their
+        equilibrium from a problem-specific solver (:func:`epec.solve_scenario`); with ``rng`` None a
+        warm Newton start where the response's own starts fail, with a generator a random start for
+        the certificate's uniqueness check (c). Never trusted: every answer is Newton's, checked.
     batch_response : callable, optional
-        ``batch_response(points) -> (utilities, solved)``: for a batch of ``B`` decision profiles
-        (each a list of one array per leader), every leader's utility at the followers'
-        equilibrium there, an array ``(B, leaders)``, and which of the ``B`` were solved (bool
-        ``(B,)``); e.g. a problem-specific batched follower solver (:func:`epec.solve_scenario`
-        passes :mod:`models.batch_followers`). The certificate's deviation scan then evaluates
-        its points as batches (``CertificateOptions.batched``); a profile not solved is left to
-        Newton. Its answers are taken as the followers' equilibria: it must solve their KKT
-        conditions to the certificate's ``kkt_tol``.
+        ``batch_response(points) -> (utilities (B, leaders), solved (B,))``: every leader's utility at
+        the followers' equilibrium at each of ``B`` decision profiles (one array per leader each), e.g.
+        :mod:`models.batch_followers`, for the certificate's deviation scan (``CertificateOptions.batched``;
+        a profile not solved is left to Newton); it must solve the followers' KKT to ``kkt_tol``.
     leader_step : LeaderStep or str, default "implicit"
     response : ResponseOptions
         The Newton follower response (implicit steps and the certificate).
     acceleration : int, default 0
-        Memory of the Anderson extrapolation of the sweep map ``x <- T(x)`` on the implicit path
-        (0: plain diagonalisation). ``x_{k+1} = T(x_k) - dG gamma``, ``gamma = argmin |f_k - dF gamma|``,
-        ``f = T(x) - x`` (Anderson, J. ACM 12, 1965; Walker & Ni, SIAM J. Numer. Anal. 49, 2011),
-        projected on the leaders' boxes; reset when the residual grows. Off by default: at 100x5 the
-        leaders' best responses sit at kinks of their utilities (a follower entering or leaving),
-        the sweep map is not smooth there and the extrapolation oscillated (steps 7e-6..6e-4 over
-        30 sweeps) where the plain map settles.
+        Memory of the Anderson extrapolation of the sweep map on the implicit path (module doc).
     callback : callable, optional
         ``callback(sweep, decisions, step)`` after every sweep (decisions as in :class:`Sweep`).
     progress : callable, optional
-        ``progress(stage, done, total)`` for progress bars: ``("sweep", k, max_iter)`` after
-        every sweep (``k`` counts every sweep of the solve), then ``("certificate", j, leaders +
-        starts)`` after each leader's deviation check and each random follower start.
+        ``progress(stage, done, total)``: ``("sweep", k, max_iter)`` after every sweep (``k`` counts
+        every sweep of the solve), ``("certificate", j, leaders + starts)`` as the certificate goes.
 
     Returns
     -------
     GameResult
-        ``status`` CONVERGED (certified), NOT_CERTIFIED (the certificate fails for a reason a
-        move cannot mend; the message names it), UNCERTIFIED, NO_EQUILIBRIUM (``moves`` holds
-        the evidence: each refuted profile with every leader's gain), CYCLING (``cycle``),
-        MAX_ITER or SOLVER_FAILED; ``history`` per sweep. The point loaded into the model when
-        the solve stopped is the followers' equilibrium at the final leader decisions.
-        ``iterations`` counts Ipopt and Newton iterations.
+        ``status`` CONVERGED (certified), NOT_CERTIFIED (the certificate fails for a reason a move
+        cannot mend; the message names it), UNCERTIFIED, NO_EQUILIBRIUM (``moves`` holds the evidence:
+        each refuted profile with every leader's gain), CYCLING (``cycle``), MAX_ITER or SOLVER_FAILED;
+        ``history`` per sweep. The point loaded into the model when the solve stopped is the followers'
+        equilibrium at the final leader decisions. ``iterations`` counts Ipopt and Newton iterations.
 
     Raises
     ------
     epec.GameStructureError
-        A shared constraint (two leaders' decisions), a coupling constraint (a follower's
-        variables outside its block), or a Var on no player's block that a constraint uses
-        without defining it; the message names it.
+        A shared constraint (two leaders' decisions), a coupling constraint (a follower's variables
+        outside its block), or a Var on no player's block that a constraint uses without defining it.
     """
-    method = Method(method)
-    leader_step = LeaderStep(leader_step)
+    method, leader_step = Method(method), LeaderStep(leader_step)
+    _check_arguments(response, certificate, global_search, damping, tol, max_iter, acceleration,
+                     {"callback": callback, "progress": progress, "follower_start": follower_start,
+                      "batch_response": batch_response})
+    t0 = time.perf_counter()
+    game = leaders_game(model, leaders, followers, mode, solver, options, lift, response)
+    game.follower_start, game.batch_response = follower_start, batch_response
+    implicit = leader_step is LeaderStep.IMPLICIT and game.response is not None
+    if implicit:
+        game.build_seconds = time.perf_counter() - t0  # the response's compilation is part of the build
+    sweeps = _Sweeps(game, implicit, method, damping, tol, max_iter, acceleration, callback, progress)
+    search = _Search(sweeps, certify, certificate, global_search, progress)
+    status, message, starts, cycle = search.run()
+    return finish(game, status, message, sweeps.iterations, len(sweeps.history), t0, sweeps.runs,
+                  tuple(sweeps.history), search.cert, search.cert_s, moves=tuple(sweeps.moves),
+                  cycle=cycle if status is GameStatus.CYCLING else (), starts=starts)
+
+
+def _check_arguments(response: Any, certificate: Any, global_search: Any, damping: Any, tol: Any, max_iter: Any,
+                     acceleration: Any, callables: dict[str, Any]) -> None:
+    """:func:`solve_epec`'s arguments checked, in its order; a ValueError naming the first wrong one."""
     if not isinstance(response, ResponseOptions):
         raise ValueError(f"response: must be a ResponseOptions, got {type(response).__name__}")
     if not isinstance(certificate, CertificateOptions):
@@ -155,77 +156,86 @@ def solve_epec(
         raise ValueError(f"tol: must be > 0, got {tol!r}")
     check_int("max_iter", max_iter, 1)
     check_int("acceleration", acceleration, 0)
-    for name, fn in (("callback", callback), ("progress", progress), ("follower_start", follower_start),
-                     ("batch_response", batch_response)):
+    for name, fn in callables.items():
         if fn is not None and not callable(fn):
             raise ValueError(f"{name}: must be callable, got {fn!r}")
-    t0 = time.perf_counter()
-    game = leaders_game(model, leaders, followers, mode, solver, options, lift, response)
-    game.follower_start = follower_start
-    game.batch_response = batch_response
-    implicit = leader_step is LeaderStep.IMPLICIT and game.response is not None
-    if implicit:
-        game.build_seconds = time.perf_counter() - t0  # the response's compilation is part of the build
-    sweeps = _Sweeps(game, implicit, method, damping, tol, max_iter, acceleration, callback, progress)
-    rng = np.random.default_rng(global_search.seed)
-    # a start that breaks a leader's general constraint is moved to the nearest one that keeps it
-    x_first = [game.feasible_start(i, ld.values()) for i, ld in enumerate(game.leaders)]
-    cert, cert_s = None, 0.0
-    outcomes: list[str] = []
-    cycle: tuple = ()
-    for start in range(1 + global_search.starts):
-        x = x_first if start == 0 else _random_profile(game, rng)
-        first, state = sweeps.respond(x, None, cold=start > 0)
-        if not first.ok:
-            status, message = GameStatus.SOLVER_FAILED, "initial follower equilibrium: " + first.message
+
+
+@dataclass
+class _Search:
+    """:func:`solve_epec`'s start profiles, each swept to a stop (:class:`_Sweeps`), certified and,
+    when a leader gains by deviating, moved to its best deviation (a global move) and swept
+    again; keeps the last certificate and the certificates' seconds."""
+
+    sweeps: _Sweeps
+    certify: bool
+    certificate: CertificateOptions
+    global_search: GlobalOptions
+    progress: Any
+    cert: Any = None
+    cert_s: float = 0.0
+
+    def run(self) -> tuple[GameStatus, str, int, tuple]:
+        """Every start profile until one ends in a point that a move cannot mend; ``(status,
+        message, start profiles tried, cycle)``."""
+        game, sweeps, global_search = self.sweeps.game, self.sweeps, self.global_search
+        rng = np.random.default_rng(global_search.seed)
+        # a start that breaks a leader's general constraint is moved to the nearest one that keeps it
+        x_first = [game.feasible_start(i, ld.values()) for i, ld in enumerate(game.leaders)]
+        outcomes: list[str] = []
+        cycle: tuple = ()
+        for start in range(1 + global_search.starts):
+            x = x_first if start == 0 else _random_profile(game, rng)
+            first, state = sweeps.respond(x, None, cold=start > 0)
+            if not first.ok:
+                status, message = GameStatus.SOLVER_FAILED, "initial follower equilibrium: " + first.message
+                outcomes.append(f"start {start + 1}: {status.value}: {message}")
+                continue
+            status, message, cycle = self._from(x, state)
             outcomes.append(f"start {start + 1}: {status.value}: {message}")
-            continue
+            if status in (GameStatus.CONVERGED, GameStatus.UNCERTIFIED, GameStatus.NOT_CERTIFIED):
+                # another start helps a run that found no certified point, not one whose point fails
+                # a check no leader's move could mend (the followers' residual or uniqueness)
+                break
+        if not status.stopped and len(outcomes) > 1:
+            message = f"{len(outcomes)} start profiles, none certified; " + " | ".join(outcomes)
+        return status, message, start + 1, cycle
+
+    def _from(self, x: list, state: Any) -> tuple[GameStatus, str, tuple]:
+        """Sweeps from the start ``x`` (the followers' response ``state`` there), the certificate
+        where they stop and global moves out of refuted points; ``(status, message, cycle)``."""
+        sweeps, game, global_search = self.sweeps, self.sweeps.game, self.global_search
         refuted: list[list[np.ndarray]] = []
         while True:
             status, message, x, state, cycle = sweeps.run(x, state)
             if status is not GameStatus.CONVERGED:
-                break
+                return status, message, cycle
             final, state = sweeps.respond(x, state)  # the point: the followers' equilibrium at x
             if not final.ok:
-                status, message = GameStatus.SOLVER_FAILED, "final follower equilibrium: " + final.message
-                break
-            if not certify:
-                status, message = GameStatus.UNCERTIFIED, "stopped, not certified (certify=False)"
-                break
+                return GameStatus.SOLVER_FAILED, "final follower equilibrium: " + final.message, cycle
+            if not self.certify:
+                return GameStatus.UNCERTIFIED, "stopped, not certified (certify=False)", cycle
             tc = time.perf_counter()
-            cert = certify_game(game, certificate, progress)
-            cert_s += time.perf_counter() - tc
+            cert = self.cert = certify_game(game, self.certificate, self.progress)
+            self.cert_s += time.perf_counter() - tc
             if cert.holds:
-                break
+                return status, message, cycle
             status, message = GameStatus.NOT_CERTIFIED, "certificate fails: " + "; ".join(cert.reasons)
             if not cert.profitable or global_search.moves == 0:
-                break
+                return status, message, cycle
             i = max(cert.profitable, key=lambda j: cert.relative_gains[j])
             sweeps.moves.append(GlobalMove(len(sweeps.history), tuple(tuple(float(t) for t in a) for a in x),
                                            cert.utilities, cert.deviation_gains, cert.best_deviations, i))
-            revisit = any(_close(x, old, tol) for old in refuted)
+            revisit = any(_close(x, old, sweeps.tol) for old in refuted)
             if revisit or len(refuted) >= global_search.moves:
-                status, message = GameStatus.NO_EQUILIBRIUM, _no_equilibrium(game, sweeps.moves, revisit,
-                                                                              len(refuted))
-                break
+                return GameStatus.NO_EQUILIBRIUM, _no_equilibrium(game, sweeps.moves, revisit, len(refuted)), cycle
             refuted.append([a.copy() for a in x])
             x = [a.copy() for a in x]
             x[i] = np.clip(np.asarray(cert.best_deviations[i], dtype=float), game.leaders[i].lower,
                            game.leaders[i].upper)
             moved, state = sweeps.respond(x, state)
             if not moved.ok:
-                status, message = GameStatus.SOLVER_FAILED, f"global move of {game.leaders[i].name}: {moved.message}"
-                break
-        outcomes.append(f"start {start + 1}: {status.value}: {message}")
-        if status in (GameStatus.CONVERGED, GameStatus.UNCERTIFIED, GameStatus.NOT_CERTIFIED):
-            # another start helps a run that found no certified point, not one whose point fails
-            # a check no leader's move could mend (the followers' residual or uniqueness)
-            break
-    if not status.stopped and len(outcomes) > 1:
-        message = f"{len(outcomes)} start profiles, none certified; " + " | ".join(outcomes)
-    return finish(game, status, message, sweeps.iterations, len(sweeps.history), t0, sweeps.runs,
-                  tuple(sweeps.history), cert, cert_s, moves=tuple(sweeps.moves),
-                  cycle=cycle if status is GameStatus.CYCLING else (), starts=start + 1)
+                return GameStatus.SOLVER_FAILED, f"global move of {game.leaders[i].name}: {moved.message}", cycle
 
 
 def _close(x: list, y: list, tol: float) -> bool:

@@ -330,83 +330,124 @@ def kkt(
         into = pyo.Block(concrete=True)
         name = "kkt_" + "".join(ch if ch.isalnum() else "_" for ch in block.name)
         model.add_component(unique_component_name(model, name), into)
-    index = {id(x): k for k, x in enumerate(xs)}
-    rows: list[list[Any]] = [[] for _ in xs]
-
-    sign = 1.0 if obj.sense == pyo.minimize else -1.0
+    built = _KKTBuilder(block, into, xs, lifted, 1.0 if obj.sense == pyo.minimize else -1.0)
     for k, d in enumerate(_gradient(obj.expr, xs, block, lifted)):
         if not _is_zero(d):
-            rows[k].append(d if sign > 0 else -d)
-
+            built.rows[k].append(d if built.sign > 0 else -d)
     into.mu = pyo.VarList()
     into.lam = pyo.VarList(domain=pyo.NonNegativeReals)
-    pairs: list[tuple[Any, Any]] = []
-    equalities: list[tuple[Any, Any]] = []
     # the user's named multipliers of this player's constraints (epec.multiplier)
-    named = {id(c): p for p, c in bound_multipliers(model) if owned_by(c, block)}
+    built.named = {id(c): p for p, c in bound_multipliers(model) if owned_by(c, block)}
     into.multiplier_definition = pyo.ConstraintList()
-    multipliers: list[tuple[Any, Any, Any]] = []
-
-    def bind(con: Any, w: Any) -> None:
-        """``placeholder == -sign w``: ``d obj* / d t`` with the bounds of ``con`` raised by ``t``."""
-        p = named.get(id(con))
-        if p is None:
-            return
-        p.unfix()
-        p.set_value(0.0, skip_validation=True)
-        definition = into.multiplier_definition.add(p + sign * w == 0)
-        multipliers.append((p, con, definition))
-
-    def add_terms(body: Any, mult: Any, coef: float) -> None:
-        local = [x for x in identify_variables(body, include_fixed=False) if id(x) in index]
-        if not local:
-            return
-        for x, d in zip(local, _gradient(body, local, block, lifted)):
-            if not _is_zero(d):
-                rows[index[id(x)]].append(coef * mult * d)
-
     cons = list(block.component_data_objects(pyo.Constraint, active=True, descend_into=True, sort=True))
     for con in cons:
-        if con.equality:
-            mu = into.mu.add()
-            mu.set_value(0.0)
-            add_terms(con.body, mu, 1.0)
-            equalities.append((con, mu))
-            bind(con, mu)
-            continue
-        w = []  # the coefficient of grad body in the stationarity rows: lam_up - lam_lo
-        if con.has_lb():
-            lam = into.lam.add()
-            lam.set_value(0.0)
-            add_terms(con.body, lam, -1.0)
-            pairs.append((lam, con.body - con.lower))
-            w.append(-lam)
-        if con.has_ub():
-            lam = into.lam.add()
-            lam.set_value(0.0)
-            add_terms(con.body, lam, 1.0)
-            pairs.append((lam, con.upper - con.body))
-            w.append(lam)
-        bind(con, sum(w))
-        if deactivate:
-            con.deactivate()
-    for k, x in enumerate(xs):
-        if x.lower is not None:
-            nu = into.lam.add()
-            nu.set_value(0.0)
-            rows[k].append(-nu)
-            pairs.append((nu, x - x.lower))
-        if x.upper is not None:
-            nu = into.lam.add()
-            nu.set_value(0.0)
-            rows[k].append(nu)
-            pairs.append((nu, x.upper - x))
-
-    into.stationarity = pyo.Constraint(range(len(xs)), rule=lambda b, k: sum(rows[k]) == 0 if rows[k] else pyo.Constraint.Skip)
+        built.add_constraint(con, deactivate)
+    built.add_bounds()
+    pairs = built.pairs
+    into.stationarity = pyo.Constraint(range(len(xs)), rule=lambda b, k: sum(built.rows[k]) == 0 if built.rows[k]
+                                       else pyo.Constraint.Skip)
     into.complementarity = Complementarity(
         range(len(pairs)), rule=lambda b, i: complements(pairs[i][0] >= 0, pairs[i][1] >= 0)
     )
     if deactivate:
         obj.deactivate()
-    return KKTSystem(block, into, xs, obj, equalities, pairs, lifted, multipliers, cons)
+    return KKTSystem(block, into, xs, obj, built.equalities, pairs, lifted, built.multipliers, cons)
+
+
+@dataclass
+class _KKTBuilder:
+    """The KKT system of one player as :func:`kkt` builds it: the stationarity rows (the terms of
+    ``grad_x f + J^T lambda - nu_lb + nu_ub`` per decision), the complementarity pairs
+    ``(multiplier, slack)``, the equalities with their multipliers, and the definitions of the
+    user's named multipliers (:func:`epec.multiplier`).
+
+    Attributes
+    ----------
+    block, into : BlockData
+        The player and where its KKT components go.
+    xs : list
+        The player's decision Vars.
+    lifted : LiftedAggregates or None
+    sign : float
+        1 for a minimised objective, -1 for a maximised one (minimised as ``-obj``).
+    named : dict
+        ``id(constraint) -> placeholder`` of the user's named multipliers.
+    """
+
+    block: Any
+    into: Any
+    xs: list
+    lifted: Any
+    sign: float
+    named: dict = field(default_factory=dict)
+    rows: list = field(default_factory=list)
+    index: dict = field(default_factory=dict)
+    pairs: list = field(default_factory=list)
+    equalities: list = field(default_factory=list)
+    multipliers: list = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.index = {id(x): k for k, x in enumerate(self.xs)}
+        self.rows = [[] for _ in self.xs]
+
+    def bind(self, con: Any, w: Any) -> None:
+        """``placeholder == -sign w``: ``d obj* / d t`` with the bounds of ``con`` raised by ``t``."""
+        p = self.named.get(id(con))
+        if p is None:
+            return
+        p.unfix()
+        p.set_value(0.0, skip_validation=True)
+        definition = self.into.multiplier_definition.add(p + self.sign * w == 0)
+        self.multipliers.append((p, con, definition))
+
+    def add_terms(self, body: Any, mult: Any, coef: float) -> None:
+        """``coef mult grad body`` added to the stationarity rows of the player's decisions in ``body``."""
+        local = [x for x in identify_variables(body, include_fixed=False) if id(x) in self.index]
+        if not local:
+            return
+        for x, d in zip(local, _gradient(body, local, self.block, self.lifted)):
+            if not _is_zero(d):
+                self.rows[self.index[id(x)]].append(coef * mult * d)
+
+    def add_constraint(self, con: Any, deactivate: bool) -> None:
+        """An equality's multiplier ``mu`` (free), or an inequality's ``lam`` per side with its
+        complementarity pair; the inequality deactivated with ``deactivate``."""
+        into = self.into
+        if con.equality:
+            mu = into.mu.add()
+            mu.set_value(0.0)
+            self.add_terms(con.body, mu, 1.0)
+            self.equalities.append((con, mu))
+            self.bind(con, mu)
+            return
+        w = []  # the coefficient of grad body in the stationarity rows: lam_up - lam_lo
+        if con.has_lb():
+            lam = into.lam.add()
+            lam.set_value(0.0)
+            self.add_terms(con.body, lam, -1.0)
+            self.pairs.append((lam, con.body - con.lower))
+            w.append(-lam)
+        if con.has_ub():
+            lam = into.lam.add()
+            lam.set_value(0.0)
+            self.add_terms(con.body, lam, 1.0)
+            self.pairs.append((lam, con.upper - con.body))
+            w.append(lam)
+        self.bind(con, sum(w))
+        if deactivate:
+            con.deactivate()
+
+    def add_bounds(self) -> None:
+        """The bounds' multipliers ``nu_lb``, ``nu_ub`` of every decision and their pairs."""
+        for k, x in enumerate(self.xs):
+            if x.lower is not None:
+                nu = self.into.lam.add()
+                nu.set_value(0.0)
+                self.rows[k].append(-nu)
+                self.pairs.append((nu, x - x.lower))
+            if x.upper is not None:
+                nu = self.into.lam.add()
+                nu.set_value(0.0)
+                self.rows[k].append(nu)
+                self.pairs.append((nu, x.upper - x))
 

@@ -265,33 +265,57 @@ def scalar_ascent(evaluate: Any, x0: np.ndarray, v0: float, g0: np.ndarray, lo: 
     small), else None.
     """
     lo_, hi_ = float(lo[0]), float(hi[0])
-    evals = 0
+    f = _Probe(evaluate, max_evals)
+    a = (float(x0[0]), -float(v0), -float(g0[0]))  # (x, V, g)
+    c = curvature if curvature is not None and curvature < 0 and math.isfinite(curvature) else None
+    if abs(a[2]) <= gtol or (a[2] < 0 and a[0] <= lo_) or (a[2] > 0 and a[0] >= hi_):
+        return _ascent_result(a, c)
+    d = 1.0 if a[2] > 0 else -1.0
+    a, b, c = _bracket(f, a, c, d, hi_ if d > 0 else lo_, gtol)
+    if b is None:
+        return _ascent_result(a, c)
+    return _close_bracket(f, a, b, c, d, gtol)
 
-    def f(x: float) -> tuple[float, float] | None:
-        nonlocal evals
-        evals += 1
+
+class _Probe:
+    """:func:`scalar_ascent`'s evaluations: ``f(x) -> (V, g)``, None at a point without a follower
+    response (``StepFailed`` with a point), counted against ``max_evals``."""
+
+    def __init__(self, evaluate: Any, max_evals: int) -> None:
+        self.evaluate, self.max_evals, self.evals = evaluate, max_evals, 0
+
+    def __call__(self, x: float) -> tuple[float, float] | None:
+        self.evals += 1
         try:
-            mv, mg = evaluate(np.array([x]))
+            mv, mg = self.evaluate(np.array([x]))
         except StepFailed as err:
             if err.point is None:
                 raise
             return None
         return -float(mv), -float(mg[0])
 
-    def out(p: tuple[float, float, float], c: float | None, kink: tuple[float, float] | None = None) -> tuple:
-        return np.array([p[0]]), -p[1], np.array([-p[2]]), c, kink
+    @property
+    def spent(self) -> bool:
+        """``max_evals`` reached."""
+        return self.evals >= self.max_evals
 
-    def rounding(u: float, w: float) -> bool:
-        return abs(u - w) <= 4e-16 * max(1.0, abs(u), abs(w))
 
-    a = (float(x0[0]), -float(v0), -float(g0[0]))  # (x, V, g)
-    c = curvature if curvature is not None and curvature < 0 and math.isfinite(curvature) else None
-    if abs(a[2]) <= gtol or (a[2] < 0 and a[0] <= lo_) or (a[2] > 0 and a[0] >= hi_):
-        return out(a, c)
-    d = 1.0 if a[2] > 0 else -1.0
-    bound = hi_ if d > 0 else lo_
+def _ascent_result(p: tuple[float, float, float], c: float | None, kink: tuple[float, float] | None = None) -> tuple:
+    """:func:`scalar_ascent`'s answer at ``p = (x, V, g)``, in the minimiser's signs."""
+    return np.array([p[0]]), -p[1], np.array([-p[2]]), c, kink
+
+
+def _rounding(u: float, w: float) -> bool:
+    """``u`` and ``w`` equal up to rounding."""
+    return abs(u - w) <= 4e-16 * max(1.0, abs(u), abs(w))
+
+
+def _bracket(f: _Probe, a: tuple, c: float | None, d: float, bound: float,
+             gtol: float) -> tuple[tuple, tuple | None, float | None]:
+    """:func:`scalar_ascent`'s bracketing: uphill from ``a = (x, V, g)`` in direction ``d`` until
+    ``g`` changes sign (or the ``bound`` stops the ascent). Returns ``(a, b, c)`` with the bracket
+    ``g(a) d > 0 > g(b) d``, or ``(point, None, c)`` where the ascent stops at ``point``."""
     wall, wall_is_bound, halvings = bound, True, 0
-    # --- bracketing: uphill until g changes sign (or the bound stops the ascent)
     probe, last_step = 1e-4 * max(1.0, abs(a[0])), 0.0
     while True:
         if c is not None:
@@ -308,31 +332,34 @@ def scalar_ascent(evaluate: Any, x0: np.ndarray, v0: float, g0: np.ndarray, lo: 
             t = a[0] + d * 4.0 * max(last_step, probe)
         else:
             halvings = 0
-        if evals >= max_evals or rounding(t, a[0]):
-            return out(a, c)
+        if f.spent or _rounding(t, a[0]):
+            return a, None, c
         r = f(t)
         if r is None:
             wall, wall_is_bound = t, False
             continue
         pt = (t, r[0], r[1])
         if abs(pt[2]) <= gtol or (pt[2] * d > 0 and t == bound):
-            return out(pt, c)
+            return pt, None, c
         c_new = (pt[2] - a[2]) / (pt[0] - a[0])
         c = c_new if c_new < 0 and math.isfinite(c_new) else None
         if pt[2] * d < 0:
-            b = pt
-            break
+            return a, pt, c
         last_step, a = abs(pt[0] - a[0]), pt
-    # --- inside the bracket [a, b]: g(a) d > 0 > g(b) d
+
+
+def _close_bracket(f: _Probe, a: tuple, b: tuple, c: float | None, d: float, gtol: float) -> tuple:
+    """:func:`scalar_ascent` inside the bracket ``[a, b]``, ``g(a) d > 0 > g(b) d``: safeguarded
+    secant, tangent-intersection or bisection steps until ``|g| <= gtol`` or the bracket closes."""
     best = min((a, b), key=lambda q: abs(q[2]))
     last, prev = b, a
     older = step = abs(b[0] - a[0])
-    while evals < max_evals:
+    while not f.spent:
         lo_b, hi_b = min(a[0], b[0]), max(a[0], b[0])
         xtol = _XTOL * max(1.0, abs(best[0]))
         if hi_b - lo_b <= 2.0 * xtol:
             left, right = (a, b) if a[0] < b[0] else (b, a)
-            return out(max((a, b), key=lambda q: q[1]), c, (left[2], right[2]))
+            return _ascent_result(max((a, b), key=lambda q: q[1]), c, (left[2], right[2]))
         t = math.nan
         if last[2] != prev[2]:
             t = last[0] - last[2] * (last[0] - prev[0]) / (last[2] - prev[2])
@@ -363,7 +390,7 @@ def scalar_ascent(evaluate: Any, x0: np.ndarray, v0: float, g0: np.ndarray, lo: 
             a = pt
         else:
             b = pt
-    return out(best, c)
+    return _ascent_result(best, c)
 
 
 def full_space_step(game: Game, i: int, x: list, state: FollowerState | None) -> tuple[HomotopyResult, FollowerState | None]:

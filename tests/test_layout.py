@@ -1,5 +1,5 @@
 """The code's layout rules that a reader relies on (issue 19): no private name imported across
-modules, and Flower imported only under ``fl/flower/``."""
+modules, Flower imported only under ``fl/flower/``, and no function over 100 lines."""
 from __future__ import annotations
 
 import ast
@@ -40,4 +40,14 @@ def test_flower_is_imported_only_under_fl_flower():
             targets = [mod] if mod is not None else names
             if any(t == "flwr" or t.startswith("flwr.") for t in targets):
                 found.append(f"{p.relative_to(ROOT)}:{node.lineno}")
+    assert found == []
+
+
+def test_no_function_is_over_100_lines():
+    # Prepare / Execute: every function's length, docstring included (issue 19)
+    found = [f"{p.relative_to(ROOT)}:{node.lineno} {node.name} {node.end_lineno - node.lineno + 1}"
+             for p in _modules() for node in ast.walk(ast.parse(p.read_text(), filename=str(p)))
+             if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef))
+             and node.end_lineno - node.lineno + 1 > 100]
+    # Assert
     assert found == []

@@ -36,7 +36,7 @@ import contextlib
 import json
 import math
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
@@ -549,81 +549,27 @@ def run_runs(cfg: CompareConfig, out: str | Path, resume: bool = False, progress
     from models.scenario import load_scenario
 
     work = SharedWork(cache) if work is None else work
-    timer = work.timer
     t_start, c_start = time.perf_counter(), time.process_time()
     base = load_scenario(cfg.scenario)
     ds = load_dataset(cfg.dataset, root=cfg.data_root, image_size=cfg.image_size)
     if base.metric is not Metric.FULL:
         raise InputError("scenario.metric", "the base market must value the full IoM (the schemes pick their metric)")
     out = Path(out)
-    fp = cfg.fingerprint(base)
-    # seed by seed, the reference first (the budget-matched baselines spend its payments): an
-    # interrupted run leaves whole seeds behind
-    order = sorted(cfg.schemes, key=lambda n: n != cfg.reference)
-    todo, records = [], {}
-    levels: dict[tuple[str, int], Any] = {}  # computed while checking a stored run, reused
-    for s in range(cfg.seeds):
-        for name in order:
-            p = record_path(out, name, s)
-            if resume and p.is_file():
-                rec = json.loads(p.read_text())
-                if _settings(rec) == fp:
-                    if _level_current(rec, make_scheme(name), base, cfg, records.get((cfg.reference, s)), s, levels,
-                                      name, work):
-                        records[(name, s)] = rec
-                        continue
-                    todo.append((name, s))  # made at another level (--level, or another reference run)
-                    continue
-                raise InputError("--resume", f"{p} was made with other settings (use --force to start over)")
-            todo.append((name, s))
+    plan = _plan(cfg, base, out, resume, work)
     setup = SchemeSetup(base=base, out=out, seeds=cfg.seeds, rounds=cfg.rounds, drl_policy=cfg.drl_policy,
                         drl_seconds=cfg.drl_seconds, drl_updates=cfg.drl_updates, progress=progress)
     timing: dict[str, Any] = {"runs": {}}
-    prepared: dict[str, Any] = {}
-    for name, _ in todo:  # every scheme loads (or trains) what it needs before any round
-        if name not in prepared:
-            scheme = make_scheme(name)
-            t0 = time.perf_counter()
-            with timer.phase("drl_training" if name == "drl" else "prepare"):
-                scheme.prepare(setup)
-            timing["runs"][f"{name}/prepare"] = time.perf_counter() - t0
-            prepared[name] = scheme
+    prepared = _prepare_schemes(plan, setup, timing["runs"])
     out.mkdir(parents=True, exist_ok=True)
     bar = None
     if progress:
         from models.progress import progress_bar
 
-        bar = progress_bar(total=len(cfg.schemes) * cfg.seeds * cfg.rounds, initial=len(records) * cfg.rounds,
+        bar = progress_bar(total=len(cfg.schemes) * cfg.seeds * cfg.rounds, initial=len(plan.records) * cfg.rounds,
                            desc="compare", unit="round")
     t_all = time.perf_counter()
-    deadlines: dict[int, np.ndarray] = {}
-    deadline_notes: list[str] = []
-    try:
-        for name, s in todo:
-            scheme = prepared[name]
-            if (name, s) in levels:
-                level = levels[(name, s)]
-            else:
-                level = levels_for(scheme, base, cfg, records.get((cfg.reference, s)), s, work)
-            if bar is not None:
-                bar.set_postfix(scheme=name, seed=s)
-            t0 = time.perf_counter()
-            if s not in deadlines:
-                deadlines[s], notes = round_deadlines(base, cfg.rounds, s, cfg.deadline, work=work)
-                deadline_notes += notes
-                timing["runs"][f"deadlines/seed{s}"] = time.perf_counter() - t0
-                t0 = time.perf_counter()
-            rec = run_scheme(scheme, base, cfg, s, ds, on_round=(bar.update if bar is not None else None),
-                             deadlines=deadlines[s], level=level, work=work)
-            rec["settings"] = fp
-            atomic_write_json(record_path(out, name, s), rec)
-            timing["runs"][f"{name}/seed{s}"] = time.perf_counter() - t0
-            records[(name, s)] = rec
-            if rec["uncertified"]:
-                log(f"note: {name} seed {s}: {len(rec['uncertified'])} round(s) not certified: {rec['uncertified'][0]}")
-    finally:
-        if bar is not None:
-            bar.close()
+    deadline_notes = _run_pending(plan, prepared, ds, bar, timing["runs"], log)
+    records = plan.records
     for note in deadline_notes:
         log(f"note: {note}")
     frontier = _stored_frontier(out / "frontier.json", base, cfg) if resume else None
@@ -637,6 +583,100 @@ def run_runs(cfg: CompareConfig, out: str | Path, resume: bool = False, progress
     timing.update(work_timing(work, t_start, c_start))
     atomic_write_json(out / "timing.json", timing)
     return base, ds, records, frontier, timing
+
+
+@dataclass
+class _Plan:
+    """The comparison's (scheme, seed) runs: those stored and current (``records``), those left to
+    run (``todo``), in order, and the budget levels computed while checking stored runs."""
+
+    cfg: CompareConfig
+    base: Scenario
+    out: Path
+    fp: Any
+    work: SharedWork
+    todo: list = field(default_factory=list)
+    records: dict = field(default_factory=dict)
+    levels: dict = field(default_factory=dict)
+
+
+def _plan(cfg: CompareConfig, base: Scenario, out: Path, resume: bool, work: SharedWork) -> _Plan:
+    """Which runs are left: with ``resume``, a stored run made with the same settings (and at the
+    current level) is kept, one made with other settings is an error."""
+    plan = _Plan(cfg, base, out, cfg.fingerprint(base), work)
+    todo, records, levels = plan.todo, plan.records, plan.levels
+    # seed by seed, the reference first (the budget-matched baselines spend its payments): an
+    # interrupted run leaves whole seeds behind
+    order = sorted(cfg.schemes, key=lambda n: n != cfg.reference)
+    for s in range(cfg.seeds):
+        for name in order:
+            p = record_path(out, name, s)
+            if resume and p.is_file():
+                rec = json.loads(p.read_text())
+                if _settings(rec) == plan.fp:
+                    if _level_current(rec, make_scheme(name), base, cfg, records.get((cfg.reference, s)), s, levels,
+                                      name, work):
+                        records[(name, s)] = rec
+                        continue
+                    todo.append((name, s))  # made at another level (--level, or another reference run)
+                    continue
+                raise InputError("--resume", f"{p} was made with other settings (use --force to start over)")
+            todo.append((name, s))
+    return plan
+
+
+def _prepare_schemes(plan: _Plan, setup: SchemeSetup, times: dict[str, float]) -> dict[str, Any]:
+    """Every scheme left to run loads (or trains) what it needs before any round; its seconds
+    into ``times``."""
+    prepared: dict[str, Any] = {}
+    for name, _ in plan.todo:
+        if name not in prepared:
+            scheme = make_scheme(name)
+            t0 = time.perf_counter()
+            with plan.work.timer.phase("drl_training" if name == "drl" else "prepare"):
+                scheme.prepare(setup)
+            times[f"{name}/prepare"] = time.perf_counter() - t0
+            prepared[name] = scheme
+    return prepared
+
+
+def _run_pending(plan: _Plan, prepared: dict[str, Any], ds: Any, bar: Any, times: dict[str, float],
+                 log: Callable[[str], None]) -> list[str]:
+    """Run every pending (scheme, seed), each record written to ``OUT/runs`` as it ends and added to
+    ``plan.records``, the seconds into ``times``; the progress ``bar`` closed at the end. Returns
+    the notes of the rounds' deadlines."""
+    from models.io import atomic_write_json
+
+    cfg, base, work, records, levels = plan.cfg, plan.base, plan.work, plan.records, plan.levels
+    deadlines: dict[int, np.ndarray] = {}
+    deadline_notes: list[str] = []
+    try:
+        for name, s in plan.todo:
+            scheme = prepared[name]
+            if (name, s) in levels:
+                level = levels[(name, s)]
+            else:
+                level = levels_for(scheme, base, cfg, records.get((cfg.reference, s)), s, work)
+            if bar is not None:
+                bar.set_postfix(scheme=name, seed=s)
+            t0 = time.perf_counter()
+            if s not in deadlines:
+                deadlines[s], notes = round_deadlines(base, cfg.rounds, s, cfg.deadline, work=work)
+                deadline_notes += notes
+                times[f"deadlines/seed{s}"] = time.perf_counter() - t0
+                t0 = time.perf_counter()
+            rec = run_scheme(scheme, base, cfg, s, ds, on_round=(bar.update if bar is not None else None),
+                             deadlines=deadlines[s], level=level, work=work)
+            rec["settings"] = plan.fp
+            atomic_write_json(record_path(plan.out, name, s), rec)
+            times[f"{name}/seed{s}"] = time.perf_counter() - t0
+            records[(name, s)] = rec
+            if rec["uncertified"]:
+                log(f"note: {name} seed {s}: {len(rec['uncertified'])} round(s) not certified: {rec['uncertified'][0]}")
+    finally:
+        if bar is not None:
+            bar.close()
+    return deadline_notes
 
 
 def work_timing(work: SharedWork, t_start: float, c_start: float) -> dict[str, Any]:

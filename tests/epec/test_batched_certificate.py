@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from epec import CertificateOptions, certify, solve_scenario
-from epec.certificate import _batched_deviation_gains, _deviation_gains
+from epec.deviation_scan import batched_deviation_gains, deviation_gains
 from epec.game import leaders_game
 from epec.response import ResponseOptions
 from epec.scenario import batch_response
@@ -123,9 +123,9 @@ def test_lines_and_answers_are_the_sequential_ones():
 
     ticks = []
     # Execute
-    seq = _deviation_gains([Leader], x_star, np.random.default_rng(5), options, gain, lambda: None,
+    seq = deviation_gains([Leader], x_star, np.random.default_rng(5), options, gain, lambda: None,
                            lambda: ticks.append(1))
-    bat = _batched_deviation_gains([Leader], x_star, np.random.default_rng(5), options,
+    bat = batched_deviation_gains([Leader], x_star, np.random.default_rng(5), options,
                                    lambda items: [gain(i, pt) for i, pt in items], lambda: ticks.append(1))
     # Assert: the same numbers exactly (the same lines, points and values)
     assert seq == bat and ticks == [1, 1]

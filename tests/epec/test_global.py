@@ -11,7 +11,7 @@ import pyomo.environ as pyo
 import pytest
 
 from epec import (CertificateOptions, GameStatus, GlobalOptions, certify, solve_epec, solve_scenario)
-from epec.certificate import _golden_max
+from epec.deviation_scan import golden_max
 from models import build_game, leader_deviation_gain, msp_utilities
 from models.scenario import scenario_from_dict
 
@@ -135,7 +135,7 @@ def test_golden_search_survives_failed_evaluations():
     # Execute
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        t, g = _golden_max(f, 0.0, 1.0, 30)
+        t, g = golden_max(f, 0.0, 1.0, 30)
     # Assert
     assert t == pytest.approx(0.3, abs=1e-4) and g <= 0.0 and math.isfinite(g)
     assert len(calls) == 30 and all(0.0 <= c <= 1.0 for c in calls)
