@@ -30,7 +30,7 @@ import numpy as np
 
 from pyomo.core.base.block import BlockData
 
-from .best_reply import FollowerReply, follower_replies, is_convex_method
+from .best_reply import UNIVARIATE, FollowerReply, follower_replies, is_convex_method
 from .deviation_scan import DeviationScan
 from .game import leaders_game
 from .kkt import KKTResidual
@@ -133,12 +133,14 @@ class Certificate:
 def _certificate(residual: KKTResidual, gains: list, bests: list, evals: list, failed: list, starts: int,
                  spread: float, utilities: list, names: list, options: Any, t0: float,
                  broken: Sequence[str] = (),
-                 replies: Sequence[FollowerReply] = (), x_star: Sequence[np.ndarray] = ()) -> Certificate:
+                 replies: Sequence[FollowerReply] = (), x_star: Sequence[np.ndarray] = (),
+                 exact_replies: Sequence[float] | None = None) -> Certificate:
     """The :class:`Certificate` of (a)-(e) and its verdict. The followers are called unique when
     no random start that reached an equilibrium ended further than ``unique_tol`` from the point,
     and at least one did (unless ``options.starts`` is 0): a start from which the solver found
     no equilibrium is no evidence of another one (it is counted in ``starts``, which says how
-    many solved). ``broken``: the leaders' own constraints the point breaks, one line each.
+    many solved); ``exact_replies``: the one follower's best replies, all known (the spread is
+    theirs). ``broken``: the leaders' own constraints the point breaks, one line each.
     (e): a follower whose best-response gain is beyond
     :meth:`CertificateOptions.reply_tolerance` has a better reply.
 
@@ -154,7 +156,11 @@ def _certificate(residual: KKTResidual, gains: list, bests: list, evals: list, f
                for j in better]
     at_point = {i for i in profitable if i < len(x_star)
                 and np.allclose(np.asarray(bests[i], dtype=float), x_star[i], rtol=1e-9, atol=1e-12)}
-    if not unique:
+    if not unique and exact_replies is not None:
+        reasons.append(f"followers' reply not unique: the follower's best replies are "
+                       f"{format_decision(exact_replies)} (all of them, {UNIVARIATE}), spread {spread:.3g} "
+                       f"(unique_tol {options.unique_tol:g})")
+    elif not unique:
         reasons.append(f"followers' reply not unique: {starts}/{options.starts} random starts reached an "
                        f"equilibrium, spread {spread:.3g} (unique_tol {options.unique_tol:g})")
     for i in sorted(at_point):
@@ -192,7 +198,7 @@ def _verdict(scan: DeviationScan, game: Any, options: Any, replies: list) -> Cer
     coupling constraints checked at the point as the engine left the model (:func:`_broken`)."""
     return _certificate(scan.residual, scan.gains, scan.bests, scan.evals, scan.failed, scan.starts, scan.spread,
                         scan.utilities, [ld.name for ld in game.leaders], options, scan.t0,
-                        _broken(game, scan.x_star, options), replies, scan.x_star)
+                        _broken(game, scan.x_star, options), replies, scan.x_star, scan.exact_replies)
 
 
 def format_decision(x: Any) -> str:

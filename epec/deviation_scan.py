@@ -41,6 +41,9 @@ class DeviationScan:
         The leaders' decisions at the point.
     t0 : float
         ``time.perf_counter()`` when the engine started.
+    exact_replies : tuple of float or None
+        (c) decided exactly instead: the one follower's best replies, all of them
+        (:func:`epec.optimistic.exact_best_replies`); None where the starts decided.
     """
 
     residual: KKTResidual
@@ -53,6 +56,7 @@ class DeviationScan:
     utilities: list
     x_star: list
     t0: float
+    exact_replies: tuple | None = None
 
 
 def _box(lo: np.ndarray, hi: np.ndarray, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -121,11 +121,11 @@ def _rebase(gain_at: _IpoptGains, x_star: list, snap0: Any, replies: list) -> No
 
 
 def _uniqueness(game: Any, options: Any, x_star: list, snap0: Any, searched: list, rng: np.random.Generator,
-                tick: Callable[[], None]) -> tuple[int, float]:
+                tick: Callable[[], None]) -> tuple[int, float, tuple | None]:
     """(c) uniqueness: random follower starts, cold homotopy, leaders at x*; or, where all the
     one follower's best replies are known, their spread (exact: a degenerate optimum such as
     y**4 leaves a random start's KKT point ~(kkt_tol)**(1/3) off it, spread no evidence of two).
-    Returns ``(starts, spread)``."""
+    Returns ``(starts, spread, exact)``, ``exact`` those best replies (None where the starts decided)."""
     spread, starts = 0.0, 0
     fv = game.follower_vars
     ref = np.array([v.value for v in fv], dtype=float)
@@ -153,7 +153,7 @@ def _uniqueness(game: Any, options: Any, x_star: list, snap0: Any, searched: lis
             starts += 1
             spread = max(spread, float(np.max(np.abs(np.array([v.value for v in fv], dtype=float) - ref))))
         tick()
-    return starts, spread
+    return starts, spread, None if exact is None else tuple(exact)
 
 
 def certify_ipopt(game: Any, options: Any, tick: Callable[[], None], replies: list) -> DeviationScan:
@@ -171,6 +171,6 @@ def certify_ipopt(game: Any, options: Any, tick: Callable[[], None], replies: li
     _rebase(gain_at, x_star, snap0, replies)
     gains, bests, evals, failed = deviation_gains(game.leaders, x_star, rng, options, gain_at,
                                                   lambda: game.restore(snap0), tick, near=bool(searched))
-    starts, spread = _uniqueness(game, options, x_star, snap0, searched, rng, tick)
+    starts, spread, exact = _uniqueness(game, options, x_star, snap0, searched, rng, tick)
     game.restore(snap0)
-    return DeviationScan(residual, gains, bests, evals, failed, starts, spread, base, x_star, t0)
+    return DeviationScan(residual, gains, bests, evals, failed, starts, spread, base, x_star, t0, exact)

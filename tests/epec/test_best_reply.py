@@ -205,3 +205,21 @@ def test_a_degenerate_quartic_follower_is_solved_at_its_exact_reply():
     assert m.x.value == pytest.approx(0.0, abs=1e-6) and m.F.y.value == pytest.approx(0.0, abs=1e-5)
     assert pyo.value(m.obj) == pytest.approx(0.0, abs=1e-6)
     assert res.certificate.follower_unique
+
+
+def test_an_indifferent_univariate_follower_is_named_with_its_best_replies():
+    """Mitsos & Barton's Example 3.14 (mb_1_1_07): at ``x = 1/4`` the follower
+    ``min y^3/3 - x y`` on ``[-1, 1]`` ties ``y = 1/2`` and ``y = -1`` (both ``-1/12``, by hand):
+    never ``ok``, and the refusal names both replies, found exactly."""
+    m = pyo.ConcreteModel()
+    m.x = pyo.Var(bounds=(-1, 1))
+    m.F = pyo.Block()
+    m.F.y = pyo.Var(bounds=(-1, 1))
+    m.F.obj = pyo.Objective(expr=m.F.y ** 3 / 3 - m.x * m.F.y)
+    m.obj = pyo.Objective(expr=(m.x - 0.25) ** 2 + m.F.y ** 2)
+    # Execute
+    res = solve_bilevel(m, followers=[m.F])
+    # Assert
+    assert not res.ok
+    why = [r for r in res.certificate.reasons if "not unique" in r]
+    assert why and "[-1, 0.5]" in why[0] and UNIVARIATE in why[0], res.certificate.reasons
