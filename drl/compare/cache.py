@@ -90,7 +90,7 @@ class SharedWork:
     """
 
     def __init__(self, enabled: bool | None = None, fl_bytes: int = 512 << 20) -> None:
-        from fl.trainer import UpdateCache
+        from fl.round import UpdateCache
 
         self.enabled = cache_enabled(enabled)
         self.timer = PhaseTimer()

@@ -9,7 +9,7 @@ the same vehicles, data, joins and leaves for every scheme). Per trading round t
 3. the outcome is measured with the real IoM: total IoM and contributors per MSP, MSP
    utilities ``V_m = lambda_m ln(1 + real total_m) - payment_m`` (the payments of the game
    played) and MU utilities;
-4. each MSP runs one FL round (docs/model.md section 7, :func:`fl.trainer.fl_round`, the trainer's
+4. each MSP runs one FL round (docs/model.md section 7, :func:`fl.round.fl_round`, the trainer's
    own round): its participants (``f_nm > 0``) train ``L`` local epochs on their ``D_nm``
    samples of its data set (Dirichlet label split of the active MUs' data, the same for every
    scheme), those within the round deadline ``T_m`` are aggregated with IoM-weighted FedAvg
@@ -101,12 +101,12 @@ class _FLMarket:
 
     def round(self, t: int, sc_full: Scenario, f_full: np.ndarray, iom_full: np.ndarray,
               deadline: np.ndarray) -> dict[str, Any]:
-        """One FL round of every MSP (:func:`fl.trainer.fl_round`) with deadlines ``T_m`` (M,);
+        """One FL round of every MSP (:func:`fl.round.fl_round`) with deadlines ``T_m`` (M,);
         returns accuracy, simulated time, participants and missed updates (M,)."""
         import torch
 
         from fl.train import client_seed
-        from fl.trainer import fl_round
+        from fl.round import fl_round
         from models.cache import digest
         from models.iom import on_time, round_time
 
