@@ -49,7 +49,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         f"drl trained for {QUICK['drl_seconds']:g} s (overrides --seeds, --rounds and --epochs; "
                         "--drl-seconds when not given)")
     p.add_argument("--resume", action="store_true", help="skip the (scheme, seed) runs already in DIR/runs")
-    from drl.compare.run import DEFAULT_TARGETS
+    from drl.compare.config import DEFAULT_TARGETS
 
     p.add_argument("--target", type=float, default=None,
                    help="target test accuracy (default per data set: "

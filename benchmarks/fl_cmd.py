@@ -127,7 +127,8 @@ def run(args: argparse.Namespace) -> int:
 
     from benchmarks.plots import accuracy_plot
     from fl.data import load_dataset
-    from fl.trainer import FLConfig, build_task, default_allocation, fl_report, load_allocation, run_fl
+    from fl.allocation import default_allocation, load_allocation
+    from fl.trainer import FLConfig, build_task, fl_report, run_fl
     from models.io import atomic_write_json
 
     torch.set_num_threads(args.threads or os.cpu_count() or 1)

@@ -2,8 +2,9 @@
 
 Data sets (the registry ``fl.data``, the built-in readers ``fl.readers``) and non-IID
 partitions (``fl.partition``), the shared CNN (``fl.nets``), sequential and vectorised local training (``fl.train``), aggregation
-strategies (``fl.aggregate``), the FL loop with its simulated clock and checkpoints
-(``fl.trainer``) import no ``flwr``. Everything Flower lives in ``fl.flower`` (the App, its
+strategies (``fl.aggregate``), the allocation an FL run is driven by (``fl.allocation``), one FL
+round with its deadline and the clients' update cache (``fl.round``) and the FL loop with its
+simulated clock and checkpoints (``fl.trainer``) import no ``flwr``. Everything Flower lives in ``fl.flower`` (the App, its
 simulation driver and its local deployment; imported on first use), and ``fl.tls`` makes the
 deployment's certificates.
 """
@@ -14,8 +15,8 @@ from . import readers  # noqa: F401  (registers the built-in data sets)
 from .nets import grouped_forward, make_net, stack_params, supports_grouped, unstack_params
 from .partition import data_value, dirichlet_partition
 from .tls import LocalCertificates, make_local_certificates
-from .trainer import (FLConfig, FLResult, FLTask, build_task, check_allocation, default_allocation, fl_report,
-                      load_allocation, resolve_path, run_fl)
+from .allocation import check_allocation, default_allocation, load_allocation
+from .trainer import FLConfig, FLResult, FLTask, build_task, fl_report, resolve_path, run_fl
 from .train import (
     CPU_CHUNK,
     LocalTrainConfig,

@@ -10,8 +10,9 @@ the slowest, ``"auto"`` is ``2 x`` the median participant's time at the allocati
 (``models.iom.median_deadline``). The allocation is fixed, so every round takes the same
 simulated time and the same participants miss it.
 
-:func:`fl_round` is the one implementation of an FL round: ``run_fl``, ``metatrading compare``
-and (its aggregation step, :func:`aggregate_on_time`) the Flower App all use it.
+:func:`fl.round.fl_round` is the one implementation of an FL round: ``run_fl``, ``metatrading
+compare`` and (its aggregation step, :func:`fl.round.aggregate_on_time`) the Flower App all use
+it; the allocation is read and checked by :mod:`fl.allocation`.
 
 Determinism: the initial model comes from ``torch.manual_seed(seed)`` and participant k's
 batches in round r from ``client_seed(seed, r, k)`` (k = position among the participants),
@@ -20,7 +21,6 @@ uninterrupted one.
 """
 from __future__ import annotations
 
-import json
 import math
 import time
 from dataclasses import asdict, dataclass, field
@@ -37,14 +37,15 @@ from models.iom import DEADLINE_MULTIPLE, iom_matrix, median_deadline, participa
 from models.scenario import Scenario
 
 from .aggregate import AGGREGATIONS, make_strategy
+from .allocation import check_allocation
 from .data import DatasetSplits
 from .nets import make_net
 from .partition import data_value, dirichlet_partition
-from .train import LocalTrainConfig, TrainPath, client_seed, evaluate, get_params, local_update
+from .round import fl_round
+from .train import LocalTrainConfig, TrainPath, client_seed, evaluate, get_params
 
-__all__ = ["FLConfig", "FLTask", "FLResult", "UpdateCache", "aggregate_on_time", "build_task", "fl_round", "resolve_deadline", "check_allocation", "default_allocation", "fl_report",
-           "load_allocation", "resolve_path", "run_fl", "CHECKPOINT_VERSION", "CHECKPOINT_FILE",
-           "checkpoint_fingerprint", "load_checkpoint", "save_checkpoint", "HISTORY_KEYS"]
+__all__ = ["FLConfig", "FLTask", "FLResult", "build_task", "resolve_deadline", "fl_report", "resolve_path", "run_fl",
+           "CHECKPOINT_VERSION", "CHECKPOINT_FILE", "checkpoint_fingerprint", "load_checkpoint", "save_checkpoint", "HISTORY_KEYS"]
 
 CHECKPOINT_VERSION = 1
 #: the checkpoint's name in an output folder (``metatrading fl`` and ``fl-deploy`` write the same file)
@@ -209,73 +210,6 @@ class FLResult:
         return None
 
 
-def check_allocation(f: Any, sc: Scenario, field: str = "allocations") -> np.ndarray:
-    """An allocation ``f`` (N x M, GHz) as a float array: finite, >= 0, the scenario's shape, and
-    feasible for it: every MU's ``sum_m f_nm <= F_n`` (its CPU budget, relative tolerance 1e-6)."""
-    try:
-        arr = np.asarray(f, dtype=float)
-    except (TypeError, ValueError):
-        raise InputError(field, "expected an N x M array of numbers") from None
-    if arr.shape != (sc.n_mu, sc.n_msp):
-        raise InputError(field, f"expected shape {(sc.n_mu, sc.n_msp)}, got {arr.shape}")
-    bad = ~np.isfinite(arr)
-    if bad.any():
-        i, j = (int(v) for v in np.argwhere(bad)[0])
-        raise InputError(f"{field}[{i}][{j}]", "must be a finite number (got NaN or inf)")
-    if (arr < 0).any():
-        i, j = (int(v) for v in np.argwhere(arr < 0)[0])
-        raise InputError(f"{field}[{i}][{j}]", f"must be >= 0 GHz, got {arr[i, j]:g}")
-    total = arr.sum(axis=1)
-    over = total > sc.F * (1 + 1e-6)
-    if over.any():
-        n = int(np.argmax(over))
-        raise InputError(f"{field}[{n}]", f"MU {n} is allocated {total[n]:g} GHz in all, more than its CPU budget "
-                                          f"F[{n}] = {sc.F[n]:g} GHz")
-    return arr
-
-
-def load_allocation(path: str | Path, field: str = "--allocation") -> tuple[Scenario, np.ndarray]:
-    """``(scenario, f)`` from an equilibrium.json of ``metatrading solve``, read through its typed
-    record (:class:`models.results.AllocationRecord`: keys 'allocations' and 'scenario'); an error
-    in the scenario stored there says it came from that file."""
-    from models.results import load_allocation_record
-
-    p = Path(path)
-    if not p.is_file():
-        raise InputError(field, f"file not found: {path}")
-    try:
-        data = json.loads(p.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise InputError(field, f"not a JSON file: {exc}") from None
-    if not isinstance(data, dict):
-        raise InputError(field, "expected a JSON object")
-    for key in ("allocations", "scenario"):
-        if key not in data:
-            raise InputError(f"{field} {path}: {key}", "missing (expected an equilibrium.json of metatrading solve)")
-    record = load_allocation_record(p, f"{field} {path}")
-    try:
-        return record.to_scenario(), record.allocations  # checked against the scenario by check_allocation
-    except InputError as err:  # say that the scenario at fault is the one inside the allocation file
-        raise InputError(f"{field} {path}: {err.field}", err.reason) from None
-
-
-def default_allocation(spec: str, seed: int | None = None) -> tuple[Scenario, np.ndarray]:
-    """The scenario ``spec`` (drawn with ``seed``) and its followers' Nash allocation at
-    ``R = Rmax / 2``.
-
-    The MUs respond exactly (docs/model.md section 5, lower level) to the ``fixed`` scheme's
-    rewards; a response that did not converge is an error, never an allocation.
-    """
-    from models.equilibrium import follower_equilibrium
-    from models.scenario import load_scenario
-
-    sc = load_scenario(spec, seed=seed)
-    eq = follower_equilibrium(sc, sc.Rmax / 2.0)
-    if not eq.converged:
-        raise RuntimeError(f"follower equilibrium of {spec!r} at R = Rmax/2 did not converge (step {eq.step:.2e})")
-    return sc, eq.f
-
-
 def build_task(dataset: DatasetSplits, sc: Scenario, f: Any, cfg: FLConfig, scale_to_fit: bool = True) -> FLTask:
     """Participants, their data (Dirichlet split), IoM weights and the round time of MSP ``cfg.msp``.
 
@@ -323,133 +257,6 @@ def resolve_deadline(deadline: float | str, sc: Scenario, f: Any, msp: int) -> f
     """``FLConfig.deadline`` in seconds: a number as given, ``"auto"`` as
     ``DEADLINE_MULTIPLE x`` the median participant's ``Tcmp + Tup`` at ``f``."""
     return median_deadline(sc, f, msp, DEADLINE_MULTIPLE) if deadline == AUTO else float(deadline)
-
-
-def aggregate_on_time(strategy: Any, updates: Any, iom: Any, sizes: Any, on_time: Any) -> dict[str, Tensor] | None:
-    """The round's global model from the updates that met the deadline (docs/model.md section 7).
-
-    Parameters
-    ----------
-    strategy : fl.aggregate.Strategy
-    updates : list of K weight dicts
-        Every participant's update, in participant order (late ones included or not: see
-        ``on_time``).
-    iom, sizes : (K,)
-        The participants' ``IoM_nm`` and ``D_nm``.
-    on_time : bool (K,)
-        Whether each update arrived within the deadline; late updates are dropped.
-
-    Returns
-    -------
-    dict or None
-        ``strategy.aggregate`` over the on-time updates; None when every update was late (the
-        global model stays as it was).
-    """
-    keep = np.flatnonzero(np.asarray(on_time, dtype=bool))
-    if keep.size == 0:
-        return None
-    iom, sizes = np.asarray(iom, dtype=float), np.asarray(sizes, dtype=float)
-    if keep.size == len(on_time):
-        return strategy.aggregate(updates, iom, sizes)
-    return strategy.aggregate([updates[k] for k in keep], iom[keep], sizes[keep])
-
-
-class UpdateCache:
-    """Clients' local updates, computed once for identical inputs (bounded; least recently used
-    dropped first).
-
-    A client's update (:func:`fl.train.local_update_sequential`, also what the parallel path
-    computes per client, at one thread) is a function of the model definition, the global
-    weights, the client's samples and labels, the local options and its batch seed only, so
-    it is keyed by an exact fingerprint of those (:func:`models.cache.digest`: the tensors'
-    bytes) and a hit returns the same weights bit for bit. ``metatrading compare`` shares one
-    across its schemes: in round 0 every scheme starts an MSP's task from the same model with
-    the same data split and seeds, so a participant trains once whichever scheme attracted it.
-
-    Only the sequential and parallel paths use it: the vectorised path trains its clients in
-    one batched computation, equal to theirs only to rounding, so it is never cached.
-    ``enabled = False`` stores nothing.
-    """
-
-    def __init__(self, max_bytes: int = 512 << 20, max_entries: int = 100000, enabled: bool = True) -> None:
-        from models.cache import BoundedCache
-
-        self._table = BoundedCache(max_entries=max_entries, max_bytes=max_bytes, enabled=enabled)
-
-    @property
-    def enabled(self) -> bool:
-        return self._table.enabled
-
-    def stats(self) -> dict[str, int]:
-        return self._table.stats()
-
-    def model_key(self, net: torch.nn.Module, params: Any) -> str:
-        """The fingerprint of a model: its definition (``repr``) and weights (bytes)."""
-        from models.cache import digest
-
-        return digest(type(net).__name__, repr(net), {k: params[k] for k in params})
-
-    def updates(self, path: TrainPath, net: torch.nn.Module, params: dict[str, Tensor], xs: list[Tensor],
-                ys: list[Tensor], local: LocalTrainConfig, seeds: list[int],
-                data_keys: list[str] | None = None) -> list[dict[str, Tensor]]:
-        """:func:`fl.train.local_update` of the clients (a list of weight dicts, in order), the
-        ones seen before taken from the table (as fresh copies). ``data_keys``: one string per
-        client that identifies its ``(x, y)`` exactly (e.g. a digest of the data set and the
-        client's sample indices), instead of hashing the tensors."""
-        from models.cache import digest
-
-        path = TrainPath(path)
-        if not self.enabled or path not in (TrainPath.SEQUENTIAL, TrainPath.PARALLEL):
-            out = local_update(path, net, params, xs, ys, local, seeds)
-            return out
-        model = self.model_key(net, params)
-        opts = (local.epochs, local.batch_size, float(local.lr), float(local.momentum), float(local.weight_decay))
-        if data_keys is None:
-            data_keys = [digest(x, y) for x, y in zip(xs, ys)]
-        if len(data_keys) != len(xs):
-            raise InputError("data_keys", f"{len(data_keys)} keys for {len(xs)} clients")
-        keys = [digest("update", model, d, opts, int(s)) for d, s in zip(data_keys, seeds)]
-        out: list[Any] = [None] * len(keys)
-        todo = []
-        for k, key in enumerate(keys):
-            got = self._table.get(key)
-            if got is None:
-                todo.append(k)
-            else:
-                out[k] = {n: t.clone() for n, t in got.items()}
-        if todo:
-            fresh = local_update(path, net, params, [xs[k] for k in todo], [ys[k] for k in todo], local,
-                                 [seeds[k] for k in todo])
-            for k, upd in zip(todo, fresh):
-                out[k] = upd
-                size = sum(t.numel() * t.element_size() for t in upd.values())
-                self._table.put(keys[k], {n: t.clone() for n, t in upd.items()}, size)
-        return out
-
-
-def fl_round(path: TrainPath, net: torch.nn.Module, params: dict[str, Tensor], xs: list[Tensor], ys: list[Tensor],
-             local: LocalTrainConfig, seeds: list[int], iom: Any, sizes: Any, strategy: Any,
-             on_time: Any, cache: UpdateCache | None = None,
-             data_keys: list[str] | None = None) -> tuple[dict[str, Tensor], int]:
-    """One FL round of one MSP with a deadline (docs/model.md section 7): the participants that meet
-    it train ``local`` on their data (``xs``, ``ys``; batches from ``seeds``, one per
-    participant) and are aggregated; the late ones' updates would be dropped, so they are not
-    computed. Returns the new global model (``params`` unchanged when all are late) and the
-    number of missed updates. ``cache`` (:class:`UpdateCache`): updates already computed for the
-    same inputs are taken from it (the same weights); ``data_keys``: see :meth:`UpdateCache.updates`."""
-    on_time = np.asarray(on_time, dtype=bool)
-    keep = np.flatnonzero(on_time)
-    missed = int(on_time.size - keep.size)
-    if keep.size == 0:
-        return params, missed
-    if cache is not None:
-        updates = cache.updates(path, net, params, [xs[k] for k in keep], [ys[k] for k in keep], local,
-                                [seeds[k] for k in keep], None if data_keys is None else [data_keys[k] for k in keep])
-    else:
-        updates = local_update(path, net, params, [xs[k] for k in keep], [ys[k] for k in keep], local,
-                               [seeds[k] for k in keep])
-    iom, sizes = np.asarray(iom, dtype=float), np.asarray(sizes, dtype=float)
-    return strategy.aggregate(updates, iom[keep], sizes[keep], global_params=params), missed
 
 
 def resolve_path(path: TrainPath, device: torch.device | str) -> TrainPath:

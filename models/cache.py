@@ -2,7 +2,7 @@
 
 Used to compute once what a run asks for several times with identical inputs (the equilibria
 and FL updates that several schemes of ``metatrading compare`` share; :mod:`drl.compare.cache`,
-:class:`fl.trainer.UpdateCache`). A cache of this kind must never change a result, so its keys
+:class:`fl.round.UpdateCache`). A cache of this kind must never change a result, so its keys
 are exact: :func:`digest` hashes the raw bytes of arrays and tensors (dtype and shape included)
 and floats by their hexadecimal form; two inputs share a key only when they are bitwise equal.
 """

@@ -28,7 +28,7 @@ import numpy as np
 
 from models.cache import BoundedCache, digest
 
-__all__ = ["SharedWork", "cache_enabled", "ENV", "PhaseTimer"]
+__all__ = ["SharedWork", "cache_enabled", "ENV", "PhaseTimer", "work_or_new"]
 
 #: environment switch: "0" / "off" / "false" / "no" disables the shared-work caches
 ENV = "METATRADING_COMPARE_CACHE"
@@ -90,7 +90,7 @@ class SharedWork:
     """
 
     def __init__(self, enabled: bool | None = None, fl_bytes: int = 512 << 20) -> None:
-        from fl.trainer import UpdateCache
+        from fl.round import UpdateCache
 
         self.enabled = cache_enabled(enabled)
         self.timer = PhaseTimer()
@@ -151,9 +151,9 @@ class SharedWork:
         return self.epec.get_or_compute(digest("epec", sc, int(grid)), compute)
 
     def budget_level(self, base: Any, rounds: int, seed: int, budget: Any) -> np.ndarray:
-        """:func:`drl.compare.run.budget_level` (the budget-matched ``fixed`` and ``random`` of a
+        """:func:`drl.compare.levels.budget_level` (the budget-matched ``fixed`` and ``random`` of a
         seed search the same level)."""
-        from .run import budget_level
+        from .levels import budget_level
 
         budget = np.asarray(budget, dtype=float)
         b = self.levels.get_or_compute(digest("level", base, int(rounds), int(seed), budget),
@@ -198,3 +198,8 @@ class SharedWork:
         return {"enabled": self.enabled,
                 **{name: getattr(self, name).stats() for name in
                    ("epec", "followers", "trajectories", "levels", "splits", "accuracy", "updates")}}
+
+
+def work_or_new(work: SharedWork | None) -> SharedWork:
+    """The run's shared computations ``work``, or fresh ones (a call outside a comparison)."""
+    return SharedWork() if work is None else work

@@ -9,7 +9,7 @@ the same vehicles, data, joins and leaves for every scheme). Per trading round t
 3. the outcome is measured with the real IoM: total IoM and contributors per MSP, MSP
    utilities ``V_m = lambda_m ln(1 + real total_m) - payment_m`` (the payments of the game
    played) and MU utilities;
-4. each MSP runs one FL round (docs/model.md section 7, :func:`fl.trainer.fl_round`, the trainer's
+4. each MSP runs one FL round (docs/model.md section 7, :func:`fl.round.fl_round`, the trainer's
    own round): its participants (``f_nm > 0``) train ``L`` local epochs on their ``D_nm``
    samples of its data set (Dirichlet label split of the active MUs' data, the same for every
    scheme), those within the round deadline ``T_m`` are aggregated with IoM-weighted FedAvg
@@ -17,13 +17,9 @@ the same vehicles, data, joins and leaves for every scheme). Per trading round t
    ``min(T_m, slowest participant's Tcmp + Tup)`` (:func:`models.round_time`). Each MSP's
    model persists across trading rounds.
 
-The deadline (``--deadline``, default ``auto``) is fixed per (seed, round) and shared by every
-scheme: ``auto`` is ``2 x`` the median ``Tcmp + Tup`` of MSP m's participants at the round's
-full-information equilibrium (:func:`round_deadlines`); ``inf`` waits for the slowest.
-
-Naive baselines at a level (:class:`~drl.compare.schemes.LevelledScheme`) get theirs
-before each seed's run: budget-matched, the reference scheme's mean payment per MSP over that
-seed's run (so the reference runs first); cap-relative, ``level * Rmax``.
+The round deadlines ``T_m`` and the naive baselines' reward levels are fixed before each seed's
+runs and shared by every scheme (:mod:`drl.compare.levels`); the options are
+:class:`~drl.compare.config.CompareConfig`.
 
 One (scheme, seed) run is a JSON record; :func:`run_comparison` writes it atomically to
 ``OUT/runs/<scheme>__seed<s>.json`` when the run is done and, on resume, skips records whose
@@ -36,310 +32,27 @@ import contextlib
 import json
 import math
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
 import numpy as np
 
-from fl.trainer import FLConfig
 from models.errors import InputError
 from models.scenario import Metric, Scenario, clip_rewards
 
-from .cache import SharedWork
-from .schemes import (DRL_MISSING, LevelledScheme, LevelSetting, RoundInfo, RoundOutcome, SchemeSetup, drl_available,
-                      make_scheme, SCHEMES)
+from .cache import SharedWork, work_or_new
+from .config import CompareConfig
+from .levels import fixed_frontier, frontier_key, level_current, levels_for, round_deadlines, stored_frontier
+from .schemes import LevelledScheme, RoundInfo, RoundOutcome, SchemeSetup, make_scheme
 
-__all__ = ["CompareConfig", "DEFAULT_TARGETS", "FRONTIER_LEVELS", "run_scheme", "run_runs", "record_path",
-           "RECORD_VERSION", "round_deadlines", "fixed_frontier", "levels_for", "mean_payment", "market_means",
-           "budget_level"]
-
-RECORD_VERSION = 2
-
-#: the ``fixed`` levels (x Rmax) of the frontier (docs/model.md section 8)
-FRONTIER_LEVELS: tuple[float, ...] = (0.02, 0.05, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.85, 1.0)
-
-#: test accuracy whose first simulated time is the "time to target", per data set (--target)
-DEFAULT_TARGETS: dict[str, float] = {"mnist5k": 0.90, "mnist": 0.95, "fashion-mnist": 0.70, "gtsrb": 0.80}
-
-
-@dataclass(frozen=True)
-class CompareConfig:
-    """Options of a comparison (the CLI's flags).
-
-    Parameters
-    ----------
-    scenario : str
-        Preset name or scenario file of the base market (default ``default``).
-    dataset : str
-        FL data set of every MSP (``mnist5k``, ``fashion-mnist``, ``mnist``, ``gtsrb``).
-    data_root : str or None
-        Its folder (see :mod:`fl.data`).
-    schemes : tuple of str
-        Registered scheme names.
-    seeds : int
-        Seeds 0..seeds-1, each a market trajectory (>= 1).
-    rounds : int
-        Trading rounds T per trajectory, one FL round each (>= 1).
-    target : float or None
-        Target test accuracy; None: ``DEFAULT_TARGETS[dataset]``.
-    epochs : int or None
-        Local epochs; None: the scenario's ``L`` (docs/model.md). ``--quick`` sets 1.
-    alpha : float
-        Dirichlet concentration of the label split (default 0.5).
-    batch_size, lr, momentum
-        Local SGD (defaults 32, 0.05, 0.5, as ``metatrading fl``).
-    aggregation : str
-        A rule of :data:`fl.aggregate.AGGREGATIONS`: ``iom`` (IoM-weighted FedAvg, default),
-        ``fedavg`` or one registered.
-    drl_policy : str or None
-        Folder of trained pricing for ``drl``; None: trained into ``OUT/drl_policy``.
-    drl_seconds : float
-        Training budget of ``drl`` when it is trained here (default 300 s of wall clock).
-    drl_updates : int or None
-        Or stop its training after this many PPO updates (reproducible).
-    image_size : int or None
-        Image side (GTSRB default 32).
-    reference : str
-        The scheme the headline compares with the others (default ``drl``); the budget-matched
-        baselines spend its mean payment.
-    level : float
-        Cap-relative level of ``fixed_cap`` and ``random_cap``: ``b_m = level * Rmax_m``, in
-        (0, 1], default 0.5.
-    deadline : float or "auto"
-        Round deadline: ``auto`` (default: 2 x the median ``Tcmp + Tup`` at each round's
-        equilibrium), seconds > 0, or ``inf`` (no deadline, the old rule).
-    """
-
-    scenario: str = "default"
-    dataset: str = "mnist5k"
-    data_root: str | None = None
-    schemes: tuple[str, ...] = ()
-    seeds: int = 3
-    rounds: int = 10
-    target: float | None = None
-    epochs: int | None = None
-    alpha: float = FLConfig.alpha  # the FL defaults live in fl.trainer.FLConfig
-    batch_size: int = FLConfig.batch_size
-    lr: float = FLConfig.lr
-    momentum: float = FLConfig.momentum
-    aggregation: str = FLConfig.aggregation
-    drl_policy: str | None = None
-    drl_seconds: float = 300.0
-    drl_updates: int | None = None
-    image_size: int | None = None
-    reference: str = "drl"
-    level: float = 0.5
-    deadline: float | str = "auto"
-
-    def __post_init__(self) -> None:
-        for name in ("seeds", "rounds"):
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
-                raise InputError(f"--{name}", f"must be an integer >= 1, got {v!r}")
-        if not self.schemes:
-            raise InputError("--schemes", "no scheme chosen")
-        for s in self.schemes:
-            if s not in SCHEMES:
-                raise InputError("--schemes", f"unknown scheme {s!r} (known: {', '.join(SCHEMES)})")
-        if self.reference not in SCHEMES:
-            raise InputError("--reference", f"unknown scheme {self.reference!r} (known: {', '.join(SCHEMES)})")
-        if "drl" in self.schemes and not drl_available():
-            raise InputError("--schemes", DRL_MISSING)
-        if self.target is not None and not (math.isfinite(self.target) and 0 < self.target <= 1):
-            raise InputError("--target", f"must be in (0, 1], got {self.target}")
-        if self.epochs is not None and (isinstance(self.epochs, bool) or self.epochs < 1):
-            raise InputError("--epochs", f"must be an integer >= 1, got {self.epochs!r}")
-        if not (math.isfinite(self.alpha) and self.alpha > 0):
-            raise InputError("--alpha", f"must be a finite number > 0, got {self.alpha}")
-        if not (math.isfinite(self.drl_seconds) and self.drl_seconds > 0):
-            raise InputError("--drl-seconds", f"must be > 0, got {self.drl_seconds}")
-        if self.drl_updates is not None and (isinstance(self.drl_updates, bool) or self.drl_updates < 1):
-            raise InputError("--drl-updates", f"must be an integer >= 1, got {self.drl_updates!r}")
-        from fl.aggregate import AGGREGATIONS
-
-        if self.aggregation not in AGGREGATIONS:
-            raise InputError("--aggregation", f"unknown rule {self.aggregation!r} (choose: {', '.join(AGGREGATIONS)})")
-        if isinstance(self.level, bool) or not (isinstance(self.level, (int, float)) and 0 < self.level <= 1):
-            raise InputError("--level", f"must be in (0, 1] (a fraction of Rmax), got {self.level!r}")
-        if self.deadline != "auto":
-            try:
-                d = float(self.deadline)
-            except (TypeError, ValueError):
-                d = math.nan
-            if isinstance(self.deadline, bool) or not d > 0:
-                raise InputError("--deadline", f"must be seconds > 0, 'inf' or 'auto', got {self.deadline!r}")
-            object.__setattr__(self, "deadline", d)
-        budget = [s for s in self.schemes if _setting(s) is LevelSetting.BUDGET]
-        if budget and self.reference not in self.schemes:
-            raise InputError("--reference", f"the budget-matched {', '.join(budget)} spend the mean payment of the "
-                                            f"reference scheme {self.reference!r}, which is not in --schemes (add "
-                                            "it, choose another --reference, or use the cap-relative *_cap schemes)")
-        if _setting(self.reference) is not None:
-            raise InputError("--reference", f"{self.reference!r} is a naive baseline at a reward level; the "
-                                            "reference must set its own rewards")
-
-    @property
-    def accuracy_target(self) -> float:
-        return self.target if self.target is not None else DEFAULT_TARGETS[self.dataset]
-
-    def fingerprint(self, base: Scenario) -> dict[str, Any]:
-        """What a stored run record must agree with to be reused on ``--resume``.
-
-        Not the target accuracy: a record holds the accuracy of every round, and the time to the
-        target is computed from it by the report, so ``--resume --target ACC`` re-reports a
-        finished comparison at another target without training again.
-        """
-        d = asdict(self)
-        for key in ("schemes", "seeds", "drl_seconds", "drl_updates", "reference", "target", "level"):
-            d.pop(key)  # the levels are checked per record (a changed --level reruns the *_cap runs only)
-        d["deadline"] = str(self.deadline)
-        d["base"] = base.to_dict()
-        d["version"] = RECORD_VERSION
-        return json.loads(json.dumps(d))
+__all__ = ["run_scheme", "run_runs", "record_path", "work_timing"]
 
 
 def _settings(rec: Mapping[str, Any]) -> Any:
     """A record's settings as ``CompareConfig.fingerprint`` makes them (older records hold the target)."""
     settings = rec.get("settings")
     return {k: v for k, v in settings.items() if k != "target"} if isinstance(settings, dict) else settings
-
-
-def _setting(name: str) -> LevelSetting | None:
-    """The level setting of a registered scheme (None: it sets its own rewards)."""
-    scheme = make_scheme(name)
-    return scheme.setting if isinstance(scheme, LevelledScheme) else None
-
-
-def mean_payment(rec: Mapping[str, Any]) -> np.ndarray:
-    """Each MSP's mean payment over a run's rounds, (M,): a budget-matched baseline's level."""
-    return np.mean([r["payment"] for r in rec["rounds"]], axis=0)
-
-
-def market_means(base: Scenario, rounds: int, seed: int, R: np.ndarray, work: SharedWork | None = None
-                 ) -> tuple[np.ndarray, np.ndarray]:
-    """Posting ``R`` (M,) every round of ``trajectory(base, rounds, seed)``, on the markets alone
-    (no FL): each MSP's mean real total IoM and mean payment over the rounds, (M,) each.
-    ``work``: the run's shared computations (:class:`~drl.compare.cache.SharedWork`)."""
-    from models.iom import iom_matrix
-    from models.utility import msp_payment
-
-    work = _work(work)
-    traj = work.trajectory(base, rounds, seed)
-    totals, pays = [], []
-    for t in range(rounds):
-        sc = traj.active_scenario(t)
-        Rt = np.minimum(R, sc.Rmax)
-        total = iom_matrix(sc, work.follower_equilibrium(sc, Rt).f).sum(0)
-        totals.append(total)
-        pays.append(msp_payment(sc.mechanism, Rt, total, sc.eps0))
-    return np.mean(totals, axis=0), np.mean(pays, axis=0)
-
-
-def budget_level(base: Scenario, rounds: int, seed: int, budget: np.ndarray, rtol: float = 1e-9,
-                 max_iter: int = 20, work: SharedWork | None = None) -> np.ndarray:
-    """The level ``b`` (M,) at which ``fixed`` pays ``budget`` (M,) per round on average along
-    seed ``seed``'s markets: ``b <- b budget / payment(b)`` from ``b = budget``.
-
-    Under the proportional mechanism MSP m pays ``R total / (total + eps0)``, a little less than
-    ``R``; this raises ``b`` by that factor so that the budget-matched ``fixed`` spends exactly the
-    reference's money (to ``rtol``). An MSP with a zero budget posts 0.
-    """
-    budget = np.asarray(budget, dtype=float)
-    b = budget.copy()
-    for _ in range(max_iter):
-        _, paid = market_means(base, rounds, seed, b, work)
-        if np.allclose(paid, budget, rtol=rtol, atol=0.0):
-            return b
-        b = np.where(paid > 0, b * budget / np.where(paid > 0, paid, 1.0), b)
-        b = np.minimum(b, base.Rmax)
-    return b
-
-
-def levels_for(scheme: Any, base: Scenario, cfg: CompareConfig, reference_record: Mapping[str, Any] | None,
-               seed: int = 0, work: SharedWork | None = None) -> np.ndarray | None:
-    """The level ``b`` (M,) of a naive baseline for seed ``seed`` (None for any other scheme):
-    ``cfg.level * Rmax`` (cap-relative), or the level at which ``fixed`` pays the reference's
-    mean payment of that seed (budget-matched, :func:`budget_level`)."""
-    if not isinstance(scheme, LevelledScheme):
-        return None
-    if scheme.setting is LevelSetting.CAP:
-        return cfg.level * base.Rmax
-    if reference_record is None:
-        raise RuntimeError(f"{scheme.name!r} is budget-matched but the reference {cfg.reference!r} has no run")
-    return _work(work).budget_level(base, cfg.rounds, seed, mean_payment(reference_record))
-
-
-def _level_current(rec: Mapping[str, Any], scheme: Any, base: Scenario, cfg: CompareConfig,
-                   reference_record: Mapping[str, Any] | None, seed: int, cache: dict, name: str,
-                   work: SharedWork | None = None) -> bool:
-    """Whether a stored run was made at the level its scheme would get now."""
-    if not isinstance(scheme, LevelledScheme):
-        return True
-    if scheme.setting is LevelSetting.BUDGET and reference_record is None:
-        return False
-    want = cache[(name, seed)] = levels_for(scheme, base, cfg, reference_record, seed, work)
-    return rec.get("level") is not None and np.allclose(rec["level"], want, rtol=1e-12, atol=0.0)
-
-
-def round_deadlines(base: Scenario, rounds: int, seed: int, deadline: float | str = "auto",
-                    multiple: float | None = None, work: SharedWork | None = None) -> tuple[np.ndarray, list[str]]:
-    """The round deadlines ``T_m`` (T, M) of one seed's trajectory, shared by every scheme.
-
-    ``deadline = "auto"``: ``multiple`` (default ``models.iom.DEADLINE_MULTIPLE``, 2) x the median
-    ``Tcmp + Tup`` of MSP m's participants at the round's certified EPEC (``inf`` for an MSP
-    without participants there); a number: that deadline everywhere (``inf``: none). Returns the
-    deadlines and notes on the rounds whose EPEC was not certified (their deadline is taken at
-    the uncertified solution, and said so).
-    """
-    from models.iom import DEADLINE_MULTIPLE, median_deadline
-
-    if deadline != "auto":
-        return np.full((rounds, base.n_msp), float(deadline)), []
-    work = _work(work)
-    mult = DEADLINE_MULTIPLE if multiple is None else multiple
-    traj = work.trajectory(base, rounds, seed)
-    out, notes = np.empty((rounds, base.n_msp)), []
-    for t in range(rounds):
-        sc = traj.active_scenario(t)
-        sol = work.solve_scenario(sc)
-        if not sol.ok:
-            notes.append(f"seed {seed} round {t}: deadline at an uncertified EPEC ({sol.result.status.name})")
-        f = work.follower_equilibrium(sc, np.asarray(sol.R, dtype=float)).f
-        out[t] = [median_deadline(sc, f, m, mult) for m in range(sc.n_msp)]
-    return out, notes
-
-
-def fixed_frontier(base: Scenario, seeds: int, rounds: int, levels: tuple[float, ...] = FRONTIER_LEVELS,
-                   work: SharedWork | None = None) -> dict[str, Any]:
-    """The ``fixed`` scheme swept over ``levels`` x Rmax on the markets alone (no FL).
-
-    Per seed and level, along ``trajectory(base, rounds, seed)``: the MUs' exact response to
-    ``R = level * Rmax``, then the mean over rounds and MSPs of the real total IoM and of the
-    payment (as the report's ``iom`` and ``payment``). Returns the per-seed values
-    ``{"levels", "iom": [[seed x level]], "payment": [[...]]}``.
-    """
-    iom = np.empty((seeds, len(levels)))
-    pay = np.empty((seeds, len(levels)))
-    for s in range(seeds):
-        for k, level in enumerate(levels):
-            total, paid = market_means(base, rounds, s, level * base.Rmax, work)
-            iom[s, k], pay[s, k] = float(np.mean(total)), float(np.mean(paid))
-    return {"levels": list(levels), "iom": iom.tolist(), "payment": pay.tolist()}
-
-
-def _frontier_key(base: Scenario, cfg: CompareConfig) -> Any:
-    return json.loads(json.dumps({"base": base.to_dict(), "seeds": cfg.seeds, "rounds": cfg.rounds,
-                                  "levels": list(FRONTIER_LEVELS), "version": RECORD_VERSION}))
-
-
-def _stored_frontier(path: Path, base: Scenario, cfg: CompareConfig) -> dict[str, Any] | None:
-    """The frontier of an earlier invocation with the same markets, or None."""
-    try:
-        data = json.loads(path.read_text())
-    except (FileNotFoundError, ValueError):
-        return None
-    return data.get("frontier") if data.get("settings") == _frontier_key(base, cfg) else None
 
 
 @contextlib.contextmanager
@@ -352,12 +65,6 @@ def _one_thread() -> Any:
         yield
     finally:
         torch.set_num_threads(outer)
-
-
-def _work(work: SharedWork | None) -> SharedWork:
-    """The run's shared computations, or fresh ones (a call outside a comparison)."""
-    return SharedWork() if work is None else work
-
 
 def record_path(out: Path, scheme: str, seed: int) -> Path:
     return Path(out) / "runs" / f"{scheme}__seed{seed}.json"
@@ -378,7 +85,7 @@ class _FLMarket:
         from fl.train import LocalTrainConfig, TrainPath, get_params
         from fl.trainer import resolve_path
 
-        self.ds, self.cfg, self.seed, self.work = ds, cfg, seed, _work(work)
+        self.ds, self.cfg, self.seed, self.work = ds, cfg, seed, work_or_new(work)
         self.labels = ds.train_y.cpu().numpy()
         self.local = LocalTrainConfig(epochs=cfg.epochs if cfg.epochs is not None else base.L,
                                       batch_size=cfg.batch_size, lr=cfg.lr, momentum=cfg.momentum)
@@ -394,12 +101,12 @@ class _FLMarket:
 
     def round(self, t: int, sc_full: Scenario, f_full: np.ndarray, iom_full: np.ndarray,
               deadline: np.ndarray) -> dict[str, Any]:
-        """One FL round of every MSP (:func:`fl.trainer.fl_round`) with deadlines ``T_m`` (M,);
+        """One FL round of every MSP (:func:`fl.round.fl_round`) with deadlines ``T_m`` (M,);
         returns accuracy, simulated time, participants and missed updates (M,)."""
         import torch
 
         from fl.train import client_seed
-        from fl.trainer import fl_round
+        from fl.round import fl_round
         from models.cache import digest
         from models.iom import on_time, round_time
 
@@ -453,7 +160,7 @@ def run_scheme(scheme: Any, base: Scenario, cfg: CompareConfig, seed: int, ds: A
     from models.iom import iom_matrix
     from models.utility import msp_payment, msp_value, mu_utilities
 
-    work = _work(work)
+    work = work_or_new(work)
     timer = work.timer
     traj = work.trajectory(base, cfg.rounds, seed)
     if deadlines is None:
@@ -572,12 +279,12 @@ def run_runs(cfg: CompareConfig, out: str | Path, resume: bool = False, progress
     records = plan.records
     for note in deadline_notes:
         log(f"note: {note}")
-    frontier = _stored_frontier(out / "frontier.json", base, cfg) if resume else None
+    frontier = stored_frontier(out / "frontier.json", base, cfg) if resume else None
     if frontier is None:  # markets only, but a minute at full size: kept for --resume
         t0 = time.perf_counter()
         frontier = fixed_frontier(base, cfg.seeds, cfg.rounds, work=work)
         timing["runs"]["frontier"] = time.perf_counter() - t0
-        atomic_write_json(out / "frontier.json", {"settings": _frontier_key(base, cfg), "frontier": frontier})
+        atomic_write_json(out / "frontier.json", {"settings": frontier_key(base, cfg), "frontier": frontier})
     timing["wall_seconds"] = time.perf_counter() - t_all
     timing = _with_earlier_timing(out / "timing.json", timing) if resume else timing
     timing.update(work_timing(work, t_start, c_start))
@@ -614,7 +321,7 @@ def _plan(cfg: CompareConfig, base: Scenario, out: Path, resume: bool, work: Sha
             if resume and p.is_file():
                 rec = json.loads(p.read_text())
                 if _settings(rec) == plan.fp:
-                    if _level_current(rec, make_scheme(name), base, cfg, records.get((cfg.reference, s)), s, levels,
+                    if level_current(rec, make_scheme(name), base, cfg, records.get((cfg.reference, s)), s, levels,
                                       name, work):
                         records[(name, s)] = rec
                         continue

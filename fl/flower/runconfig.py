@@ -20,7 +20,8 @@ from typing import Any, Mapping
 from models.errors import InputError
 
 from ..data import load_dataset
-from ..trainer import FLConfig, FLTask, build_task, default_allocation, load_allocation
+from ..allocation import default_allocation, load_allocation
+from ..trainer import FLConfig, FLTask, build_task
 
 __all__ = ["APP_DIR", "AppRunConfig", "run_config_defaults", "task_from_run_config", "node_identity",
            "RESULT_FILE", "PARAMS_FILE", "PROGRESS_FILE", "ENGINE_KEY", "SIMULATION", "DEPLOYMENT"]

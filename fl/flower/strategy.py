@@ -21,7 +21,7 @@ import numpy as np
 from flwr.app import ConfigRecord, Message, MessageType, MetricRecord, RecordDict
 from flwr.serverapp.strategy import FedAvg as FlowerFedAvg
 
-from ..trainer import aggregate_on_time
+from ..round import aggregate_on_time
 from .records import ARRAYS_KEY, CLIENT_ID, CONFIG_KEY, FLOWER_FIRST_ROUND, METRICS_KEY, MU_ID, ROUND_KEY, ParamLayout
 
 __all__ = ["WeightedFedAvg", "PromptGrid", "REPLY_POLL_S", "short_reason"]

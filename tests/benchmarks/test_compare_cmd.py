@@ -53,9 +53,9 @@ def test_bad_input_refused_before_any_work(tmp_path, capsys, argv, named):
 
 
 def test_drl_refused_in_a_build_without_learned_pricing(tmp_path, capsys, monkeypatch):
-    import drl.compare.run as run_mod
+    import drl.compare.config as config_mod
 
-    monkeypatch.setattr(run_mod, "drl_available", lambda: False)
+    monkeypatch.setattr(config_mod, "drl_available", lambda: False)
     rc = main(["compare", "--schemes", "all", "--out", str(tmp_path / "o"), "--no-progress"])
     assert rc == 2 and "drl.load_policy" in capsys.readouterr().err
 

@@ -21,7 +21,8 @@ pytest.importorskip("cryptography")
 from benchmarks.cli import main  # noqa: E402
 from fl.data import load_dataset  # noqa: E402
 from fl.flower.processes import deployment_processes, port_open  # noqa: E402
-from fl.trainer import FLConfig, build_task, load_allocation, run_fl  # noqa: E402
+from fl.allocation import load_allocation  # noqa: E402
+from fl.trainer import FLConfig, build_task, run_fl  # noqa: E402
 
 NODES, ROUNDS, SEED, TOL = 3, 2, 5, 1e-5
 

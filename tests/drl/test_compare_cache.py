@@ -5,7 +5,7 @@ import pytest
 
 import epec
 from drl.compare.cache import ENV, SharedWork, cache_enabled
-from drl.compare.run import budget_level
+from drl.compare.levels import budget_level
 from models import follower_equilibrium
 from models.dynamics import trajectory
 from models.scenario import Metric, preset

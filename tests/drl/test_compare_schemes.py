@@ -230,10 +230,10 @@ def test_unknown_scheme_refused(spec, field):
 
 def test_drl_without_learned_pricing_is_a_clear_error(monkeypatch):
     # a build whose drl/ lacks load_policy / train_pricing
-    import drl.compare.run as run_mod
+    import drl.compare.config as config_mod
     from drl.compare import CompareConfig
 
-    monkeypatch.setattr(run_mod, "drl_available", lambda: False)
+    monkeypatch.setattr(config_mod, "drl_available", lambda: False)
     with pytest.raises(InputError, match="drl.load_policy"):
         CompareConfig(schemes=("drl", "fixed"))
 

@@ -12,7 +12,7 @@ from dataclasses import fields
 import pytest
 
 from benchmarks.cli import build_parser
-from drl.compare.run import CompareConfig
+from drl.compare.config import CompareConfig
 from fl.flower.runconfig import run_config_defaults
 from fl.train import LocalTrainConfig
 from fl.trainer import FLConfig

@@ -4,7 +4,8 @@ import pytest
 import torch
 
 from fl.data import load_dataset
-from fl.trainer import FLConfig, build_task, check_allocation, run_fl
+from fl.allocation import check_allocation
+from fl.trainer import FLConfig, build_task, run_fl
 from models.errors import InputError
 from models.iom import round_time
 from models.scenario import generate
@@ -229,7 +230,7 @@ def test_late_updates_are_not_aggregated(ds):
     waited = run_fl(build_task(ds, sc, f, _cfg(rounds=1)), _cfg(rounds=1))
     # Execute: the aggregate of the on-time participants alone, by the shared rule
     from fl.aggregate import make_strategy
-    from fl.trainer import aggregate_on_time
+    from fl.round import aggregate_on_time
 
     task = build_task(ds, sc, f, _cfg(rounds=1))
     a = {"w": torch.ones(2)}

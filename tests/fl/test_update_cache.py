@@ -1,4 +1,4 @@
-"""fl.trainer.UpdateCache: a client's update computed once for identical inputs, bit for bit;
+"""fl.round.UpdateCache: a client's update computed once for identical inputs, bit for bit;
 any changed input (weights, data, labels, options, seed) misses."""
 import dataclasses
 
@@ -9,7 +9,7 @@ import torch
 from fl.aggregate import make_strategy
 from fl.nets import make_net
 from fl.train import LocalTrainConfig, TrainPath, get_params, local_update
-from fl.trainer import UpdateCache, fl_round
+from fl.round import UpdateCache, fl_round
 
 
 def _clients(k=3, n=20, seed=0):
