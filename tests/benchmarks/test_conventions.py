@@ -84,11 +84,18 @@ def test_force_refuses_a_folder_without_a_manifest(tmp_path, earlier):
     assert _snapshot(results) == before
 
 
+def _catchable() -> None:
+    """In the child: SIGINT, SIGTERM and SIGHUP at their defaults, as in a terminal (a test run in
+    the background, under nohup or `&`, hands its children SIGINT and SIGHUP ignored)."""
+    for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(s, signal.SIG_DFL)
+
+
 def _start_large(tmp_path: Path, out: Path) -> subprocess.Popen:
     """``solve --scenario large --force`` over ``out``, returned once it has moved the old results aside."""
     proc = subprocess.Popen([sys.executable, "-m", "benchmarks.cli", "solve", "--scenario", "large", "--out", str(out),
                              "--force", "--quiet"], cwd=tmp_path, env=ENV, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+                            stderr=subprocess.PIPE, text=True, preexec_fn=_catchable)
     t0 = time.monotonic()
     while not _previous(tmp_path, out.name):
         assert proc.poll() is None and time.monotonic() - t0 < 120, "the run ended before moving the results aside"
@@ -141,8 +148,13 @@ def test_a_signal_landing_inside_an_import_is_still_a_stop(tmp_path, earlier, mo
     monkeypatch.setattr(benchmarks.solve_cmd, "run", run)
     out = _copy_of(earlier, tmp_path / "k")
     before = _snapshot(out)
+    # Ctrl-C as in a terminal (a background test run inherits SIGINT ignored)
+    old_int = signal.signal(signal.SIGINT, signal.default_int_handler)
     # Execute
-    rc = main(["solve", "--scenario", "tiny", "--out", str(out), "--force", "--quiet"])
+    try:
+        rc = main(["solve", "--scenario", "tiny", "--out", str(out), "--force", "--quiet"])
+    finally:
+        signal.signal(signal.SIGINT, old_int)
     # Assert: a stop (its exit code, its one line), the old results back unchanged
     err = capsys.readouterr().err
     assert rc == 128 + signo, err

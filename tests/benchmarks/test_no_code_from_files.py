@@ -159,7 +159,10 @@ def test_a_signal_during_training_saves_a_checkpoint_before_the_first_30_s(tmp_p
     # Prepare: a long training run, checkpoints every 30 s (the default)
     out = tmp_path / "run"
     proc = subprocess.Popen([sys.executable, "-m", "benchmarks.cli", *TRAIN, "--seconds", "600", "--out", str(out)],
-                            cwd=tmp_path, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            cwd=tmp_path, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            # the signals' default actions, even when pytest runs as a background
+                            # job (SIGINT ignored there, and inherited)
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     t0 = time.monotonic()
     while _cpu_seconds(proc.pid) < 8.0:  # imports, the EPEC reference, then training
         assert proc.poll() is None and time.monotonic() - t0 < 180, proc.stderr.read() if proc.poll() else "slow"
