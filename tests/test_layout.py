@@ -51,3 +51,54 @@ def test_no_function_is_over_100_lines():
              and node.end_lineno - node.lineno + 1 > 100]
     # Assert
     assert found == []
+
+
+def _module_name(path: Path) -> str:
+    parts = list(path.relative_to(ROOT).with_suffix("").parts)
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def _top_level_imports(path: Path) -> set[str]:
+    """The project modules ``path`` imports when it is imported (module-level statements only:
+    an import inside a function runs later and makes no circle at import time)."""
+    name = _module_name(path)
+    package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+    out = set()
+    for node in ast.parse(path.read_text(), filename=str(path)).body:
+        if isinstance(node, ast.Import):
+            out.update(a.name for a in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                up = package.split(".")
+                up = up[:len(up) - (node.level - 1)]
+                base = ".".join(up + ([base] if base else []))
+            out.add(base)
+            out.update(f"{base}.{a.name}" for a in node.names)
+    return {m for m in out if m.split(".")[0] in PACKAGES}
+
+
+def test_no_import_circle():
+    # Prepare: the graph of module-level imports between the project's modules
+    modules = {_module_name(p): p for p in _modules()}
+    graph = {m: {t for t in _top_level_imports(p) if t in modules and t != m} for m, p in modules.items()}
+    # Execute: a depth-first search for a back edge; a package's __init__ importing its own
+    # submodules is how a package is made, not a circle
+    circles, state = [], {}
+
+    def visit(m: str, stack: list[str]) -> None:
+        state[m] = "open"
+        for t in sorted(graph[m]):
+            if state.get(t) == "open":
+                cycle = stack[stack.index(t):] + [t]
+                if not any(a == b.rpartition(".")[0] or b == a.rpartition(".")[0] for a, b in zip(cycle, cycle[1:])):
+                    circles.append(" -> ".join(cycle))
+            elif t not in state:
+                visit(t, stack + [t])
+        state[m] = "done"
+
+    for m in sorted(graph):
+        if m not in state:
+            visit(m, [m])
+    # Assert
+    assert circles == []
