@@ -12,6 +12,7 @@ from .bilevel import solve_bilevel
 from .certificate import Certificate, certify
 from .constraints import GameStructureError
 from .diagonalisation import solve_epec
+from .game import Workspace
 from .kkt import KKTError, KKTResidual, KKTSystem, LiftedAggregates, kkt, player_objective, player_variables
 from .multipliers import MultiplierError, multiplier
 from .nash import solve_nash
@@ -41,7 +42,7 @@ __all__ = [
     "sweep", "sweep_path", "SweepOptions", "SWEEP_PARAMETERS", "apply_parameter", "sensitivities",
     "CertificateOptions", "GameResult", "GameStatus", "GlobalMove", "GlobalOptions", "LeaderStep", "Method", "Sweep",
     "FollowerResponse", "Response", "ResponseOptions",
-    "solve_bilevel", "solve_epec", "solve_nash",
+    "solve_bilevel", "solve_epec", "solve_nash", "Workspace",
     "KKTError", "KKTResidual", "KKTSystem", "LiftedAggregates", "kkt", "player_objective",
     "player_variables", "MultiplierError", "multiplier",
     "PenaltyMode", "ScholtesRelaxation", "FischerBurmeisterSmoothing",

@@ -40,7 +40,7 @@ from .response import ResponseOptions
 from .scan_ipopt import certify_ipopt
 from .scan_newton import certify_newton
 
-__all__ = ["Certificate", "certify", "certify_game"]
+__all__ = ["Certificate", "certify", "certify_game", "verdict"]
 
 
 @dataclass(frozen=True)
@@ -193,7 +193,7 @@ def _broken(game: Any, x: list, options: Any, coupling: bool = True) -> list[str
     return out + game.coupling_broken(options.kkt_tol) if coupling else out
 
 
-def _verdict(scan: DeviationScan, game: Any, options: Any, replies: list) -> Certificate:
+def verdict(scan: DeviationScan, game: Any, options: Any, replies: list) -> Certificate:
     """The :class:`Certificate` of an engine's scan (:func:`_certificate`), the leaders' own and
     coupling constraints checked at the point as the engine left the model (:func:`_broken`)."""
     return _certificate(scan.residual, scan.gains, scan.bests, scan.evals, scan.failed, scan.starts, scan.spread,
@@ -240,7 +240,7 @@ def certify_game(game: Any, options: Any, progress: Callable[[str, int, int], An
         scan = certify_newton(game, options, tick, replies)  # None: convexity not proven where it went
     if scan is None:
         scan = certify_ipopt(game, options, tick, replies)
-    cert = _verdict(scan, game, options, replies)
+    cert = verdict(scan, game, options, replies)
     return dataclasses.replace(cert, cpu_seconds=time.process_time() - c0)
 
 

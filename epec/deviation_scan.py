@@ -15,8 +15,8 @@ import numpy as np
 
 from .kkt import KKTResidual
 
-__all__ = ["ADMISSIBLE_TOL", "DeviationScan", "Inadmissible", "batched_deviation_gains", "deviation_gains",
-           "golden_max"]
+__all__ = ["ADMISSIBLE_TOL", "DeviationScan", "Inadmissible", "batched_deviation_gains", "batched_deviation_steps",
+           "deviation_gains", "deviation_lines", "golden_max"]
 
 
 @dataclass(frozen=True)
@@ -235,27 +235,53 @@ def batched_deviation_gains(leaders: list, x_star: list, rng: np.random.Generato
     None for a deviation that breaks a coupling constraint). The lines, their random directions
     and each line's answer are those of :func:`deviation_gains` (a line's search depends only
     on its values), so the verdict is the same when the values are. Returns the same tuple."""
-    lines = []  # (leader, direction, box, search)
+    steps = batched_deviation_steps(leaders, x_star, deviation_lines(leaders, x_star, rng, options), options)
+    try:
+        items = next(steps)
+        while True:
+            items = steps.send(gains_at(items))
+    except StopIteration as stop:
+        result = stop.value
+    for _ in leaders:
+        tick()
+    return result
+
+
+def deviation_lines(leaders: list, x_star: list, rng: np.random.Generator, options: Any) -> list[tuple]:
+    """Every leader's deviation lines at ``x_star`` (:func:`_segments`; the random directions
+    drawn from ``rng`` here): ``(leader, direction, lower, upper, grid)`` each."""
+    lines = []
     for i, ld in enumerate(leaders):
         lo, hi = _box(ld.lower, ld.upper, x_star[i])
         keep = ld.constraints.equality_rows(x_star[i]) if ld.constraints is not None else None
         for u, ts in _segments(x_star[i], lo, hi, rng, options, keep) if np.any(hi > lo) else ():
-            lines.append((i, u, lo, hi, _line_steps(ts, options)))
+            lines.append((i, u, lo, hi, ts))
+    return lines
+
+
+def batched_deviation_steps(leaders: list, x_star: list, lines: list[tuple], options: Any
+                            ) -> Generator[list[tuple[int, list]], list[float | None], tuple[list, list, list, list]]:
+    """The lockstep search of :func:`batched_deviation_gains` over ``lines``
+    (:func:`deviation_lines`) as a coroutine: it yields each round's ``[(leader, point), ...]``
+    and is sent their gains (a caller may evaluate the rounds of several scans together); it
+    returns ``(gains, best decisions, evaluations per leader, failed evaluations per leader)``."""
+    searches = [(i, u, lo, hi, _line_steps(ts, options)) for i, u, lo, hi, ts in lines]
     evals, failed = [0] * len(leaders), [0] * len(leaders)
-    asked = {k: next(line[4])[1] for k, line in enumerate(lines)}
+    asked = {k: next(line[4])[1] for k, line in enumerate(searches)}
     answers: dict[int, tuple[float, float]] = {}
     while asked:
         values = {k: [-math.inf] * len(ts) for k, ts in asked.items()}
         items, where = [], []
         for k, ts in asked.items():
-            i, u, lo, hi, _ = lines[k]
+            i, u, lo, hi, _ = searches[k]
             for j, t in enumerate(ts):
                 pt = [a.copy() for a in x_star]
                 pt[i] = np.clip(x_star[i] + t * u, lo, hi)
                 if leaders[i].admissible(pt[i]):  # else no deviation it may make (as sequentially)
                     items.append((i, pt))
                     where.append((k, j))
-        for (i, _), (k, j), gain in zip(items, where, gains_at(items) if items else []):
+        gains = (yield items) if items else []
+        for (i, _), (k, j), gain in zip(items, where, gains):
             if gain is None:
                 continue
             evals[i] += 1
@@ -265,18 +291,16 @@ def batched_deviation_gains(leaders: list, x_star: list, rng: np.random.Generato
                 values[k][j] = gain
         for k in list(asked):
             try:
-                asked[k] = lines[k][4].send(values[k])[1]
+                asked[k] = searches[k][4].send(values[k])[1]
             except StopIteration as stop:
                 answers[k] = stop.value
                 del asked[k]
-    gains, bests = [0.0] * len(leaders), [x.copy() for x in x_star]
-    for k, (i, u, lo, hi, _) in enumerate(lines):  # in line order, as :func:`deviation_gains` keeps its best
+    gains_out, bests = [0.0] * len(leaders), [x.copy() for x in x_star]
+    for k, (i, u, lo, hi, _) in enumerate(searches):  # in line order, as :func:`deviation_gains` keeps its best
         t_best, gain = answers[k]
-        if gain > gains[i]:
-            gains[i], bests[i] = gain, np.clip(x_star[i] + t_best * u, lo, hi)
-    for _ in leaders:
-        tick()
-    return gains, [tuple(float(t) for t in b) for b in bests], evals, failed
+        if gain > gains_out[i]:
+            gains_out[i], bests[i] = gain, np.clip(x_star[i] + t_best * u, lo, hi)
+    return gains_out, [tuple(float(t) for t in b) for b in bests], evals, failed
 
 
 class Inadmissible(Exception):

@@ -28,7 +28,7 @@ from pyomo.core.base.block import BlockData
 
 from .acceleration import Anderson
 from .certificate import certify_game, format_decision
-from .game import Game, finish, leaders_game
+from .game import Game, Workspace, finish, leaders_game
 from .leader_steps import FollowerState, StepFailed, full_space_step, implicit_response, implicit_step
 from .options import CertificateOptions, GlobalOptions, LeaderStep, Method
 from .checks import check_int
@@ -51,6 +51,7 @@ def solve_epec(
     progress: Callable[[str, int, int], Any] | None = None,
     follower_start: Callable[[list[np.ndarray], np.random.Generator | None], Any] | None = None,
     batch_response: Callable[[list[list[np.ndarray]]], tuple[Any, Any]] | None = None,
+    workspace: Workspace | None = None,
 ) -> GameResult:
     """EPEC by diagonalisation: each leader in turn solves its MPEC, the others held fixed.
 
@@ -97,6 +98,9 @@ def solve_epec(
         the followers' equilibrium at each of ``B`` decision profiles (one array per leader each), e.g.
         :mod:`models.batch_followers`, for the certificate's deviation scan (``CertificateOptions.batched``;
         a profile not solved is left to Newton); it must solve the followers' KKT to ``kkt_tol``.
+    workspace : Workspace, optional
+        Keeps the prepared game for the next solve of the same model, players and settings: only
+        its Params, Var values and bounds are taken in again (:class:`epec.Workspace`).
     leader_step : LeaderStep or str, default "implicit"
     response : ResponseOptions
         The Newton follower response (implicit steps and the certificate).
@@ -124,21 +128,31 @@ def solve_epec(
         outside its block), or a Var on no player's block that a constraint uses without defining it.
     """
     method, leader_step = Method(method), LeaderStep(leader_step)
-    _check_arguments(response, certificate, global_search, damping, tol, max_iter, acceleration,
-                     {"callback": callback, "progress": progress, "follower_start": follower_start,
-                      "batch_response": batch_response})
+    _check_arguments(response, certificate, global_search, damping, tol, max_iter, acceleration, {"callback": callback, "progress": progress, "follower_start": follower_start, "batch_response": batch_response})
     t0 = time.perf_counter()
-    game = leaders_game(model, leaders, followers, mode, solver, options, lift, response)
+    game = _built(model, leaders, followers, mode, solver, options, lift, response, workspace)
     game.follower_start, game.batch_response = follower_start, batch_response
     implicit = leader_step is LeaderStep.IMPLICIT and game.response is not None
-    if implicit:
-        game.build_seconds = time.perf_counter() - t0  # the response's compilation is part of the build
+    game.build_seconds = time.perf_counter() - t0 if implicit or workspace else game.build_seconds  # the response's too
     sweeps = _Sweeps(game, implicit, method, damping, tol, max_iter, acceleration, callback, progress)
     search = _Search(sweeps, certify, certificate, global_search, progress)
     status, message, starts, cycle = search.run()
-    return finish(game, status, message, sweeps.iterations, len(sweeps.history), t0, sweeps.runs,
-                  tuple(sweeps.history), search.cert, search.cert_s, moves=tuple(sweeps.moves),
-                  cycle=cycle if status is GameStatus.CYCLING else (), starts=starts)
+    return finish(game, status, message, sweeps.iterations, len(sweeps.history), t0, sweeps.runs, tuple(sweeps.history),
+                  search.cert, search.cert_s, moves=tuple(sweeps.moves), cycle=cycle if status is GameStatus.CYCLING else (), starts=starts)
+
+
+def _built(model: BlockData, leaders: Sequence[Any], followers: Sequence[Any], mode: Any, solver: Any, options: Any,
+           lift: bool, response: ResponseOptions, workspace: Workspace | None) -> Game:
+    """:func:`solve_epec`'s game: built for this solve, or the one ``workspace`` prepared for the
+    same model, players, mode, solver, ``lift`` and ``response`` (its numbers taken in again)."""
+    if workspace is None:
+        return leaders_game(model, leaders, followers, mode, solver, options, lift, response)
+    if not isinstance(workspace, Workspace):
+        raise ValueError(f"workspace: must be an epec.Workspace, got {type(workspace).__name__}")
+    key = (id(model), tuple(map(id, leaders)), tuple(map(id, followers)), mode if isinstance(mode, str) else id(mode),
+           id(solver), id(options), lift, response)
+    return workspace.prepared(key, lambda: leaders_game(model, leaders, followers, mode, solver, options, lift,
+                                                        response), (model, leaders, followers, mode, solver, options))
 
 
 def _check_arguments(response: Any, certificate: Any, global_search: Any, damping: Any, tol: Any, max_iter: Any,

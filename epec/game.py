@@ -22,7 +22,7 @@ from .reformulation import HomotopyResult, InverseData, Reformulation, clone_wit
 from .response import FollowerResponse, ResponseOptions
 from .results import GameResult, GameStatus
 
-__all__ = ["Game", "leaders_game", "expand_players", "make_solver", "finish", "CAPPED_MAX_ITER"]
+__all__ = ["Game", "Workspace", "leaders_game", "expand_players", "make_solver", "finish", "CAPPED_MAX_ITER"]
 
 
 def expand_players(blocks: Iterable[Any]) -> list[BlockData]:
@@ -90,6 +90,9 @@ class Game:
         self.solver = solver
         work, memo = clone_with_map(model)
         self.work = work
+        # the user's mutable Params and their clones (:meth:`refresh`)
+        self.param_map = [(p, memo[id(p)]) for p in model.component_data_objects(pyo.Param, descend_into=True)
+                          if p.parent_component().mutable and id(p) in memo]
         followers_w = [memo[id(b)] for b in followers]
         owned: set[int] = set()
         for b in followers_w:
@@ -211,6 +214,44 @@ class Game:
         x = np.clip(np.asarray(x, dtype=float), ld.lower, ld.upper)
         return x if ld.constraints is None else ld.constraints.project(x, ld.lower, ld.upper)
 
+    def refresh(self) -> None:
+        """Take the user model's current numbers into the prepared game: every mutable Param's
+        value, every Var's value and bounds, and the leaders' boxes from them (a :class:`Workspace`
+        reusing this game for a model whose Params moved). The compiled functions read Params
+        and bounds at every call, so nothing is compiled again. Leaders with constraints of their
+        own are refused (their boxes are derived from the constraints' numbers once)."""
+        if any(ld.own is not None for ld in self.leaders):
+            raise GameStructureError("a prepared game with leader constraints cannot be refreshed: build it again")
+        for user, work in self.param_map:
+            work.set_value(user.value)
+        for user, work in self.data.var_map:
+            work.setlb(user.lb)
+            work.setub(user.ub)
+            if user.value is not None:
+                work.set_value(user.value, skip_validation=True)
+        for ld in self.leaders:
+            ld.lower = np.array([-math.inf if v.lb is None else float(v.lb) for v in ld.vars])
+            ld.upper = np.array([math.inf if v.ub is None else float(v.ub) for v in ld.vars])
+        self.curvature = {}
+
+    def state(self) -> tuple:
+        """Everything :meth:`refresh` takes in, as the prepared game holds it now: the mutable
+        Params' values, the Vars' values and bounds, the leaders' boxes (:meth:`set_state`)."""
+        return ([w.value for _, w in self.param_map], self.snapshot(), [(v.lb, v.ub) for v in self.all_vars],
+                [(ld.lower.copy(), ld.upper.copy()) for ld in self.leaders])
+
+    def set_state(self, state: tuple) -> None:
+        """Back to a :meth:`state` (a path of points certified together visits each again)."""
+        params, snap, bounds, boxes = state
+        for (_, w), value in zip(self.param_map, params):
+            w.set_value(value)
+        for v, (lb, ub) in zip(self.all_vars, bounds):
+            v.setlb(lb)
+            v.setub(ub)
+        self.restore(snap)
+        for ld, (lo, hi) in zip(self.leaders, boxes):
+            ld.lower, ld.upper = lo.copy(), hi.copy()
+
     # -- state ------------------------------------------------------------------------------
     def snapshot(self) -> list:
         return [v.value for v in self.all_vars]
@@ -303,6 +344,45 @@ def leaders_game(model: BlockData, leaders: Sequence[Any], followers: Sequence[A
     game = Game(model, expand_players(followers), specs, make_mode(mode), make_solver(solver, options), lift)
     game.response_options = response
     return game
+
+
+class Workspace:
+    """The prepared game of :func:`epec.solve_epec` kept between solves of one model: the clone,
+    the followers' KKT systems, the reformulation and everything compiled from them are built
+    at the first solve and reused while the model, its players and the solve's structural options
+    stay the same, with the model's current Param values, Var values and bounds taken in
+    (:meth:`Game.refresh`). For a sequence of solves of one game whose numbers are mutable Params
+    (a sweep's points: :func:`models.build_game` with ``parametric=True``). The answers are those
+    of a fresh solve; the multipliers start from the previous solve's values.
+
+    Attributes
+    ----------
+    game : Game or None
+        The prepared game (None before the first solve).
+    builds, reuses : int
+        How many solves built the game, and how many reused it.
+    scenario_model : pyomo model or None
+        :func:`epec.solve_scenario`'s parametric game, kept for the next scenario of its structure.
+    """
+
+    def __init__(self) -> None:
+        self.game: Game | None = None
+        self.key: tuple | None = None
+        self._held: tuple = ()  # the objects whose ids make the key (kept alive: ids stay unique)
+        self.builds = 0
+        self.reuses = 0
+        self.scenario_model: Any = None
+
+    def prepared(self, key: tuple, build: Any, held: tuple = ()) -> Game:
+        """The game for ``key`` (refreshed), or ``build()``'s, kept with ``held`` (the objects
+        whose ids ``key`` holds)."""
+        if self.game is not None and self.key == key:
+            self.game.refresh()
+            self.reuses += 1
+            return self.game
+        self.game, self.key, self._held = build(), key, held
+        self.builds += 1
+        return self.game
 
 
 def finish(game: Game, status: GameStatus, message: str, iterations: int, sweeps: int,

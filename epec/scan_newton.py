@@ -14,11 +14,11 @@ import numpy as np
 
 from .best_reply import convex_everywhere
 from .deviation_scan import (ADMISSIBLE_TOL, DeviationScan, Inadmissible, batched_deviation_gains,
-                             deviation_gains)
+                             batched_deviation_steps, deviation_gains, deviation_lines)
 from .optimistic import optimistic_game, optimistic_utility
 from .scan_ipopt import certify_ipopt
 
-__all__ = ["certify_newton"]
+__all__ = ["certify_newton", "LockstepScan", "lockstep_scan"]
 
 #: random starts tried by Newton for one uniqueness start before Ipopt takes the last one
 _NEWTON_DRAWS = 10
@@ -379,3 +379,103 @@ def certify_newton(game: Any, options: Any, tick: Callable[[], None], replies: l
     game.restore(snap0)
     return DeviationScan(residual, gains, bests, evals, failed, starts, spread, [float(b) for b in pt.base],
                          x_star, t0)
+
+
+@dataclass
+class LockstepScan:
+    """:func:`certify_newton` at one point with its deviation scan left to the caller, who may
+    evaluate the scans of several points in one batch (a sweep's path, :mod:`epec.path_certificate`).
+    Everything else, (a) the residual and (c) the uniqueness starts, is done at the point by
+    :func:`lockstep_scan`, with the random draws in the order :func:`certify_newton` makes them
+    (the lines' directions, then the starts), so the scan is the same as the one-point one.
+
+    Attributes
+    ----------
+    pt : _NewtonPoint
+        The point and its Newton responses (the fallback of a deviation the engine leaves).
+    lines : list
+        The deviation lines (:func:`epec.deviation_scan.deviation_lines`).
+    residual : KKTResidual
+    starts, spread
+        (c), as :class:`epec.deviation_scan.DeviationScan`.
+    seconds : float
+        Wall seconds spent on this point so far (the scan's share is added by the caller).
+    """
+
+    pt: _NewtonPoint
+    lines: list
+    residual: Any
+    starts: int
+    spread: float
+    seconds: float
+
+    def steps(self, activate: Callable[[], None]):
+        """The scan as a coroutine: it yields lists of decision profiles for the game's batch
+        engine and is sent ``(utilities (B, L), solved (B,))`` for each; it returns the
+        :class:`epec.deviation_scan.DeviationScan`, or None where the engine fails at the point
+        itself (certify it alone then). A profile the engine leaves unsolved is solved by Newton
+        on the game after ``activate()`` has put the game back at this point."""
+        pt = self.pt
+        V0, ok0 = yield [pt.x_star]
+        if not bool(np.asarray(ok0)[0]):
+            return None
+        pt.base = base = np.asarray(V0, dtype=float)[0]
+        scan = batched_deviation_steps(pt.game.leaders, pt.x_star, self.lines, pt.options)
+        active = False
+        try:
+            items = next(scan)
+            while True:
+                V, ok = yield [p for _, p in items]
+                gains: list[float | None] = []
+                for (i, p), v, solved in zip(items, np.asarray(V, dtype=float), np.asarray(ok)):
+                    if solved:
+                        gains.append(float(v[i] - base[i]))
+                        continue
+                    if not active:
+                        activate()
+                        active = True
+                    pt.restart()
+                    try:
+                        gains.append(pt.gain_at(i, p))
+                    except Inadmissible:
+                        gains.append(None)
+                items = scan.send(gains)
+        except StopIteration as stop:
+            gains_, bests, evals, failed = stop.value
+        t0 = time.perf_counter() - self.seconds
+        return DeviationScan(self.residual, gains_, bests, evals, failed, self.starts, self.spread,
+                             [float(b) for b in base], pt.x_star, t0)
+
+
+def lockstep_scan(game: Any, options: Any, replies: list, tick: Callable[[], None]) -> LockstepScan | None:
+    """:func:`certify_newton` up to its deviation scan (:class:`LockstepScan`), for a game with a
+    batch engine whose followers are convex for all the others' decisions and whose leaders
+    have no constraints of their own; None otherwise (certify the point alone). The game is
+    left as it was."""
+    if getattr(game, "batch_response", None) is None or not options.batched or game.response is None:
+        return None
+    if any(ld.constraints is not None for ld in game.leaders):
+        return None
+    if options.best_reply and not all(convex_everywhere(game)):
+        return None
+    t0 = time.perf_counter()
+    rng = np.random.default_rng(options.seed)
+    resp = game.response
+    x_star = [ld.values() for ld in game.leaders]
+    snap0 = game.snapshot()
+    z0, y0 = resp.read()
+    p = resp.system.read_params()
+    residual = resp.kkt_residual(z0, y0, p)
+    y_star = resp.inputs_at(y0, x_star)
+    r_star = resp.solve(z0, y_star, p, sensitivity=True)
+    if not r_star.ok:
+        return None
+    star = {"z": r_star.z, "y": y_star, "lu": r_star.lu}
+    pt = _NewtonPoint(game, options, x_star, snap0, p, r_star.z, y_star, star, base=np.zeros(len(x_star)),
+                      fallbacks=options.fallbacks, hull=None, optimistic=False, warm=dict(star))
+    lines = deviation_lines(game.leaders, x_star, rng, options)
+    for _ in game.leaders:
+        tick()
+    starts, spread = _uniqueness(pt, rng, tick)
+    game.restore(snap0)
+    return LockstepScan(pt, lines, residual, starts, spread, time.perf_counter() - t0)

@@ -18,7 +18,7 @@ from .diagonalisation import solve_epec
 from .options import CertificateOptions, LeaderStep
 from .results import GameResult, GameStatus
 
-__all__ = ["ScenarioSolution", "solve_scenario", "batch_response"]
+__all__ = ["ScenarioSolution", "solve_scenario", "batch_response", "batch_responses"]
 
 #: pairs (markets x MUs x MSPs) per call of the batched follower solver: bounds its memory
 #: (about 40 float64 tensors of this size live in one Newton step, ~1.3 GB at 4M)
@@ -91,7 +91,60 @@ def batch_response(scenario: Any) -> Callable[[list], tuple[np.ndarray, np.ndarr
             torch.set_num_threads(threads)
         return np.concatenate(V).reshape(len(R), -1), np.concatenate(solved).reshape(len(R))
 
+    respond.coefficients = cf  # type: ignore[attr-defined]  (batch_responses stacks markets by it)
     return respond
+
+
+def batch_responses(requests: list[tuple[Callable, list]]) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Several batch engines' requests in as few calls as possible: ``[(respond, points), ...]``
+    (each ``respond`` from :func:`batch_response`) -> each request's ``respond(points)``. The
+    markets of requests whose scenarios share their sizes, mechanism, ``eps0`` and ``lambda``
+    (a sweep of any other field) are stacked into one batch (:class:`models.batch_followers.Coefficients`
+    per market) and solved by one :func:`models.batch_followers.solve_followers`; the others are
+    solved by their own engine. Each market is solved on its own, so the answers are those of the
+    separate calls. :func:`epec.certify_together.certify_prepared`'s ``engine_many``."""
+    import torch
+
+    from models.batch_followers import Coefficients, market_utilities, solve_followers
+
+    out: list[Any] = [None] * len(requests)
+    groups: dict[tuple, list[int]] = {}
+    for k, (respond, points) in enumerate(requests):
+        cf = getattr(respond, "coefficients", None)
+        if cf is None or not points:
+            out[k] = respond(points)
+            continue
+        groups.setdefault((cf.shape, cf.mechanism, cf.eps0, tuple(cf.lam.tolist())), []).append(k)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # as batch_response: small batched solves are slower on 2 threads
+    try:
+        for ks in groups.values():
+            cfs = [requests[k][0].coefficients for k in ks]
+            R = [np.array([[float(np.asarray(a, dtype=float).ravel()[0]) for a in pt] for pt in requests[k][1]])
+                 for k in ks]
+            sizes = [len(r) for r in R]
+            N, M = cfs[0].shape
+            rep = lambda name: torch.cat([getattr(c, name).expand(b, N, M) for c, b in zip(cfs, sizes)])  # noqa: E731
+            Rall = torch.as_tensor(np.concatenate(R), dtype=cfs[0].Q.dtype)
+            chunk = max(1, _BATCH_PAIRS // max(1, N * M))
+            Q, alpha, beta, e = rep("Q"), rep("alpha"), rep("beta"), rep("e")
+            F = torch.cat([c.F.expand(b, N) for c, b in zip(cfs, sizes)])
+            V, solved = [], []
+            for a in range(0, len(Rall), chunk):
+                s = slice(a, a + chunk)
+                cf = Coefficients(Q=Q[s], alpha=alpha[s], beta=beta[s], e=e[s], F=F[s], lam=cfs[0].lam,
+                                  eps0=cfs[0].eps0, mechanism=cfs[0].mechanism)
+                eq = solve_followers(cf, Rall[s])
+                V.append(market_utilities(cf, Rall[s], eq.iom).numpy())
+                solved.append(eq.converged.numpy())
+            V_all, ok_all = np.concatenate(V).reshape(len(Rall), -1), np.concatenate(solved).reshape(len(Rall))
+            start = 0
+            for k, b in zip(ks, sizes):
+                out[k] = (V_all[start:start + b], ok_all[start:start + b])
+                start += b
+    finally:
+        torch.set_num_threads(threads)
+    return out
 
 
 def solve_scenario(
@@ -109,6 +162,7 @@ def solve_scenario(
     progress: Callable[[str, int, int], Any] | None = None,
     R0: Any = None,
     f0: Any = None,
+    workspace: Any = None,
     **epec_options: Any,
 ) -> ScenarioSolution:
     """Build the game of ``scenario``, solve its EPEC with :func:`epec.solve_epec` and read the
@@ -129,6 +183,13 @@ def solve_scenario(
         The start profile: the MSPs' rewards the diagonalisation starts from and the MUs' allocation
         (GHz) their first response starts from (:func:`models.build_game`; defaults ``Rmax / 2`` and
         even splits). A continuation (:func:`epec.sweep`) passes the previous point's equilibrium.
+    workspace : epec.Workspace, optional
+        Reuse one game across calls (a sweep's points): the game is built with its numbers as
+        mutable Params (``build_game(parametric=True)``) once, moved to each ``scenario`` of the
+        same structure (:func:`models.game.update_game`), and its transformed, compiled form kept
+        in the workspace (:func:`epec.solve_epec`'s ``workspace``); a scenario of another
+        structure builds anew. The returned ``model`` is then the workspace's, changed by the
+        next call.
     **epec_options
         Any other keyword of :func:`epec.solve_epec`.
 
@@ -140,9 +201,17 @@ def solve_scenario(
         ``kkt_tol`` (otherwise the status is ``not_certified`` and the message says why).
     """
     from models.equilibrium import follower_equilibrium, follower_kkt_residual
-    from models.game import allocations, build_game, rewards
+    from models.game import allocations, build_game, rewards, same_structure, update_game
 
-    model = build_game(scenario, R0=R0, f0=f0)
+    if workspace is None:
+        model = build_game(scenario, R0=R0, f0=f0)
+    else:
+        model = getattr(workspace, "scenario_model", None)
+        if model is not None and same_structure(model, scenario):
+            update_game(model, scenario, R0=R0, f0=f0)
+        else:
+            model = workspace.scenario_model = build_game(scenario, R0=R0, f0=f0, parametric=True)
+        epec_options["workspace"] = workspace
     free = [(n, m) for n in model.MU for m in model.MSP if not model.mu[n].f[m].fixed]
 
     def numpy_start(decisions: list, rng: np.random.Generator | None = None) -> list | None:

@@ -97,6 +97,11 @@ class SweepOptions:
     kink_tol : float
         A multiplier or a reward gradient within ``kink_tol`` times its scale counts as zero (a
         kink). Default 1e-6.
+    together : int
+        With continuation: up to this many consecutive points are solved one after another and
+        then certified together (:mod:`epec.certify_together`: their deviation scans searched in
+        lockstep, each round of all of them one batch); the first that fails is solved again
+        alone, as without it. 1 certifies every point alone. Default 10.
     """
 
     method: str = "gauss-seidel"
@@ -112,13 +117,14 @@ class SweepOptions:
     sensitivities: bool = True
     fd_step: float = 1e-4
     kink_tol: float = 1e-6
+    together: int = 10
 
     def __post_init__(self) -> None:
         for name in ("tol", "fd_step", "kink_tol"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < 1:
                 raise InputError(name, f"must be in (0, 1), got {value!r}")
-        for name, low in (("max_iter", 1), ("grid", 2), ("global_moves", 0), ("starts", 0)):
+        for name, low in (("max_iter", 1), ("grid", 2), ("global_moves", 0), ("starts", 0), ("together", 1)):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < low:
                 raise InputError(name, f"must be an integer >= {low}, got {value!r}")
@@ -181,13 +187,14 @@ def check_values(scenario: Any, name: str, values: Sequence[float]) -> list[floa
 
 
 # ---------------------------------------------------------------------------- one point
-def _solve(sc: Any, opts: SweepOptions, R0: Any = None, f0: Any = None) -> Any:
+def _solve(sc: Any, opts: SweepOptions, R0: Any = None, f0: Any = None, workspace: Any = None,
+           certify: bool = True) -> Any:
     from .options import GlobalOptions
     from .scenario import solve_scenario
 
     return solve_scenario(sc, method=opts.method, mode=opts.mode, tol=opts.tol, max_iter=opts.max_iter,
-                          grid=opts.grid, leader_step=opts.leader_step, R0=R0, f0=f0,
-                          global_search=GlobalOptions(moves=opts.global_moves, starts=opts.starts))
+                          grid=opts.grid, leader_step=opts.leader_step, R0=R0, f0=f0, workspace=workspace,
+                          certify=certify, global_search=GlobalOptions(moves=opts.global_moves, starts=opts.starts))
 
 
 def _outcome(sc: Any, R: np.ndarray, f: np.ndarray) -> dict[str, Any]:
@@ -236,8 +243,9 @@ def _degenerate(sc: Any, R: np.ndarray, f: np.ndarray, kink_tol: float) -> list[
 
 
 class _Followers:
-    """The followers' response compiled at one scenario (the machinery of the implicit leader
-    step): Newton on their smoothed KKT system, and each MSP's exact gradient ``dV_m/dR_m``."""
+    """The followers' response compiled once (the machinery of the implicit leader step), on a
+    parametric game (:func:`models.game.build_game`, ``parametric=True``): Newton on their
+    smoothed KKT system at any scenario of the same structure (:meth:`at`)."""
 
     def __init__(self, sc: Any, R: np.ndarray, f: np.ndarray) -> None:
         from models.game import build_game
@@ -245,18 +253,38 @@ class _Followers:
         from .kkt import kkt
         from .response import FollowerResponse
 
-        self.sc = sc
-        self.model = model = build_game(sc, R0=clip_rewards(R, sc.Rmax), f0=f)
+        self.model = model = build_game(sc, R0=clip_rewards(R, sc.Rmax), f0=f, parametric=True)
         kkts = [kkt(b) for b in model.mu.values()]
         self.resp = FollowerResponse(kkts, [[model.msp[m].R] for m in model.MSP],
                                      [model.msp[m].utility for m in model.MSP])
         if any(len(pos) != 1 for pos in self.resp.leader_pos):
             raise _NoDerivative("an MSP's reward does not enter the followers' system")
-        self.z, self.y = self.resp.read()
-        self.p = self.resp.system.read_params()
+
+    def fits(self, sc: Any) -> bool:
+        from models.game import same_structure
+
+        return same_structure(self.model, sc)
+
+    def at(self, sc: Any, R: np.ndarray, f: np.ndarray) -> _FollowersAt:
+        """The response at scenario ``sc`` (the same structure), started from ``(R, f)``."""
+        from models.game import update_game
+
+        update_game(self.model, sc, R0=R, f0=f)
+        z, y = self.resp.read()
+        return _FollowersAt(self, z, y, self.resp.system.read_params())
+
+
+@dataclass
+class _FollowersAt:
+    """:class:`_Followers` at one scenario: its parameters ``p`` and the start ``z``, ``y``."""
+
+    base: _Followers
+    z: np.ndarray
+    y: np.ndarray
+    p: np.ndarray
 
     def respond(self, R: np.ndarray) -> tuple[Any, np.ndarray]:
-        resp = self.resp
+        resp = self.base.resp
         y = resp.inputs_at(self.y, [np.array([r]) for r in R])
         r = resp.solve(self.z, y, self.p, sensitivity=True)
         if not (r.ok and r.lu is not None):
@@ -268,14 +296,14 @@ class _Followers:
     def gradient(self, R: np.ndarray) -> np.ndarray:
         """``G_m = dV_m/dR_m`` for every MSP, at the followers' response to ``R``."""
         r, y = self.respond(R)
-        return np.array([self.resp.utility_gradient(m, r, y, self.p)[1][0] for m in range(len(R))])
+        return np.array([self.base.resp.utility_gradient(m, r, y, self.p)[1][0] for m in range(len(R))])
 
     def allocation(self, R: np.ndarray) -> np.ndarray:
         from models.game import allocations
 
         r, _ = self.respond(R)
-        self.resp.load(r.z)
-        return allocations(self.model)
+        self.base.resp.load(r.z)
+        return allocations(self.base.model)
 
 
 class _NoDerivative(Exception):
@@ -283,7 +311,7 @@ class _NoDerivative(Exception):
 
 
 def sensitivities(scenario: Any, name: str, value: float, R: Any, f: Any,
-                  options: SweepOptions = SweepOptions()) -> dict[str, Any]:
+                  options: SweepOptions = SweepOptions(), reuse: dict | None = None) -> dict[str, Any]:
     """The derivatives of the certified equilibrium ``(R, f)`` of ``scenario`` (whose ``name`` is
     ``value``) with respect to that parameter, by the implicit function theorem (module doc).
 
@@ -293,6 +321,9 @@ def sensitivities(scenario: Any, name: str, value: float, R: Any, f: Any,
     ``"kink"`` with ``kinks`` (the reasons, no derivative); ``"discrete"`` for ``n_mu`` /
     ``n_msp``; ``"boundary"`` when ``value -+ h`` leaves the parameter's range; ``"failed"`` with
     ``reason``.
+
+    ``reuse``: a dict kept between calls (a sweep's path): the followers' response is compiled
+    once, on a parametric game, and kept there for the next point of the same structure.
     """
     if name in DISCRETE:
         return {"status": "discrete", "reason": f"{name} is a whole number: no derivative"}
@@ -305,7 +336,11 @@ def sensitivities(scenario: Any, name: str, value: float, R: Any, f: Any,
     except InputError as err:
         return {"status": "boundary", "reason": f"{name} -+ {h:.3g} leaves its range ({err.reason})"}
     try:
-        plus, minus = _Followers(sc_p, R, f), _Followers(sc_m, R, f)
+        reuse = {} if reuse is None else reuse
+        fl = reuse.get("followers")
+        if fl is None or not fl.fits(sc):
+            fl = reuse["followers"] = _Followers(sc, R, f)
+        plus, minus = fl.at(sc_p, R, f), fl.at(sc_m, R, f)
         Gp, Gm = plus.gradient(R), minus.gradient(R)
         G = 0.5 * (Gp + Gm)
         V = np.asarray(_outcome(sc, R, f)["msp_utility"])
@@ -378,8 +413,18 @@ def _start(prev: dict, sc: Any, value: float, opts: SweepOptions) -> tuple[np.nd
     return R, f, kind
 
 
-def _point(sc: Any, name: str, value: float, prev: dict | None, opts: SweepOptions) -> dict[str, Any]:
+def _point(sc: Any, name: str, value: float, prev: dict | None, opts: SweepOptions,
+           reuse: dict | None = None) -> dict[str, Any]:
+    """One point of a path: the certified solve (warm from ``prev`` by continuation) and its
+    sensitivities. ``reuse`` (continuation only): the path's prepared games, kept between points
+    (the game's numbers are Params: built and compiled once per path)."""
     t0 = time.perf_counter()
+    reuse = reuse if reuse is not None and opts.continuation else {}
+    if opts.continuation and "workspace" not in reuse:
+        from .game import Workspace
+
+        reuse["workspace"] = Workspace()
+    workspace = reuse.get("workspace")
     rec: dict[str, Any] = {"value": value}
     warm_note = ""
     try:
@@ -387,14 +432,14 @@ def _point(sc: Any, name: str, value: float, prev: dict | None, opts: SweepOptio
         if opts.continuation and prev is not None and prev.get("ok") \
                 and np.shape(prev["allocations"]) == (sc.n_mu, sc.n_msp):
             R0, f0, kind = _start(prev, sc, value, opts)
-            sol = _solve(sc, opts, R0, f0)
+            sol = _solve(sc, opts, R0, f0, workspace)
             if not sol.ok:
                 warm_note = f"warm start ({kind}) ended {sol.result.status.value}: {sol.result.message}"
                 sol, kind = None, "cold (warm start failed)"
         else:
             kind = "cold"
         if sol is None:
-            sol = _solve(sc, opts)
+            sol = _solve(sc, opts, workspace=workspace)
     except Exception as err:  # recorded, never interpolated: the sweep goes on
         rec.update(ok=False, status="error", message=f"{type(err).__name__}: {err}", start="cold",
                    seconds=time.perf_counter() - t0, sensitivity={"status": "not_certified"})
@@ -416,10 +461,77 @@ def _point(sc: Any, name: str, value: float, prev: dict | None, opts: SweepOptio
     elif not opts.sensitivities:
         rec["sensitivity"] = {"status": "off"}
     else:
-        rec["sensitivity"] = sensitivities(sc, name, value, sol.R, sol.f, opts)
+        rec["sensitivity"] = sensitivities(sc, name, value, sol.R, sol.f, opts, reuse)
     rec["sensitivity_seconds"] = time.perf_counter() - ts
     rec["seconds"] = time.perf_counter() - t0
     return rec
+
+
+def _tentative(sc: Any, name: str, value: float, prev: dict, opts: SweepOptions, reuse: dict) -> tuple | None:
+    """One point of a block (:func:`_block`): the continuation's solve without its certificate,
+    the certificate prepared at the point (:func:`epec.certify_together.prepare_point`), and the
+    sensitivities (the next point's predictor); ``(record, prepared)``, or None where the point
+    must be solved alone (the solve did not stop at a point, or its certificate cannot wait)."""
+    from models.game import allocations, rewards
+
+    from .certify_together import prepare_point
+    from .options import CertificateOptions
+    from .results import GameStatus
+
+    t0 = time.perf_counter()
+    R0, f0, kind = _start(prev, sc, value, opts)
+    sol = _solve(sc, opts, R0, f0, reuse["workspace"], certify=False)
+    res = sol.result
+    if res.status is not GameStatus.UNCERTIFIED:
+        return None
+    prep = prepare_point(reuse["workspace"].game, CertificateOptions(grid=opts.grid, max_failed=0.5))
+    if prep is None:
+        return None
+    R, f = rewards(sol.model), allocations(sol.model)
+    rec: dict[str, Any] = {"value": value, "ok": True, "status": GameStatus.CONVERGED.value, "message": "",
+                           "start": kind, "sweeps": res.sweeps, "solve_seconds": res.seconds,
+                           "timings": dict(res.timings)}
+    rec.update(_outcome(sc, R, f))
+    rec["allocations"] = f.tolist()
+    ts = time.perf_counter()
+    rec["sensitivity"] = sensitivities(sc, name, value, R, f, opts, reuse) if opts.sensitivities else {"status": "off"}
+    rec["sensitivity_seconds"] = time.perf_counter() - ts
+    rec["seconds"] = time.perf_counter() - t0
+    return rec, prep, sc, R, f
+
+
+def _block(points: list[tuple[Any, float]], name: str, prev: dict, opts: SweepOptions, reuse: dict) -> list[dict]:
+    """Consecutive points of a path, each solved by continuation from the last without its
+    certificate, then all certified together (:func:`epec.certify_together.certify_prepared`);
+    the records of the leading points that end certified (the certificate, and the independent
+    numpy check of the followers' KKT conditions, as :func:`epec.solve_scenario` enforces it).
+    The first point that does not is left to the caller (solved alone), and those after it too."""
+    from models.equilibrium import follower_kkt_residual
+
+    from .certify_together import certify_prepared
+    from .scenario import batch_responses
+
+    pending = []
+    for sc, value in points:
+        got = _tentative(sc, name, value, prev, opts, reuse)
+        if got is None:
+            break
+        pending.append(got)
+        prev = got[0]
+    if not pending:
+        return []
+    certs = certify_prepared([p[1] for p in pending], batch_responses)
+    out = []
+    for (rec, prep, sc, R, f), cert in zip(pending, certs):
+        if cert is None or not cert.holds or not follower_kkt_residual(sc, R, f).max <= prep.options.kkt_tol:
+            break
+        rec["max_deviation_gain"] = cert.max_deviation_gain
+        rec["certificate_holds"] = cert.holds
+        rec["timings"]["certificate"] = cert.seconds
+        rec["seconds"] += cert.seconds - prep.scan.seconds  # its preparation is in the solve's seconds already
+        rec["certified_together"] = len(pending)
+        out.append(rec)
+    return out
 
 
 def path_tasks(scenario: Any, param: str, values: Sequence[float], param2: str | None = None,
@@ -459,22 +571,40 @@ def sweep_path(task: dict[str, Any], on_point: Callable[[dict], Any] | None = No
     n = len(values)
     records = [dict(r) for r in task.get("done", ())]
     prev = records[-1] if records else None
-    for i in range(len(records), n):
-        value = values[i]
+    reuse: dict[str, Any] = {}  # the path's prepared games (continuation)
+    if opts.continuation:
+        from .game import Workspace
+
+        reuse["workspace"] = Workspace()
+
+    def scenario_at(value: float) -> Any:
         # a discrete parameter redraws the scenario: it goes first, so the other one stays set
         if name2 is None:
-            sc = apply_parameter(base, name, value)
-        elif name2 in DISCRETE:
-            sc = apply_parameter(apply_parameter(base, name2, v2), name, value)
-        else:
-            sc = apply_parameter(apply_parameter(base, name, value), name2, v2)
+            return apply_parameter(base, name, value)
+        if name2 in DISCRETE:
+            return apply_parameter(apply_parameter(base, name2, v2), name, value)
+        return apply_parameter(apply_parameter(base, name, value), name2, v2)
+
+    def keep(i: int, rec: dict) -> None:
         rec = {"index": task["path"] * n + i, "path": task["path"], "i": i,
-               "params": {name: value, **({name2: v2} if name2 is not None else {})}}
-        rec.update(_point(sc, name, value, prev, opts))
+               "params": {name: values[i], **({name2: v2} if name2 is not None else {})}, **rec}
         records.append(rec)
-        prev = rec
         if on_point is not None:
             on_point(rec)
+
+    i = len(records)
+    while i < n:
+        if opts.continuation and opts.together > 1 and prev is not None and prev.get("ok") \
+                and name not in DISCRETE:
+            block = [(scenario_at(values[j]), values[j]) for j in range(i, min(n, i + opts.together))]
+            for rec in _block(block, name, prev, opts, reuse):
+                keep(i, rec)
+                prev, i = records[-1], i + 1
+            if i >= n:
+                break
+        rec = _point(scenario_at(values[i]), name, values[i], prev, opts, reuse)
+        keep(i, rec)
+        prev, i = records[-1], i + 1
     return records
 
 

@@ -24,7 +24,7 @@ from .iom import freshness_coefficients, iom, quality
 from .scenario import Scenario, clip_rewards
 from .utility import energy_cost, energy_cost_coefficient, msp_payment, msp_value, payment
 
-__all__ = ["build_game", "rewards", "allocations", "set_rewards", "set_allocations"]
+__all__ = ["build_game", "update_game", "same_structure", "rewards", "allocations", "set_rewards", "set_allocations"]
 
 
 def build_game(
@@ -37,6 +37,7 @@ def build_game(
     value_fn: Callable[..., Any] = msp_value,
     R0: Any = None,
     f0: Any = None,
+    parametric: bool = False,
 ) -> Any:
     """Build the MetaTrading game of ``scenario`` as a ``pyo.ConcreteModel``.
 
@@ -57,6 +58,12 @@ def build_game(
         Initial rewards. Default ``Rmax / 2``.
     f0 : array (N, M), optional
         Initial allocation in GHz. Default each budget split evenly.
+    parametric : bool, default False
+        Hold the scenario's numbers in mutable Params (``model.Q``, ``alpha``, ``beta``, ``e``,
+        ``lam``, ``F``, ``eps0``; the reward caps are the bounds of ``R``) instead of constants,
+        so one model, and everything compiled from it, serves every scenario of the same
+        structure (:func:`same_structure`): :func:`update_game` moves it to another one (a sweep's
+        next point). The same game, value for value.
 
     Returns
     -------
@@ -87,25 +94,124 @@ def build_game(
     model = pyo.ConcreteModel(name=f"metatrading[{sc.name}]")
     model.MSP = pyo.Set(initialize=range(n_msp), ordered=True)
     model.MU = pyo.Set(initialize=range(n_mu), ordered=True)
+    coef = _Coefficients.of(model, sc, Q, alpha, beta, e, parametric)
     # Followers first: their IoM expressions feed the shared totals.
-    _add_followers(model, sc, f0, has_data, lambda n, m, f: iom_fn(f, float(Q[n, m]), float(alpha[n, m]),
-                                                                  float(beta[n, m])))
+    _add_followers(model, sc, f0, has_data, coef.F, lambda n, m, f: iom_fn(f, coef.Q(n, m), coef.alpha(n, m),
+                                                                           coef.beta(n, m)))
     model.total = pyo.Expression(model.MSP, rule=lambda _m, m: sum(model.mu[n].iom[m] for n in model.MU))
     model.msp = pyo.Block(model.MSP)
     for m in model.MSP:
         b = model.msp[m]
         b.R = pyo.Var(bounds=(0.0, float(sc.Rmax[m])), initialize=float(clip_rewards(R0, sc.Rmax)[m]))
         b.utility = pyo.Objective(
-            expr=value_fn(float(sc.lam[m]), model.total[m], log=pyo.log)
-            - msp_payment_fn(sc.mechanism, b.R, model.total[m], sc.eps0),
+            expr=value_fn(coef.lam(m), model.total[m], log=pyo.log)
+            - msp_payment_fn(sc.mechanism, b.R, model.total[m], coef.eps0),
             sense=pyo.maximize,
         )
     convex = iom_fn is iom and payment_fn is payment and cost_fn is energy_cost
-    _add_follower_objectives(model, sc, e, has_data, payment_fn, cost_fn, convex)
+    _add_follower_objectives(model, sc, coef, has_data, payment_fn, cost_fn, convex)
+    if parametric:
+        model.metatrading_structure = _structure(sc)
     return model
 
 
-def _add_followers(model: Any, sc: Scenario, f0: np.ndarray, has_data: np.ndarray,
+def _structure(sc: Scenario) -> tuple:
+    """What a parametric game's structure depends on: the sizes, the pairs with data, the
+    mechanism."""
+    return (sc.n_mu, sc.n_msp, sc.mechanism, tuple(map(bool, (sc.D > 0).ravel())))
+
+
+def same_structure(model: Any, scenario: Scenario) -> bool:
+    """``model`` is a parametric game (``build_game(parametric=True)``) that
+    :func:`update_game` can move to ``scenario``: the same sizes, pairs with data and mechanism."""
+    return getattr(model, "metatrading_structure", None) == _structure(scenario)
+
+
+def update_game(model: Any, scenario: Scenario, R0: Any = None, f0: Any = None) -> None:
+    """Move a parametric game (``build_game(parametric=True)``) to ``scenario``: its Params and
+    reward caps set from it, and its Vars to the start ``R0`` / ``f0`` (defaults as
+    :func:`build_game`). ``InputError`` naming ``scenario`` when the structure differs
+    (:func:`same_structure`: build a new game then)."""
+    sc = scenario
+    if getattr(model, "metatrading_structure", None) is None:
+        raise InputError("model", "not a parametric game (build it with build_game(..., parametric=True))")
+    if not same_structure(model, sc):
+        raise InputError("scenario", "its sizes, pairs with data or mechanism differ from the game's")
+    alpha, beta = freshness_coefficients(sc)
+    values = {"Q": quality(sc), "alpha": alpha, "beta": beta, "e": energy_cost_coefficient(sc)}
+    for name, arr in values.items():
+        param = getattr(model, name)
+        for (n, m) in param:
+            param[n, m] = float(arr[n, m])
+    for n in model.MU:
+        model.F[n] = float(sc.F[n])
+    for m in model.MSP:
+        model.lam[m] = float(sc.lam[m])
+        model.msp[m].R.setub(float(sc.Rmax[m]))
+    model.eps0 = float(sc.eps0)
+    R0 = sc.Rmax / 2.0 if R0 is None else np.asarray(R0, dtype=float)
+    f0 = np.repeat(sc.F[:, None] / sc.n_msp, sc.n_msp, axis=1) if f0 is None else np.asarray(f0, dtype=float)
+    if R0.shape != (sc.n_msp,):
+        raise InputError("R0", f"expected shape ({sc.n_msp},), got {R0.shape}")
+    if f0.shape != (sc.n_mu, sc.n_msp):
+        raise InputError("f0", f"expected shape ({sc.n_mu}, {sc.n_msp}), got {f0.shape}")
+    set_rewards(model, clip_rewards(R0, sc.Rmax))
+    set_allocations(model, np.where(sc.D > 0, f0, 0.0))
+
+
+class _Coefficients:
+    """The scenario's numbers as the game's expressions see them: floats, or the model's mutable
+    Params (``parametric``)."""
+
+    def __init__(self, values: dict[str, Any], params: Any) -> None:
+        self._values, self._params = values, params
+
+    @classmethod
+    def of(cls, model: Any, sc: Scenario, Q: np.ndarray, alpha: np.ndarray, beta: np.ndarray, e: np.ndarray,
+           parametric: bool) -> _Coefficients:
+        values = {"Q": Q, "alpha": alpha, "beta": beta, "e": e, "lam": sc.lam, "F": sc.F, "eps0": sc.eps0}
+        if not parametric:
+            return cls(values, None)
+        import pyomo.environ as pyo
+
+        pairs = [(n, m) for n in range(sc.n_mu) for m in range(sc.n_msp) if sc.D[n, m] > 0]
+        model.PAIRS = pyo.Set(initialize=pairs, dimen=2, ordered=True)
+        for name in ("Q", "alpha", "beta", "e"):
+            arr = values[name]
+            model.add_component(name, pyo.Param(model.PAIRS, mutable=True,
+                                                initialize={p: float(arr[p]) for p in pairs}))
+        model.F = pyo.Param(model.MU, mutable=True, initialize=lambda _m, n: float(sc.F[n]))
+        model.lam = pyo.Param(model.MSP, mutable=True, initialize=lambda _m, m: float(sc.lam[m]))
+        model.eps0 = pyo.Param(mutable=True, initialize=float(sc.eps0))
+        return cls(values, model)
+
+    def _pair(self, name: str, n: int, m: int) -> Any:
+        return getattr(self._params, name)[n, m] if self._params is not None else float(self._values[name][n, m])
+
+    def Q(self, n: int, m: int) -> Any:
+        return self._pair("Q", n, m)
+
+    def alpha(self, n: int, m: int) -> Any:
+        return self._pair("alpha", n, m)
+
+    def beta(self, n: int, m: int) -> Any:
+        return self._pair("beta", n, m)
+
+    def e(self, n: int, m: int) -> Any:
+        return self._pair("e", n, m)
+
+    def lam(self, m: int) -> Any:
+        return self._params.lam[m] if self._params is not None else float(self._values["lam"][m])
+
+    def F(self, n: int) -> Any:
+        return self._params.F[n] if self._params is not None else float(self._values["F"][n])
+
+    @property
+    def eps0(self) -> Any:
+        return self._params.eps0 if self._params is not None else self._values["eps0"]
+
+
+def _add_followers(model: Any, sc: Scenario, f0: np.ndarray, has_data: np.ndarray, budget: Callable[[int], Any],
                    iom_of: Callable[[int, int, Any], Any]) -> None:
     """The MUs' blocks ``mu[n]``: allocations ``f[m]`` (fixed at 0 without data), IoM
     expressions and the CPU budget; an MU without any data is deactivated (it sits out)."""
@@ -119,12 +225,12 @@ def _add_followers(model: Any, sc: Scenario, f0: np.ndarray, has_data: np.ndarra
             if not has_data[n, m]:
                 b.f[m].fix(0.0)
         b.iom = pyo.Expression(model.MSP, rule=lambda _b, m, n=n: iom_of(n, m, _b.f[m]) if has_data[n, m] else 0.0)
-        b.budget = pyo.Constraint(expr=sum(b.f[m] for m in model.MSP) <= float(sc.F[n]))
+        b.budget = pyo.Constraint(expr=sum(b.f[m] for m in model.MSP) <= budget(n))
         if not has_data[n].any():  # nothing to sell: the MU sits out (f = 0), no player at all
             b.deactivate()
 
 
-def _add_follower_objectives(model: Any, sc: Scenario, e: np.ndarray, has_data: np.ndarray,
+def _add_follower_objectives(model: Any, sc: Scenario, coef: _Coefficients, has_data: np.ndarray,
                              payment_fn: Callable[..., Any], cost_fn: Callable[..., Any], convex: bool) -> None:
     """Each MU's utility (payments minus energy costs), declared a convex program when the
     formulas are the model's own (``convex``)."""
@@ -134,8 +240,8 @@ def _add_follower_objectives(model: Any, sc: Scenario, e: np.ndarray, has_data: 
         b = model.mu[n]
         b.utility = pyo.Objective(
             expr=sum(
-                payment_fn(sc.mechanism, model.msp[m].R, b.iom[m], model.total[m], sc.eps0)
-                - cost_fn(float(e[n, m]), b.f[m])
+                payment_fn(sc.mechanism, model.msp[m].R, b.iom[m], model.total[m], coef.eps0)
+                - cost_fn(coef.e(n, m), b.f[m])
                 for m in model.MSP
                 if has_data[n, m]
             ),

@@ -201,7 +201,17 @@ class _ScaledLU:
 
     def __init__(self, lu: spla.SuperLU, row_scale: np.ndarray) -> None:
         self.lu, self.row_scale = lu, row_scale
-        self.shape, self.L, self.U = lu.shape, lu.L, lu.U
+        self.shape = lu.shape
+
+    @property
+    def L(self) -> sp.csc_matrix:
+        """The lower factor (built on request: SuperLU assembles it anew at every access)."""
+        return self.lu.L
+
+    @property
+    def U(self) -> sp.csc_matrix:
+        """The upper factor (built on request, as :attr:`L`)."""
+        return self.lu.U
 
     def solve(self, b: np.ndarray, trans: str = "N") -> np.ndarray:
         d = self.row_scale if np.ndim(b) == 1 else self.row_scale[:, None]

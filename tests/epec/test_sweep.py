@@ -77,7 +77,9 @@ def test_a_resumed_path_goes_on_as_it_would_have(paths):
     records = sweep_path(task)
     assert records[:2] == warm[:2]
     assert records[2]["start"] == "predicted"
-    assert records[2]["rewards"] == warm[2]["rewards"]  # the same start, the same solve
+    # the same start, the same equilibrium: a resumed path compiles its game afresh, so the
+    # solver's internal warm state (multipliers) differs and the last digits may too
+    np.testing.assert_allclose(records[2]["rewards"], warm[2]["rewards"], rtol=1e-8, atol=1e-10)
 
 
 def test_two_parameters_give_one_path_per_outer_value_in_grid_order():
