@@ -47,6 +47,8 @@ class PreparedPoint:
         The point's batch engine (``game.batch_response`` when prepared).
     cpu_seconds : float
         CPU seconds spent on the point so far.
+    follower_start : callable or None
+        The point's ``game.follower_start`` when prepared.
     """
 
     game: Any
@@ -56,10 +58,12 @@ class PreparedPoint:
     scan: LockstepScan
     respond: Callable
     cpu_seconds: float
+    follower_start: Any = None
 
     def activate(self) -> None:
-        """Put the game back at this point."""
+        """Put the game back at this point, with the point's own hooks (a scenario's numbers)."""
         self.game.set_state(self.state)
+        self.game.batch_response, self.game.follower_start = self.respond, self.follower_start
 
 
 def prepare_point(game: Any, options: Any) -> PreparedPoint | None:
@@ -72,7 +76,8 @@ def prepare_point(game: Any, options: Any) -> PreparedPoint | None:
     scan = lockstep_scan(game, options, replies, lambda: None)
     if scan is None:
         return None
-    return PreparedPoint(game, game.state(), options, replies, scan, game.batch_response, time.process_time() - c0)
+    return PreparedPoint(game, game.state(), options, replies, scan, game.batch_response, time.process_time() - c0,
+                         game.follower_start)
 
 
 def _separately(requests: Sequence[tuple[Callable, list]]) -> list[tuple[Any, Any]]:

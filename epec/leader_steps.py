@@ -86,7 +86,7 @@ def implicit_step(game: Game, i: int, state: FollowerState) -> tuple[np.ndarray,
             if not r.ok or r.lu is None:
                 raise StepFailed(f"no follower response at {ld.name} = {xi.tolist()} ({r.status.name})",
                                   np.array(xi, dtype=float))
-            Fx = resp.system.input_jacobian(r.z, y, start.p, resp.options.mu)[:, resp.leader_pos[i]]
+            Fx = resp.system.input_columns(r.z, y, start.p, resp.options.mu, resp.leader_pos[i])
             last.update(z=r.z, x=np.array(xi, dtype=float), lu=r.lu, Fx=Fx)
             v, g = resp.utility_gradient(i, r, y, start.p, Fx=Fx)
             if not (math.isfinite(v) and np.all(np.isfinite(g))):  # never hand a NaN to a search

@@ -331,11 +331,11 @@ class FollowerResponse:
         ``resp`` (which must carry its factorisation: ``sensitivity=True``); ``Fx``, when given, is
         ``dF/dx_i`` there (the caller's, to save its evaluation)."""
         p = self.system.read_params() if p is None else p
-        o, oz, oy = self.system.outputs(resp.z, y, p)
+        o, oz, oy = self.system.output_gradient(resp.z, y, p, i)
         pos = self.leader_pos[i]
-        vz = self.signs[i] * oz.getrow(i).toarray().ravel()
-        vx = self.signs[i] * oy.getrow(i).toarray().ravel()[pos]
+        vz = self.signs[i] * oz
+        vx = self.signs[i] * oy[pos]
         w = resp.lu.solve(vz, trans="T")
         if Fx is None:
-            Fx = self.system.input_jacobian(resp.z, y, p, self.options.mu)[:, pos]
-        return float(self.signs[i] * o[i]), vx - Fx.T @ w
+            Fx = self.system.input_columns(resp.z, y, p, self.options.mu, pos)
+        return float(self.signs[i] * o), vx - Fx.T @ w

@@ -2,11 +2,15 @@
 continuation, with the sensitivities of the equilibrium at every certified point.
 
 A sweep is one loop per *path* (the values of ``param`` in order; a second parameter ``param2``
-gives one independent path per value of it). Each point is the ordinary certified solve,
+gives one independent path per value of it). Each point is the ordinary solve,
 :func:`epec.solve_scenario`, started from the previous point's equilibrium moved along its
-tangent (the first-order predictor ``R + dR/dtheta * dtheta``, as the predictor-corrector
-continuation of homotopy codes and Ipopt's warm starts): the sweep knows no more about the
-solver than its public result. A point whose warm start does not end certified is solved again
+tangent (the first-order predictor ``R + dR/dtheta * dtheta``) and corrected by chord Newton on
+the equilibrium conditions ``G_I(R, theta) = 0`` with the last smooth point's ``dG_I/dR_I``
+(the predictor-corrector continuation of homotopy codes): the diagonalisation then starts at
+the equilibrium and confirms it in one sweep. The game is built and compiled once per path (its
+numbers are mutable Params, :class:`epec.Workspace`), and up to ``together`` consecutive points
+are solved first and then certified together (:mod:`epec.certify_together`): every point is
+certified exactly as alone. A point whose warm start does not end certified is solved again
 cold; a point that ends uncertified is marked, never interpolated, and the next point of the path
 starts cold.
 
@@ -19,10 +23,10 @@ At an equilibrium ``G_m = 0`` for every interior reward, so::
     dR_I/dtheta = -(dG_I/dR_I)^-1 (dG_I/dtheta + dG_I/dR_B dR_B/dtheta),
 
 ``I`` the interior rewards and ``B`` the rewards at a bound (``dR_B/dtheta = 0`` at 0, the
-bound's own derivative at ``Rmax``: 1 when ``Rmax`` itself is swept). ``theta`` enters the
-compiled model as constants, so the second-order terms ``dG/dR`` and ``dG/dtheta`` are central
-differences of the exact gradient ``G`` (step ``fd_step`` relative), on the followers' systems
-compiled at ``theta -+ h``. The derivatives of the utilities, the IoM and the allocation are
+bound's own derivative at ``Rmax``: 1 when ``Rmax`` itself is swept). The second-order terms
+``dG/dR`` (at ``theta``) and ``dG/dtheta`` are central differences of the exact gradient ``G``
+(step ``fd_step`` relative), on the followers' system compiled once per path with the
+scenario's numbers as Params and moved to ``theta``, ``theta -+ h``. The derivatives of the utilities, the IoM and the allocation are
 central differences along the tangent ``(theta -+ h, R -+ h dR/dtheta)``, where the followers
 are solved exactly.
 
@@ -335,8 +339,8 @@ def sensitivities(scenario: Any, name: str, value: float, R: Any, f: Any,
         sc_p, sc_m = apply_parameter(sc, name, value + h), apply_parameter(sc, name, value - h)
     except InputError as err:
         return {"status": "boundary", "reason": f"{name} -+ {h:.3g} leaves its range ({err.reason})"}
+    reuse = {} if reuse is None else reuse
     try:
-        reuse = {} if reuse is None else reuse
         fl = reuse.get("followers")
         if fl is None or not fl.fits(sc):
             fl = reuse["followers"] = _Followers(sc, R, f)
@@ -358,12 +362,14 @@ def sensitivities(scenario: Any, name: str, value: float, R: Any, f: Any,
         dR[at_hi] = (sc_p.Rmax[at_hi] - sc_m.Rmax[at_hi]) / (2 * h)  # the bound moves (Rmax swept)
         moving = np.flatnonzero(~(at_lo | at_hi) | (dR != 0))
         if interior.size:
+            # dG/dR at theta itself: central differences of the exact gradient, 2 responses per column
+            center = fl.at(sc, R, f)
             A = np.zeros((R.size, R.size))
             for k in moving:
                 d = options.fd_step * max(1.0, abs(R[k]))
                 e = np.zeros_like(R)
                 e[k] = d
-                A[:, k] = sum((fl.gradient(R + e) - fl.gradient(R - e)) / (2 * d) for fl in (plus, minus)) / 2
+                A[:, k] = (center.gradient(R + e) - center.gradient(R - e)) / (2 * d)
             b = (Gp - Gm) / (2 * h)
             bound = np.setdiff1d(moving, interior)
             rhs = -(b[interior] + A[np.ix_(interior, bound)] @ dR[bound])
@@ -391,7 +397,8 @@ def sensitivities(scenario: Any, name: str, value: float, R: Any, f: Any,
 
     return {"status": "ok", "step": h, "dR": dR.tolist(), "dV": diff("msp_utility"), "dU": diff("mu_utility"),
             "dIoM": diff("iom"), "df": ((fp - fm) / (2 * h)).tolist(),
-            "stationarity": float(np.max(np.abs(G[interior]), initial=0.0))}
+            "stationarity": float(np.max(np.abs(G[interior]), initial=0.0)),
+            "dG_dR": A.tolist() if interior.size else None, "interior": interior.tolist()}
 
 
 # ---------------------------------------------------------------------------- one path
@@ -411,6 +418,42 @@ def _start(prev: dict, sc: Any, value: float, opts: SweepOptions) -> tuple[np.nd
     over = f.sum(1) / sc.F
     f = np.where(over[:, None] > 1, f / np.maximum(over, 1.0)[:, None], f)
     return R, f, kind
+
+
+def _corrected(sc: Any, R: np.ndarray, f: np.ndarray, anchor: dict | None,
+               reuse: dict) -> tuple[np.ndarray, np.ndarray] | None:
+    """The continuation's start corrected by chord Newton on the equilibrium conditions
+    ``G_I(R, theta) = 0`` at the new ``theta``, with ``dG_I/dR_I`` of the path's last point with
+    sensitivities, ``anchor`` (its record's ``dG_dR``; the rewards at a bound stay there), up to
+    3 steps: the diagonalisation
+    then starts next to the equilibrium and confirms it in a sweep or two. None where there is no
+    such matrix, a step leaves the box, or ``|G_I|`` does not fall 100-fold (the start as
+    predicted is kept: this only saves sweeps, the solve decides)."""
+    sens = (anchor or {}).get("sensitivity") or {}
+    if sens.get("status") != "ok" or sens.get("dG_dR") is None:
+        return None
+    A, interior = np.asarray(sens["dG_dR"], dtype=float), np.asarray(sens["interior"], dtype=np.int64)
+    if A.shape != (R.size, R.size):
+        return None
+    try:
+        fl = reuse.get("followers")
+        if fl is None or not fl.fits(sc):  # as the point's sensitivities would (a resumed path too)
+            fl = reuse["followers"] = _Followers(sc, R, f)
+        at = fl.at(sc, R, f)
+        G0 = G = at.gradient(R)[interior]
+        for _ in range(3):
+            if not np.max(np.abs(G)) > 1e-10 * max(1.0, float(np.max(np.abs(R)))):
+                break
+            R_new = R.copy()
+            R_new[interior] -= np.linalg.solve(A[np.ix_(interior, interior)], G)
+            if np.any(R_new < 0.0) or np.any(R_new > sc.Rmax):
+                return None
+            R, G = R_new, at.gradient(R_new)[interior]
+        if not np.max(np.abs(G)) <= 1e-2 * np.max(np.abs(G0)):
+            return None
+        return R, at.allocation(R)
+    except (_NoDerivative, np.linalg.LinAlgError):
+        return None
 
 
 def _point(sc: Any, name: str, value: float, prev: dict | None, opts: SweepOptions,
@@ -467,7 +510,8 @@ def _point(sc: Any, name: str, value: float, prev: dict | None, opts: SweepOptio
     return rec
 
 
-def _tentative(sc: Any, name: str, value: float, prev: dict, opts: SweepOptions, reuse: dict) -> tuple | None:
+def _tentative(sc: Any, name: str, value: float, prev: dict, anchor: dict | None, opts: SweepOptions,
+               reuse: dict) -> tuple | None:
     """One point of a block (:func:`_block`): the continuation's solve without its certificate,
     the certificate prepared at the point (:func:`epec.certify_together.prepare_point`), and the
     sensitivities (the next point's predictor); ``(record, prepared)``, or None where the point
@@ -480,6 +524,9 @@ def _tentative(sc: Any, name: str, value: float, prev: dict, opts: SweepOptions,
 
     t0 = time.perf_counter()
     R0, f0, kind = _start(prev, sc, value, opts)
+    got = _corrected(sc, R0, f0, anchor, reuse)
+    if got is not None:
+        (R0, f0), kind = got, "corrected"
     sol = _solve(sc, opts, R0, f0, reuse["workspace"], certify=False)
     res = sol.result
     if res.status is not GameStatus.UNCERTIFIED:
@@ -500,7 +547,8 @@ def _tentative(sc: Any, name: str, value: float, prev: dict, opts: SweepOptions,
     return rec, prep, sc, R, f
 
 
-def _block(points: list[tuple[Any, float]], name: str, prev: dict, opts: SweepOptions, reuse: dict) -> list[dict]:
+def _block(points: list[tuple[Any, float]], name: str, prev: dict, anchor: dict | None, opts: SweepOptions,
+           reuse: dict) -> list[dict]:
     """Consecutive points of a path, each solved by continuation from the last without its
     certificate, then all certified together (:func:`epec.certify_together.certify_prepared`);
     the records of the leading points that end certified (the certificate, and the independent
@@ -513,11 +561,12 @@ def _block(points: list[tuple[Any, float]], name: str, prev: dict, opts: SweepOp
 
     pending = []
     for sc, value in points:
-        got = _tentative(sc, name, value, prev, opts, reuse)
+        got = _tentative(sc, name, value, prev, anchor, opts, reuse)
         if got is None:
             break
         pending.append(got)
         prev = got[0]
+        anchor = prev if prev["sensitivity"].get("status") == "ok" else anchor
     if not pending:
         return []
     certs = certify_prepared([p[1] for p in pending], batch_responses)
@@ -597,11 +646,13 @@ def sweep_path(task: dict[str, Any], on_point: Callable[[dict], Any] | None = No
         if opts.continuation and opts.together > 1 and prev is not None and prev.get("ok") \
                 and name not in DISCRETE:
             block = [(scenario_at(values[j]), values[j]) for j in range(i, min(n, i + opts.together))]
-            for rec in _block(block, name, prev, opts, reuse):
+            anchor = next((r for r in reversed(records) if (r.get("sensitivity") or {}).get("status") == "ok"), None)
+            certified = _block(block, name, prev, anchor, opts, reuse)
+            for rec in certified:
                 keep(i, rec)
                 prev, i = records[-1], i + 1
-            if i >= n:
-                break
+            if len(certified) == len(block):
+                continue  # the next block; else the first point it did not certify is solved alone
         rec = _point(scenario_at(values[i]), name, values[i], prev, opts, reuse)
         keep(i, rec)
         prev, i = records[-1], i + 1

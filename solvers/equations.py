@@ -123,6 +123,7 @@ class CompiledEquations:
         self._O = BufferEvaluator(ca.Function("outputs", [zy, p], [ca.densify(O), Oz, Oy]))
         self._Jz_csc, self._Jy_csc = _csc(Jz.sparsity()), _csc(Jy.sparsity())
         self._Oz_csc, self._Oy_csc = _csc(Oz.sparsity()), _csc(Oy.sparsity())
+        self._row_index: dict[tuple, tuple[np.ndarray, np.ndarray]] = {}
         self.compile_seconds = time.perf_counter() - t0
 
     # --- state ----------------------------------------------------------------------------------
@@ -164,6 +165,35 @@ class CompiledEquations:
     def input_jacobian(self, z: np.ndarray, y: np.ndarray, p: np.ndarray, mu: float) -> sp.csc_matrix:
         """``dF/dy`` (sparse CSC)."""
         return self._matrix(self._Jy(self._zy(z, y), p, np.array([mu]))[0], self._Jy_csc)
+
+    def input_columns(self, z: np.ndarray, y: np.ndarray, p: np.ndarray, mu: float, pos: Sequence[int]) -> np.ndarray:
+        """Columns ``pos`` of ``dF/dy`` as a dense array (n_F, len(pos)): a few inputs' columns
+        (a leader's decisions) without building the sparse matrix."""
+        data = self._Jy(self._zy(z, y), p, np.array([mu]))[0]
+        row, colind, shape = self._Jy_csc
+        out = np.zeros((shape[0], len(pos)))
+        for j, c in enumerate(pos):
+            a, b = colind[c], colind[c + 1]
+            out[row[a:b], j] = data[a:b]
+        return out
+
+    def output_gradient(self, z: np.ndarray, y: np.ndarray, p: np.ndarray, i: int) -> tuple[float, np.ndarray, np.ndarray]:
+        """``(o_i, do_i/dz, do_i/dy)`` of output ``i``, the gradients dense, without building the
+        sparse matrices of every output."""
+        o, oz, oy = self._O(self._zy(z, y), p)
+        return float(o[i]), self._dense_row(oz, self._Oz_csc, i), self._dense_row(oy, self._Oy_csc, i)
+
+    def _dense_row(self, data: np.ndarray, csc: tuple, i: int) -> np.ndarray:
+        row, colind, shape = csc
+        key = (id(csc), i)
+        if key not in self._row_index:  # the entries of row i and their columns, once per pattern
+            cols = np.repeat(np.arange(shape[1]), np.diff(colind))
+            at = np.flatnonzero(np.asarray(row) == i)
+            self._row_index[key] = (at, cols[at])
+        at, cols = self._row_index[key]
+        out = np.zeros(shape[1])
+        out[cols] = data[at]
+        return out
 
     def parts(self, z: np.ndarray, y: np.ndarray, p: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """``(e, a, b)``: equation rows and both sides of every pair (for natural residuals)."""
@@ -225,8 +255,14 @@ def _factorize(system: "CompiledEquations", J: sp.csc_matrix, ordering: str) -> 
     :data:`_HEAVY_ROW_SCALE`); raises RuntimeError when ``J`` is singular."""
     if system.row_scale is None:
         return spla.splu(J, permc_spec=ordering)
-    scaled = sp.csc_matrix((J.data * system.row_scale[J.indices], J.indices, J.indptr), shape=J.shape)
-    return _ScaledLU(spla.splu(scaled, permc_spec=ordering), system.row_scale)
+    # scaled in place and back (a second sparse matrix cost more than the factorisation itself
+    # on the default scenario); SuperLU keeps its own copy of the factors
+    scale = system.row_scale[J.indices]
+    J.data *= scale
+    try:
+        return _ScaledLU(spla.splu(J, permc_spec=ordering), system.row_scale)
+    finally:
+        J.data /= scale
 
 
 def compile_equations(equations: Sequence, pairs: Sequence = (), unknowns: Sequence = (),

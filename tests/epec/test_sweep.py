@@ -54,11 +54,19 @@ def test_continuation_finds_the_points_of_cold_solves(paths):
     values, warm, cold = paths
     assert [r["value"] for r in warm] == values
     assert all(r["ok"] for r in warm + cold)
-    assert [r["start"] for r in warm] == ["cold", "predicted", "predicted"]
+    assert [r["start"] for r in warm] == ["cold", "corrected", "corrected"]
     assert [r["start"] for r in cold] == ["cold"] * 3
     for a, b in zip(warm, cold):
         np.testing.assert_allclose(a["rewards"], b["rewards"], atol=1e-5)
         np.testing.assert_allclose(a["msp_utility"], b["msp_utility"], rtol=1e-6)
+
+
+def test_the_corrected_start_is_the_next_equilibrium(paths):
+    # chord Newton on the equilibrium conditions from the predicted start: the diagonalisation
+    # only confirms it (one sweep), where the cold solves need several
+    _, warm, cold = paths
+    assert [r["sweeps"] for r in warm[1:]] == [1, 1]
+    assert all(r["sweeps"] > 1 for r in cold)
 
 
 def test_the_predictor_lands_near_the_next_point(paths):
@@ -76,7 +84,7 @@ def test_a_resumed_path_goes_on_as_it_would_have(paths):
     task = path_tasks(preset("tiny"), "rho", values, options=OPTS, done=warm[:2])[0]
     records = sweep_path(task)
     assert records[:2] == warm[:2]
-    assert records[2]["start"] == "predicted"
+    assert records[2]["start"] == "corrected"
     # the same start, the same equilibrium: a resumed path compiles its game afresh, so the
     # solver's internal warm state (multipliers) differs and the last digits may too
     np.testing.assert_allclose(records[2]["rewards"], warm[2]["rewards"], rtol=1e-8, atol=1e-10)

@@ -105,3 +105,26 @@ def test_down_weighted_heavy_rows_keep_the_factors_sparse_and_the_solves_exact()
     for lu in (plain, scaled):
         assert np.allclose(dense @ lu.solve(b), b, atol=1e-10)
         assert np.allclose(dense.T @ lu.solve(b, trans="T"), b, atol=1e-10)
+
+
+def test_dense_columns_and_output_gradients_are_the_sparse_matrices_entries():
+    # Prepare: two outputs and three inputs, nonlinear in both
+    m = pyo.ConcreteModel()
+    m.x = pyo.Var(initialize=0.7)
+    m.y = pyo.Var(initialize=1.3)
+    m.a = pyo.Var(initialize=0.5)
+    m.b = pyo.Var(initialize=2.0)
+    m.c = pyo.Var(initialize=-1.5)
+    sys_ = compile_equations([m.x * m.a + m.y - m.b, m.y ** 2 - m.c * m.x], unknowns=[m.x, m.y],
+                             outputs=[m.x * m.y * m.a, pyo.exp(m.x) + m.b * m.c])
+    z, y, p = sys_.read_unknowns(), sys_.read_inputs(), sys_.read_params()
+    # Execute / Assert: the dense shortcuts equal the sparse matrices they avoid building
+    Jy = sys_.input_jacobian(z, y, p, 0.0).toarray()
+    for pos in ([0], [2, 1], [0, 1, 2]):
+        np.testing.assert_array_equal(sys_.input_columns(z, y, p, 0.0, pos), Jy[:, pos])
+    o, oz, oy = sys_.outputs(z, y, p)
+    for i in range(2):
+        oi, gz, gy = sys_.output_gradient(z, y, p, i)
+        assert oi == o[i]
+        np.testing.assert_array_equal(gz, oz.toarray()[i])
+        np.testing.assert_array_equal(gy, oy.toarray()[i])
