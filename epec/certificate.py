@@ -257,6 +257,7 @@ def certify(
     options: Any = None,
     progress: Callable[[str, int, int], Any] | None = None,
     batch_response: Callable[[list], tuple[Any, Any]] | None = None,
+    batch_starts: Callable[[list, Any, int], list] | None = None,
 ) -> Any:
     """Certify the leaders' decisions as they stand in ``model``: is this an equilibrium?
 
@@ -276,7 +277,7 @@ def certify(
     leaders, followers : sequence of blocks
         As :func:`solve_epec`; the leaders' decision Vars hold the point to certify.
     certificate : CertificateOptions
-    mode, lift, response, solver, options, progress, batch_response
+    mode, lift, response, solver, options, progress, batch_response, batch_starts
         As :func:`solve_epec` (``progress`` sees the ``"certificate"`` stage only).
 
     Returns
@@ -294,10 +295,11 @@ def certify(
         raise ValueError(f"response: must be a ResponseOptions, got {type(response).__name__}")
     if progress is not None and not callable(progress):
         raise ValueError(f"progress: must be callable, got {progress!r}")
-    if batch_response is not None and not callable(batch_response):
-        raise ValueError(f"batch_response: must be callable, got {batch_response!r}")
+    for name, fn in (("batch_response", batch_response), ("batch_starts", batch_starts)):
+        if fn is not None and not callable(fn):
+            raise ValueError(f"{name}: must be callable, got {fn!r}")
     game = leaders_game(model, leaders, followers, mode, solver, options, lift, response)
-    game.batch_response = batch_response
+    game.batch_response, game.batch_starts = batch_response, batch_starts
     x = [ld.values() for ld in game.leaders]
     # the decisions as given: the response below projects them on the (constraint-tightened)
     # boxes, so a broken constraint is seen here or never

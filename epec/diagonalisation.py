@@ -51,7 +51,7 @@ def solve_epec(
     progress: Callable[[str, int, int], Any] | None = None,
     follower_start: Callable[[list[np.ndarray], np.random.Generator | None], Any] | None = None,
     batch_response: Callable[[list[list[np.ndarray]]], tuple[Any, Any]] | None = None,
-    workspace: Workspace | None = None,
+    batch_starts: Callable[[list, np.random.Generator, int], list] | None = None, workspace: Workspace | None = None,
 ) -> GameResult:
     """EPEC by diagonalisation: each leader in turn solves its MPEC, the others held fixed.
 
@@ -71,7 +71,7 @@ def solve_epec(
         A leader's objective may use a follower constraint's multiplier, :func:`epec.multiplier`
         (differentiated through the followers' response); a constraint on a leader's block, or at model
         level over one leader's decisions, is that leader's and is kept throughout (:mod:`epec.constraints`).
-    method : Method or str, default "gauss-seidel"
+    method, leader_step : Method or str, LeaderStep or str (defaults "gauss-seidel", "implicit")
     mode : str or Reformulation, default "scholtes"
         The reformulation of the full-space path and of every Ipopt fallback: a name registered in
         :mod:`epec.modes` or an instance.
@@ -87,12 +87,13 @@ def solve_epec(
         stopped point loaded, the status ``UNCERTIFIED``, not ok).
     global_search : GlobalOptions
         Global moves out of refuted points and further start profiles.
-    follower_start : callable, optional
+    follower_start, batch_starts : callable, optional
         ``follower_start(decisions, rng) -> [(follower Var, value), ...]`` (or a ``ComponentMap``, or
         None): a start for the followers at leader decisions (one array per leader), e.g. their
         equilibrium from a problem-specific solver (:func:`epec.solve_scenario`); with ``rng`` None a
         warm Newton start where the response's own starts fail, with a generator a random start for
-        the certificate's uniqueness check (c). Never trusted: every answer is Newton's, checked.
+        the uniqueness check (c); ``batch_starts(decisions, rng, count)``: ``count`` of those in one
+        call (a hint or None each), tried first. Never trusted: every answer is Newton's, checked.
     batch_response : callable, optional
         ``batch_response(points) -> (utilities (B, leaders), solved (B,))``: every leader's utility at
         the followers' equilibrium at each of ``B`` decision profiles (one array per leader each), e.g.
@@ -101,7 +102,6 @@ def solve_epec(
     workspace : Workspace, optional
         Keeps the prepared game for the next solve of the same model, players and settings: only
         its Params, Var values and bounds are taken in again (:class:`epec.Workspace`).
-    leader_step : LeaderStep or str, default "implicit"
     response : ResponseOptions
         The Newton follower response (implicit steps and the certificate).
     acceleration : int, default 0
@@ -128,10 +128,10 @@ def solve_epec(
         outside its block), or a Var on no player's block that a constraint uses without defining it.
     """
     method, leader_step = Method(method), LeaderStep(leader_step)
-    _check_arguments(response, certificate, global_search, damping, tol, max_iter, acceleration, {"callback": callback, "progress": progress, "follower_start": follower_start, "batch_response": batch_response})
+    _check_arguments(response, certificate, global_search, damping, tol, max_iter, acceleration, {"callback": callback, "progress": progress, "follower_start": follower_start, "batch_response": batch_response, "batch_starts": batch_starts})
     t0 = time.perf_counter()
     game = _built(model, leaders, followers, mode, solver, options, lift, response, workspace)
-    game.follower_start, game.batch_response = follower_start, batch_response
+    game.follower_start, game.batch_response, game.batch_starts = follower_start, batch_response, batch_starts
     implicit = leader_step is LeaderStep.IMPLICIT and game.response is not None
     game.build_seconds = time.perf_counter() - t0 if implicit or workspace else game.build_seconds  # the response's too
     sweeps = _Sweeps(game, implicit, method, damping, tol, max_iter, acceleration, callback, progress)

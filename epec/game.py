@@ -159,6 +159,10 @@ class Game:
         #: utility at the followers' equilibrium of each decision profile of a batch (see
         #: :func:`epec.solve_epec`); the certificate's deviation scan uses it
         self.batch_response: Any = None
+        #: optional ``batch_starts(decisions, rng, count) -> [hint or None, ...]``: ``count`` random
+        #: starts for the followers at once, each as :attr:`follower_start` gives one (see
+        #: :func:`epec.solve_epec`); the certificate's uniqueness check uses it
+        self.batch_starts: Any = None
         self._start_index: dict[int, int] | None = None
         # per leader with one decision: the last secant curvature of its utility (the next
         # implicit step's first Newton step)
@@ -181,15 +185,31 @@ class Game:
                      rng: np.random.Generator | None = None) -> np.ndarray | None:
         """``z`` with the followers' variables set from :attr:`follower_start` at decisions ``x``
         (None without a hint, a response, or decisions); with ``rng``, the hint's random start."""
-        resp = self._response
-        if self.follower_start is None or resp is None or x is None:
+        if self.follower_start is None or self._response is None or x is None:
             return None
-        if self._start_index is None:
-            pos = {id(v): k for k, v in enumerate(resp.system.unknowns)}
-            self._start_index = {id(u): pos[id(w)] for u, w in self.data.var_map if id(w) in pos}
-        hint = self.follower_start([np.asarray(a, dtype=float) for a in x], rng)
+        return self._hinted(z, self.follower_start([np.asarray(a, dtype=float) for a in x], rng))
+
+    def batch_hinted_starts(self, z: np.ndarray, x: Sequence[np.ndarray] | None, rng: np.random.Generator,
+                            count: int) -> list[np.ndarray | None]:
+        """``count`` copies of ``z``, each with the followers' variables set from one of the random
+        starts :attr:`batch_starts` gives at decisions ``x`` in one call, as :meth:`hinted_start`
+        sets them; None for a start without a hint (all None without the hook, a response, or
+        decisions)."""
+        if self.batch_starts is None or self._response is None or x is None or count <= 0:
+            return [None] * max(0, count)
+        hints = list(self.batch_starts([np.asarray(a, dtype=float) for a in x], rng, count))
+        if len(hints) != count:
+            raise ValueError(f"batch_starts: returned {len(hints)} starts, expected {count}")
+        return [self._hinted(z, hint) for hint in hints]
+
+    def _hinted(self, z: np.ndarray, hint: Any) -> np.ndarray | None:
+        """A copy of ``z`` with the followers' variables that ``hint`` names (``[(user Var,
+        value), ...]`` or a ComponentMap) set to its finite values; None without a hint."""
         if hint is None:
             return None
+        if self._start_index is None:
+            pos = {id(v): k for k, v in enumerate(self._response.system.unknowns)}
+            self._start_index = {id(u): pos[id(w)] for u, w in self.data.var_map if id(w) in pos}
         z = np.array(z, dtype=float)
         for var, value in (hint.items() if hasattr(hint, "items") else hint):
             k = self._start_index.get(id(var))

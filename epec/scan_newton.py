@@ -320,14 +320,25 @@ def _equilibrium_from_random_start(pt: _NewtonPoint, box: _StartBox, rng: np.ran
 
 
 def _uniqueness(pt: _NewtonPoint, rng: np.random.Generator, tick: Callable[[], None]) -> tuple[int, float]:
-    """(c) uniqueness: ``options.starts`` random follower starts (:class:`_StartBox`), cold
-    continuation in mu, leaders at x*. Returns ``(starts that reached an equilibrium, their
-    largest distance from the point's followers' decisions)``."""
+    """(c) uniqueness: ``options.starts`` random follower starts, leaders at x*: with the game's
+    ``batch_starts`` all of them from one call (:meth:`epec.game.Game.batch_hinted_starts`), each
+    polished by Newton; a start without a hint, or whose polish fails, and every start without the
+    hook from :func:`_equilibrium_from_random_start` (:class:`_StartBox`, cold continuation in mu).
+    Returns ``(starts that reached an equilibrium, their largest distance from the point's
+    followers' decisions)``."""
     spread, starts = 0.0, 0
     box = _StartBox.at(pt.resp, pt.z_star)
     P = box.P
-    for _ in range(pt.options.starts):
-        z_end = _equilibrium_from_random_start(pt, box, rng)
+    count = pt.options.starts
+    hinted = (pt.game.batch_hinted_starts(pt.z_star, pt.x_star, rng, count)
+              if getattr(pt.game, "batch_starts", None) is not None else [None] * count)
+    for z_hint in hinted:
+        z_end = None
+        if z_hint is not None:
+            r = pt.resp.solve(z_hint, pt.y_star, pt.p, retry_cold=False)
+            z_end = r.z if r.ok else None
+        if z_end is None:
+            z_end = _equilibrium_from_random_start(pt, box, rng)
         if z_end is not None:
             starts += 1
             spread = max(spread, float(np.max(np.abs(z_end[P] - pt.z_star[P]), initial=0.0)))

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
@@ -18,7 +18,7 @@ from .diagonalisation import solve_epec
 from .options import CertificateOptions, LeaderStep
 from .results import GameResult, GameStatus
 
-__all__ = ["ScenarioSolution", "solve_scenario", "batch_response", "batch_responses"]
+__all__ = ["ScenarioSolution", "solve_scenario", "batch_response", "batch_responses", "batch_starts"]
 
 #: pairs (markets x MUs x MSPs) per call of the batched follower solver: bounds its memory
 #: (about 40 float64 tensors of this size live in one Newton step, ~1.3 GB at 4M)
@@ -67,29 +67,16 @@ def batch_response(scenario: Any) -> Callable[[list], tuple[np.ndarray, np.ndarr
     even splits), ``solved`` (B,) where it reached its natural KKT residual 1e-12 (far inside the
     certificate's ``kkt_tol``); the certificate solves the others by Newton on the Pyomo game.
     """
-    import torch
-
-    from models.batch_followers import Coefficients, market_utilities, solve_followers
+    from models.batch_followers import Coefficients, market_utilities
 
     cf = Coefficients.of(scenario)
-    chunk = max(1, _BATCH_PAIRS // max(1, scenario.n_mu * scenario.n_msp))
 
     def respond(points: list) -> tuple[np.ndarray, np.ndarray]:
         R = np.array([[float(np.asarray(a, dtype=float).ravel()[0]) for a in pt] for pt in points], dtype=float)
-        V, solved = [], []
-        threads = torch.get_num_threads()
-        # one thread: torch.linalg.solve of a batch of 3x3 systems took 50 ms with 2 threads on the
-        # loaded 2-core machine (OpenMP threads waiting for a core) and 20 us with one
-        torch.set_num_threads(1)
-        try:
-            for k in range(0, len(R), chunk):
-                Rk = torch.as_tensor(R[k:k + chunk], dtype=cf.Q.dtype)
-                eq = solve_followers(cf, Rk)
-                V.append(market_utilities(cf, Rk, eq.iom).numpy())
-                solved.append(eq.converged.numpy())
-        finally:
-            torch.set_num_threads(threads)
-        return np.concatenate(V).reshape(len(R), -1), np.concatenate(solved).reshape(len(R))
+        parts = _solved_in_chunks(cf, R, None, lambda c, Rk, eq: (market_utilities(c, Rk, eq.iom).numpy(),
+                                                                  eq.converged.numpy()))
+        return (np.concatenate([v for v, _ in parts]).reshape(len(R), -1),
+                np.concatenate([ok for _, ok in parts]).reshape(len(R)))
 
     respond.coefficients = cf  # type: ignore[attr-defined]  (batch_responses stacks markets by it)
     return respond
@@ -105,7 +92,7 @@ def batch_responses(requests: list[tuple[Callable, list]]) -> list[tuple[np.ndar
     separate calls. :func:`epec.certify_together.certify_prepared`'s ``engine_many``."""
     import torch
 
-    from models.batch_followers import Coefficients, market_utilities, solve_followers
+    from models.batch_followers import Coefficients, market_utilities
 
     out: list[Any] = [None] * len(requests)
     groups: dict[tuple, list[int]] = {}
@@ -115,36 +102,113 @@ def batch_responses(requests: list[tuple[Callable, list]]) -> list[tuple[np.ndar
             out[k] = respond(points)
             continue
         groups.setdefault((cf.shape, cf.mechanism, cf.eps0, tuple(cf.lam.tolist())), []).append(k)
+    for ks in groups.values():
+        cfs = [requests[k][0].coefficients for k in ks]
+        R = [np.array([[float(np.asarray(a, dtype=float).ravel()[0]) for a in pt] for pt in requests[k][1]])
+             for k in ks]
+        sizes = [len(r) for r in R]
+        N, M = cfs[0].shape
+        rep = lambda name: torch.cat([getattr(c, name).expand(b, N, M) for c, b in zip(cfs, sizes)])  # noqa: E731
+        F = torch.cat([c.F.expand(b, N) for c, b in zip(cfs, sizes)])
+        cf = Coefficients(Q=rep("Q"), alpha=rep("alpha"), beta=rep("beta"), e=rep("e"), F=F, lam=cfs[0].lam,
+                          eps0=cfs[0].eps0, mechanism=cfs[0].mechanism)
+        parts = _solved_in_chunks(cf, np.concatenate(R), None,
+                                  lambda c, Rk, eq: (market_utilities(c, Rk, eq.iom).numpy(), eq.converged.numpy()))
+        V_all = np.concatenate([v for v, _ in parts]).reshape(sum(sizes), -1)
+        ok_all = np.concatenate([ok for _, ok in parts]).reshape(sum(sizes))
+        start = 0
+        for k, b in zip(ks, sizes):
+            out[k] = (V_all[start:start + b], ok_all[start:start + b])
+            start += b
+    return out
+
+
+def batch_starts(scenario: Any, free_vars: Sequence[tuple[int, int, Any]]) -> Callable[[list, Any, int], list]:
+    """The MUs' equilibria from random starts, several at once, for the certificate's uniqueness
+    check (:func:`epec.solve_epec`'s ``batch_starts``).
+
+    ``starts(decisions, rng, count)``, ``decisions`` a list of one array ``[R_m]`` per MSP, draws
+    ``count`` random feasible splits of every MU's budget (as :func:`solve_scenario`'s
+    ``follower_start`` draws one: a Dirichlet split of ``F_n`` over the MSPs and a share kept) and
+    solves the markets from them in one :func:`models.batch_followers.solve_followers` call;
+    each start's hint is ``[(var, f_nm), ...]`` over ``free_vars`` (``(n, m, var)``: the game's
+    free allocation Vars, of the model the hint is for), or None where the market did not reach
+    its natural KKT residual 1e-12."""
+    from models.batch_followers import Coefficients
+
+    cf = Coefficients.of(scenario)
+    N, M = scenario.n_mu, scenario.n_msp
+    F = np.asarray(scenario.F, dtype=float)
+    rows = np.array([n for n, _, _ in free_vars], dtype=int)
+    cols = np.array([m for _, m, _ in free_vars], dtype=int)
+    variables = [v for _, _, v in free_vars]
+
+    def starts(decisions: list, rng: Any, count: int) -> list:
+        R = np.array([float(np.asarray(d, dtype=float).ravel()[0]) for d in decisions], dtype=float)
+        f0 = rng.dirichlet(np.ones(M + 1), size=(count, N))[..., :M] * F[None, :, None]
+        parts = _solved_in_chunks(cf, np.tile(R, (count, 1)), f0,
+                                  lambda c, Rk, eq: (eq.f.numpy(), eq.converged.numpy()))
+        f = np.concatenate([a for a, _ in parts]).reshape(count, N, M)
+        ok = np.concatenate([b for _, b in parts]).reshape(count)
+        return [list(zip(variables, f[k][rows, cols].tolist())) if ok[k] else None for k in range(count)]
+
+    return starts
+
+
+def _solved_in_chunks(cf: Any, R: np.ndarray, f0: np.ndarray | None, read: Callable[[Any, Any, Any], Any]) -> list:
+    """``read(cf_k, R_k, eq_k)`` of every chunk of the markets ``R`` (B, M) (and starts ``f0``
+    (B, N, M), None for even splits) solved by :func:`models.batch_followers.solve_followers`, at
+    most :data:`_BATCH_PAIRS` pairs a call; ``cf`` one scenario's (shared by all) or one per market
+    (B, N, M), sliced with the chunk. Under one torch thread, restored after: a batch of 3x3
+    systems (``torch.linalg.solve``) took 50 ms with 2 threads on the loaded 2-core machine
+    (OpenMP threads waiting for a core) and 20 us with one."""
+    import torch
+
+    from models.batch_followers import Coefficients, solve_followers
+
+    N, M = cf.shape
+    chunk = max(1, _BATCH_PAIRS // max(1, N * M))
+    per_market = cf.Q.shape[0] > 1
     threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # as batch_response: small batched solves are slower on 2 threads
+    torch.set_num_threads(1)
     try:
-        for ks in groups.values():
-            cfs = [requests[k][0].coefficients for k in ks]
-            R = [np.array([[float(np.asarray(a, dtype=float).ravel()[0]) for a in pt] for pt in requests[k][1]])
-                 for k in ks]
-            sizes = [len(r) for r in R]
-            N, M = cfs[0].shape
-            rep = lambda name: torch.cat([getattr(c, name).expand(b, N, M) for c, b in zip(cfs, sizes)])  # noqa: E731
-            Rall = torch.as_tensor(np.concatenate(R), dtype=cfs[0].Q.dtype)
-            chunk = max(1, _BATCH_PAIRS // max(1, N * M))
-            Q, alpha, beta, e = rep("Q"), rep("alpha"), rep("beta"), rep("e")
-            F = torch.cat([c.F.expand(b, N) for c, b in zip(cfs, sizes)])
-            V, solved = [], []
-            for a in range(0, len(Rall), chunk):
-                s = slice(a, a + chunk)
-                cf = Coefficients(Q=Q[s], alpha=alpha[s], beta=beta[s], e=e[s], F=F[s], lam=cfs[0].lam,
-                                  eps0=cfs[0].eps0, mechanism=cfs[0].mechanism)
-                eq = solve_followers(cf, Rall[s])
-                V.append(market_utilities(cf, Rall[s], eq.iom).numpy())
-                solved.append(eq.converged.numpy())
-            V_all, ok_all = np.concatenate(V).reshape(len(Rall), -1), np.concatenate(solved).reshape(len(Rall))
-            start = 0
-            for k, b in zip(ks, sizes):
-                out[k] = (V_all[start:start + b], ok_all[start:start + b])
-                start += b
+        out = []
+        for a in range(0, len(R), chunk):
+            s = slice(a, a + chunk)
+            ck = (Coefficients(Q=cf.Q[s], alpha=cf.alpha[s], beta=cf.beta[s], e=cf.e[s], F=cf.F[s], lam=cf.lam,
+                               eps0=cf.eps0, mechanism=cf.mechanism) if per_market else cf)
+            Rk = torch.as_tensor(R[s], dtype=cf.Q.dtype)
+            fk = None if f0 is None else torch.as_tensor(f0[s], dtype=cf.Q.dtype)
+            out.append(read(ck, Rk, solve_followers(ck, Rk, f0=fk)))
+        return out
     finally:
         torch.set_num_threads(threads)
-    return out
+
+
+def _follower_solvers(scenario: Any, model: Any) -> dict[str, Callable]:
+    """:func:`solve_scenario`'s followers' solvers for :func:`epec.solve_epec` (``follower_start``,
+    ``batch_response``, ``batch_starts``), their hints over the free allocation Vars of ``model``
+    (the game of this call: a workspace's model is reused, moved to each scenario)."""
+    from models.equilibrium import follower_equilibrium
+
+    free = [(n, m) for n in model.MU for m in model.MSP if not model.mu[n].f[m].fixed]
+
+    def numpy_start(decisions: list, rng: np.random.Generator | None = None) -> list | None:
+        """The followers' equilibrium from the numpy best-response solver, for the Newton
+        response to start from where its own starts fail (Newton's cold start, a continuation
+        in the smoothing, lost its way on a few corners of the model's range: tiny energy
+        prices, reward caps of 0); with ``rng``, from a random feasible split of every budget
+        (the certificate's uniqueness starts)."""
+        R = np.array([float(d[0]) for d in decisions])
+        f0 = None
+        if rng is not None:
+            w = rng.dirichlet(np.ones(scenario.n_msp + 1), size=scenario.n_mu)[:, :scenario.n_msp]
+            f0 = w * scenario.F[:, None]
+        eq = follower_equilibrium(scenario, R, f0=f0)
+        return [(model.mu[n].f[m], eq.f[n, m]) for n, m in free] if eq.converged else None
+
+    return {"follower_start": numpy_start, "batch_response": batch_response(scenario),
+            "batch_starts": batch_starts(scenario, [(n, m, model.mu[n].f[m]) for n, m in free])}
 
 
 def solve_scenario(
@@ -191,7 +255,9 @@ def solve_scenario(
         structure builds anew. The returned ``model`` is then the workspace's, changed by the
         next call.
     **epec_options
-        Any other keyword of :func:`epec.solve_epec`.
+        Any other keyword of :func:`epec.solve_epec`. The followers' own solvers are passed by
+        default (``follower_start``, ``batch_response`` from :func:`batch_response`, ``batch_starts``
+        from :func:`batch_starts`); ``None`` turns one off.
 
     Returns
     -------
@@ -200,7 +266,7 @@ def solve_scenario(
         followers' KKT residual from the independent numpy checker within the certificate's
         ``kkt_tol`` (otherwise the status is ``not_certified`` and the message says why).
     """
-    from models.equilibrium import follower_equilibrium, follower_kkt_residual
+    from models.equilibrium import follower_kkt_residual
     from models.game import allocations, build_game, rewards, same_structure, update_game
 
     if workspace is None:
@@ -212,24 +278,8 @@ def solve_scenario(
         else:
             model = workspace.scenario_model = build_game(scenario, R0=R0, f0=f0, parametric=True)
         epec_options["workspace"] = workspace
-    free = [(n, m) for n in model.MU for m in model.MSP if not model.mu[n].f[m].fixed]
-
-    def numpy_start(decisions: list, rng: np.random.Generator | None = None) -> list | None:
-        """The followers' equilibrium from the numpy best-response solver, for the Newton
-        response to start from where its own starts fail (Newton's cold start, a continuation
-        in the smoothing, lost its way on a few corners of the model's range: tiny energy
-        prices, reward caps of 0); with ``rng``, from a random feasible split of every budget
-        (the certificate's uniqueness starts)."""
-        R = np.array([float(d[0]) for d in decisions])
-        f0 = None
-        if rng is not None:
-            w = rng.dirichlet(np.ones(scenario.n_msp + 1), size=scenario.n_mu)[:, :scenario.n_msp]
-            f0 = w * scenario.F[:, None]
-        eq = follower_equilibrium(scenario, R, f0=f0)
-        return [(model.mu[n].f[m], eq.f[n, m]) for n, m in free] if eq.converged else None
-
-    epec_options = {"certificate": CertificateOptions(grid=grid, max_failed=0.5), "follower_start": numpy_start,
-                    "batch_response": batch_response(scenario), **epec_options}
+    epec_options = {"certificate": CertificateOptions(grid=grid, max_failed=0.5),
+                    **_follower_solvers(scenario, model), **epec_options}
     res = solve_epec(
         model, leaders=[model.msp], followers=[model.mu], method=method, mode=mode, damping=damping,
         tol=tol, max_iter=max_iter, certify=certify, leader_step=LeaderStep(leader_step), callback=callback,
