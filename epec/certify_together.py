@@ -47,8 +47,8 @@ class PreparedPoint:
         The point's batch engine (``game.batch_response`` when prepared).
     cpu_seconds : float
         CPU seconds spent on the point so far.
-    follower_start : callable or None
-        The point's ``game.follower_start`` when prepared.
+    follower_start, batch_starts : callable or None
+        The point's ``game.follower_start`` and ``game.batch_starts`` when prepared.
     """
 
     game: Any
@@ -59,11 +59,13 @@ class PreparedPoint:
     respond: Callable
     cpu_seconds: float
     follower_start: Any = None
+    batch_starts: Any = None
 
     def activate(self) -> None:
         """Put the game back at this point, with the point's own hooks (a scenario's numbers)."""
         self.game.set_state(self.state)
         self.game.batch_response, self.game.follower_start = self.respond, self.follower_start
+        self.game.batch_starts = self.batch_starts
 
 
 def prepare_point(game: Any, options: Any) -> PreparedPoint | None:
@@ -77,7 +79,7 @@ def prepare_point(game: Any, options: Any) -> PreparedPoint | None:
     if scan is None:
         return None
     return PreparedPoint(game, game.state(), options, replies, scan, game.batch_response, time.process_time() - c0,
-                         game.follower_start)
+                         game.follower_start, game.batch_starts)
 
 
 def _separately(requests: Sequence[tuple[Callable, list]]) -> list[tuple[Any, Any]]:
