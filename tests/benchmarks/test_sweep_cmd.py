@@ -108,6 +108,17 @@ def test_cold_baseline_is_measured_side_by_side(tmp_path, capsys):
     assert b["ratio"] > 0 and "cold baseline:" in capsys.readouterr().out
 
 
+def test_a_tight_cold_baseline_agrees_with_the_continuation_to_1e_6(tmp_path):
+    # the cold solves to 1e-10 (--cold-tol): the continuation's corrected points are the
+    # equilibria far inside the default tolerance's 1e-6
+    out = tmp_path / "run"
+    assert main(["sweep", "--scenario", "tiny", "--param", "rho", "--values", "0.4:0.5:3", "--grid", "11", "--cold",
+                 "--cold-tol", "1e-10", "--out", str(out), "--quiet"]) == 0
+    data = json.loads((out / "sweep.json").read_text())
+    assert data["baseline"]["compared"] == 3 and data["baseline"]["max_reward_difference"] < 1e-6
+    assert [p["start"] for p in data["points"]] == ["cold", "corrected", "corrected"]
+
+
 def test_two_parameters_draw_heat_maps(tmp_path):
     out = tmp_path / "run"
     assert main(["sweep", "--scenario", "tiny", "--param", "rho", "--values", "0.4,0.45", "--param2", "Rmax",
@@ -128,6 +139,8 @@ def test_two_parameters_draw_heat_maps(tmp_path):
     (["--param", "rho", "--values", "0.5", "--param2", "rho", "--values2", "0.6"], "--param2"),
     (["--param", "rho", "--values", "0.5", "--workers", "0"], "--workers"),
     (["--param", "rho", "--values", "0.5", "--grid", "1"], "--grid"),
+    (["--param", "rho", "--values", "0.5", "--cold-tol", "1e-10"], "--cold-tol"),
+    (["--param", "rho", "--values", "0.5", "--cold", "--cold-tol", "2"], "--cold-tol"),
 ])
 def test_bad_flags_are_refused_naming_the_flag(tmp_path, capsys, extra, flag):
     out = tmp_path / "run"
