@@ -1,0 +1,274 @@
+"""Sensitivities of a certified equilibrium of a scenario with respect to one of its numbers,
+and the corrector of a continuation's start, both by the implicit function theorem on the
+equilibrium conditions (:mod:`epec.sweep` runs them along a path).
+
+For fixed ``theta`` the followers' response ``z(R, theta)`` solves their smoothed KKT system
+(:class:`epec.FollowerResponse`) and each MSP's reduced utility ``V_m(R, z(R, theta))`` has the
+exact gradient ``G_m = dV_m/dR_m`` of the implicit leader step. At an equilibrium ``G_m = 0``
+for every interior reward, so::
+
+    dR_I/dtheta = -(dG_I/dR_I)^-1 (dG_I/dtheta + dG_I/dR_B dR_B/dtheta),
+
+``I`` the interior rewards and ``B`` the rewards at a bound (``dR_B/dtheta = 0`` at 0, the
+bound's own derivative at ``Rmax``: 1 when ``Rmax`` itself is swept). The second-order terms
+``dG/dR`` (at ``theta``) and ``dG/dtheta`` are central differences of the exact gradient ``G``
+(step ``fd_step`` relative), on the followers' system compiled once per path with the
+scenario's numbers as Params and moved to ``theta``, ``theta -+ h`` (:class:`CompiledFollowers`).
+The derivatives of the utilities, the IoM and the allocation are central differences along the
+tangent ``(theta -+ h, R -+ h dR/dtheta)``, where the followers are solved exactly.
+
+A derivative exists only where the followers' active set does not change: a point where an MU
+enters or leaves (``f_nm = 0`` with a zero multiplier: degenerate complementarity), a budget
+starts or stops binding with a zero multiplier, a reward touches its bound with ``G_m = 0``, or
+the active set differs at ``theta -+ h``, is reported as a ``kink`` with the reason, and no
+derivative.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from models.errors import InputError
+from models.scenario import clip_rewards
+
+from .sweep_params import DISCRETE, SweepOptions, apply_parameter
+
+__all__ = ["CompiledFollowers", "corrected_start", "outcome", "sensitivities"]
+
+
+def outcome(sc: Any, R: np.ndarray, f: np.ndarray) -> dict[str, Any]:
+    """What a point reports (and what the tangent differentiates): rewards, utilities, IoM,
+    participation at ``(R, f)``."""
+    from models.iom import iom_matrix
+    from models.utility import msp_utilities, mu_utilities
+
+    I = iom_matrix(sc, f)
+    V, U = msp_utilities(sc, R, f), mu_utilities(sc, R, f)
+    return {"rewards": R.tolist(), "msp_utility": V.tolist(),
+            "mu_utility": {"mean": float(U.mean()), "min": float(U.min()), "max": float(U.max()),
+                           "total": float(U.sum())},
+            "iom": I.sum(0).tolist(), "participation": (f > _ACTIVE * sc.F[:, None]).sum(0).tolist()}
+
+
+#: an allocation below this times the MU's budget is "no work" (the models' numpy checker's rule)
+_ACTIVE = 1e-7
+
+
+def _pattern(sc: Any, f: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The followers' active set: which pairs work, which budgets bind."""
+    working = f > _ACTIVE * sc.F[:, None]
+    binding = sc.F - f.sum(1) <= _ACTIVE * sc.F
+    return working, binding
+
+
+def _degenerate(sc: Any, R: np.ndarray, f: np.ndarray, kink_tol: float) -> list[str]:
+    """Degenerate complementarity of the followers at ``(R, f)`` (a kink of the equilibrium path):
+    a pair not working whose multiplier ``nu_nm = mu_n - dU_n/df_nm`` is zero (the MU is about to
+    enter or has just left), a binding budget whose multiplier ``mu_n`` is zero."""
+    from models.equilibrium import follower_kkt_residual
+
+    chk = follower_kkt_residual(sc, R, f)
+    g, mu = chk.gradient, chk.mu
+    scale = np.maximum(1.0, np.abs(g).max(1))
+    working, binding = _pattern(sc, f)
+    out = []
+    idle = (~working) & (sc.D > 0)
+    nu = mu[:, None] - g
+    for n, m in zip(*np.nonzero(idle & (np.abs(nu) <= kink_tol * scale[:, None]))):
+        out.append(f"MU {n} at the edge of working for MSP {m} (f = 0 with multiplier {nu[n, m]:.2g})")
+    for n in np.flatnonzero(binding & working.any(1) & (mu <= kink_tol * scale)):
+        out.append(f"MU {n}'s budget binds with multiplier {mu[n]:.2g}")
+    return out
+
+
+class CompiledFollowers:
+    """The followers' response compiled once (the machinery of the implicit leader step), on a
+    parametric game (:func:`models.game.build_game`, ``parametric=True``): Newton on their
+    smoothed KKT system at any scenario of the same structure (:meth:`at`)."""
+
+    def __init__(self, sc: Any, R: np.ndarray, f: np.ndarray) -> None:
+        from models.game import build_game
+
+        from .kkt import kkt
+        from .response import FollowerResponse
+
+        self.model = model = build_game(sc, R0=clip_rewards(R, sc.Rmax), f0=f, parametric=True)
+        kkts = [kkt(b) for b in model.mu.values()]
+        self.resp = FollowerResponse(kkts, [[model.msp[m].R] for m in model.MSP],
+                                     [model.msp[m].utility for m in model.MSP])
+        if any(len(pos) != 1 for pos in self.resp.leader_pos):
+            raise _NoDerivative("an MSP's reward does not enter the followers' system")
+
+    def fits(self, sc: Any) -> bool:
+        from models.game import same_structure
+
+        return same_structure(self.model, sc)
+
+    def at(self, sc: Any, R: np.ndarray, f: np.ndarray) -> _FollowersAt:
+        """The response at scenario ``sc`` (the same structure), started from ``(R, f)``."""
+        from models.game import update_game
+
+        update_game(self.model, sc, R0=R, f0=f)
+        z, y = self.resp.read()
+        return _FollowersAt(self, z, y, self.resp.system.read_params())
+
+
+@dataclass
+class _FollowersAt:
+    """:class:`CompiledFollowers` at one scenario: its parameters ``p`` and the start ``z``, ``y``."""
+
+    base: CompiledFollowers
+    z: np.ndarray
+    y: np.ndarray
+    p: np.ndarray
+
+    def respond(self, R: np.ndarray) -> tuple[Any, np.ndarray]:
+        resp = self.base.resp
+        y = resp.inputs_at(self.y, [np.array([r]) for r in R])
+        r = resp.solve(self.z, y, self.p, sensitivity=True)
+        if not (r.ok and r.lu is not None):
+            r = resp.solve(self.z, y, self.p, cold=True, sensitivity=True)
+        if not (r.ok and r.lu is not None):
+            raise _NoDerivative(f"no follower response at R = {np.round(R, 6).tolist()} ({r.status})")
+        return r, y
+
+    def gradient(self, R: np.ndarray) -> np.ndarray:
+        """``G_m = dV_m/dR_m`` for every MSP, at the followers' response to ``R``."""
+        r, y = self.respond(R)
+        return np.array([self.base.resp.utility_gradient(m, r, y, self.p)[1][0] for m in range(len(R))])
+
+    def allocation(self, R: np.ndarray) -> np.ndarray:
+        from models.game import allocations
+
+        r, _ = self.respond(R)
+        self.base.resp.load(r.z)
+        return allocations(self.base.model)
+
+
+class _NoDerivative(Exception):
+    """The sensitivities cannot be computed at this point (the reason is the message)."""
+
+
+def sensitivities(scenario: Any, name: str, value: float, R: Any, f: Any,
+                  options: SweepOptions = SweepOptions(), reuse: dict | None = None) -> dict[str, Any]:
+    """The derivatives of the certified equilibrium ``(R, f)`` of ``scenario`` (whose ``name`` is
+    ``value``) with respect to that parameter, by the implicit function theorem (module doc).
+
+    Returns a plain record: ``status`` ``"ok"`` with ``dR`` (M), ``dV`` (M), ``dU`` (the MU
+    utilities' mean, total, min and max), ``dIoM`` (M, total IoM per MSP), ``df`` (N x M), ``step``
+    (the ``h`` of the differences) and ``stationarity`` (largest ``|G_m|`` of an interior reward);
+    ``"kink"`` with ``kinks`` (the reasons, no derivative); ``"discrete"`` for ``n_mu`` /
+    ``n_msp``; ``"boundary"`` when ``value -+ h`` leaves the parameter's range; ``"failed"`` with
+    ``reason``.
+
+    ``reuse``: a dict kept between calls (a sweep's path): the followers' response is compiled
+    once, on a parametric game, and kept there for the next point of the same structure.
+    """
+    if name in DISCRETE:
+        return {"status": "discrete", "reason": f"{name} is a whole number: no derivative"}
+    sc = scenario
+    R, f = np.asarray(R, dtype=float), np.asarray(f, dtype=float)
+    kinks = _degenerate(sc, R, f, options.kink_tol)
+    h = options.fd_step * (abs(value) if value != 0 else 1.0)
+    try:
+        sc_p, sc_m = apply_parameter(sc, name, value + h), apply_parameter(sc, name, value - h)
+    except InputError as err:
+        return {"status": "boundary", "reason": f"{name} -+ {h:.3g} leaves its range ({err.reason})"}
+    reuse = {} if reuse is None else reuse
+    try:
+        fl = reuse.get("followers")
+        if fl is None or not fl.fits(sc):
+            fl = reuse["followers"] = CompiledFollowers(sc, R, f)
+        plus, minus = fl.at(sc_p, R, f), fl.at(sc_m, R, f)
+        Gp, Gm = plus.gradient(R), minus.gradient(R)
+        G = 0.5 * (Gp + Gm)
+        V = np.asarray(outcome(sc, R, f)["msp_utility"])
+        scale = np.maximum(1.0, np.abs(V))
+        span = np.maximum(1.0, sc.Rmax)
+        at_lo = R <= 1e-9 * span
+        at_hi = (R >= sc.Rmax - 1e-9 * span) & ~at_lo
+        for m in np.flatnonzero(at_lo | at_hi):
+            if abs(G[m]) <= options.kink_tol * scale[m]:
+                kinks.append(f"MSP {m}'s reward touches its bound {R[m]:.6g} with dV/dR = {G[m]:.2g}")
+        if kinks:
+            return {"status": "kink", "kinks": kinks}
+        interior = np.flatnonzero(~(at_lo | at_hi))
+        dR = np.zeros_like(R)
+        dR[at_hi] = (sc_p.Rmax[at_hi] - sc_m.Rmax[at_hi]) / (2 * h)  # the bound moves (Rmax swept)
+        moving = np.flatnonzero(~(at_lo | at_hi) | (dR != 0))
+        if interior.size:
+            # dG/dR at theta itself: central differences of the exact gradient, 2 responses per column
+            center = fl.at(sc, R, f)
+            A = np.zeros((R.size, R.size))
+            for k in moving:
+                d = options.fd_step * max(1.0, abs(R[k]))
+                e = np.zeros_like(R)
+                e[k] = d
+                A[:, k] = (center.gradient(R + e) - center.gradient(R - e)) / (2 * d)
+            b = (Gp - Gm) / (2 * h)
+            bound = np.setdiff1d(moving, interior)
+            rhs = -(b[interior] + A[np.ix_(interior, bound)] @ dR[bound])
+            dR[interior] = np.linalg.solve(A[np.ix_(interior, interior)], rhs)
+        # the tangent: the followers solved exactly at (theta -+ h, R -+ h dR)
+        Rp, Rm = R + h * dR, R - h * dR
+        fp, fm = plus.allocation(Rp), minus.allocation(Rm)
+    except (_NoDerivative, np.linalg.LinAlgError) as err:
+        return {"status": "failed", "reason": str(err)}
+    base = _pattern(sc, f)
+    for side, fs, scs in (("+", fp, sc_p), ("-", fm, sc_m)):
+        pat = _pattern(scs, fs)
+        if not (np.array_equal(pat[0], base[0]) and np.array_equal(pat[1], base[1])):
+            changed = int((pat[0] != base[0]).sum() + (pat[1] != base[1]).sum())
+            kinks.append(f"the followers' active set changes within {name} {side} {h:.3g} ({changed} switches)")
+    if kinks:
+        return {"status": "kink", "kinks": kinks}
+    op, om = outcome(sc_p, Rp, fp), outcome(sc_m, Rm, fm)
+
+    def diff(key: str) -> Any:
+        a, c = op[key], om[key]
+        if isinstance(a, dict):
+            return {k: (a[k] - c[k]) / (2 * h) for k in a}
+        return ((np.asarray(a) - np.asarray(c)) / (2 * h)).tolist()
+
+    return {"status": "ok", "step": h, "dR": dR.tolist(), "dV": diff("msp_utility"), "dU": diff("mu_utility"),
+            "dIoM": diff("iom"), "df": ((fp - fm) / (2 * h)).tolist(),
+            "stationarity": float(np.max(np.abs(G[interior]), initial=0.0)),
+            "dG_dR": A.tolist() if interior.size else None, "interior": interior.tolist()}
+
+
+def corrected_start(sc: Any, R: np.ndarray, f: np.ndarray, anchor: dict | None,
+               reuse: dict) -> tuple[np.ndarray, np.ndarray] | None:
+    """The continuation's start corrected by chord Newton on the equilibrium conditions
+    ``G_I(R, theta) = 0`` at the new ``theta``, with ``dG_I/dR_I`` of the path's last point with
+    sensitivities, ``anchor`` (its record's ``dG_dR``; the rewards at a bound stay there), up to
+    3 steps: the diagonalisation
+    then starts next to the equilibrium and confirms it in a sweep or two. None where there is no
+    such matrix, a step leaves the box, or ``|G_I|`` does not fall 100-fold (the start as
+    predicted is kept: this only saves sweeps, the solve decides)."""
+    sens = (anchor or {}).get("sensitivity") or {}
+    if sens.get("status") != "ok" or sens.get("dG_dR") is None:
+        return None
+    A, interior = np.asarray(sens["dG_dR"], dtype=float), np.asarray(sens["interior"], dtype=np.int64)
+    if A.shape != (R.size, R.size):
+        return None
+    try:
+        fl = reuse.get("followers")
+        if fl is None or not fl.fits(sc):  # as the point's sensitivities would (a resumed path too)
+            fl = reuse["followers"] = CompiledFollowers(sc, R, f)
+        at = fl.at(sc, R, f)
+        G0 = G = at.gradient(R)[interior]
+        for _ in range(3):
+            if not np.max(np.abs(G)) > 1e-10 * max(1.0, float(np.max(np.abs(R)))):
+                break
+            R_new = R.copy()
+            R_new[interior] -= np.linalg.solve(A[np.ix_(interior, interior)], G)
+            if np.any(R_new < 0.0) or np.any(R_new > sc.Rmax):
+                return None
+            R, G = R_new, at.gradient(R_new)[interior]
+        if not np.max(np.abs(G)) <= 1e-2 * np.max(np.abs(G0)):
+            return None
+        return R, at.allocation(R)
+    except (_NoDerivative, np.linalg.LinAlgError):
+        return None
