@@ -346,6 +346,23 @@ def _uniqueness(pt: _NewtonPoint, rng: np.random.Generator, tick: Callable[[], N
     return starts, spread
 
 
+def _at_point(game: Any, options: Any) -> tuple:
+    """What a Newton certificate starts from at the game's loaded point: ``(rng, x_star, snapshot,
+    params, residual, y_star, r_star)``; ``r_star`` the followers' response at ``x_star`` with its
+    factorisation (a failed warm solve retries cold itself; not ok: no Newton baseline)."""
+    rng = np.random.default_rng(options.seed)
+    resp = game.response
+    x_star = [ld.values() for ld in game.leaders]
+    snap0 = game.snapshot()
+    z0, y0 = resp.read()
+    p = resp.system.read_params()
+    # (a) at the loaded point, from the compiled KKT functions (the same residual as
+    # KKTSystem.residual, which walks the Pyomo expressions: ~15 s at 500x10)
+    residual = resp.kkt_residual(z0, y0, p)
+    y_star = resp.inputs_at(y0, x_star)
+    return rng, x_star, snap0, p, residual, y_star, resp.solve(z0, y_star, p, sensitivity=True)
+
+
 def certify_newton(game: Any, options: Any, tick: Callable[[], None], replies: list) -> DeviationScan | None:
     """:func:`epec.certificate.certify_game`'s scan with Newton responses: each grid point
     warm-started from its neighbour (first-order predictor, :meth:`FollowerResponse.solve_near`),
@@ -362,20 +379,10 @@ def certify_newton(game: Any, options: Any, tick: Callable[[], None], replies: l
     if hull_needed and any(ld.constraints is not None for ld in game.leaders):
         return None
     t0 = time.perf_counter()
-    rng = np.random.default_rng(options.seed)
-    resp = game.response
-    x_star = [ld.values() for ld in game.leaders]
-    snap0 = game.snapshot()
-    z0, y0 = resp.read()
-    p = resp.system.read_params()
-    # (a) at the loaded point, from the compiled KKT functions (the same residual as
-    # KKTSystem.residual, which walks the Pyomo expressions: ~15 s at 500x10)
-    residual = resp.kkt_residual(z0, y0, p)
-    y_star = resp.inputs_at(y0, x_star)
-    r_star = resp.solve(z0, y_star, p, sensitivity=True)  # a failed warm solve retries cold itself
+    rng, x_star, snap0, p, residual, y_star, r_star = _at_point(game, options)
     if not r_star.ok:  # no Newton baseline: certify with Ipopt throughout
         return certify_ipopt(game, options, tick, replies)
-    z_star = r_star.z
+    resp, z_star = game.response, r_star.z
     star = {"z": z_star, "y": y_star, "lu": r_star.lu}
     pt = _NewtonPoint(game, options, x_star, snap0, p, z_star, y_star, star,
                       base=resp.utilities(z_star, y_star, p), fallbacks=options.fallbacks,
@@ -470,15 +477,7 @@ def lockstep_scan(game: Any, options: Any, replies: list, tick: Callable[[], Non
     if options.best_reply and not all(convex_everywhere(game)):
         return None
     t0 = time.perf_counter()
-    rng = np.random.default_rng(options.seed)
-    resp = game.response
-    x_star = [ld.values() for ld in game.leaders]
-    snap0 = game.snapshot()
-    z0, y0 = resp.read()
-    p = resp.system.read_params()
-    residual = resp.kkt_residual(z0, y0, p)
-    y_star = resp.inputs_at(y0, x_star)
-    r_star = resp.solve(z0, y_star, p, sensitivity=True)
+    rng, x_star, snap0, p, residual, y_star, r_star = _at_point(game, options)
     if not r_star.ok:
         return None
     star = {"z": r_star.z, "y": y_star, "lu": r_star.lu}
