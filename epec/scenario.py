@@ -85,9 +85,9 @@ def batch_response(scenario: Any) -> Callable[[list], tuple[np.ndarray, np.ndarr
 def batch_responses(requests: list[tuple[Callable, list]]) -> list[tuple[np.ndarray, np.ndarray]]:
     """Several batch engines' requests in as few calls as possible: ``[(respond, points), ...]``
     (each ``respond`` from :func:`batch_response`) -> each request's ``respond(points)``. The
-    markets of requests whose scenarios share their sizes, mechanism, ``eps0`` and ``lambda``
-    (a sweep of any other field) are stacked into one batch (:class:`models.batch_followers.Coefficients`
-    per market) and solved by one :func:`models.batch_followers.solve_followers`; the others are
+    markets of requests whose scenarios share their sizes, mechanism and ``eps0`` (a sweep of
+    any other field) are stacked into one batch (:class:`models.batch_followers.Coefficients`
+    per market, ``lambda`` too) and solved by one :func:`models.batch_followers.solve_followers`; the others are
     solved by their own engine. Each market is solved on its own, so the answers are those of the
     separate calls. :func:`epec.certify_together.certify_prepared`'s ``engine_many``."""
     import torch
@@ -101,7 +101,7 @@ def batch_responses(requests: list[tuple[Callable, list]]) -> list[tuple[np.ndar
         if cf is None or not points:
             out[k] = respond(points)
             continue
-        groups.setdefault((cf.shape, cf.mechanism, cf.eps0, tuple(cf.lam.tolist())), []).append(k)
+        groups.setdefault((cf.shape, cf.mechanism, cf.eps0), []).append(k)
     for ks in groups.values():
         cfs = [requests[k][0].coefficients for k in ks]
         R = [np.array([[float(np.asarray(a, dtype=float).ravel()[0]) for a in pt] for pt in requests[k][1]])
@@ -110,7 +110,8 @@ def batch_responses(requests: list[tuple[Callable, list]]) -> list[tuple[np.ndar
         N, M = cfs[0].shape
         rep = lambda name: torch.cat([getattr(c, name).expand(b, N, M) for c, b in zip(cfs, sizes)])  # noqa: E731
         F = torch.cat([c.F.expand(b, N) for c, b in zip(cfs, sizes)])
-        cf = Coefficients(Q=rep("Q"), alpha=rep("alpha"), beta=rep("beta"), e=rep("e"), F=F, lam=cfs[0].lam,
+        lam = torch.cat([c.lam.expand(b, M) for c, b in zip(cfs, sizes)])
+        cf = Coefficients(Q=rep("Q"), alpha=rep("alpha"), beta=rep("beta"), e=rep("e"), F=F, lam=lam,
                           eps0=cfs[0].eps0, mechanism=cfs[0].mechanism)
         parts = _solved_in_chunks(cf, np.concatenate(R), None,
                                   lambda c, Rk, eq: (market_utilities(c, Rk, eq.iom).numpy(), eq.converged.numpy()))
@@ -175,7 +176,8 @@ def _solved_in_chunks(cf: Any, R: np.ndarray, f0: np.ndarray | None, read: Calla
         out = []
         for a in range(0, len(R), chunk):
             s = slice(a, a + chunk)
-            ck = (Coefficients(Q=cf.Q[s], alpha=cf.alpha[s], beta=cf.beta[s], e=cf.e[s], F=cf.F[s], lam=cf.lam,
+            lam = cf.lam[s] if cf.lam.dim() == 2 else cf.lam
+            ck = (Coefficients(Q=cf.Q[s], alpha=cf.alpha[s], beta=cf.beta[s], e=cf.e[s], F=cf.F[s], lam=lam,
                                eps0=cf.eps0, mechanism=cf.mechanism) if per_market else cf)
             Rk = torch.as_tensor(R[s], dtype=cf.Q.dtype)
             fk = None if f0 is None else torch.as_tensor(f0[s], dtype=cf.Q.dtype)

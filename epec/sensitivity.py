@@ -238,12 +238,17 @@ def sensitivities(scenario: Any, name: str, value: float, R: Any, f: Any,
             "dG_dR": A.tolist() if interior.size else None, "interior": interior.tolist()}
 
 
+#: chord steps of :func:`corrected_start` at most (each one follower response; a sweep of the
+#: diagonalisation costs about four)
+_CHORD_STEPS = 6
+
+
 def corrected_start(sc: Any, R: np.ndarray, f: np.ndarray, anchor: dict | None,
                reuse: dict) -> tuple[np.ndarray, np.ndarray] | None:
     """The continuation's start corrected by chord Newton on the equilibrium conditions
     ``G_I(R, theta) = 0`` at the new ``theta``, with ``dG_I/dR_I`` of the path's last point with
-    sensitivities, ``anchor`` (its record's ``dG_dR``; the rewards at a bound stay there), up to
-    3 steps: the diagonalisation
+    sensitivities, ``anchor`` (its record's ``dG_dR``; the rewards at a bound stay there), while
+    each step halves ``|G_I|`` (at most :data:`_CHORD_STEPS`): the diagonalisation
     then starts next to the equilibrium and confirms it in a sweep or two. None where there is no
     such matrix, a step leaves the box, or ``|G_I|`` does not fall 100-fold (the start as
     predicted is kept: this only saves sweeps, the solve decides)."""
@@ -259,14 +264,17 @@ def corrected_start(sc: Any, R: np.ndarray, f: np.ndarray, anchor: dict | None,
             fl = reuse["followers"] = CompiledFollowers(sc, R, f)
         at = fl.at(sc, R, f)
         G0 = G = at.gradient(R)[interior]
-        for _ in range(3):
+        for _ in range(_CHORD_STEPS):
             if not np.max(np.abs(G)) > 1e-10 * max(1.0, float(np.max(np.abs(R)))):
                 break
             R_new = R.copy()
             R_new[interior] -= np.linalg.solve(A[np.ix_(interior, interior)], G)
             if np.any(R_new < 0.0) or np.any(R_new > sc.Rmax):
                 return None
-            R, G = R_new, at.gradient(R_new)[interior]
+            G_new = at.gradient(R_new)[interior]
+            if not np.max(np.abs(G_new)) <= 0.5 * np.max(np.abs(G)):  # not contracting: keep the last
+                break
+            R, G = R_new, G_new
         if not np.max(np.abs(G)) <= 1e-2 * np.max(np.abs(G0)):
             return None
         return R, at.allocation(R)

@@ -89,7 +89,8 @@ class Coefficients:
     """Per-pair constants of a batch of markets as tensors.
 
     ``IoM_nm(f) = iom(f, Q, alpha, beta)``; cost ``energy_cost(e, f)``; shapes (B, N, M) or
-    (1, N, M) for one scenario shared by the batch; ``F`` (B|1, N); ``lam`` (M,).
+    (1, N, M) for one scenario shared by the batch; ``F`` (B|1, N); ``lam`` (M,), or (B, M) per
+    market.
     A pair without data has ``Q = 0`` (``beta = 1`` keeps the formula finite), so its IoM is 0.
     """
 

@@ -87,6 +87,7 @@ def test_points_certified_together_get_the_verdicts_of_each_certified_alone():
 
 def test_stacked_batch_responses_answer_as_the_separate_engines():
     scs = [apply_parameter(preset("default"), "rho", rho) for rho in (0.4, 0.6)] + [preset("tiny")]
+    scs += [apply_parameter(preset("default"), "lam", lam) for lam in (40.0, 70.0)]  # lambda per market
     rng = np.random.default_rng(0)
     requests = [(batch_response(sc), [[np.array([r]) for r in rng.uniform(0.0, sc.Rmax)] for _ in range(4)])
                 for sc in scs]
