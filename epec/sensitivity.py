@@ -10,10 +10,26 @@ for every interior reward, so::
     dR_I/dtheta = -(dG_I/dR_I)^-1 (dG_I/dtheta + dG_I/dR_B dR_B/dtheta),
 
 ``I`` the interior rewards and ``B`` the rewards at a bound (``dR_B/dtheta = 0`` at 0, the
-bound's own derivative at ``Rmax``: 1 when ``Rmax`` itself is swept). The second-order terms
-``dG/dR`` (at ``theta``) and ``dG/dtheta`` are central differences of the exact gradient ``G``
-(step ``fd_step`` relative), on the followers' system compiled once per path with the
-scenario's numbers as Params and moved to ``theta``, ``theta -+ h`` (:class:`CompiledFollowers`).
+bound's own derivative at ``Rmax``: 1 when ``Rmax`` itself is swept), on the followers' system
+compiled once per path with the scenario's numbers as Params (:class:`CompiledFollowers`).
+
+The second-order terms are exact, by the second-order adjoint (forward over adjoint) at one
+follower response at ``(R, theta)``. With ``F(z; y, p) = 0`` the followers' smoothed system
+(``z`` their unknowns, ``y`` its inputs, the rewards among them, ``p`` its Params; smoothed at
+the response's ``mu``, as ``G`` is), ``J = F_z``,
+``O_m`` MSP ``m``'s utility output, ``s_m`` its sign and ``w_m`` its adjoint ``J^T w_m = s_m O_mz``,
+the gradient is ``G_m = [L_m,y]_{R_m}`` of ``L_m = s_m O_m - w_m^T F``. Along a direction
+``v = (dz, dy, dp)`` that keeps ``F = 0`` (``J dz = -(F_y dy + F_p dp)``), ``w_m`` moves by
+``dw_m = J^-T (H_m v)_z`` (``H_m`` the Hessian of ``L_m`` in ``(z, y, p)``), so::
+
+    dG_m = (H_m v)_{R_m} - F_{R_m}^T J^-T (H_m v)_z = u_m^T H_m v,   u_m = (dz_m, e_m, 0),
+
+``dz_m = -J^-1 F_{R_m}`` the response to ``R_m``. ``dG/dR`` takes ``v = u_k`` (column ``k``),
+``dG/dtheta`` ``v = (dz, dy, dp)`` with ``dy``, ``dp`` the central differences of the system's
+inputs and Params between the scenarios at ``theta -+ h`` (step ``fd_step`` relative; exact for
+a Param linear in ``theta``) at fixed ``R``: ``M + 1`` solves with ``J``, and per MSP one
+transposed solve and one Hessian-vector product ``H_m u_m`` (compiled by CasADi,
+:meth:`solvers.CompiledEquations.lagrangian_hvp`), since ``u_m^T H_m v = (H_m u_m)^T v``.
 The derivatives of the utilities, the IoM and the allocation are central differences along the
 tangent ``(theta -+ h, R -+ h dR/dtheta)``, where the followers are solved exactly.
 
@@ -139,6 +155,40 @@ class _FollowersAt:
         r, y = self.respond(R)
         return np.array([self.base.resp.utility_gradient(m, r, y, self.p)[1][0] for m in range(len(R))])
 
+    def second_order(self, R: np.ndarray, dy: np.ndarray, dp: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """At the followers' response to ``R``: ``G`` (M), ``dG/dR`` (M x M, row ``m`` leader
+        ``m``'s gradient, column ``k`` the reward ``R_k``) and ``dG/dtheta`` (M) along the
+        direction ``(dy, dp)`` of the inputs and the Params (``dy`` zero at the rewards), by the
+        second-order adjoint (module doc): one response, ``M + 1`` solves with ``dF/dz`` for the
+        directions, one transposed solve and one Hessian-vector product per leader."""
+        resp = self.base.resp
+        system, mu, p = resp.system, resp.options.mu, self.p
+        r, y = self.respond(R)
+        M, nz = len(R), r.z.size
+        pos = np.array([q[0] for q in resp.leader_pos], dtype=np.int64)
+        Fx = system.input_columns(r.z, y, p, mu, pos)
+        # the directions u = (dz, dy) of (z, y): the rewards' unit vectors, then theta's
+        U = np.zeros((nz + y.size, M + 1))
+        U[nz + pos, np.arange(M)] = 1.0
+        U[nz:, M] = dy
+        U[:nz, M] = -system.directional(r.z, y, p, mu, U[:, M], dp)
+        U[:nz] = r.lu.solve(np.vstack([-Fx.T, U[:nz, M]]).T)  # J dz = -(F_y dy + F_p dp)
+        G, A, b = np.zeros(M), np.zeros((M, M)), np.zeros(M)
+        no_p = np.zeros_like(p)
+        for m in range(M):
+            _, oz, oy = system.output_gradient(r.z, y, p, m)
+            s = resp.signs[m]
+            w = r.lu.solve(s * oz, trans="T")  # the adjoint: J^T w = s dO_m/dz
+            G[m] = s * oy[pos[m]] - Fx[:, m] @ w
+            c = np.zeros(system.n_outputs)
+            c[m] = s
+            # H u_m, u_m = (dz_m, e_m): dG_m along v is u_m^T H v (H symmetric), the dw term
+            # -F_{R_m}^T J^-T (H v)_z being dz_m^T (H v)_z
+            Hzy, Hp = system.lagrangian_hvp(r.z, y, p, mu, c, w, U[:, m], no_p)
+            A[m] = Hzy @ U[:, :M]
+            b[m] = Hzy @ U[:, M] + Hp @ dp
+        return G, A, b
+
     def allocation(self, R: np.ndarray) -> np.ndarray:
         from models.game import allocations
 
@@ -158,7 +208,8 @@ def sensitivities(scenario: Any, name: str, value: float, R: Any, f: Any,
 
     Returns a plain record: ``status`` ``"ok"`` with ``dR`` (M), ``dV`` (M), ``dU`` (the MU
     utilities' mean, total, min and max), ``dIoM`` (M, total IoM per MSP), ``df`` (N x M), ``step``
-    (the ``h`` of the differences) and ``stationarity`` (largest ``|G_m|`` of an interior reward);
+    (the ``h`` of the differences), ``stationarity`` (largest ``|G_m|`` of an interior reward),
+    ``dG_dR`` (M x M, exact; None without an interior reward) and ``interior`` (their indices);
     ``"kink"`` with ``kinks`` (the reasons, no derivative); ``"discrete"`` for ``n_mu`` /
     ``n_msp``; ``"boundary"`` when ``value -+ h`` leaves the parameter's range; ``"failed"`` with
     ``reason``.
@@ -181,9 +232,11 @@ def sensitivities(scenario: Any, name: str, value: float, R: Any, f: Any,
         fl = reuse.get("followers")
         if fl is None or not fl.fits(sc):
             fl = reuse["followers"] = CompiledFollowers(sc, R, f)
-        plus, minus = fl.at(sc_p, R, f), fl.at(sc_m, R, f)
-        Gp, Gm = plus.gradient(R), minus.gradient(R)
-        G = 0.5 * (Gp + Gm)
+        plus, minus, center = fl.at(sc_p, R, f), fl.at(sc_m, R, f), fl.at(sc, R, f)
+        # theta's direction at fixed R: the compiled system's inputs and Params at theta -+ h
+        rewards = [np.array([r]) for r in R]
+        dy = (fl.resp.inputs_at(plus.y, rewards) - fl.resp.inputs_at(minus.y, rewards)) / (2 * h)
+        G, A, b = center.second_order(R, dy, (plus.p - minus.p) / (2 * h))
         V = np.asarray(outcome(sc, R, f)["msp_utility"])
         scale = np.maximum(1.0, np.abs(V))
         span = np.maximum(1.0, sc.Rmax)
@@ -197,18 +250,8 @@ def sensitivities(scenario: Any, name: str, value: float, R: Any, f: Any,
         interior = np.flatnonzero(~(at_lo | at_hi))
         dR = np.zeros_like(R)
         dR[at_hi] = (sc_p.Rmax[at_hi] - sc_m.Rmax[at_hi]) / (2 * h)  # the bound moves (Rmax swept)
-        moving = np.flatnonzero(~(at_lo | at_hi) | (dR != 0))
         if interior.size:
-            # dG/dR at theta itself: central differences of the exact gradient, 2 responses per column
-            center = fl.at(sc, R, f)
-            A = np.zeros((R.size, R.size))
-            for k in moving:
-                d = options.fd_step * max(1.0, abs(R[k]))
-                e = np.zeros_like(R)
-                e[k] = d
-                A[:, k] = (center.gradient(R + e) - center.gradient(R - e)) / (2 * d)
-            b = (Gp - Gm) / (2 * h)
-            bound = np.setdiff1d(moving, interior)
+            bound = np.flatnonzero((at_lo | at_hi) & (dR != 0))
             rhs = -(b[interior] + A[np.ix_(interior, bound)] @ dR[bound])
             dR[interior] = np.linalg.solve(A[np.ix_(interior, interior)], rhs)
         # the tangent: the followers solved exactly at (theta -+ h, R -+ h dR)

@@ -49,9 +49,10 @@ class SweepOptions:
     sensitivities : bool
         Compute the derivatives at every certified point (default True).
     fd_step : float
-        Relative step of the central differences of the exact gradients (default 1e-4: the
-        responses are solved to ``max |F| <= 1e-10``, so the truncation ``~h^2`` and the noise
-        ``~1e-10 / h`` are both below 1e-6 relative).
+        Relative step ``h`` of the parameter's central differences: of the followers' inputs and
+        Params (the direction of ``dG/dtheta``) and of the tangent's responses at
+        ``theta -+ h`` (default 1e-4: the responses are solved to ``max |F| <= 1e-10``, so the
+        truncation ``~h^2`` and the noise ``~1e-10 / h`` are both below 1e-6 relative).
     kink_tol : float
         A multiplier or a reward gradient within ``kink_tol`` times its scale counts as zero (a
         kink). Default 1e-6.

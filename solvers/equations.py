@@ -124,6 +124,10 @@ class CompiledEquations:
         self._Jz_csc, self._Jy_csc = _csc(Jz.sparsity()), _csc(Jy.sparsity())
         self._Oz_csc, self._Oy_csc = _csc(Oz.sparsity()), _csc(Oy.sparsity())
         self._row_index: dict[tuple, tuple[np.ndarray, np.ndarray]] = {}
+        # the symbolic system, for the second-order functions compiled on first use
+        self._sx = (zy, p, mu, F, O)
+        self._hvp: BufferEvaluator | None = None
+        self._dF: BufferEvaluator | None = None
         self.compile_seconds = time.perf_counter() - t0
 
     # --- state ----------------------------------------------------------------------------------
@@ -212,6 +216,37 @@ class CompiledEquations:
         """``(o, do/dz, do/dy)`` of the extra outputs."""
         o, oz, oy = self._O(self._zy(z, y), p)
         return o.copy(), self._matrix(oz, self._Oz_csc), self._matrix(oy, self._Oy_csc)
+
+    # --- second order (compiled on first use) ----------------------------------------------------
+    def directional(self, z: np.ndarray, y: np.ndarray, p: np.ndarray, mu: float, v_zy: np.ndarray,
+                    v_p: np.ndarray) -> np.ndarray:
+        """``F_zy v_zy + F_p v_p``: the derivative of ``F`` along a direction of ``(z, y)`` and the
+        Params (one forward sweep, :func:`casadi.jtimes`)."""
+        if self._dF is None:
+            zy, p_sx, mu_sx, F, _ = self._sx
+            v, vp = ca.SX.sym("v", zy.size1()), ca.SX.sym("vp", p_sx.size1())
+            dF = ca.jtimes(F, ca.vertcat(zy, p_sx), ca.vertcat(v, vp))
+            self._dF = BufferEvaluator(ca.Function("dF", [zy, p_sx, mu_sx, v, vp], [ca.densify(dF)]))
+        return self._dF(self._zy(z, y), p, np.array([mu]), v_zy, v_p)[0].copy()
+
+    def lagrangian_hvp(self, z: np.ndarray, y: np.ndarray, p: np.ndarray, mu: float, c: np.ndarray,
+                       w: np.ndarray, v_zy: np.ndarray, v_p: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The Hessian-vector product of ``L = c^T O - w^T F(z; y, p, mu)`` (``O`` the outputs,
+        ``c`` their weights, ``w`` the multipliers of ``F``'s rows) in all of ``(z, y, p)``, along
+        ``(v_zy, v_p)``: ``(H v)_zy`` (the entries of ``z`` then ``y``) and ``(H v)_p``, one
+        forward sweep over the reverse-mode gradient of ``L``."""
+        if self._hvp is None:
+            zy, p_sx, mu_sx, F, O = self._sx
+            c_sx, w_sx = ca.SX.sym("c", O.size1()), ca.SX.sym("w", F.size1())
+            v, vp = ca.SX.sym("v", zy.size1()), ca.SX.sym("vp", p_sx.size1())
+            x = ca.vertcat(zy, p_sx)
+            grad = ca.gradient(ca.dot(c_sx, O) - ca.dot(w_sx, F), x)
+            Hv = ca.densify(ca.jtimes(grad, x, ca.vertcat(v, vp)))
+            n = zy.size1()
+            self._hvp = BufferEvaluator(ca.Function("lagrangian_hvp", [zy, p_sx, mu_sx, c_sx, w_sx, v, vp],
+                                                    [Hv[:n], Hv[n:]]))
+        Hzy, Hp = self._hvp(self._zy(z, y), p, np.array([mu]), c, w, v_zy, v_p)
+        return Hzy.copy(), Hp.copy()
 
 
 #: weight of the heavy rows (an aggregate's definition ``s = sum_n I_n``) in the matrix SuperLU

@@ -128,3 +128,39 @@ def test_dense_columns_and_output_gradients_are_the_sparse_matrices_entries():
         assert oi == o[i]
         np.testing.assert_array_equal(gz, oz.toarray()[i])
         np.testing.assert_array_equal(gy, oy.toarray()[i])
+
+
+def test_lagrangian_hvp_and_directional_derivative_match_finite_differences():
+    # Prepare: two equations and a smoothed pair in (x, y), an input a, a mutable Param k, two outputs
+    m = pyo.ConcreteModel()
+    m.x = pyo.Var(initialize=0.7)
+    m.y = pyo.Var(initialize=1.3)
+    m.u = pyo.Var(initialize=0.4)
+    m.a = pyo.Var(initialize=0.5)
+    m.k = pyo.Param(initialize=1.7, mutable=True)
+    sys_ = compile_equations([m.x * m.a * m.k + m.y ** 2 - 2.0, pyo.exp(m.y * m.k) - m.x * m.u],
+                             pairs=[(m.u * m.x, m.a + m.k * m.u)], unknowns=[m.x, m.y, m.u],
+                             outputs=[m.x * m.y * m.a * m.k, pyo.exp(m.x) * m.k ** 2 + m.a * m.y])
+    z, y, p = sys_.read_unknowns(), sys_.read_inputs(), sys_.read_params()
+    mu, nz = 0.3, 3
+    rng = np.random.default_rng(0)
+    c, w = rng.normal(size=2), rng.normal(size=3)
+    v_zy, v_p = rng.normal(size=4), rng.normal(size=1)
+
+    def grad(t):  # the gradient of L = c^T O - w^T F in (z, y) at (z, y, p) + t v
+        zt, yt, pt = z + t * v_zy[:nz], y + t * v_zy[nz:], p + t * v_p
+        _, oz, oy = sys_.outputs(zt, yt, pt)
+        Fz, Fy = sys_.jacobian(zt, yt, pt, mu).toarray(), sys_.input_jacobian(zt, yt, pt, mu).toarray()
+        return np.concatenate([c @ oz.toarray() - w @ Fz, c @ oy.toarray() - w @ Fy])
+
+    # Execute
+    Hzy, Hp = sys_.lagrangian_hvp(z, y, p, mu, c, w, v_zy, v_p)
+    dF = sys_.directional(z, y, p, mu, v_zy, v_p)
+    # Assert: (H v)_zy and dF are central differences along v; (H v)_p by the Hessian's symmetry
+    t = 1e-6
+    np.testing.assert_allclose(Hzy, (grad(t) - grad(-t)) / (2 * t), rtol=1e-6, atol=1e-7)
+    F = [sys_.residual(z + s * v_zy[:nz], y + s * v_zy[nz:], p + s * v_p, mu) for s in (t, -t)]
+    np.testing.assert_allclose(dF, (F[0] - F[1]) / (2 * t), rtol=1e-6, atol=1e-7)
+    Hzy_p, _ = sys_.lagrangian_hvp(z, y, p, mu, c, w, np.zeros(4), np.ones(1))
+    _, Hp_zy = sys_.lagrangian_hvp(z, y, p, mu, c, w, v_zy, np.zeros(1))
+    np.testing.assert_allclose(Hp_zy, [Hzy_p @ v_zy], rtol=1e-12)
