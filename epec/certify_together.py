@@ -4,8 +4,10 @@ a solve of the same prepared game (:class:`epec.Workspace`) at other numbers.
 Each point is prepared where the game stands at it (:func:`prepare_point`: the followers'
 replies (d), the residual (a), the uniqueness starts (c) and the deviation lines, as
 :func:`epec.certificate.certify_game` makes them, :func:`epec.scan_newton.lockstep_scan`), and the
-game's state is kept. :func:`certify_prepared` then searches the deviation lines (b) of every point
-in lockstep, each round's profiles of all points solved by the batch engine in one call
+game's state is kept; where the game's ``batch_starts`` has its deferred form, (c)'s starts are
+only drawn, and :func:`certify_prepared` solves those of all its points in one stacked call. It
+then searches the deviation lines (b) of every point in lockstep, each round's profiles of all
+points solved by the batch engine in one call
 (``engine_many``, e.g. :func:`epec.scenario.batch_responses`, which stacks the markets of the
 points' scenarios): the round count of one point's scan is paid once for all of them. A profile
 the engine leaves is solved by Newton with the game put back at its point. The verdict is
@@ -87,6 +89,24 @@ def _separately(requests: Sequence[tuple[Callable, list]]) -> list[tuple[Any, An
     return [engine(points) for engine, points in requests]
 
 
+def _settle_uniqueness(points: Sequence[PreparedPoint]) -> None:
+    """(c) of the points whose uniqueness starts wait (:class:`epec.scan_newton.LockstepScan`'s
+    ``pending_starts``): the requests of all of them solved by one call of their hooks'
+    ``solve_many`` (one per solver: :func:`epec.scenario.solve_start_requests` stacks the markets
+    of every point), then each point, put back at its state with its hooks
+    (:meth:`PreparedPoint.activate`), polishes its hints by Newton and falls back as one point
+    certified alone does."""
+    by_solver: dict[Any, list[PreparedPoint]] = {}
+    for pt in points:
+        if pt.scan.pending_starts is not None:
+            by_solver.setdefault(pt.scan.pending_starts[1], []).append(pt)
+    for solve_many, waiting in by_solver.items():
+        hints = solve_many([pt.scan.pending_starts[0] for pt in waiting])
+        for pt, got in zip(waiting, hints):
+            pt.activate()
+            pt.scan.settle_uniqueness(got)
+
+
 def certify_prepared(points: Sequence[PreparedPoint],
                      engine_many: Callable[[list[tuple[Callable, list]]], list[tuple[Any, Any]]] | None = None
                      ) -> list[Certificate | None]:
@@ -95,10 +115,17 @@ def certify_prepared(points: Sequence[PreparedPoint],
     ``engine_many([(engine, profiles), ...])`` returns each request's ``(utilities, solved)`` as
     its ``engine(profiles)`` would (default: one call per request). A point whose engine fails at
     the point itself gets None (certify it alone). Each certificate's ``seconds`` and
-    ``cpu_seconds`` hold its own preparation and verdict and an even share of the lockstep scan.
+    ``cpu_seconds`` hold its own preparation and verdict and an even share of the lockstep scan
+    (and of the uniqueness starts solved together).
+
+    The uniqueness starts of the points prepared with the deferred form of their game's
+    ``batch_starts`` (:meth:`epec.game.Game.draw_batch_starts`) are solved first, all points' in
+    one stacked call, each point's hints then polished at the point (:func:`_settle_uniqueness`):
+    the same draws, polish and fallbacks as the point certified alone.
     """
     engine_many = engine_many or _separately
     t0, c0 = time.perf_counter(), time.process_time()
+    _settle_uniqueness(points)
     gens = {k: pt.scan.steps(pt.activate) for k, pt in enumerate(points)}
     pending = {k: next(g) for k, g in gens.items()}
     scans: dict[int, Any] = {}

@@ -161,7 +161,8 @@ class Game:
         self.batch_response: Any = None
         #: optional ``batch_starts(decisions, rng, count) -> [hint or None, ...]``: ``count`` random
         #: starts for the followers at once, each as :attr:`follower_start` gives one (see
-        #: :func:`epec.solve_epec`); the certificate's uniqueness check uses it
+        #: :func:`epec.solve_epec`); the certificate's uniqueness check uses it. Its optional
+        #: deferred form, attributes ``draw`` and ``solve_many``: :meth:`draw_batch_starts`
         self.batch_starts: Any = None
         self._start_index: dict[int, int] | None = None
         # per leader with one decision: the last secant curvature of its utility (the next
@@ -197,7 +198,27 @@ class Game:
         decisions)."""
         if self.batch_starts is None or self._response is None or x is None or count <= 0:
             return [None] * max(0, count)
-        hints = list(self.batch_starts([np.asarray(a, dtype=float) for a in x], rng, count))
+        return self.hinted_starts(z, self.batch_starts([np.asarray(a, dtype=float) for a in x], rng, count), count)
+
+    def draw_batch_starts(self, x: Sequence[np.ndarray] | None, rng: np.random.Generator, count: int) -> Any:
+        """The deferred form of :meth:`batch_hinted_starts`: the random draws of :attr:`batch_starts`
+        at decisions ``x``, made now from ``rng`` (the same draws in the same order) and left
+        unsolved, ``batch_starts.draw(decisions, rng, count)``; solve it with
+        ``batch_starts.solve_many([request, ...])`` (several requests in one call, e.g.
+        :func:`epec.scenario.solve_start_requests`) and pass its hints to :meth:`hinted_starts`.
+        None (use :meth:`batch_hinted_starts`) where the hook has no ``draw`` or ``solve_many``, or there is no
+        response, decisions or start."""
+        draw = getattr(self.batch_starts, "draw", None)
+        if draw is None or getattr(self.batch_starts, "solve_many", None) is None:
+            return None
+        if self._response is None or x is None or count <= 0:
+            return None
+        return draw([np.asarray(a, dtype=float) for a in x], rng, count)
+
+    def hinted_starts(self, z: np.ndarray, hints: Sequence[Any], count: int) -> list[np.ndarray | None]:
+        """``count`` copies of ``z``, each with the followers' variables set from one of the hints
+        :attr:`batch_starts` gave (as :meth:`hinted_start` sets them); None for a start without one."""
+        hints = list(hints)
         if len(hints) != count:
             raise ValueError(f"batch_starts: returned {len(hints)} starts, expected {count}")
         return [self._hinted(z, hint) for hint in hints]

@@ -322,16 +322,23 @@ def _equilibrium_from_random_start(pt: _NewtonPoint, box: _StartBox, rng: np.ran
 def _uniqueness(pt: _NewtonPoint, rng: np.random.Generator, tick: Callable[[], None]) -> tuple[int, float]:
     """(c) uniqueness: ``options.starts`` random follower starts, leaders at x*: with the game's
     ``batch_starts`` all of them from one call (:meth:`epec.game.Game.batch_hinted_starts`), each
-    polished by Newton; a start without a hint, or whose polish fails, and every start without the
-    hook from :func:`_equilibrium_from_random_start` (:class:`_StartBox`, cold continuation in mu).
-    Returns ``(starts that reached an equilibrium, their largest distance from the point's
-    followers' decisions)``."""
-    spread, starts = 0.0, 0
-    box = _StartBox.at(pt.resp, pt.z_star)
-    P = box.P
+    polished by Newton (:func:`_polished_starts`). Returns ``(starts that reached an equilibrium,
+    their largest distance from the point's followers' decisions)``."""
     count = pt.options.starts
     hinted = (pt.game.batch_hinted_starts(pt.z_star, pt.x_star, rng, count)
               if getattr(pt.game, "batch_starts", None) is not None else [None] * count)
+    return _polished_starts(pt, hinted, rng, tick)
+
+
+def _polished_starts(pt: _NewtonPoint, hinted: list, rng: np.random.Generator,
+                     tick: Callable[[], None]) -> tuple[int, float]:
+    """(c) from the starts ``hinted`` (the followers' unknowns, or None): each polished by Newton;
+    a start without a hint, or whose polish fails, from :func:`_equilibrium_from_random_start`
+    (:class:`_StartBox`, cold continuation in mu, its draws from ``rng``). Returns ``(starts that
+    reached an equilibrium, their largest distance from the point's followers' decisions)``."""
+    spread, starts = 0.0, 0
+    box = _StartBox.at(pt.resp, pt.z_star)
+    P = box.P
     for z_hint in hinted:
         z_end = None
         if z_hint is not None:
@@ -407,6 +414,13 @@ class LockstepScan:
     :func:`lockstep_scan`, with the random draws in the order :func:`certify_newton` makes them
     (the lines' directions, then the starts), so the scan is the same as the one-point one.
 
+    Where the game's ``batch_starts`` hook has its deferred form
+    (:meth:`epec.game.Game.draw_batch_starts`), (c) waits: the starts are drawn at the point
+    (``pending_starts``: the request and the hook's ``solve_many``) and ``starts``/``spread``
+    are None until :meth:`settle_uniqueness` is given the request's hints (the caller may solve the
+    requests of several points in one call, :func:`epec.certify_together.certify_prepared`);
+    :meth:`steps` settles a request still waiting by itself first.
+
     Attributes
     ----------
     pt : _NewtonPoint
@@ -415,17 +429,34 @@ class LockstepScan:
         The deviation lines (:func:`epec.deviation_scan.deviation_lines`).
     residual : KKTResidual
     starts, spread
-        (c), as :class:`epec.deviation_scan.DeviationScan`.
+        (c), as :class:`epec.deviation_scan.DeviationScan` (None while ``pending_starts``).
     seconds : float
         Wall seconds spent on this point so far (the scan's share is added by the caller).
+    rng : numpy Generator or None
+        The point's random draws, after the starts' (the fallbacks of a deferred (c) draw on).
+    pending_starts : tuple or None
+        ``(request, solve_many)`` of a deferred (c).
     """
 
     pt: _NewtonPoint
     lines: list
     residual: Any
-    starts: int
-    spread: float
+    starts: int | None
+    spread: float | None
     seconds: float
+    rng: Any = None
+    pending_starts: tuple | None = None
+
+    def settle_uniqueness(self, hints: list) -> None:
+        """(c) of a deferred point from the hints ``solve_many`` gave for its request: each start
+        polished by Newton, falling back as :func:`_uniqueness` does (the game must be at this
+        point, with its hooks: :meth:`epec.certify_together.PreparedPoint.activate`); the game's
+        values are put back after."""
+        pt = self.pt
+        hinted = pt.game.hinted_starts(pt.z_star, hints, pt.options.starts)
+        self.starts, self.spread = _polished_starts(pt, hinted, self.rng, lambda: None)
+        pt.game.restore(pt.snap0)
+        self.pending_starts = None
 
     def steps(self, activate: Callable[[], None]):
         """The scan as a coroutine: it yields lists of decision profiles for the game's batch
@@ -434,6 +465,10 @@ class LockstepScan:
         itself (certify it alone then). A profile the engine leaves unsolved is solved by Newton
         on the game after ``activate()`` has put the game back at this point."""
         pt = self.pt
+        if self.pending_starts is not None:  # (c) not settled by the caller: alone
+            activate()
+            request, solve_many = self.pending_starts
+            self.settle_uniqueness(solve_many([request])[0])
         V0, ok0 = yield [pt.x_star]
         if not bool(np.asarray(ok0)[0]):
             return None
@@ -469,7 +504,8 @@ def lockstep_scan(game: Any, options: Any, replies: list, tick: Callable[[], Non
     """:func:`certify_newton` up to its deviation scan (:class:`LockstepScan`), for a game with a
     batch engine whose followers are convex for all the others' decisions and whose leaders
     have no constraints of their own; None otherwise (certify the point alone). The game is
-    left as it was."""
+    left as it was. With the deferred form of the game's ``batch_starts`` (c) is drawn and left
+    waiting (:class:`LockstepScan`)."""
     if getattr(game, "batch_response", None) is None or not options.batched or game.response is None:
         return None
     if any(ld.constraints is not None for ld in game.leaders):
@@ -486,6 +522,11 @@ def lockstep_scan(game: Any, options: Any, replies: list, tick: Callable[[], Non
     lines = deviation_lines(game.leaders, x_star, rng, options)
     for _ in game.leaders:
         tick()
+    request = game.draw_batch_starts(x_star, rng, options.starts)
+    if request is not None:  # (c) deferred (LockstepScan)
+        game.restore(snap0)
+        return LockstepScan(pt, lines, residual, None, None, time.perf_counter() - t0, rng,
+                            (request, game.batch_starts.solve_many))
     starts, spread = _uniqueness(pt, rng, tick)
     game.restore(snap0)
     return LockstepScan(pt, lines, residual, starts, spread, time.perf_counter() - t0)

@@ -18,7 +18,8 @@ from .diagonalisation import solve_epec
 from .options import CertificateOptions, LeaderStep
 from .results import GameResult, GameStatus
 
-__all__ = ["ScenarioSolution", "solve_scenario", "batch_response", "batch_responses", "batch_starts"]
+__all__ = ["ScenarioSolution", "solve_scenario", "batch_response", "batch_responses", "batch_starts",
+           "StartRequest", "solve_start_requests"]
 
 #: pairs (markets x MUs x MSPs) per call of the batched follower solver: bounds its memory
 #: (about 40 float64 tensors of this size live in one Newton step, ~1.3 GB at 4M)
@@ -90,9 +91,7 @@ def batch_responses(requests: list[tuple[Callable, list]]) -> list[tuple[np.ndar
     per market, ``lambda`` too) and solved by one :func:`models.batch_followers.solve_followers`; the others are
     solved by their own engine. Each market is solved on its own, so the answers are those of the
     separate calls. :func:`epec.certify_together.certify_prepared`'s ``engine_many``."""
-    import torch
-
-    from models.batch_followers import Coefficients, market_utilities
+    from models.batch_followers import market_utilities
 
     out: list[Any] = [None] * len(requests)
     groups: dict[tuple, list[int]] = {}
@@ -101,26 +100,99 @@ def batch_responses(requests: list[tuple[Callable, list]]) -> list[tuple[np.ndar
         if cf is None or not points:
             out[k] = respond(points)
             continue
-        groups.setdefault((cf.shape, cf.mechanism, cf.eps0), []).append(k)
+        groups.setdefault(_stack_key(cf), []).append(k)
     for ks in groups.values():
-        cfs = [requests[k][0].coefficients for k in ks]
         R = [np.array([[float(np.asarray(a, dtype=float).ravel()[0]) for a in pt] for pt in requests[k][1]])
              for k in ks]
         sizes = [len(r) for r in R]
-        N, M = cfs[0].shape
-        rep = lambda name: torch.cat([getattr(c, name).expand(b, N, M) for c, b in zip(cfs, sizes)])  # noqa: E731
-        F = torch.cat([c.F.expand(b, N) for c, b in zip(cfs, sizes)])
-        lam = torch.cat([c.lam.expand(b, M) for c, b in zip(cfs, sizes)])
-        cf = Coefficients(Q=rep("Q"), alpha=rep("alpha"), beta=rep("beta"), e=rep("e"), F=F, lam=lam,
-                          eps0=cfs[0].eps0, mechanism=cfs[0].mechanism)
+        cf = _stacked([requests[k][0].coefficients for k in ks], sizes)
         parts = _solved_in_chunks(cf, np.concatenate(R), None,
                                   lambda c, Rk, eq: (market_utilities(c, Rk, eq.iom).numpy(), eq.converged.numpy()))
         V_all = np.concatenate([v for v, _ in parts]).reshape(sum(sizes), -1)
         ok_all = np.concatenate([ok for _, ok in parts]).reshape(sum(sizes))
-        start = 0
-        for k, b in zip(ks, sizes):
-            out[k] = (V_all[start:start + b], ok_all[start:start + b])
-            start += b
+        for k, s in zip(ks, _slices(sizes)):
+            out[k] = (V_all[s], ok_all[s])
+    return out
+
+
+def _stack_key(cf: Any) -> tuple:
+    """What the markets of several scenarios must share to be stacked into one batch."""
+    return cf.shape, cf.mechanism, cf.eps0
+
+
+def _stacked(cfs: list, sizes: list[int]) -> Any:
+    """One :class:`models.batch_followers.Coefficients` per market: ``sizes[k]`` markets of
+    scenario ``cfs[k]`` each, in order (the scenarios share :func:`_stack_key`)."""
+    import torch
+
+    from models.batch_followers import Coefficients
+
+    N, M = cfs[0].shape
+    rep = lambda name: torch.cat([getattr(c, name).expand(b, N, M) for c, b in zip(cfs, sizes)])  # noqa: E731
+    F = torch.cat([c.F.expand(b, N) for c, b in zip(cfs, sizes)])
+    lam = torch.cat([c.lam.expand(b, M) for c, b in zip(cfs, sizes)])
+    return Coefficients(Q=rep("Q"), alpha=rep("alpha"), beta=rep("beta"), e=rep("e"), F=F, lam=lam,
+                        eps0=cfs[0].eps0, mechanism=cfs[0].mechanism)
+
+
+def _slices(sizes: list[int]) -> list[slice]:
+    """The consecutive rows of each part of a stacked batch, ``sizes`` rows each."""
+    ends = np.cumsum([0] + list(sizes))
+    return [slice(int(a), int(b)) for a, b in zip(ends[:-1], ends[1:])]
+
+
+@dataclass(frozen=True)
+class StartRequest:
+    """The random starts of one uniqueness check, drawn but not solved yet (``draw`` of
+    :func:`batch_starts`'s hook; :func:`solve_start_requests` solves several at once).
+
+    Attributes
+    ----------
+    coefficients : models.batch_followers.Coefficients
+        The scenario's markets (one, shared by the starts).
+    R : ndarray (count, M)
+        The MSPs' rewards, the same for every start.
+    f0 : ndarray (count, N, M)
+        The random splits of the budgets the starts solve from.
+    free_vars : sequence of (n, m, var)
+        The hook's free allocation Vars (each hint's names).
+    """
+
+    coefficients: Any
+    R: np.ndarray
+    f0: np.ndarray
+    free_vars: Sequence[tuple[int, int, Any]]
+
+    def hints(self, f: np.ndarray, ok: np.ndarray) -> list:
+        """Each start's hint ``[(var, f_nm), ...]`` from the solved allocations ``f`` (count, N,
+        M); None where the market was not solved (``ok`` False)."""
+        return [[(v, float(f[k][n, m])) for n, m, v in self.free_vars] if ok[k] else None for k in range(len(f))]
+
+
+def solve_start_requests(requests: Sequence[StartRequest]) -> list[list]:
+    """The hints of several uniqueness checks' starts (:class:`StartRequest`, from the hooks of
+    :func:`batch_starts`), each request's list as its hook's own call would give: the markets of
+    requests whose scenarios share their sizes, mechanism and ``eps0`` stacked (one
+    :class:`models.batch_followers.Coefficients` per market, as :func:`batch_responses` does) and
+    solved by one :func:`models.batch_followers.solve_followers` from their random splits. Each
+    market is solved on its own. :func:`epec.certify_together.certify_prepared` solves the starts
+    of all its points by one call."""
+    out: list[Any] = [None] * len(requests)
+    groups: dict[tuple, list[int]] = {}
+    for k, req in enumerate(requests):
+        groups.setdefault(_stack_key(req.coefficients), []).append(k)
+    for ks in groups.values():
+        sizes = [len(requests[k].R) for k in ks]
+        cf = (requests[ks[0]].coefficients if len(ks) == 1
+              else _stacked([requests[k].coefficients for k in ks], sizes))
+        parts = _solved_in_chunks(cf, np.concatenate([requests[k].R for k in ks]),
+                                  np.concatenate([requests[k].f0 for k in ks]),
+                                  lambda c, Rk, eq: (eq.f.numpy(), eq.converged.numpy()))
+        N, M = cf.shape
+        f = np.concatenate([a for a, _ in parts]).reshape(sum(sizes), N, M)
+        ok = np.concatenate([b for _, b in parts]).reshape(sum(sizes))
+        for k, s in zip(ks, _slices(sizes)):
+            out[k] = requests[k].hints(f[s], ok[s])
     return out
 
 
@@ -134,25 +206,29 @@ def batch_starts(scenario: Any, free_vars: Sequence[tuple[int, int, Any]]) -> Ca
     solves the markets from them in one :func:`models.batch_followers.solve_followers` call;
     each start's hint is ``[(var, f_nm), ...]`` over ``free_vars`` (``(n, m, var)``: the game's
     free allocation Vars, of the model the hint is for), or None where the market did not reach
-    its natural KKT residual 1e-12."""
+    its natural KKT residual 1e-12.
+
+    The hook's deferred form (the uniqueness starts of several points solved in one call,
+    :func:`epec.certify_together.certify_prepared`): ``starts.draw(decisions, rng, count)`` makes
+    the same random draws and returns them unsolved (:class:`StartRequest`);
+    ``starts.solve_many`` is :func:`solve_start_requests`. ``starts(decisions, rng, count)`` is
+    ``starts.solve_many([starts.draw(decisions, rng, count)])[0]``."""
     from models.batch_followers import Coefficients
 
     cf = Coefficients.of(scenario)
     N, M = scenario.n_mu, scenario.n_msp
     F = np.asarray(scenario.F, dtype=float)
-    rows = np.array([n for n, _, _ in free_vars], dtype=int)
-    cols = np.array([m for _, m, _ in free_vars], dtype=int)
-    variables = [v for _, _, v in free_vars]
+    free = tuple(free_vars)
 
-    def starts(decisions: list, rng: Any, count: int) -> list:
+    def draw(decisions: list, rng: Any, count: int) -> StartRequest:
         R = np.array([float(np.asarray(d, dtype=float).ravel()[0]) for d in decisions], dtype=float)
         f0 = rng.dirichlet(np.ones(M + 1), size=(count, N))[..., :M] * F[None, :, None]
-        parts = _solved_in_chunks(cf, np.tile(R, (count, 1)), f0,
-                                  lambda c, Rk, eq: (eq.f.numpy(), eq.converged.numpy()))
-        f = np.concatenate([a for a, _ in parts]).reshape(count, N, M)
-        ok = np.concatenate([b for _, b in parts]).reshape(count)
-        return [list(zip(variables, f[k][rows, cols].tolist())) if ok[k] else None for k in range(count)]
+        return StartRequest(cf, np.tile(R, (count, 1)), f0, free)
 
+    def starts(decisions: list, rng: Any, count: int) -> list:
+        return solve_start_requests([draw(decisions, rng, count)])[0]
+
+    starts.draw, starts.solve_many = draw, solve_start_requests  # type: ignore[attr-defined]
     return starts
 
 
