@@ -107,14 +107,16 @@ def test_down_weighted_heavy_rows_keep_the_factors_sparse_and_the_solves_exact()
         assert np.allclose(dense.T @ lu.solve(b, trans="T"), b, atol=1e-10)
 
 
+def _vars(m, **initial):
+    """Scalar Vars of ``m`` with these names and initial values."""
+    for name, value in initial.items():
+        setattr(m, name, pyo.Var(initialize=value))
+    return m
+
+
 def test_dense_columns_and_output_gradients_are_the_sparse_matrices_entries():
     # Prepare: two outputs and three inputs, nonlinear in both
-    m = pyo.ConcreteModel()
-    m.x = pyo.Var(initialize=0.7)
-    m.y = pyo.Var(initialize=1.3)
-    m.a = pyo.Var(initialize=0.5)
-    m.b = pyo.Var(initialize=2.0)
-    m.c = pyo.Var(initialize=-1.5)
+    m = _vars(pyo.ConcreteModel(), x=0.7, y=1.3, a=0.5, b=2.0, c=-1.5)
     sys_ = compile_equations([m.x * m.a + m.y - m.b, m.y ** 2 - m.c * m.x], unknowns=[m.x, m.y],
                              outputs=[m.x * m.y * m.a, pyo.exp(m.x) + m.b * m.c])
     z, y, p = sys_.read_unknowns(), sys_.read_inputs(), sys_.read_params()
@@ -132,11 +134,7 @@ def test_dense_columns_and_output_gradients_are_the_sparse_matrices_entries():
 
 def test_lagrangian_hvp_and_directional_derivative_match_finite_differences():
     # Prepare: two equations and a smoothed pair in (x, y), an input a, a mutable Param k, two outputs
-    m = pyo.ConcreteModel()
-    m.x = pyo.Var(initialize=0.7)
-    m.y = pyo.Var(initialize=1.3)
-    m.u = pyo.Var(initialize=0.4)
-    m.a = pyo.Var(initialize=0.5)
+    m = _vars(pyo.ConcreteModel(), x=0.7, y=1.3, u=0.4, a=0.5)
     m.k = pyo.Param(initialize=1.7, mutable=True)
     sys_ = compile_equations([m.x * m.a * m.k + m.y ** 2 - 2.0, pyo.exp(m.y * m.k) - m.x * m.u],
                              pairs=[(m.u * m.x, m.a + m.k * m.u)], unknowns=[m.x, m.y, m.u],
