@@ -47,6 +47,7 @@ from typing import Any
 import numpy as np
 
 from models.errors import InputError
+from models.game import ParamPlan, set_allocations, set_rewards
 from models.scenario import clip_rewards
 
 from .sweep_params import DISCRETE, SweepOptions, apply_parameter
@@ -116,6 +117,7 @@ class CompiledFollowers:
                                      [model.msp[m].utility for m in model.MSP])
         if any(len(pos) != 1 for pos in self.resp.leader_pos):
             raise _NoDerivative("an MSP's reward does not enter the followers' system")
+        self.plan = ParamPlan(self.resp.system.params)
 
     def fits(self, sc: Any) -> bool:
         from models.game import same_structure
@@ -123,12 +125,13 @@ class CompiledFollowers:
         return same_structure(self.model, sc)
 
     def at(self, sc: Any, R: np.ndarray, f: np.ndarray) -> _FollowersAt:
-        """The response at scenario ``sc`` (the same structure), started from ``(R, f)``."""
-        from models.game import update_game
-
-        update_game(self.model, sc, R0=R, f0=f)
+        """The response at scenario ``sc`` (the same structure), started from ``(R, f)``: the
+        model's Vars set to the start, its Params left alone (the compiled system takes the
+        scenario's numbers as the vector ``p``, :class:`models.game.ParamPlan`)."""
+        set_rewards(self.model, clip_rewards(R, sc.Rmax))
+        set_allocations(self.model, np.where(sc.D > 0, f, 0.0))
         z, y = self.resp.read()
-        return _FollowersAt(self, z, y, self.resp.system.read_params())
+        return _FollowersAt(self, z, y, self.plan.values(sc))
 
 
 @dataclass

@@ -261,16 +261,19 @@ def sweep_path(task: dict[str, Any], on_point: Callable[[dict], Any] | None = No
         if on_point is not None:
             on_point(rec)
 
-    i = len(records)
+    i, size = len(records), opts.together
     while i < n:
         if opts.continuation and opts.together > 1 and prev is not None and prev.get("ok") \
                 and name not in DISCRETE:
-            block = [(scenario_at(values[j]), values[j]) for j in range(i, min(n, i + opts.together))]
+            block = [(scenario_at(values[j]), values[j]) for j in range(i, min(n, i + size))]
             anchor = next((r for r in reversed(records) if (r.get("sensitivity") or {}).get("status") == "ok"), None)
             certified = _block(block, name, prev, anchor, opts, reuse)
             for rec in certified:
                 keep(i, rec)
                 prev, i = records[-1], i + 1
+            # a block that certifies every point lets the next one grow back to ``together``; after
+            # one that does not, the next starts at 2 (the points solved after a failure are lost)
+            size = min(opts.together, 2 * size) if len(certified) == len(block) else 2
             if len(certified) == len(block):
                 continue  # the next block; else the first point it did not certify is solved alone
         rec = _point(scenario_at(values[i]), name, values[i], prev, opts, reuse)

@@ -60,7 +60,10 @@ class SweepOptions:
         With continuation: up to this many consecutive points are solved one after another and
         then certified together (:mod:`epec.certify_together`: their deviation scans searched in
         lockstep, each round of all of them one batch); the first that fails is solved again
-        alone, as without it. 1 certifies every point alone. Default 10.
+        alone, as without it, and the next block starts at 2 points, doubling back up to
+        ``together`` (the points solved after a failure are solved again). 1 certifies every
+        point alone. Default 25 (measured on 50 points of ``rho`` on ``default``: 5-8% faster
+        than 10; 50 was slower, its batches no longer fit the caches).
     """
 
     method: str = "gauss-seidel"
@@ -76,7 +79,7 @@ class SweepOptions:
     sensitivities: bool = True
     fd_step: float = 1e-4
     kink_tol: float = 1e-6
-    together: int = 10
+    together: int = 25
 
     def __post_init__(self) -> None:
         for name in ("tol", "fd_step", "kink_tol"):

@@ -24,7 +24,8 @@ from .iom import freshness_coefficients, iom, quality
 from .scenario import Scenario, clip_rewards
 from .utility import energy_cost, energy_cost_coefficient, msp_payment, msp_value, payment
 
-__all__ = ["build_game", "update_game", "same_structure", "rewards", "allocations", "set_rewards", "set_allocations"]
+__all__ = ["build_game", "update_game", "same_structure", "ParamPlan", "rewards", "allocations", "set_rewards",
+           "set_allocations"]
 
 
 def build_game(
@@ -137,10 +138,9 @@ def update_game(model: Any, scenario: Scenario, R0: Any = None, f0: Any = None) 
         raise InputError("model", "not a parametric game (build it with build_game(..., parametric=True))")
     if not same_structure(model, sc):
         raise InputError("scenario", "its sizes, pairs with data or mechanism differ from the game's")
-    alpha, beta = freshness_coefficients(sc)
-    values = {"Q": quality(sc), "alpha": alpha, "beta": beta, "e": energy_cost_coefficient(sc)}
-    for name, arr in values.items():
-        param = getattr(model, name)
+    values = _param_values(sc)
+    for name in _PAIR_PARAMS:
+        param, arr = getattr(model, name), values[name]
         for (n, m) in param:
             param[n, m] = float(arr[n, m])
     for n in model.MU:
@@ -157,6 +157,51 @@ def update_game(model: Any, scenario: Scenario, R0: Any = None, f0: Any = None) 
         raise InputError("f0", f"expected shape ({sc.n_mu}, {sc.n_msp}), got {f0.shape}")
     set_rewards(model, clip_rewards(R0, sc.Rmax))
     set_allocations(model, np.where(sc.D > 0, f0, 0.0))
+
+
+#: the pair Params of a parametric game, over ``model.PAIRS``
+_PAIR_PARAMS = ("Q", "alpha", "beta", "e")
+
+
+def _param_values(sc: Scenario) -> dict[str, Any]:
+    """The numbers of ``sc`` a parametric game holds as Params, by the Params' names."""
+    alpha, beta = freshness_coefficients(sc)
+    return {"Q": quality(sc), "alpha": alpha, "beta": beta, "e": energy_cost_coefficient(sc),
+            "F": np.asarray(sc.F, dtype=float), "lam": np.asarray(sc.lam, dtype=float), "eps0": float(sc.eps0)}
+
+
+class ParamPlan:
+    """Where each of some Params of a parametric game (``build_game(parametric=True)``; e.g. a
+    compiled system's ``params``, in its order) takes its value from a scenario:
+    :meth:`values` gives the vector :func:`update_game` would set, without writing the model
+    (a sweep's followers moved to ``theta -+ h`` need only the numbers). ``InputError`` naming
+    ``params`` for a Param that is not one of the game's."""
+
+    def __init__(self, params: Any) -> None:
+        groups: dict[str, tuple[list[int], list]] = {}
+        for k, q in enumerate(params):
+            name = q.parent_component().local_name
+            if name not in _PAIR_PARAMS + ("F", "lam", "eps0"):
+                raise InputError("params", f"{q.name} is not a Param of a parametric MetaTrading game")
+            pos, idx = groups.setdefault(name, ([], []))
+            pos.append(k)
+            idx.append(q.index())
+        self.size = len(params)
+        self.groups = {name: (np.array(pos, dtype=np.int64), idx) for name, (pos, idx) in groups.items()}
+
+    def values(self, scenario: Scenario) -> np.ndarray:
+        """The Params' values at ``scenario`` (the game's structure: :func:`same_structure`)."""
+        vals, out = _param_values(scenario), np.empty(self.size)
+        for name, (pos, idx) in self.groups.items():
+            v = np.asarray(vals[name], dtype=float)
+            if v.ndim == 0:
+                out[pos] = float(v)
+            elif v.ndim == 1:
+                out[pos] = v[np.asarray(idx, dtype=np.int64)]
+            else:
+                rows, cols = np.asarray(idx, dtype=np.int64).T
+                out[pos] = v[rows, cols]
+        return out
 
 
 class _Coefficients:

@@ -18,7 +18,7 @@ from epec.scenario import batch_response, batch_responses
 from epec.sweep import SweepOptions, apply_parameter, sweep
 from models import preset
 from models.errors import InputError
-from models.game import build_game, same_structure, update_game
+from models.game import ParamPlan, build_game, same_structure, update_game
 
 GRID = 21
 
@@ -44,6 +44,27 @@ def test_a_parametric_game_moved_to_a_scenario_is_the_game_built_for_it(name, va
     fresh = build_game(other, R0=R, f0=f)
     np.testing.assert_allclose(_values(model), _values(fresh), rtol=1e-12, atol=1e-12)
     assert not np.allclose(_values(model), _values(build_game(base, R0=R, f0=f)))  # it did move
+
+
+def test_a_param_plan_gives_the_numbers_update_game_sets():
+    from epec.kkt import kkt
+    from epec.response import FollowerResponse
+
+    base, other = preset("default"), apply_parameter(preset("default"), "w_acc", 0.5)
+    model = build_game(base, parametric=True)
+    resp = FollowerResponse([kkt(b) for b in model.mu.values()], [[model.msp[m].R] for m in model.MSP],
+                            [model.msp[m].utility for m in model.MSP])
+    plan = ParamPlan(resp.system.params)
+    before = resp.system.read_params()
+    np.testing.assert_array_equal(plan.values(base), before)
+    moved = plan.values(other)  # the model is not written
+    np.testing.assert_array_equal(resp.system.read_params(), before)
+    update_game(model, other)
+    np.testing.assert_array_equal(moved, resp.system.read_params())
+    assert not np.array_equal(moved, before)
+    with pytest.raises(InputError) as err:
+        ParamPlan([pyo.Param(initialize=1.0, mutable=True)])
+    assert err.value.field == "params"
 
 
 def test_update_game_refuses_another_structure_or_a_constant_game():
