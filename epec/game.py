@@ -264,10 +264,14 @@ class Game:
         if any(ld.own is not None for ld in self.leaders):
             raise GameStructureError("a prepared game with leader constraints cannot be refreshed: build it again")
         for user, work in self.param_map:
-            work.set_value(user.value)
+            if work.value != user.value:  # a sweep moves a few of them: the rest are not written again
+                work.set_value(user.value)
         for user, work in self.data.var_map:
-            work.setlb(user.lb)
-            work.setub(user.ub)
+            lb, ub = user.lb, user.ub
+            if work.lb != lb:
+                work.setlb(lb)
+            if work.ub != ub:
+                work.setub(ub)
             if user.value is not None:
                 work.set_value(user.value, skip_validation=True)
         for ld in self.leaders:
@@ -285,10 +289,13 @@ class Game:
         """Back to a :meth:`state` (a path of points certified together visits each again)."""
         params, snap, bounds, boxes = state
         for (_, w), value in zip(self.param_map, params):
-            w.set_value(value)
+            if w.value != value:
+                w.set_value(value)
         for v, (lb, ub) in zip(self.all_vars, bounds):
-            v.setlb(lb)
-            v.setub(ub)
+            if v.lb != lb:
+                v.setlb(lb)
+            if v.ub != ub:
+                v.setub(ub)
         self.restore(snap)
         for ld, (lo, hi) in zip(self.leaders, boxes):
             ld.lower, ld.upper = lo.copy(), hi.copy()

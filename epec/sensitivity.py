@@ -41,7 +41,7 @@ derivative.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -142,8 +142,14 @@ class _FollowersAt:
     z: np.ndarray
     y: np.ndarray
     p: np.ndarray
+    last: dict = field(default_factory=dict)
 
     def respond(self, R: np.ndarray) -> tuple[Any, np.ndarray]:
+        """The followers' response to ``R`` (with its factorisation) and the inputs ``y``; the
+        last one is kept, so the gradient and the allocation at one ``R`` share a solve."""
+        key = np.asarray(R, dtype=float).tobytes()
+        if key in self.last:
+            return self.last[key]
         resp = self.base.resp
         y = resp.inputs_at(self.y, [np.array([r]) for r in R])
         r = resp.solve(self.z, y, self.p, sensitivity=True)
@@ -151,6 +157,8 @@ class _FollowersAt:
             r = resp.solve(self.z, y, self.p, cold=True, sensitivity=True)
         if not (r.ok and r.lu is not None):
             raise _NoDerivative(f"no follower response at R = {np.round(R, 6).tolist()} ({r.status})")
+        self.last.clear()
+        self.last[key] = (r, y)
         return r, y
 
     def gradient(self, R: np.ndarray) -> np.ndarray:

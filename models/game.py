@@ -139,16 +139,12 @@ def update_game(model: Any, scenario: Scenario, R0: Any = None, f0: Any = None) 
     if not same_structure(model, sc):
         raise InputError("scenario", "its sizes, pairs with data or mechanism differ from the game's")
     values = _param_values(sc)
-    for name in _PAIR_PARAMS:
-        param, arr = getattr(model, name), values[name]
-        for (n, m) in param:
-            param[n, m] = float(arr[n, m])
-    for n in model.MU:
-        model.F[n] = float(sc.F[n])
+    for name, idx, q in _param_data(model):
+        new = float(values[name] if idx is None else values[name][idx])
+        if q.value != new:  # a sweep moves a few of them: the rest are not written again
+            q.set_value(new)
     for m in model.MSP:
-        model.lam[m] = float(sc.lam[m])
         model.msp[m].R.setub(float(sc.Rmax[m]))
-    model.eps0 = float(sc.eps0)
     R0 = sc.Rmax / 2.0 if R0 is None else np.asarray(R0, dtype=float)
     f0 = np.repeat(sc.F[:, None] / sc.n_msp, sc.n_msp, axis=1) if f0 is None else np.asarray(f0, dtype=float)
     if R0.shape != (sc.n_msp,):
@@ -168,6 +164,17 @@ def _param_values(sc: Scenario) -> dict[str, Any]:
     alpha, beta = freshness_coefficients(sc)
     return {"Q": quality(sc), "alpha": alpha, "beta": beta, "e": energy_cost_coefficient(sc),
             "F": np.asarray(sc.F, dtype=float), "lam": np.asarray(sc.lam, dtype=float), "eps0": float(sc.eps0)}
+
+
+def _param_data(model: Any) -> list:
+    """Every Param of a parametric game as ``(name, index, ParamData)``, looked up once per model."""
+    cached = getattr(model, "metatrading_param_data", None)
+    if cached is None:
+        cached = [(name, (n, m), getattr(model, name)[n, m]) for name in _PAIR_PARAMS for (n, m) in getattr(model, name)]
+        cached += [("F", n, model.F[n]) for n in model.MU] + [("lam", m, model.lam[m]) for m in model.MSP]
+        cached.append(("eps0", None, model.eps0))
+        model.metatrading_param_data = cached
+    return cached
 
 
 class ParamPlan:
@@ -306,9 +313,22 @@ def rewards(model: Any) -> np.ndarray:
     return np.array([float(model.msp[m].R.value) for m in model.MSP])
 
 
+def _allocation_vars(model: Any) -> list:
+    """Every ``mu[n].f[m]`` as ``(n, m, var)``, looked up once per model (a sweep's parametric
+    game is moved at every point, and Pyomo's indexing was most of that move's time)."""
+    cached = getattr(model, "metatrading_allocation_vars", None)
+    if cached is None:
+        cached = [(n, m, model.mu[n].f[m]) for n in model.MU for m in model.MSP]
+        model.metatrading_allocation_vars = cached
+    return cached
+
+
 def allocations(model: Any) -> np.ndarray:
     """The followers' allocation ``f`` (N, M) in GHz currently held by ``model``."""
-    return np.array([[float(model.mu[n].f[m].value) for m in model.MSP] for n in model.MU])
+    out = np.empty((len(model.MU), len(model.MSP)))
+    for n, m, v in _allocation_vars(model):
+        out[n, m] = float(v.value)
+    return out
 
 
 def set_rewards(model: Any, R: Any) -> None:
@@ -319,7 +339,7 @@ def set_rewards(model: Any, R: Any) -> None:
 
 def set_allocations(model: Any, f: Any) -> None:
     """Set every free ``mu[n].f[m]`` to ``f[n, m]``."""
-    for n in model.MU:
-        for m in model.MSP:
-            if not model.mu[n].f[m].fixed:
-                model.mu[n].f[m].set_value(float(f[n][m]))
+    f = np.asarray(f, dtype=float)
+    for n, m, v in _allocation_vars(model):
+        if not v.fixed:
+            v.set_value(float(f[n, m]))
