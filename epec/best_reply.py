@@ -157,15 +157,18 @@ def follower_utility(obj: Any, values: _SharedValues | None = None) -> float:
     return v if obj.sense == pyo.maximize else -v
 
 
-def follower_replies(kkts: Sequence[Any], options: Any, search: bool = False) -> list[FollowerReply]:
+def follower_replies(kkts: Sequence[Any], options: Any, search: bool = False,
+                     utilities: Sequence[float] | None = None) -> list[FollowerReply]:
     """The best-response gain of every follower of ``kkts`` (:class:`epec.kkt.KKTSystem`) at the
     model's current values, by the methods of the module doc; ``options`` a
     :class:`epec.CertificateOptions` (``reply_starts``, ``reply_seconds``, ``reply_scip``).
     The model's values are restored. ``search=True`` skips methods 1 and 2 (followers already
-    known not to be proven convex)."""
+    known not to be proven convex). ``utilities``: the followers' utilities at the point when
+    the caller has them (:meth:`epec.game.Game.follower_utilities`), else walked here."""
     out = []
-    shared = _SharedValues()  # at the point: the searches below restore every value they move
-    utilities = [follower_utility(k.objective, shared) for k in kkts]
+    if utilities is None:
+        shared = _SharedValues()  # at the point: the searches below restore every value they move
+        utilities = [follower_utility(k.objective, shared) for k in kkts]
     for k, u0 in zip(kkts, utilities):
         xs = list(k.variables)
         y0 = tuple(float(v.value) for v in xs)

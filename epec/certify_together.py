@@ -74,7 +74,7 @@ def prepare_point(game: Any, options: Any) -> PreparedPoint | None:
     """The certificate of the game's current point up to its deviation scan; None where the point
     must be certified alone (:func:`epec.certificate.certify_game`). The game is left as it was."""
     c0 = time.process_time()
-    replies = follower_replies(game.kkts, options) if options.best_reply else []
+    replies = follower_replies(game.kkts, options, utilities=game.follower_utilities()) if options.best_reply else []
     if game.response is None or not all(is_convex_method(r.method) for r in replies):
         return None
     scan = lockstep_scan(game, options, replies, lambda: None)

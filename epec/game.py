@@ -168,7 +168,26 @@ class Game:
         # per leader with one decision: the last secant curvature of its utility (the next
         # implicit step's first Newton step)
         self.curvature: dict[int, float | None] = {}
+        self._utilities: Any = None  # the followers' utilities compiled (follower_utilities)
+        self._utility_calls = 0
         self.build_seconds = time.perf_counter() - t0
+
+    def follower_utilities(self) -> list[float] | None:
+        """Every follower's utility (its objective, maximised) at the model's current values
+        through one compiled function, built at the second call (a game prepared once and
+        visited again, a sweep's path: walking the followers' expressions took 2.5 ms of a
+        point's 30 on ``default``); None at the first call, where the caller walks them."""
+        if self._utilities is None:
+            self._utility_calls += 1
+            if self._utility_calls < 2:
+                return None
+            from solvers import compile_equations
+
+            system = compile_equations([], outputs=[k.objective.expr for k in self.kkts], name="follower utilities")
+            signs = np.array([1.0 if k.objective.sense == pyo.maximize else -1.0 for k in self.kkts])
+            self._utilities = (system, signs)
+        system, signs = self._utilities
+        return (signs * system.outputs(np.zeros(0), system.read_inputs(), system.read_params())[0]).tolist()
 
     @property
     def response(self) -> FollowerResponse | None:

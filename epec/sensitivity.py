@@ -119,6 +119,23 @@ class CompiledFollowers:
             raise _NoDerivative("an MSP's reward does not enter the followers' system")
         self.plan = ParamPlan(self.resp.system.params)
 
+    @classmethod
+    def on_game(cls, game: Any) -> "CompiledFollowers":
+        """The followers' response a prepared game has compiled already (:class:`epec.Workspace`'s,
+        a sweep's path: one compilation less per path), on the game's working copy of the model.
+        Moving it writes that copy's Vars (the next solve takes the user's values in again,
+        :meth:`epec.game.Game.refresh`; the multipliers start from these). ``_NoDerivative``
+        where it is not a parametric MetaTrading game's."""
+        self = cls.__new__(cls)
+        self.model, self.resp = game.work, game.response
+        if self.resp is None or any(len(pos) != 1 for pos in self.resp.leader_pos):
+            raise _NoDerivative("the game has no Newton response with one reward per MSP")
+        try:
+            self.plan = ParamPlan(self.resp.system.params)
+        except InputError as err:
+            raise _NoDerivative(str(err)) from None
+        return self
+
     def fits(self, sc: Any) -> bool:
         from models.game import same_structure
 
@@ -212,6 +229,25 @@ class _NoDerivative(Exception):
     """The sensitivities cannot be computed at this point (the reason is the message)."""
 
 
+def path_followers(reuse: dict, sc: Any, R: np.ndarray, f: np.ndarray) -> CompiledFollowers:
+    """The path's followers kept in ``reuse``: the workspace game's own response when the path
+    has one of this structure (:meth:`CompiledFollowers.on_game`), else compiled here."""
+    fl = reuse.get("followers")
+    if fl is not None and fl.fits(sc):
+        return fl
+    game = getattr(reuse.get("workspace"), "game", None)
+    fl = None
+    if game is not None:
+        try:
+            fl = CompiledFollowers.on_game(game)
+        except _NoDerivative:
+            fl = None
+    if fl is None or not fl.fits(sc):
+        fl = CompiledFollowers(sc, R, f)
+    reuse["followers"] = fl
+    return fl
+
+
 def sensitivities(scenario: Any, name: str, value: float, R: Any, f: Any,
                   options: SweepOptions = SweepOptions(), reuse: dict | None = None) -> dict[str, Any]:
     """The derivatives of the certified equilibrium ``(R, f)`` of ``scenario`` (whose ``name`` is
@@ -240,9 +276,7 @@ def sensitivities(scenario: Any, name: str, value: float, R: Any, f: Any,
         return {"status": "boundary", "reason": f"{name} -+ {h:.3g} leaves its range ({err.reason})"}
     reuse = {} if reuse is None else reuse
     try:
-        fl = reuse.get("followers")
-        if fl is None or not fl.fits(sc):
-            fl = reuse["followers"] = CompiledFollowers(sc, R, f)
+        fl = path_followers(reuse, sc, R, f)
         plus, minus, center = fl.at(sc_p, R, f), fl.at(sc_m, R, f), fl.at(sc, R, f)
         # theta's direction at fixed R: the compiled system's inputs and Params at theta -+ h
         rewards = [np.array([r]) for r in R]
@@ -313,9 +347,7 @@ def corrected_start(sc: Any, R: np.ndarray, f: np.ndarray, anchor: dict | None,
     if A.shape != (R.size, R.size):
         return None
     try:
-        fl = reuse.get("followers")
-        if fl is None or not fl.fits(sc):  # as the point's sensitivities would (a resumed path too)
-            fl = reuse["followers"] = CompiledFollowers(sc, R, f)
+        fl = path_followers(reuse, sc, R, f)  # as the point's sensitivities would (a resumed path too)
         at = fl.at(sc, R, f)
         G0 = G = at.gradient(R)[interior]
         for _ in range(_CHORD_STEPS):
