@@ -409,7 +409,7 @@ def certify_newton(game: Any, options: Any, tick: Callable[[], None], replies: l
 @dataclass
 class LockstepScan:
     """:func:`certify_newton` at one point with its deviation scan left to the caller, who may
-    evaluate the scans of several points in one batch (a sweep's path, :mod:`epec.path_certificate`).
+    evaluate the scans of several points in one batch (a sweep's path, :mod:`epec.certify_together`).
     Everything else, (a) the residual and (c) the uniqueness starts, is done at the point by
     :func:`lockstep_scan`, with the random draws in the order :func:`certify_newton` makes them
     (the lines' directions, then the starts), so the scan is the same as the one-point one.

@@ -68,16 +68,12 @@ def batch_response(scenario: Any) -> Callable[[list], tuple[np.ndarray, np.ndarr
     even splits), ``solved`` (B,) where it reached its natural KKT residual 1e-12 (far inside the
     certificate's ``kkt_tol``); the certificate solves the others by Newton on the Pyomo game.
     """
-    from models.batch_followers import Coefficients, market_utilities
+    from models.batch_followers import Coefficients
 
     cf = Coefficients.of(scenario)
 
     def respond(points: list) -> tuple[np.ndarray, np.ndarray]:
-        R = np.array([[float(np.asarray(a, dtype=float).ravel()[0]) for a in pt] for pt in points], dtype=float)
-        parts = _solved_in_chunks(cf, R, None, lambda c, Rk, eq: (market_utilities(c, Rk, eq.iom).numpy(),
-                                                                  eq.converged.numpy()))
-        return (np.concatenate([v for v, _ in parts]).reshape(len(R), -1),
-                np.concatenate([ok for _, ok in parts]).reshape(len(R)))
+        return _market_values(cf, _rewards_of(points))
 
     respond.coefficients = cf  # type: ignore[attr-defined]  (batch_responses stacks markets by it)
     return respond
@@ -91,8 +87,6 @@ def batch_responses(requests: list[tuple[Callable, list]]) -> list[tuple[np.ndar
     per market, ``lambda`` too) and solved by one :func:`models.batch_followers.solve_followers`; the others are
     solved by their own engine. Each market is solved on its own, so the answers are those of the
     separate calls. :func:`epec.certify_together.certify_prepared`'s ``engine_many``."""
-    from models.batch_followers import market_utilities
-
     out: list[Any] = [None] * len(requests)
     groups: dict[tuple, list[int]] = {}
     for k, (respond, points) in enumerate(requests):
@@ -102,17 +96,28 @@ def batch_responses(requests: list[tuple[Callable, list]]) -> list[tuple[np.ndar
             continue
         groups.setdefault(_stack_key(cf), []).append(k)
     for ks in groups.values():
-        R = [np.array([[float(np.asarray(a, dtype=float).ravel()[0]) for a in pt] for pt in requests[k][1]])
-             for k in ks]
+        R = [_rewards_of(requests[k][1]) for k in ks]
         sizes = [len(r) for r in R]
-        cf = _stacked([requests[k][0].coefficients for k in ks], sizes)
-        parts = _solved_in_chunks(cf, np.concatenate(R), None,
-                                  lambda c, Rk, eq: (market_utilities(c, Rk, eq.iom).numpy(), eq.converged.numpy()))
-        V_all = np.concatenate([v for v, _ in parts]).reshape(sum(sizes), -1)
-        ok_all = np.concatenate([ok for _, ok in parts]).reshape(sum(sizes))
+        V_all, ok_all = _market_values(_stacked([requests[k][0].coefficients for k in ks], sizes), np.concatenate(R))
         for k, s in zip(ks, _slices(sizes)):
             out[k] = (V_all[s], ok_all[s])
     return out
+
+
+def _rewards_of(points: list) -> np.ndarray:
+    """The reward profiles ``R`` (B, M) of decision profiles (one array ``[R_m]`` per MSP each)."""
+    return np.array([[float(np.asarray(a, dtype=float).ravel()[0]) for a in pt] for pt in points], dtype=float)
+
+
+def _market_values(cf: Any, R: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(V (B, M), solved (B,))``: the MSPs' utilities at the followers' equilibrium of each market
+    ``R`` (B, M) of ``cf`` (:func:`_solved_in_chunks`, from even splits), and where it was reached."""
+    from models.batch_followers import market_utilities
+
+    parts = _solved_in_chunks(cf, R, None, lambda c, Rk, eq: (market_utilities(c, Rk, eq.iom).numpy(),
+                                                              eq.converged.numpy()))
+    return (np.concatenate([v for v, _ in parts]).reshape(len(R), -1),
+            np.concatenate([ok for _, ok in parts]).reshape(len(R)))
 
 
 def _stack_key(cf: Any) -> tuple:

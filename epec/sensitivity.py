@@ -105,36 +105,37 @@ class CompiledFollowers:
     parametric game (:func:`models.game.build_game`, ``parametric=True``): Newton on their
     smoothed KKT system at any scenario of the same structure (:meth:`at`)."""
 
-    def __init__(self, sc: Any, R: np.ndarray, f: np.ndarray) -> None:
+    def __init__(self, model: Any, resp: Any) -> None:
+        """``resp`` the followers' response compiled on ``model`` (a parametric game or a
+        prepared game's working copy of one); ``_NoDerivative`` where it has no Newton response
+        with one reward per MSP, or Params that are not a MetaTrading game's."""
+        self.model, self.resp = model, resp
+        if resp is None or any(len(pos) != 1 for pos in resp.leader_pos):
+            raise _NoDerivative("no Newton response of the followers with one reward per MSP")
+        try:
+            self.plan = ParamPlan(resp.system.params)
+        except InputError as err:
+            raise _NoDerivative(str(err)) from None
+
+    @classmethod
+    def compiled(cls, sc: Any, R: np.ndarray, f: np.ndarray) -> "CompiledFollowers":
+        """The response compiled on a parametric game of ``sc`` built for it, started at ``(R, f)``."""
         from models.game import build_game
 
         from .kkt import kkt
         from .response import FollowerResponse
 
-        self.model = model = build_game(sc, R0=clip_rewards(R, sc.Rmax), f0=f, parametric=True)
-        kkts = [kkt(b) for b in model.mu.values()]
-        self.resp = FollowerResponse(kkts, [[model.msp[m].R] for m in model.MSP],
-                                     [model.msp[m].utility for m in model.MSP])
-        if any(len(pos) != 1 for pos in self.resp.leader_pos):
-            raise _NoDerivative("an MSP's reward does not enter the followers' system")
-        self.plan = ParamPlan(self.resp.system.params)
+        model = build_game(sc, R0=R, f0=f, parametric=True)
+        return cls(model, FollowerResponse([kkt(b) for b in model.mu.values()], [[model.msp[m].R] for m in model.MSP],
+                                           [model.msp[m].utility for m in model.MSP]))
 
     @classmethod
     def on_game(cls, game: Any) -> "CompiledFollowers":
         """The followers' response a prepared game has compiled already (:class:`epec.Workspace`'s,
         a sweep's path: one compilation less per path), on the game's working copy of the model.
         Moving it writes that copy's Vars (the next solve takes the user's values in again,
-        :meth:`epec.game.Game.refresh`; the multipliers start from these). ``_NoDerivative``
-        where it is not a parametric MetaTrading game's."""
-        self = cls.__new__(cls)
-        self.model, self.resp = game.work, game.response
-        if self.resp is None or any(len(pos) != 1 for pos in self.resp.leader_pos):
-            raise _NoDerivative("the game has no Newton response with one reward per MSP")
-        try:
-            self.plan = ParamPlan(self.resp.system.params)
-        except InputError as err:
-            raise _NoDerivative(str(err)) from None
-        return self
+        :meth:`epec.game.Game.refresh`; the multipliers start from these)."""
+        return cls(game.work, game.response)
 
     def fits(self, sc: Any) -> bool:
         from models.game import same_structure
@@ -243,7 +244,7 @@ def path_followers(reuse: dict, sc: Any, R: np.ndarray, f: np.ndarray) -> Compil
         except _NoDerivative:
             fl = None
     if fl is None or not fl.fits(sc):
-        fl = CompiledFollowers(sc, R, f)
+        fl = CompiledFollowers.compiled(sc, R, f)
     reuse["followers"] = fl
     return fl
 
@@ -332,7 +333,7 @@ _CHORD_STEPS = 6
 
 
 def corrected_start(sc: Any, R: np.ndarray, f: np.ndarray, anchor: dict | None,
-               reuse: dict) -> tuple[np.ndarray, np.ndarray] | None:
+                    reuse: dict) -> tuple[np.ndarray, np.ndarray] | None:
     """The continuation's start corrected by chord Newton on the equilibrium conditions
     ``G_I(R, theta) = 0`` at the new ``theta``, with ``dG_I/dR_I`` of the path's last point with
     sensitivities, ``anchor`` (its record's ``dG_dR``; the rewards at a bound stay there), while

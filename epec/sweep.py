@@ -29,7 +29,6 @@ paths run in-process or as Ray tasks with the same results (``benchmarks/`` maps
 """
 from __future__ import annotations
 
-import dataclasses
 import time
 from typing import Any, Callable, Iterable, Sequence
 
@@ -59,13 +58,13 @@ def _solve(sc: Any, opts: SweepOptions, R0: Any = None, f0: Any = None, workspac
 
 
 # ---------------------------------------------------------------------------- one path
-def _start(prev: dict, sc: Any, value: float, opts: SweepOptions) -> tuple[np.ndarray, np.ndarray, str]:
+def _start(prev: dict, sc: Any, value: float, predict: bool) -> tuple[np.ndarray, np.ndarray, str]:
     """The continuation's start at ``value`` from the previous certified point ``prev``: its
-    equilibrium, moved along its tangent when it has one (projected on the boxes)."""
+    equilibrium, moved along its tangent when it has one and ``predict`` (projected on the boxes)."""
     R, f = np.asarray(prev["rewards"], dtype=float), np.asarray(prev["allocations"], dtype=float)
     kind = "previous"
     sens = prev.get("sensitivity") or {}
-    if opts.predict and sens.get("status") == "ok":
+    if predict and sens.get("status") == "ok":
         dt = value - prev["value"]
         R = R + dt * np.asarray(sens["dR"], dtype=float)
         f = f + dt * np.asarray(sens["df"], dtype=float)
@@ -81,13 +80,9 @@ def _point(sc: Any, name: str, value: float, prev: dict | None, opts: SweepOptio
            reuse: dict | None = None) -> dict[str, Any]:
     """One point of a path: the certified solve (warm from ``prev`` by continuation) and its
     sensitivities. ``reuse`` (continuation only): the path's prepared games, kept between points
-    (the game's numbers are Params: built and compiled once per path)."""
+    (the game's numbers are Params: built and compiled once per path, :func:`sweep_path`)."""
     t0 = time.perf_counter()
-    reuse = reuse if reuse is not None and opts.continuation else {}
-    if opts.continuation and "workspace" not in reuse:
-        from .game import Workspace
-
-        reuse["workspace"] = Workspace()
+    reuse = {} if reuse is None else reuse
     workspace = reuse.get("workspace")
     rec: dict[str, Any] = {"value": value}
     warm_note = ""
@@ -95,7 +90,7 @@ def _point(sc: Any, name: str, value: float, prev: dict | None, opts: SweepOptio
         sol = None
         if opts.continuation and prev is not None and prev.get("ok") \
                 and np.shape(prev["allocations"]) == (sc.n_mu, sc.n_msp):
-            R0, f0, kind = _start(prev, sc, value, opts)
+            R0, f0, kind = _start(prev, sc, value, opts.predict)
             sol = _solve(sc, opts, R0, f0, workspace)
             if not sol.ok:
                 warm_note = f"warm start ({kind}) ended {sol.result.status.value}: {sol.result.message}"
@@ -117,18 +112,21 @@ def _point(sc: Any, name: str, value: float, prev: dict | None, opts: SweepOptio
         rec["max_deviation_gain"] = res.certificate.max_deviation_gain
         rec["certificate_holds"] = res.certificate.holds
     if res.ok:
-        rec.update(outcome(sc, sol.R, sol.f))
-        rec["allocations"] = sol.f.tolist()
-    ts = time.perf_counter()
-    if not res.ok:
-        rec["sensitivity"] = {"status": "not_certified"}
-    elif not opts.sensitivities:
-        rec["sensitivity"] = {"status": "off"}
+        _add_point(rec, sc, name, value, sol.R, sol.f, opts, reuse)
     else:
-        rec["sensitivity"] = sensitivities(sc, name, value, sol.R, sol.f, opts, reuse)
-    rec["sensitivity_seconds"] = time.perf_counter() - ts
+        rec.update(sensitivity={"status": "not_certified"}, sensitivity_seconds=0.0)
     rec["seconds"] = time.perf_counter() - t0
     return rec
+
+
+def _add_point(rec: dict, sc: Any, name: str, value: float, R: np.ndarray, f: np.ndarray, opts: SweepOptions,
+               reuse: dict) -> None:
+    """A certified point's outcome, allocation and sensitivities (and their seconds) into ``rec``."""
+    rec.update(outcome(sc, R, f))
+    rec["allocations"] = f.tolist()
+    ts = time.perf_counter()
+    rec["sensitivity"] = sensitivities(sc, name, value, R, f, opts, reuse) if opts.sensitivities else {"status": "off"}
+    rec["sensitivity_seconds"] = time.perf_counter() - ts
 
 
 def _tentative(sc: Any, name: str, value: float, prev: dict, anchor: dict | None, opts: SweepOptions,
@@ -144,7 +142,7 @@ def _tentative(sc: Any, name: str, value: float, prev: dict, anchor: dict | None
     from .results import GameStatus
 
     t0 = time.perf_counter()
-    R0, f0, kind = _start(prev, sc, value, opts)
+    R0, f0, kind = _start(prev, sc, value, opts.predict)
     got = corrected_start(sc, R0, f0, anchor, reuse)
     if got is not None:
         (R0, f0), kind = got, "corrected"
@@ -152,7 +150,7 @@ def _tentative(sc: Any, name: str, value: float, prev: dict, anchor: dict | None
         # the corrector cannot contract: the path bends here (a kink, where an MU's budget starts
         # or stops binding) and the tangent overshoots; the previous equilibrium is the better
         # start (measured on 50 points of rho on default: 2 sweeps at the kinks instead of 2-3)
-        (R0, f0), kind = _start(prev, sc, value, dataclasses.replace(opts, predict=False))[:2], "previous"
+        R0, f0, kind = _start(prev, sc, value, predict=False)
     sol = _solve(sc, opts, R0, f0, reuse["workspace"], certify=False)
     res = sol.result
     if res.status is not GameStatus.UNCERTIFIED:
@@ -164,11 +162,7 @@ def _tentative(sc: Any, name: str, value: float, prev: dict, anchor: dict | None
     rec: dict[str, Any] = {"value": value, "ok": True, "status": GameStatus.CONVERGED.value, "message": "",
                            "start": kind, "sweeps": res.sweeps, "solve_seconds": res.seconds,
                            "timings": dict(res.timings)}
-    rec.update(outcome(sc, R, f))
-    rec["allocations"] = f.tolist()
-    ts = time.perf_counter()
-    rec["sensitivity"] = sensitivities(sc, name, value, R, f, opts, reuse) if opts.sensitivities else {"status": "off"}
-    rec["sensitivity_seconds"] = time.perf_counter() - ts
+    _add_point(rec, sc, name, value, R, f, opts, reuse)
     rec["seconds"] = time.perf_counter() - t0
     return rec, prep, sc, R, f
 

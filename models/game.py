@@ -80,22 +80,13 @@ def build_game(
 
     sc = scenario
     n_mu, n_msp = sc.n_mu, sc.n_msp
-    alpha, beta = freshness_coefficients(sc)
-    Q = quality(sc)
-    e = energy_cost_coefficient(sc)
     has_data = sc.D > 0
-    R0 = sc.Rmax / 2.0 if R0 is None else np.asarray(R0, dtype=float)
-    f0 = np.repeat(sc.F[:, None] / n_msp, n_msp, axis=1) if f0 is None else np.asarray(f0, dtype=float)
-    if R0.shape != (n_msp,):
-        raise InputError("R0", f"expected shape ({n_msp},), got {R0.shape}")
-    if f0.shape != (n_mu, n_msp):
-        raise InputError("f0", f"expected shape ({n_mu}, {n_msp}), got {f0.shape}")
-    f0 = np.where(has_data, f0, 0.0)
+    R0, f0 = _start_profile(sc, R0, f0)
 
     model = pyo.ConcreteModel(name=f"metatrading[{sc.name}]")
     model.MSP = pyo.Set(initialize=range(n_msp), ordered=True)
     model.MU = pyo.Set(initialize=range(n_mu), ordered=True)
-    coef = _Coefficients.of(model, sc, Q, alpha, beta, e, parametric)
+    coef = _Coefficients.of(model, sc, parametric)
     # Followers first: their IoM expressions feed the shared totals.
     _add_followers(model, sc, f0, has_data, coef.F, lambda n, m, f: iom_fn(f, coef.Q(n, m), coef.alpha(n, m),
                                                                            coef.beta(n, m)))
@@ -103,7 +94,7 @@ def build_game(
     model.msp = pyo.Block(model.MSP)
     for m in model.MSP:
         b = model.msp[m]
-        b.R = pyo.Var(bounds=(0.0, float(sc.Rmax[m])), initialize=float(clip_rewards(R0, sc.Rmax)[m]))
+        b.R = pyo.Var(bounds=(0.0, float(sc.Rmax[m])), initialize=float(R0[m]))
         b.utility = pyo.Objective(
             expr=value_fn(coef.lam(m), model.total[m], log=pyo.log)
             - msp_payment_fn(sc.mechanism, b.R, model.total[m], coef.eps0),
@@ -138,6 +129,7 @@ def update_game(model: Any, scenario: Scenario, R0: Any = None, f0: Any = None) 
         raise InputError("model", "not a parametric game (build it with build_game(..., parametric=True))")
     if not same_structure(model, sc):
         raise InputError("scenario", "its sizes, pairs with data or mechanism differ from the game's")
+    R0, f0 = _start_profile(sc, R0, f0)  # checked before anything is written
     values = _param_values(sc)
     for name, idx, q in _param_data(model):
         new = float(values[name] if idx is None else values[name][idx])
@@ -145,14 +137,21 @@ def update_game(model: Any, scenario: Scenario, R0: Any = None, f0: Any = None) 
             q.set_value(new)
     for m in model.MSP:
         model.msp[m].R.setub(float(sc.Rmax[m]))
+    set_rewards(model, R0)
+    set_allocations(model, f0)
+
+
+def _start_profile(sc: Scenario, R0: Any, f0: Any) -> tuple[np.ndarray, np.ndarray]:
+    """The start ``(R0, f0)`` of a game of ``sc``: defaults ``Rmax / 2`` and even splits, shapes
+    checked (``InputError`` naming ``R0`` / ``f0``), rewards clipped to their boxes, pairs
+    without data at 0."""
     R0 = sc.Rmax / 2.0 if R0 is None else np.asarray(R0, dtype=float)
     f0 = np.repeat(sc.F[:, None] / sc.n_msp, sc.n_msp, axis=1) if f0 is None else np.asarray(f0, dtype=float)
     if R0.shape != (sc.n_msp,):
         raise InputError("R0", f"expected shape ({sc.n_msp},), got {R0.shape}")
     if f0.shape != (sc.n_mu, sc.n_msp):
         raise InputError("f0", f"expected shape ({sc.n_mu}, {sc.n_msp}), got {f0.shape}")
-    set_rewards(model, clip_rewards(R0, sc.Rmax))
-    set_allocations(model, np.where(sc.D > 0, f0, 0.0))
+    return clip_rewards(R0, sc.Rmax), np.where(sc.D > 0, f0, 0.0)
 
 
 #: the pair Params of a parametric game, over ``model.PAIRS``
@@ -219,9 +218,8 @@ class _Coefficients:
         self._values, self._params = values, params
 
     @classmethod
-    def of(cls, model: Any, sc: Scenario, Q: np.ndarray, alpha: np.ndarray, beta: np.ndarray, e: np.ndarray,
-           parametric: bool) -> _Coefficients:
-        values = {"Q": Q, "alpha": alpha, "beta": beta, "e": e, "lam": sc.lam, "F": sc.F, "eps0": sc.eps0}
+    def of(cls, model: Any, sc: Scenario, parametric: bool) -> _Coefficients:
+        values = _param_values(sc)
         if not parametric:
             return cls(values, None)
         import pyomo.environ as pyo

@@ -32,7 +32,7 @@ def test_exact_second_order_terms_match_central_differences_of_the_gradient(name
     sc = apply_parameter(preset(name_), name, value)
     sol = epec.solve_scenario(sc)
     R, f = np.asarray(sol.R, dtype=float), np.asarray(sol.f, dtype=float)
-    fl = CompiledFollowers(sc, R, f)
+    fl = CompiledFollowers.compiled(sc, R, f)
     A_fd, b_fd, (plus, minus, center, h) = _central_differences(fl, sc, name, value, R, f)
     rewards = [np.array([r]) for r in R]
     dy = (fl.resp.inputs_at(plus.y, rewards) - fl.resp.inputs_at(minus.y, rewards)) / (2 * h)
