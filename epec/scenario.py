@@ -246,10 +246,11 @@ def _solved_in_chunks(cf: Any, R: np.ndarray, f0: np.ndarray | None, read: Calla
     (OpenMP threads waiting for a core) and 20 us with one."""
     import torch
 
-    from models.batch_followers import Coefficients, solve_followers
+    from models.batch_followers import Coefficients, SolverOptions, solve_followers
 
     N, M = cf.shape
     chunk = max(1, _BATCH_PAIRS // max(1, N * M))
+    compact = SolverOptions(compact=True)  # a large batch (a sweep's block) sets its converged markets aside
     per_market = cf.Q.shape[0] > 1
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
@@ -262,7 +263,7 @@ def _solved_in_chunks(cf: Any, R: np.ndarray, f0: np.ndarray | None, read: Calla
                                eps0=cf.eps0, mechanism=cf.mechanism) if per_market else cf)
             Rk = torch.as_tensor(R[s], dtype=cf.Q.dtype)
             fk = None if f0 is None else torch.as_tensor(f0[s], dtype=cf.Q.dtype)
-            out.append(read(ck, Rk, solve_followers(ck, Rk, f0=fk)))
+            out.append(read(ck, Rk, solve_followers(ck, Rk, f0=fk, options=compact)))
         return out
     finally:
         torch.set_num_threads(threads)

@@ -47,7 +47,7 @@ from typing import Any
 import numpy as np
 
 from models.errors import InputError
-from models.game import ParamPlan, set_allocations, set_rewards
+from models.game import AllocationIndex, ParamPlan
 from models.scenario import clip_rewards
 
 from .sweep_params import DISCRETE, SweepOptions, apply_parameter
@@ -116,6 +116,7 @@ class CompiledFollowers:
             self.plan = ParamPlan(resp.system.params)
         except InputError as err:
             raise _NoDerivative(str(err)) from None
+        self.index = AllocationIndex(model, resp.system.unknowns)
 
     @classmethod
     def compiled(cls, sc: Any, R: np.ndarray, f: np.ndarray) -> "CompiledFollowers":
@@ -133,8 +134,9 @@ class CompiledFollowers:
     def on_game(cls, game: Any) -> "CompiledFollowers":
         """The followers' response a prepared game has compiled already (:class:`epec.Workspace`'s,
         a sweep's path: one compilation less per path), on the game's working copy of the model.
-        Moving it writes that copy's Vars (the next solve takes the user's values in again,
-        :meth:`epec.game.Game.refresh`; the multipliers start from these)."""
+        Its responses start from the multipliers that copy holds; an allocation leaves its
+        response there (the next solve takes the user's values in again,
+        :meth:`epec.game.Game.refresh`)."""
         return cls(game.work, game.response)
 
     def fits(self, sc: Any) -> bool:
@@ -143,12 +145,13 @@ class CompiledFollowers:
         return same_structure(self.model, sc)
 
     def at(self, sc: Any, R: np.ndarray, f: np.ndarray) -> _FollowersAt:
-        """The response at scenario ``sc`` (the same structure), started from ``(R, f)``: the
-        model's Vars set to the start, its Params left alone (the compiled system takes the
-        scenario's numbers as the vector ``p``, :class:`models.game.ParamPlan`)."""
-        set_rewards(self.model, clip_rewards(R, sc.Rmax))
-        set_allocations(self.model, np.where(sc.D > 0, f, 0.0))
+        """The response at scenario ``sc`` (the same structure), started from ``(R, f)`` (the
+        other unknowns, the multipliers, as the model holds them); the model's Vars and Params
+        are left alone (the compiled system takes the scenario's numbers as the vector ``p``,
+        :class:`models.game.ParamPlan`)."""
         z, y = self.resp.read()
+        z = self.index.write(z, np.where(sc.D > 0, f, 0.0))
+        y = self.resp.inputs_at(y, [np.array([r]) for r in clip_rewards(R, sc.Rmax)])
         return _FollowersAt(self, z, y, self.plan.values(sc))
 
 
@@ -161,6 +164,8 @@ class _FollowersAt:
     y: np.ndarray
     p: np.ndarray
     last: dict = field(default_factory=dict)
+    #: a solved response nearby, ``(z, lu, y, p)``: the next one starts from its tangent
+    near: tuple | None = None
 
     def respond(self, R: np.ndarray) -> tuple[Any, np.ndarray]:
         """The followers' response to ``R`` (with its factorisation) and the inputs ``y``; the
@@ -170,13 +175,21 @@ class _FollowersAt:
             return self.last[key]
         resp = self.base.resp
         y = resp.inputs_at(self.y, [np.array([r]) for r in R])
-        r = resp.solve(self.z, y, self.p, sensitivity=True)
+        r = None
+        if self.near is not None:  # the first-order predictor from the response nearby
+            z0, lu, y0, p0 = self.near
+            dF = resp.system.directional(z0, y0, p0, resp.options.mu, np.concatenate([np.zeros_like(z0), y - y0]),
+                                         self.p - p0)
+            r = resp.solve_near(z0, y, self.p, lu=lu, dF=dF, sensitivity=True)
+        if r is None or not (r.ok and r.lu is not None):
+            r = resp.solve(self.z, y, self.p, sensitivity=True)
         if not (r.ok and r.lu is not None):
             r = resp.solve(self.z, y, self.p, cold=True, sensitivity=True)
         if not (r.ok and r.lu is not None):
             raise _NoDerivative(f"no follower response at R = {np.round(R, 6).tolist()} ({r.status})")
         self.last.clear()
         self.last[key] = (r, y)
+        self.near = (r.z, r.lu, y, self.p)
         return r, y
 
     def gradient(self, R: np.ndarray) -> np.ndarray:
@@ -219,11 +232,11 @@ class _FollowersAt:
         return G, A, b
 
     def allocation(self, R: np.ndarray) -> np.ndarray:
-        from models.game import allocations
-
+        """The followers' allocation at their response to ``R``; the response is left in the
+        model's Vars (the next :meth:`CompiledFollowers.at` starts its multipliers there)."""
         r, _ = self.respond(R)
         self.base.resp.load(r.z)
-        return allocations(self.base.model)
+        return self.base.index.read(r.z)
 
 
 class _NoDerivative(Exception):
@@ -283,6 +296,7 @@ def sensitivities(scenario: Any, name: str, value: float, R: Any, f: Any,
         rewards = [np.array([r]) for r in R]
         dy = (fl.resp.inputs_at(plus.y, rewards) - fl.resp.inputs_at(minus.y, rewards)) / (2 * h)
         G, A, b = center.second_order(R, dy, (plus.p - minus.p) / (2 * h))
+        reuse["tangent"] = (fl, center.near)  # the next point's corrector starts from this response
         V = np.asarray(outcome(sc, R, f)["msp_utility"])
         scale = np.maximum(1.0, np.abs(V))
         span = np.maximum(1.0, sc.Rmax)
@@ -350,6 +364,9 @@ def corrected_start(sc: Any, R: np.ndarray, f: np.ndarray, anchor: dict | None,
     try:
         fl = path_followers(reuse, sc, R, f)  # as the point's sensitivities would (a resumed path too)
         at = fl.at(sc, R, f)
+        last = reuse.get("tangent")
+        if last is not None and last[0] is fl:
+            at.near = last[1]
         G0 = G = at.gradient(R)[interior]
         for _ in range(_CHORD_STEPS):
             if not np.max(np.abs(G)) > 1e-10 * max(1.0, float(np.max(np.abs(R)))):

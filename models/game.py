@@ -15,7 +15,7 @@ O(1-100), which keeps Ipopt well scaled.
 """
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
@@ -25,7 +25,7 @@ from .scenario import Scenario, clip_rewards
 from .utility import energy_cost, energy_cost_coefficient, msp_payment, msp_value, payment
 
 __all__ = ["build_game", "update_game", "same_structure", "ParamPlan", "rewards", "allocations", "set_rewards",
-           "set_allocations"]
+           "set_allocations", "AllocationIndex"]
 
 
 def build_game(
@@ -327,6 +327,33 @@ def allocations(model: Any) -> np.ndarray:
     for n, m, v in _allocation_vars(model):
         out[n, m] = float(v.value)
     return out
+
+
+class AllocationIndex:
+    """Where each ``mu[n].f[m]`` of ``model`` sits in a vector of Vars (a compiled system's
+    unknowns), so that an allocation moves between the two without the model's Vars: the pairs
+    found are read from and written to the vector, the others (fixed: no data) keep their value."""
+
+    def __init__(self, model: Any, variables: Sequence[Any]) -> None:
+        where = {id(v): k for k, v in enumerate(variables)}
+        found = [(n, m, where[id(v)]) for n, m, v in _allocation_vars(model) if id(v) in where]
+        self.n, self.m, self.k = (np.array([t[i] for t in found], dtype=np.int64) for i in range(3))
+        self.fixed = np.zeros((len(model.MU), len(model.MSP)))
+        for n, m, v in _allocation_vars(model):
+            if id(v) not in where:
+                self.fixed[n, m] = float(v.value or 0.0)
+
+    def read(self, z: np.ndarray) -> np.ndarray:
+        """The allocation ``f`` (N, M) held by the vector ``z``."""
+        f = self.fixed.copy()
+        f[self.n, self.m] = z[self.k]
+        return f
+
+    def write(self, z: np.ndarray, f: np.ndarray) -> np.ndarray:
+        """``z`` with the allocation ``f`` in its places (a copy)."""
+        z = np.array(z, dtype=float)
+        z[self.k] = np.asarray(f, dtype=float)[self.n, self.m]
+        return z
 
 
 def set_rewards(model: Any, R: Any) -> None:

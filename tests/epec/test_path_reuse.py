@@ -67,6 +67,28 @@ def test_a_param_plan_gives_the_numbers_update_game_sets():
     assert err.value.field == "params"
 
 
+def test_an_allocation_index_moves_allocations_between_the_model_and_the_unknowns():
+    from epec.kkt import kkt
+    from epec.response import FollowerResponse
+    from models.game import AllocationIndex, allocations, set_allocations
+
+    sc = preset("default")
+    D = sc.D.copy()
+    D[2, 1] = 0.0  # a pair without data: its allocation is fixed at 0, not an unknown
+    sc = sc.replace(D=D)
+    model = build_game(sc, parametric=True)
+    resp = FollowerResponse([kkt(b) for b in model.mu.values()], [[model.msp[m].R] for m in model.MSP],
+                            [model.msp[m].utility for m in model.MSP])
+    index = AllocationIndex(model, resp.system.unknowns)
+    f = np.random.default_rng(5).uniform(0.1, 1.0, (sc.n_mu, sc.n_msp)) * (sc.D > 0)
+    z = index.write(resp.read()[0], f)  # without the model's Vars...
+    np.testing.assert_array_equal(index.read(z), f)
+    set_allocations(model, f)  # ...where writing them puts the same numbers
+    np.testing.assert_array_equal(resp.read()[0], z)
+    np.testing.assert_array_equal(allocations(model), index.read(z))
+    assert index.read(z)[2, 1] == 0.0 and len(index.k) == int((sc.D > 0).sum())
+
+
 def test_update_game_refuses_another_structure_or_a_constant_game():
     model = build_game(preset("default"), parametric=True)
     with pytest.raises(InputError) as err:

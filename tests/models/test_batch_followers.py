@@ -144,3 +144,47 @@ def test_drl_keeps_its_imports():
 
     assert drl.solve_followers is mb.solve_followers and drl.followers.Coefficients is mb.Coefficients
     assert drl.taylor.variables is mt.variables
+
+
+@pytest.mark.parametrize("per_market", [False, True])
+def test_compact_batches_agree_with_stepping_every_market(per_market, monkeypatch):
+    # Prepare: 400 markets (over the compaction's threshold), rewards from nobody paying to every
+    # cap, so markets converge after different numbers of steps; per market: the coefficients of
+    # two scenarios interleaved, as a sweep's block stacks them
+    import torch
+
+    import models.batch_followers as bf
+
+    sc = generate(12, 3, seed=4)
+    R = _random_rewards(sc, 400, 7)
+    assert len(R) >= bf._COMPACT_FROM
+    cf = Coefficients.of(sc)
+    if per_market:
+        other = Coefficients.of(sc.replace(rho=sc.rho * 1.7))
+        even = torch.arange(400) % 2 == 0
+
+        def mix(a, b):
+            return torch.where(even.view(-1, *[1] * (a.dim() - 1)), a.expand(400, *a.shape[1:]),
+                               b.expand(400, *b.shape[1:]))
+
+        cf = Coefficients(Q=mix(cf.Q, other.Q), alpha=mix(cf.alpha, other.alpha), beta=mix(cf.beta, other.beta),
+                          e=mix(cf.e, other.e), F=mix(cf.F, other.F), lam=cf.lam, eps0=cf.eps0,
+                          mechanism=cf.mechanism)
+    gathered = []
+    markets = bf._markets
+    monkeypatch.setattr(bf, "_markets", lambda c, keep, count: gathered.append(len(keep)) or markets(c, keep, count))
+    # Execute
+    full = solve_followers(cf, R)
+    compact = solve_followers(cf, R, options=SolverOptions(compact=True))
+    # Assert: the markets were gathered, and the equilibria are the same, each within tol
+    assert gathered and gathered[0] < 200
+    assert bool(full.converged.all()) and bool(compact.converged.all())
+    assert float(compact.residual.max()) <= 1e-12
+    np.testing.assert_allclose(compact.f.numpy(), full.f.numpy(), rtol=0, atol=1e-10)
+    np.testing.assert_allclose(compact.mu.numpy(), full.mu.numpy(), rtol=0, atol=1e-8)
+    assert compact.iterations == full.iterations
+
+
+def test_compact_option_is_checked():
+    with pytest.raises(Exception, match="compact"):
+        SolverOptions(compact=1)
