@@ -41,6 +41,7 @@ BENCHES: dict[str, tuple[str, str]] = {
     "pricing": ("benchmarks.bench_pricing", "batched follower equilibria per second and market rounds per second"),
     "peers": ("benchmarks.bench_peers", "bilevel, EPEC and Nash instances with published answers (BASBLib, MacMPEC, ...)"),
     "certificate": ("benchmarks.bench_certificate", "the batched certificate against the sequential one, side by side"),
+    "sweep": ("benchmarks.bench_sweep", "a sweep by continuation against cold solves of its points, interleaved"),
 }
 
 DESCRIPTION = ("MetaTrading: exact equilibria of FL incentive mechanisms for vehicular metaverse services, "

@@ -225,6 +225,12 @@ TABLE = [
     (["bench", "certificate", "--seed", "-1", "--sizes", "20x3", "--out", NEW], "--seed: must be >= 0"),
     (["bench", "certificate", "--sizes", "20by3", "--out", NEW], "--sizes"),
     (["bench", "certificate", "--sizes", "20x3", "--out", OLD], "--out"),
+    # bench sweep
+    (["bench", "sweep", "--repeats", "0", "--out", NEW], "--repeats"),
+    (["bench", "sweep", "--values", "0.3:0.5:3", "--repeats", "4", "--out", NEW], "--repeats"),
+    (["bench", "sweep", "--param", "nope", "--out", NEW], "--param"),
+    (["bench", "sweep", "--values", "-1,0.5", "--out", NEW], "--values"),
+    (["bench", "sweep", "--out", OLD], "--out"),
     # sweep
     (["sweep", "--param", "nosuch", "--values", "1,2", "--out", NEW], "--param"),
     (["sweep", "--param", "rho", "--values", "0.5:1", "--out", NEW], "--values"),
