@@ -22,7 +22,7 @@ from models.errors import InputError
 ray = pytest.importorskip("ray")
 
 #: keys of a record that measure time, not the result
-TIMING = {"seconds", "solve_seconds", "sensitivity_seconds", "timings"}
+TIMING = {"seconds", "solve_seconds", "sensitivity_seconds", "timings", "task_seconds"}
 
 
 def _free_ports(n: int) -> list[int]:
