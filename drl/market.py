@@ -159,7 +159,7 @@ class Market:
         R = clip_rewards(R, self.Rmax)
         eq = solve_followers(self.cf, R, f0=self.f, options=self.options.solver)
         if not bool(eq.converged.all()):  # a cold start for the few that a warm start failed
-            cold = solve_followers(self.cf if self.cf.Q.shape[0] == 1 else _take(self.cf, ~eq.converged),
+            cold = solve_followers(self.cf.take(~eq.converged),
                                    R[~eq.converged], options=self.options.solver)
             eq = _merge(eq, cold, ~eq.converged)
         V = market_utilities(self.cf, R, eq.iom)
@@ -202,11 +202,6 @@ class Market:
 
 #: the tensors of :class:`Coefficients` (the rest: ``eps0``, ``mechanism``)
 _COEFFICIENT_TENSORS = ("Q", "alpha", "beta", "e", "F", "lam")
-
-
-def _take(cf: Coefficients, mask: torch.Tensor) -> Coefficients:
-    return Coefficients(Q=cf.Q[mask], alpha=cf.alpha[mask], beta=cf.beta[mask], e=cf.e[mask], F=cf.F,
-                        lam=cf.lam, eps0=cf.eps0, mechanism=cf.mechanism)
 
 
 def _merge(eq: BatchEquilibrium, cold: BatchEquilibrium, mask: torch.Tensor) -> BatchEquilibrium:

@@ -246,21 +246,18 @@ def _solved_in_chunks(cf: Any, R: np.ndarray, f0: np.ndarray | None, read: Calla
     (OpenMP threads waiting for a core) and 20 us with one."""
     import torch
 
-    from models.batch_followers import Coefficients, SolverOptions, solve_followers
+    from models.batch_followers import SolverOptions, solve_followers
 
     N, M = cf.shape
     chunk = max(1, _BATCH_PAIRS // max(1, N * M))
     compact = SolverOptions(compact=True)  # a large batch (a sweep's block) sets its converged markets aside
-    per_market = cf.Q.shape[0] > 1
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
         out = []
         for a in range(0, len(R), chunk):
             s = slice(a, a + chunk)
-            lam = cf.lam[s] if cf.lam.dim() == 2 else cf.lam
-            ck = (Coefficients(Q=cf.Q[s], alpha=cf.alpha[s], beta=cf.beta[s], e=cf.e[s], F=cf.F[s], lam=lam,
-                               eps0=cf.eps0, mechanism=cf.mechanism) if per_market else cf)
+            ck = cf.take(s)
             Rk = torch.as_tensor(R[s], dtype=cf.Q.dtype)
             fk = None if f0 is None else torch.as_tensor(f0[s], dtype=cf.Q.dtype)
             out.append(read(ck, Rk, solve_followers(ck, Rk, f0=fk, options=compact)))

@@ -128,6 +128,17 @@ class Coefficients:
             eps0=float(sc.eps0), mechanism=Mechanism(sc.mechanism),
         )
 
+    def take(self, index: Any) -> "Coefficients":
+        """The coefficients of the markets ``index`` (a mask, indices or a slice) of a batch with
+        one set per market; a field shared by all (first axis 1, or ``lam`` of shape (M,)) stays
+        as it is, and so does the whole of a one-scenario batch."""
+        count = int(self.Q.shape[0])
+        if count == 1:
+            return self
+        pick = lambda t: t[index] if t.dim() >= 2 and t.shape[0] == count else t  # noqa: E731
+        return Coefficients(Q=pick(self.Q), alpha=pick(self.alpha), beta=pick(self.beta), e=pick(self.e),
+                            F=pick(self.F), lam=pick(self.lam), eps0=self.eps0, mechanism=self.mechanism)
+
     @property
     def shape(self) -> tuple[int, int]:
         """(N, M)."""
@@ -294,20 +305,12 @@ def _iterate(cf: Coefficients, Rb: torch.Tensor, has: torch.Tensor, F: torch.Ten
             if 2 * int(left.sum()) <= len(idx):
                 f_out[idx], mu_out[idx] = f, mu
                 keep = torch.nonzero(left).squeeze(-1)
-                part = (_markets(part[0], keep, len(idx)), *(t[keep] for t in part[1:]))
+                part = (part[0].take(keep), *(t[keep] for t in part[1:]))
                 idx, f, mu = idx[keep], f[keep], mu[keep]
         else:
             f, mu = f_new, mu_new
     f_out[idx], mu_out[idx] = f, mu
     return f_out, mu_out, residual, it
-
-
-def _markets(cf: Coefficients, keep: torch.Tensor, count: int) -> Coefficients:
-    """The coefficients of the markets ``keep`` of ``count`` (a field shared by all, its first
-    axis 1, as it is)."""
-    pick = lambda t: t[keep] if t.dim() >= 2 and t.shape[0] == count and count > 1 else t  # noqa: E731
-    return Coefficients(Q=pick(cf.Q), alpha=pick(cf.alpha), beta=pick(cf.beta), e=pick(cf.e), F=pick(cf.F),
-                        lam=pick(cf.lam), eps0=cf.eps0, mechanism=cf.mechanism)
 
 
 def solve_followers(
